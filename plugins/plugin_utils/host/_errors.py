@@ -1,0 +1,22 @@
+# Copyright: contributors to deadline_cloud.cmf
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import annotations
+
+
+class HostOperationError(Exception):
+    """An operation the host refused or could not do, with a stable code and a message for `msg`.
+
+    Codes are compared by the Python side; messages are shown to the operator as they are.
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+# Codes shared by every implementation of the host.
+FILE_CHANGED = "FILE_CHANGED"          # the file's hash is not the one that was read
+FILE_EXISTS = "FILE_EXISTS"            # asked to create a file that exists
+FILE_NOT_FOUND = "FILE_NOT_FOUND"
+FOLDER_NOT_FOUND = "FOLDER_NOT_FOUND"

@@ -1,0 +1,41 @@
+# Copyright: contributors to deadline_cloud.cmf
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The remote operations a worker offers: one name, one parameter set, one script each.
+
+This registry is the contract between the Python side and the host: the PowerShell
+implementation runs ``powershell/<name>.ps1`` with exactly these parameters, the simulated
+worker implements the same names, and a test holds every script's ``param()`` block to it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Operation:
+    name: str
+    parameters: frozenset[str]
+    changes_host: bool  # such operations are never called in check mode
+
+    def check_parameters(self, given: dict) -> None:
+        missing = self.parameters - given.keys()
+        unknown = given.keys() - self.parameters
+        if missing or unknown:
+            raise ValueError(
+                f"operation {self.name}: missing parameters {sorted(missing)}, unknown {sorted(unknown)}"
+            )
+
+
+def _op(name: str, *parameters: str, changes_host: bool) -> Operation:
+    return Operation(name, frozenset(parameters), changes_host)
+
+
+OPERATIONS: dict[str, Operation] = {
+    op.name: op
+    for op in (
+        # files
+        _op("read_file", "path", changes_host=False),
+        _op("write_file", "path", "content", "expected_sha256", "backup", changes_host=True),
+    )
+}

@@ -1,0 +1,83 @@
+# Copyright: contributors to deadline_cloud.cmf
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Runs each operation's script on a Windows host through ansible.windows.win_powershell.
+
+Values travel as ``parameters`` (bound to the script's ``param()`` block), never interpolated
+into the script text. A script reports a refusal as ``$Ansible.Result = @{error_code; error}``.
+"""
+
+from __future__ import annotations
+
+import pkgutil
+import re
+from typing import Any
+
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host import Host
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._errors import HostOperationError
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._operations import Operation
+
+_SCRIPT_PACKAGE = "ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host"
+_RESULT_DEPTH = 10  # win_powershell's default of 2 would stringify nested results
+UNEXPECTED = "HOST_ERROR"
+
+
+# A line `#cmf:include Name` (after the param block) is replaced by powershell/lib/Name.ps1, so
+# that helpers shared by several operations (resolving an account, reading its rights) exist once
+# while each operation still travels to the host as one self-contained script.
+_INCLUDE = re.compile(r"^#cmf:include (?P<name>[A-Za-z0-9]+)[ \t]*$", re.MULTILINE)
+
+
+def _resource(relative: str) -> str:
+    data = pkgutil.get_data(_SCRIPT_PACKAGE, f"powershell/{relative}")
+    if data is None:
+        raise FileNotFoundError(f"powershell/{relative}")
+    return data.decode("utf-8")
+
+
+def script_text(operation: str) -> str:
+    """The script of ``operation`` as it is sent to the host, with its includes expanded."""
+    return _INCLUDE.sub(lambda m: _resource(f"lib/{m.group('name')}.ps1").rstrip("\n"), _resource(f"{operation}.ps1"))
+
+
+def powershell_parameter_name(name: str) -> str:
+    """``expected_sha256`` -> ``ExpectedSha256``: Python's names, as the scripts declare them."""
+    return "".join(part[:1].upper() + part[1:] for part in name.split("_"))
+
+
+def _first_error_message(result: dict) -> str:
+    for record in result.get("error") or []:
+        message = (record.get("exception") or {}).get("message") or record.get("output")
+        if message:
+            return str(message).strip()
+    return str(result.get("msg") or "the script failed without an error record")
+
+
+class PowerShellHost(Host):
+    def __init__(self, action: Any, task_vars: dict, check_mode: bool) -> None:
+        super().__init__(check_mode)
+        self._action = action
+        self._task_vars = task_vars
+
+    def _invoke(self, op: Operation, parameters: dict) -> dict:
+        result = self._action._execute_module(
+            module_name="ansible.windows.win_powershell",
+            module_args={
+                "script": script_text(op.name),
+                "parameters": {powershell_parameter_name(k): v for k, v in parameters.items()},
+                "depth": _RESULT_DEPTH,
+                "error_action": "stop",
+            },
+            task_vars=self._task_vars,
+        )
+        if result.get("unreachable"):
+            raise HostOperationError(UNEXPECTED, f"{op.name}: host unreachable: {result.get('msg')}")
+        if result.get("failed"):
+            raise HostOperationError(UNEXPECTED, f"{op.name} failed on the host: {_first_error_message(result)}")
+        if result.get("msg") == "skipped, running in check mode":
+            raise HostOperationError(UNEXPECTED, f"{op.name}: the script does not declare SupportsShouldProcess")
+        payload = result.get("result") or {}
+        if not isinstance(payload, dict):
+            raise HostOperationError(UNEXPECTED, f"{op.name} returned {type(payload).__name__}, not an object")
+        if payload.get("error_code"):
+            raise HostOperationError(str(payload["error_code"]), str(payload.get("error") or payload["error_code"]))
+        return payload

@@ -1,0 +1,222 @@
+# Copyright: contributors to deadline_cloud.cmf
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The simulated worker: a Windows CMF worker kept in a state file (see STATE.md).
+
+Everything here is plain Python so that tests and benchmarks can drive it without Ansible. The
+connection plugin ``deadline_cloud.cmf.simulated_worker`` only wires :func:`run_operation` to a
+task's connection options.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import fcntl
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import yaml
+
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host import Host
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._errors import HostOperationError
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._operations import OPERATIONS, Operation
+
+
+class StateFileError(Exception):
+    """The state file is missing or malformed: the task fails with this message."""
+
+
+class ConnectionDropped(Exception):
+    """A remote call that never came back (the ``fail_next`` fault)."""
+
+
+class SimulatedState:
+    """A worker's state with Windows' rules for looking things up (case-insensitive paths)."""
+
+    def __init__(self, data: dict) -> None:
+        self.data = data
+
+    @property
+    def hostname(self) -> str:
+        return str(self.data.get("hostname") or "WORKER")
+
+    # files -----------------------------------------------------------------------------
+    @staticmethod
+    def _path_key(path: str) -> str:
+        return path.replace("/", "\\").rstrip("\\").casefold()
+
+    def _files(self) -> dict:
+        files = self.data.get("files")
+        if not isinstance(files, dict):
+            files = self.data["files"] = {}
+        return files
+
+    def file_name(self, path: str) -> str | None:
+        """The name the state file uses for ``path``, matched as Windows matches paths."""
+        wanted = self._path_key(path)
+        for name in self._files():
+            if self._path_key(name) == wanted:
+                return name
+        return None
+
+    def read_bytes(self, path: str) -> bytes | None:
+        name = self.file_name(path)
+        if name is None:
+            return None
+        entry = self._files()[name] or {}
+        if "base64" in entry:
+            return base64.b64decode(entry["base64"])
+        return str(entry.get("text", "")).encode("utf-8")
+
+    def write_bytes(self, path: str, data: bytes) -> None:
+        name = self.file_name(path) or path
+        try:
+            text = data.decode("utf-8")
+            readable = not text.startswith("\ufeff")
+        except UnicodeDecodeError:
+            readable = False
+        self._files()[name] = {"text": text} if readable else {"base64": base64.b64encode(data).decode("ascii")}
+
+
+# The operations, by name. Each takes the state and the operation's parameters and returns a
+# JSON-able result, or raises HostOperationError before changing anything.
+SimulatedOperation = Callable[[SimulatedState, dict], dict]
+
+
+def _registry() -> dict[str, SimulatedOperation]:
+    from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._simulated_files import OPERATIONS as files
+
+    return {**files}
+
+
+class StateFile:
+    """One host's state file: read at each call, written back atomically under a lock."""
+
+    def __init__(self, path: str) -> None:
+        self.path = os.path.abspath(path)
+
+    def load(self) -> dict:
+        try:
+            with open(self.path, encoding="utf-8") as handle:
+                text = handle.read()
+        except FileNotFoundError:
+            raise StateFileError(f"simulated worker state file {self.path} does not exist") from None
+        except OSError as error:
+            raise StateFileError(f"simulated worker state file {self.path} cannot be read: {error}") from None
+        try:
+            data = json.loads(text) if self._is_json(text) else yaml.safe_load(text)
+        except (ValueError, yaml.YAMLError) as error:
+            raise StateFileError(f"simulated worker state file {self.path} is not valid YAML or JSON: {error}") from None
+        if not isinstance(data, dict):
+            raise StateFileError(f"simulated worker state file {self.path} must hold a mapping, not {type(data).__name__}")
+        return data
+
+    def save(self, data: dict) -> None:
+        folder = os.path.dirname(self.path)
+        if self.path.endswith(".json"):
+            text = json.dumps(data, indent=2) + "\n"
+        else:
+            text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=4096)
+        fd, temp = tempfile.mkstemp(prefix=".state-", dir=folder)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
+            os.replace(temp, self.path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp)
+            raise
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[dict]:
+        """The state, exclusively; saved on leaving, even when the operation raised."""
+        with open(self.path + ".lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                data = self.load()
+                try:
+                    yield data
+                finally:
+                    self.save(data)
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _is_json(self, text: str) -> bool:
+        return self.path.endswith(".json") or text.lstrip().startswith("{")
+
+
+def _count_call(data: dict, operation: str) -> None:
+    calls = data.get("calls")
+    if not isinstance(calls, dict):
+        calls = data["calls"] = {}
+    calls[operation] = int(calls.get(operation, 0)) + 1
+    data["calls_total"] = int(data.get("calls_total", 0)) + 1
+
+
+def _take_injected_failure(faults: dict, operation: str) -> bool:
+    pending = faults.get("fail_next") or []
+    if operation in pending:
+        pending.remove(operation)
+        faults["fail_next"] = pending
+        return True
+    return False
+
+
+def _another_writer_changes(state: SimulatedState, faults: dict, operation: str, parameters: dict) -> None:
+    """The ``modify_between_read_and_write`` fault: someone edits the file right after it is read."""
+    target = faults.get("modify_between_read_and_write")
+    if not target or operation != "read_file" or state.file_name(parameters["path"]) != state.file_name(target):
+        return
+    current = state.read_bytes(target) or b""
+    newline = b"\r\n" if b"\r\n" in current else b"\n"
+    state.write_bytes(target, current + b"# edited by another writer" + newline)
+    del faults["modify_between_read_and_write"]  # once, like a real concurrent edit
+
+
+def run_operation(state_path: str, operation: str, parameters: dict) -> dict:
+    """One remote call on the simulated worker whose state is in ``state_path``."""
+    op: Operation = OPERATIONS[operation]
+    op.check_parameters(parameters)
+    implementation = _registry()[operation]
+    state_file = StateFile(state_path)
+    latency = 0.0
+    with state_file.locked() as data:
+        state = SimulatedState(data)
+        faults = data.get("faults") or {}
+        latency = float(faults.get("latency_ms") or 0) / 1000.0
+        _count_call(data, operation)
+        if _take_injected_failure(faults, operation):
+            raise ConnectionDropped(
+                f"simulated worker {state.hostname}: the connection dropped during {operation} (fault fail_next)"
+            )
+        result = implementation(state, parameters)
+        _another_writer_changes(state, faults, operation, parameters)
+    if latency:
+        time.sleep(latency)
+    return result
+
+
+class SimulatedHost(Host):
+    """The host seen through a ``deadline_cloud.cmf.simulated_worker`` connection."""
+
+    def __init__(self, connection: Any, check_mode: bool) -> None:
+        super().__init__(check_mode)
+        self._connection = connection
+
+    def _invoke(self, op: Operation, parameters: dict) -> dict:
+        return self._connection.run_operation(op.name, parameters)
+
+
+__all__ = [
+    "ConnectionDropped",
+    "HostOperationError",
+    "SimulatedHost",
+    "SimulatedState",
+    "StateFile",
+    "StateFileError",
+    "run_operation",
+]

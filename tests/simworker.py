@@ -1,0 +1,130 @@
+# Copyright: contributors to deadline_cloud.cmf
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Test helpers: the collection on a collections path, simulated workers, ansible-playbook runs."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED = REPO_ROOT.parent / "shared"
+EXAMPLES = REPO_ROOT / "playbooks" / "simulated"  # the collection's own example states
+WORKER_TOML = r"C:\ProgramData\Amazon\Deadline\Config\worker.toml"
+
+
+def collections_root() -> Path:
+    """A folder holding ansible_collections/deadline_cloud/cmf -> this source tree (outside it)."""
+    tag = hashlib.sha256(str(REPO_ROOT).encode()).hexdigest()[:12]
+    root = Path(tempfile.gettempdir()) / f"deadline-cloud-cmf-{os.getuid()}-{tag}"
+    link = root / "ansible_collections" / "deadline_cloud" / "cmf"
+    if not link.is_symlink():
+        link.parent.mkdir(parents=True, exist_ok=True)
+        tmp = link.with_name(f".cmf-{os.getpid()}")
+        tmp.symlink_to(REPO_ROOT, target_is_directory=True)
+        os.replace(tmp, link)
+    return root
+
+
+def load_state(path: Path) -> dict:
+    return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+
+
+def save_state(path: Path, state: dict) -> Path:
+    Path(path).write_text(yaml.safe_dump(state, sort_keys=False, width=4096), encoding="utf-8")
+    return Path(path)
+
+
+def example_state(name: str = "installer-default") -> dict:
+    """An example state: the shared contract's when it is beside the clone, else the collection's own."""
+    shared = SHARED / "simulated-worker" / "examples" / f"{name}.yml"
+    source = shared if shared.exists() else EXAMPLES / f"{name}.yml"
+    return copy.deepcopy(yaml.safe_load(source.read_text(encoding="utf-8")))
+
+
+def file_bytes(state: dict, path: str = WORKER_TOML) -> bytes | None:
+    wanted = path.casefold()
+    for name, entry in (state.get("files") or {}).items():
+        if name.casefold() == wanted:
+            if "base64" in entry:
+                return base64.b64decode(entry["base64"])
+            return entry["text"].encode("utf-8")
+    return None
+
+
+def set_file_bytes(state: dict, data: bytes, path: str = WORKER_TOML) -> dict:
+    files = state.setdefault("files", {})
+    for name in list(files):
+        if name.casefold() == path.casefold():
+            del files[name]
+    files[path] = {"base64": base64.b64encode(data).decode("ascii")}
+    return state
+
+
+def write_inventory(tmp_path: Path, states: dict[str, Path], extra_vars: dict | None = None) -> Path:
+    hosts = {
+        name: {"ansible_connection": "deadline_cloud.cmf.simulated_worker", "simulated_worker_state": str(path)}
+        for name, path in states.items()
+    }
+    inventory = {"all": {"children": {"deadline_workers": {"hosts": hosts}}, "vars": extra_vars or {}}}
+    path = tmp_path / "inventory.yml"
+    path.write_text(yaml.safe_dump(inventory, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def ansible_env(**extra: str) -> dict:
+    env = dict(os.environ)
+    env.update(
+        ANSIBLE_COLLECTIONS_PATH=str(collections_root()),
+        ANSIBLE_HOST_KEY_CHECKING="False",
+        ANSIBLE_RETRY_FILES_ENABLED="False",
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_FORCE_COLOR="0",
+        ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default",
+        ANSIBLE_CALLBACKS_ENABLED="",
+        ANSIBLE_LOCALHOST_WARNING="False",
+        ANSIBLE_INVENTORY_UNPARSED_WARNING="False",
+        ANSIBLE_PYTHON_INTERPRETER=sys.executable,
+    )
+    env.update(extra)
+    return env
+
+
+def run_playbook(playbook: Path, inventory: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    bindir = Path(sys.executable).parent
+    command = [str(bindir / "ansible-playbook"), "-i", str(inventory), str(playbook), *args]
+    return subprocess.run(command, capture_output=True, text=True, env=env or ansible_env(), check=False, timeout=600)
+
+
+def write_playbook(tmp_path: Path, tasks: list, name: str = "play.yml", **play: object) -> Path:
+    document = [{"name": "Test play", "hosts": "deadline_workers", "gather_facts": False, **play, "tasks": tasks}]
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def dump_task(tmp_path: Path, var: str) -> dict:
+    """A task that writes a registered variable of each host to results-<host>.json."""
+    return {
+        "name": f"Save {var}",
+        "ansible.builtin.copy": {
+            "content": "{{ " + var + " | to_nice_json }}",
+            "dest": str(tmp_path) + "/" + var + "-{{ inventory_hostname }}.json",
+            "mode": "0644",
+        },
+        "delegate_to": "localhost",
+        "vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable},
+    }
+
+
+def read_dump(tmp_path: Path, var: str, host: str) -> dict:
+    return json.loads((tmp_path / f"{var}-{host}.json").read_text(encoding="utf-8"))
