@@ -1,0 +1,155 @@
+#!/usr/bin/python
+# Copyright: contributors to deadline_cloud.cmf
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+DOCUMENTATION = r"""
+---
+module: worker_toml
+short_description: Set or remove keys of a Deadline Cloud worker agent's worker.toml
+version_added: 0.1.0
+description:
+  - Sets or removes keys of the AWS Deadline Cloud worker agent's configuration file on a Windows
+    worker, in one read and one atomic write, so that keys that must change together never land half-way.
+  - The file is edited on the controller with tomlkit. Everything the change does not touch stays
+    byte for byte, including comments, blank lines, key order, quoting, other tables and the line endings.
+  - A key that exists changes in place. Where the table holds only a commented-out example of the key
+    (C(# run_jobs_as_agent_user = true), as the agent's example file does), the key takes that line's place.
+    Otherwise it is added at the end of the table's own lines. A missing table is added.
+  - Removing a key (O(state=absent)) leaves the old line as a comment.
+  - The file is written as UTF-8 without a byte order mark. A BOM or UTF-16 stops the worker agent;
+    they are removed and the result says so in RV(warnings).
+  - The write happens only if the file still has the content that was read; otherwise the task fails
+    and the file is left as the other writer left it.
+  - One remote call when nothing changes, two when the file is written.
+  - The agent reads worker.toml only when it starts; restart it with M(deadline_cloud.cmf.worker_agent_service).
+options:
+  path:
+    description: Path of worker.toml on the worker.
+    type: str
+    default: C:\ProgramData\Amazon\Deadline\Config\worker.toml
+  table:
+    description:
+      - The table of the key, for example V(os). A sub-table is dotted, for example V(capabilities.amounts).
+      - Required with O(key). Mutually exclusive with O(settings).
+    type: str
+  key:
+    description: The key to set or remove. Mutually exclusive with O(settings).
+    type: str
+  value:
+    description:
+      - The value of the key when O(state=present) - a bool, integer, float, string or list, written as that TOML type.
+    type: raw
+  state:
+    description:
+      - V(present) sets the key to O(value); V(absent) leaves no active assignment of the key in the table.
+      - Defaults to V(present).
+    type: str
+    choices: [present, absent]
+  settings:
+    description:
+      - Several keys applied together in one read and one write, each with O(settings[].table),
+        O(settings[].key), O(settings[].value) and O(settings[].state).
+      - Mutually exclusive with O(table), O(key), O(value) and O(state).
+    type: list
+    elements: dict
+    suboptions:
+      table:
+        description: The table of the key.
+        type: str
+        required: true
+      key:
+        description: The key.
+        type: str
+        required: true
+      value:
+        description: The value, for V(present).
+        type: raw
+      state:
+        description: V(present) or V(absent).
+        type: str
+        default: present
+        choices: [present, absent]
+  backup:
+    description: Keep a timestamped copy of the file beside it before writing, and return its path.
+    type: bool
+    default: false
+  validate:
+    description:
+      - Refuse to write a result the agent would not accept - invalid TOML, a missing required table,
+        a key the agent knows with a value of the wrong type, or a known key in a table where the agent ignores it.
+      - Keys whose table moved between agent releases only warn when found elsewhere.
+    type: bool
+    default: true
+  create:
+    description: Create the file when it does not exist. Without it, a missing file fails the task.
+    type: bool
+    default: false
+notes:
+  - Runs on the controller; the worker is reached through the task's connection (any Windows connection
+    with M(ansible.windows.win_powershell), or P(deadline_cloud.cmf.simulated_worker#connection)).
+  - Supports check mode and diff mode.
+seealso:
+  - module: deadline_cloud.cmf.worker_agent_info
+  - module: deadline_cloud.cmf.worker_agent_service
+attributes:
+  check_mode:
+    support: full
+    description: Reports what would change and changes nothing.
+  diff_mode:
+    support: full
+    description: Shows a unified diff of the file.
+  platform:
+    platforms: windows
+    description: Windows workers, reached through any Windows connection or the simulated worker.
+author:
+  - deadline_cloud.cmf maintainers
+"""
+
+EXAMPLES = r"""
+- name: Let WORKER_AGENT_USER jobs run (one write, so the opt-in never meets a job user)
+  deadline_cloud.cmf.worker_toml:
+    settings:
+      - {table: os, key: run_jobs_as_agent_user, value: true}
+      - {table: os, key: windows_job_user, state: absent}
+      - {table: os, key: impersonation, state: absent}
+    backup: true
+
+- name: Turn on verbose logging
+  deadline_cloud.cmf.worker_toml:
+    table: logging
+    key: verbose
+    value: true
+
+- name: Declare an amount capability
+  deadline_cloud.cmf.worker_toml:
+    table: capabilities.amounts
+    key: amount.slots
+    value: 20
+"""
+
+RETURN = r"""
+path:
+  description: The file that was edited.
+  returned: always
+  type: str
+  sample: C:\ProgramData\Amazon\Deadline\Config\worker.toml
+previous:
+  description: The value each key had before, by table and key; null where the key was not set.
+  returned: always
+  type: dict
+  sample: {"os": {"run_jobs_as_agent_user": null, "windows_job_user": "job-user"}}
+backup_file:
+  description: The backup copy made beside the file, when O(backup=true) and the file was written.
+  returned: always
+  type: str
+  sample: C:\ProgramData\Amazon\Deadline\Config\worker.toml.20261128-101500.bak
+diff:
+  description: The file before and after, shown as a unified diff.
+  returned: changed, in diff mode
+  type: dict
+warnings:
+  description: A byte order mark or UTF-16 that was removed, and known keys in a table where some agent releases ignore them.
+  returned: when there is something to warn about
+  type: list
+  elements: str
+"""

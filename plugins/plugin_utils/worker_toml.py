@@ -1,0 +1,325 @@
+# Copyright: contributors to deadline_cloud.cmf
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Editing worker.toml the way an operator would by hand, with tomlkit.
+
+Everything a change does not touch stays byte for byte: comments, blank lines, key order,
+quoting, other tables and the line endings. A key that exists changes in place; a key the file
+only shows as a commented-out example (``# run_jobs_as_agent_user = true``, as the agent's
+example file does) takes that line's place; otherwise it goes at the end of its table's own
+lines. Removing a key comments its line out, so the operator still sees what was there.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import tomlkit
+from tomlkit.container import Container, OutOfOrderTableProxy
+from tomlkit.exceptions import TOMLKitError
+from tomlkit.items import Comment, InlineTable, Item, Key, Null, Table, Trivia
+
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils import agent_config
+
+PRESENT = "present"
+ABSENT = "absent"
+_MISSING = object()
+
+
+class WorkerTomlError(Exception):
+    """The edit cannot be made; the message is the task's ``msg`` and nothing is written."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    table: str  # a table name, dotted for a sub-table ("capabilities.amounts")
+    key: str
+    value: Any = None
+    state: str = PRESENT
+
+    @property
+    def name(self) -> str:
+        return f"[{self.table}] {self.key}"
+
+
+@dataclass
+class Edit:
+    """The outcome of applying settings to a file's bytes."""
+
+    data: bytes  # the new file, UTF-8 without BOM
+    text: str
+    original_text: str
+    changed: bool
+    previous: dict[str, dict[str, Any]] = field(default_factory=dict)  # {table: {key: old value or None}}
+    warnings: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------------
+# bytes and line endings
+
+
+def _newline_of(text: str) -> str:
+    """CRLF when every line ends so; a file that mixes them keeps LF for what we add."""
+    return "\r\n" if "\r\n" in text and text.count("\n") == text.count("\r\n") else "\n"
+
+
+def decode(data: bytes, path: str) -> tuple[str, list[str]]:
+    """The text of ``data``; a BOM or UTF-16 is removed and said in the warnings (either stops the agent)."""
+    decoded = agent_config.decode_config(data, path)
+    if decoded.text is None:
+        raise WorkerTomlError(f"{path} is not UTF-8 text ({decoded.agent_error}); nothing was changed")
+    warnings = []
+    if decoded.encoding == "utf-8-bom":
+        warnings.append(
+            f"{path} started with a UTF-8 byte order mark, which stops the worker agent "
+            "(\"is not valid TOML: Invalid statement (at line 1, column 1)\"); it is written without one"
+        )
+    elif decoded.encoding == "utf-16":
+        warnings.append(f"{path} was UTF-16, which stops the worker agent (it reads strict UTF-8); it is written as UTF-8")
+    return decoded.text, warnings
+
+
+# ---------------------------------------------------------------------------------------------
+# finding things in a tomlkit document
+
+
+def _lookup_table(document: tomlkit.TOMLDocument, dotted: str) -> Any:
+    """The table at ``dotted`` (a Table, an out-of-order proxy or an inline table), or None."""
+    node: Any = document
+    for part in dotted.split("."):
+        if not hasattr(node, "get"):
+            return None
+        node = node.get(part)
+        if node is None:
+            return None
+    if isinstance(node, (Table, InlineTable, OutOfOrderTableProxy)):
+        return node
+    raise WorkerTomlError(f"[{dotted}] is not a table in this file but a {type(node).__name__.lower()} value")
+
+
+def _parts(table: Any) -> list[Table]:
+    """The header tables a logical table is written in (a table may be split by others)."""
+    if isinstance(table, OutOfOrderTableProxy):
+        return [t for t in table._tables if isinstance(t, Table)]
+    return [table] if isinstance(table, Table) else []
+
+
+def _comment_pattern(key: str) -> re.Pattern[str]:
+    quoted = re.escape(key)
+    return re.compile(rf'^#+\s*(?:{quoted}|"{quoted}"|\'{quoted}\')\s*=')
+
+
+def _commented_example(table: Any, key: str) -> tuple[Container, int] | None:
+    """The last commented-out assignment of ``key`` among the table's own lines."""
+    pattern = _comment_pattern(key)
+    found = None
+    for part in _parts(table):
+        body = part.value.body
+        for index, (item_key, item) in enumerate(body):
+            if item_key is None and isinstance(item, Comment) and pattern.match(item.trivia.comment.strip()):
+                found = (part.value, index)
+    return found
+
+
+def _assignment_position(table: Any, key: str) -> tuple[Container, int] | None:
+    for part in _parts(table):
+        for index, (item_key, _item) in enumerate(part.value.body):
+            if item_key is not None and not item_key.is_dotted() and item_key.key == key:
+                return part.value, index
+    return None
+
+
+def _plain(value: Any) -> Any:
+    return value.unwrap() if hasattr(value, "unwrap") else value
+
+
+def _same(a: Any, b: Any) -> bool:
+    """TOML equality: a bool is not an int, an int is not a float."""
+    a, b = _plain(a), _plain(b)
+    return type(a) is type(b) and a == b
+
+
+# ---------------------------------------------------------------------------------------------
+# the edits
+
+
+def _set(document: tomlkit.TOMLDocument, setting: Setting, newline: str) -> bool:
+    table = _lookup_table(document, setting.table)
+    if table is None:
+        new_table = tomlkit.table()
+        new_table.add(setting.key, setting.value)
+        parent_path, _, name = setting.table.rpartition(".")
+        parent = _lookup_table(document, parent_path) if parent_path else document
+        if parent is None:
+            document.add(tomlkit.key(setting.table.split(".")), new_table)
+        else:
+            parent.append(name, new_table)
+        return True
+    current = table.get(setting.key, _MISSING) if hasattr(table, "get") else _MISSING
+    if current is not _MISSING:
+        if _same(current, setting.value):
+            return False
+        table[setting.key] = setting.value  # tomlkit keeps the line's indent and trailing comment
+        return True
+    example = _commented_example(table, setting.key)
+    if example is not None:
+        container, index = example
+        comment = container.body[index][1]
+        item = tomlkit.item(setting.value)
+        item.trivia.indent = comment.trivia.indent
+        item.trivia.trail = comment.trivia.trail or newline
+        _uncomment_at(container, index, setting.key, item)
+        return True
+    table.append(setting.key, setting.value)
+    return True
+
+
+def _uncomment_at(container: Container, index: int, key: str, item: Item) -> None:
+    """The key and value take the place of the commented-out line at body[index]."""
+    container.body[index] = (None, Null())
+    container._insert_at(index, key, item)
+
+
+def _comment_out_at(container: Container, index: int, comment: Comment) -> None:
+    """The assignment at body[index] becomes ``comment``, in the same place."""
+    container._remove_at(index)
+    container.body[index] = (None, comment)
+
+
+def _line_of(key: Key, item: Item) -> str:
+    return f"{key.as_string()}{key.sep}{item.as_string()}"
+
+
+def _unset(document: tomlkit.TOMLDocument, setting: Setting, newline: str) -> bool:
+    table = _lookup_table(document, setting.table)
+    if table is None or setting.key not in table:
+        return False
+    position = _assignment_position(table, setting.key)
+    if position is None:
+        # An inline table or dotted keys: no line of its own to comment out, so say what was removed
+        # on a comment line of its own before the table.
+        old = table[setting.key]
+        del table[setting.key]
+        note = tomlkit.comment(f"{setting.table}.{setting.key} = {old.as_string()} (removed)")
+        note.trivia.trail = newline
+        container = document
+        parent_key = setting.table.split(".")[0]
+        for index, (entry_key, _entry) in enumerate(container.body):
+            if entry_key is not None and entry_key.key == parent_key:
+                container.body.insert(index, (None, note))
+                break
+        else:
+            container.add(note)
+        return True
+    container, index = position
+    key, item = container.body[index]
+    text = _line_of(key, item) + item.trivia.comment_ws + item.trivia.comment
+    lines = text.splitlines() or [""]
+    commented = (newline + item.trivia.indent).join(f"# {line}" for line in lines)
+    replacement = Comment(Trivia(indent=item.trivia.indent, comment_ws="", comment=commented, trail=item.trivia.trail or newline))
+    _comment_out_at(container, index, replacement)
+    return True
+
+
+def _old_value(document: tomlkit.TOMLDocument, setting: Setting) -> Any:
+    try:
+        table = _lookup_table(document, setting.table)
+    except WorkerTomlError:
+        return None
+    if table is None or setting.key not in table:
+        return None
+    return _plain(table[setting.key])
+
+
+def parse_error_message(text: str, path: str) -> str | None:
+    _document, error = agent_config.parse_toml(text)
+    if error is None:
+        return None
+    where = f" at line {error.line}, column {error.column}" if error.line else ""
+    return f"{path} is not valid TOML{where}: {error.message}"
+
+
+def apply_settings(data: bytes | None, settings: list[Setting], path: str) -> Edit:
+    """Apply ``settings`` to the file's bytes (None: a new file). Raises WorkerTomlError."""
+    original_text, warnings = ("", []) if data is None else decode(data, path)
+    problem = parse_error_message(original_text, path)
+    if problem:
+        raise WorkerTomlError(f"{problem}; nothing was changed")
+    newline = _newline_of(original_text)
+    # tomlkit is given LF only, and CRLF is restored after: what it adds then matches the file.
+    working = original_text.replace("\r\n", "\n") if newline == "\r\n" else original_text
+    try:
+        document = tomlkit.parse(working)
+    except TOMLKitError as error:
+        raise WorkerTomlError(f"{path} cannot be edited: {error}; nothing was changed") from None
+    previous: dict[str, dict[str, Any]] = {}
+    for setting in settings:
+        previous.setdefault(setting.table, {})[setting.key] = _old_value(document, setting)
+        if setting.state == PRESENT:
+            _set(document, setting, "\n")
+        else:
+            _unset(document, setting, "\n")
+    text = document.as_string()
+    if newline == "\r\n":
+        text = text.replace("\n", "\r\n")
+    new_data = text.encode("utf-8")
+    return Edit(
+        data=new_data,
+        text=text,
+        original_text=original_text,
+        changed=data != new_data,
+        previous=previous,
+        warnings=warnings,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# validation against the agent's schema
+
+
+@dataclass
+class Validation:
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def check_settings(settings: list[Setting]) -> list[str]:
+    """Values of the wrong type for keys the agent knows, and known keys asked for in another table."""
+    errors = []
+    for setting in settings:
+        if setting.state != PRESENT:
+            continue
+        known = agent_config.KNOWN_KEYS.get(setting.key)
+        if known is None:
+            continue
+        if known.table != setting.table:
+            if known.table_is_stable:
+                errors.append(
+                    f"{setting.name}: the agent reads {setting.key} only from [{known.table}] and ignores it in [{setting.table}]"
+                )
+            continue
+        problem = agent_config.write_type_error(known, setting.value)
+        if problem:
+            errors.append(problem)
+    return errors
+
+
+def validate(text: str, path: str) -> Validation:
+    """What the agent would say about ``text``: refusals are errors, keys it would ignore are too
+    where their table never moved between releases, and warnings where it did."""
+    result = Validation()
+    problem = parse_error_message(text, path)
+    if problem:
+        result.errors.append(problem)
+        return result
+    document, _error = agent_config.parse_toml(text)
+    report = agent_config.check_document(document or {})
+    result.errors.extend(f"the agent would refuse {path}: {error}" for error in report.errors)
+    for key, found_in, belongs_in in report.misplaced:
+        message = f"{key} is in [{found_in}], where the agent ignores it; it belongs in [{belongs_in}]"
+        if agent_config.KNOWN_KEYS[key].table_is_stable:
+            result.errors.append(message)
+        else:
+            result.warnings.append(message + " (in the agent releases this collection knows)")
+    return result
