@@ -37,5 +37,9 @@ OPERATIONS: dict[str, Operation] = {
         # files
         _op("read_file", "path", changes_host=False),
         _op("write_file", "path", "content", "expected_sha256", "backup", changes_host=True),
+        # accounts: rights and local groups
+        _op("read_account", "account", changes_host=False),
+        _op("set_user_rights", "account", "rights", "state", changes_host=True),
+        _op("set_group_membership", "account", "groups", "state", changes_host=True),
     )
 }

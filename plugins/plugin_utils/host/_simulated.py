@@ -88,9 +88,12 @@ SimulatedOperation = Callable[[SimulatedState, dict], dict]
 
 
 def _registry() -> dict[str, SimulatedOperation]:
+    from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._simulated_accounts import (
+        OPERATIONS as accounts,
+    )
     from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._simulated_files import OPERATIONS as files
 
-    return {**files}
+    return {**files, **accounts}
 
 
 class StateFile:

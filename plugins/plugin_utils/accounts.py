@@ -1,0 +1,257 @@
+# Copyright: contributors to deadline_cloud.cmf
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Account names and SIDs, the way Windows reads them: the one place for these rules.
+
+An account is given as ``name``, ``.\\name`` (this computer), ``HOST\\name``, ``DOMAIN\\name``,
+a UPN ``name@domain`` or a SID string ``S-1-...``. Names compare case-insensitively; accounts and
+groups are compared by SID, never by display name.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+# Error codes of account operations (HostOperationError.code), shared by every host.
+ACCOUNT_NOT_FOUND = "ACCOUNT_NOT_FOUND"
+ACCOUNT_AMBIGUOUS = "ACCOUNT_AMBIGUOUS"
+DOMAIN_UNREACHABLE = "DOMAIN_UNREACHABLE"
+GROUP_NOT_FOUND = "GROUP_NOT_FOUND"
+NOT_A_GROUP = "NOT_A_GROUP"
+REMOVAL_REFUSED = "REMOVAL_REFUSED"
+
+# Well-known SIDs (MS-DTYP 2.4.2.4). BUILTIN groups have the same SID on every Windows, whatever
+# their localized name, which is why groups are compared by SID.
+ADMINISTRATORS = "S-1-5-32-544"
+USERS = "S-1-5-32-545"
+GUESTS = "S-1-5-32-546"
+BUILTIN_DOMAIN = "BUILTIN"
+BUILTIN_SID_PREFIX = "S-1-5-32-"
+ADMINISTRATOR_RID = 500
+GUEST_RID = 501
+
+# English names of the BUILTIN groups: a task written for an English host also converges a
+# host whose groups carry localized names (Administratoren, Administrateurs, ...).
+WELL_KNOWN_GROUPS: dict[str, str] = {
+    "administrators": ADMINISTRATORS,
+    "users": USERS,
+    "guests": GUESTS,
+    "power users": "S-1-5-32-547",
+    "account operators": "S-1-5-32-548",
+    "server operators": "S-1-5-32-549",
+    "print operators": "S-1-5-32-550",
+    "backup operators": "S-1-5-32-551",
+    "replicator": "S-1-5-32-552",
+    "remote desktop users": "S-1-5-32-555",
+    "network configuration operators": "S-1-5-32-556",
+    "performance monitor users": "S-1-5-32-558",
+    "performance log users": "S-1-5-32-559",
+    "distributed com users": "S-1-5-32-562",
+    "iis_iusrs": "S-1-5-32-568",
+    "cryptographic operators": "S-1-5-32-569",
+    "event log readers": "S-1-5-32-573",
+    "hyper-v administrators": "S-1-5-32-578",
+    "remote management users": "S-1-5-32-580",
+}
+
+_SID = re.compile(r"^S-1-\d+(-\d+)+$", re.IGNORECASE)
+
+
+class AccountError(Exception):
+    """An account that cannot be resolved: a code (see above) and a message naming the account."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def is_sid(text: str) -> bool:
+    return bool(_SID.match(text.strip()))
+
+
+def normalize_sid(text: str) -> str:
+    """``s-1-5-32-544`` -> ``S-1-5-32-544``; raises ValueError for what is not a SID string."""
+    text = text.strip()
+    if not is_sid(text):
+        raise ValueError(f"{text!r} is not a SID string")
+    return "S" + text[1:]
+
+
+def rid(sid: str) -> int:
+    """The relative identifier: the last sub-authority of the SID."""
+    return int(normalize_sid(sid).rsplit("-", 1)[1])
+
+
+def is_builtin_administrator(sid: str) -> bool:
+    """The account created with Windows (RID 500 in the machine's or a domain's S-1-5-21 space)."""
+    sid = normalize_sid(sid)
+    return sid.startswith("S-1-5-21-") and rid(sid) == ADMINISTRATOR_RID
+
+
+def is_builtin_group(sid: str) -> bool:
+    return normalize_sid(sid).startswith(BUILTIN_SID_PREFIX)
+
+
+def names_equal(left: str, right: str) -> bool:
+    """Windows compares account, group and domain names case-insensitively."""
+    return left.casefold() == right.casefold()
+
+
+def well_known_group_sid(name: str) -> str | None:
+    """The SID of a BUILTIN group given by its English name (``Administrators``), else None."""
+    return WELL_KNOWN_GROUPS.get(name.strip().casefold())
+
+
+@dataclass(frozen=True)
+class AccountName:
+    """An account as the operator wrote it.
+
+    ``domain`` is ``None`` for a bare name (Windows searches well-known, BUILTIN, local, then the
+    domain), ``"."`` for ``.\\name``; ``upn_suffix`` is set for ``name@domain``; ``sid`` for a SID.
+    """
+
+    text: str
+    name: str = ""
+    domain: str | None = None
+    upn_suffix: str | None = None
+    sid: str | None = None
+
+    @property
+    def is_sid(self) -> bool:
+        return self.sid is not None
+
+
+def parse_account(text: str) -> AccountName:
+    """Parse one account reference; raises ValueError for an empty or malformed one."""
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError("an account name must not be empty")
+    raw = text.strip()
+    if is_sid(raw):
+        return AccountName(text=raw, sid=normalize_sid(raw))
+    if "\\" in raw:
+        domain, _, name = raw.partition("\\")
+        if not domain or not name or "\\" in name:
+            raise ValueError(f"{raw!r} is not an account name (expected NAME, .\\NAME, DOMAIN\\NAME, NAME@DOMAIN or a SID)")
+        return AccountName(text=raw, name=name, domain=domain)
+    if "@" in raw:
+        name, _, suffix = raw.rpartition("@")
+        if not name or not suffix:
+            raise ValueError(f"{raw!r} is not an account name (expected NAME, .\\NAME, DOMAIN\\NAME, NAME@DOMAIN or a SID)")
+        return AccountName(text=raw, name=name, upn_suffix=suffix)
+    return AccountName(text=raw, name=raw)
+
+
+def qualified_name(name: str, domain: str | None) -> str:
+    """``DOMAIN\\name`` as Windows' NTAccount prints it; a bare name when there is no domain."""
+    return f"{domain}\\{name}" if domain else name
+
+
+@dataclass(frozen=True)
+class AccountRecord:
+    """One account a host knows: its SID, name and domain (the computer's name for local ones)."""
+
+    sid: str
+    name: str
+    domain: str
+    type: str  # user | group | well_known
+
+
+def account_domain(sid: str, declared: str | None, hostname: str) -> str:
+    """The domain part of an account's NT name: as declared, BUILTIN for S-1-5-32, else the host."""
+    if declared:
+        return declared
+    if is_sid(sid) and is_builtin_group(sid):
+        return BUILTIN_DOMAIN
+    return hostname
+
+
+def _is_local(record: AccountRecord, hostname: str) -> bool:
+    return names_equal(record.domain, hostname) or names_equal(record.domain, BUILTIN_DOMAIN)
+
+
+def _upn_matches(record: AccountRecord, suffix: str) -> bool:
+    # A UPN suffix is a DNS name (corp.example.com); the NetBIOS domain is usually its first label.
+    return names_equal(record.domain, suffix) or names_equal(record.domain, suffix.split(".", 1)[0])
+
+
+def resolve_account(text: str, records: Iterable[AccountRecord], hostname: str) -> AccountRecord:
+    """The one account ``text`` names among ``records``, with Windows' matching rules.
+
+    Raises AccountError: ACCOUNT_NOT_FOUND, ACCOUNT_AMBIGUOUS, or DOMAIN_UNREACHABLE for a
+    ``DOMAIN\\name`` or UPN whose domain the host does not know.
+    """
+    try:
+        wanted = parse_account(text)
+    except ValueError as error:
+        raise AccountError(ACCOUNT_NOT_FOUND, f"account {text!r}: {error}") from None
+    records = list(records)
+    if wanted.sid is not None:
+        for record in records:
+            if normalize_sid(record.sid) == wanted.sid:
+                return record
+        raise AccountError(ACCOUNT_NOT_FOUND, f"account {text!r}: no account has the SID {wanted.sid} on {hostname}")
+    same_name = [r for r in records if names_equal(r.name, wanted.name)]
+    known_domains = {r.domain.casefold() for r in records} | {hostname.casefold(), BUILTIN_DOMAIN.casefold()}
+    if wanted.domain is not None:
+        domain = hostname if wanted.domain == "." else wanted.domain
+        if domain.casefold() not in known_domains:
+            raise AccountError(
+                DOMAIN_UNREACHABLE, f"account {text!r}: the domain {domain!r} cannot be reached from {hostname} to resolve it"
+            )
+        candidates = [r for r in same_name if names_equal(r.domain, domain)]
+        if not candidates and names_equal(domain, hostname):
+            # HOST\Administrators resolves to BUILTIN\Administrators on Windows too.
+            candidates = [r for r in same_name if names_equal(r.domain, BUILTIN_DOMAIN)]
+    elif wanted.upn_suffix is not None:
+        candidates = [r for r in same_name if _upn_matches(r, wanted.upn_suffix)]
+        if not candidates and not any(_upn_matches(r, wanted.upn_suffix) for r in records):
+            raise AccountError(
+                DOMAIN_UNREACHABLE,
+                f"account {text!r}: the domain {wanted.upn_suffix!r} cannot be reached from {hostname} to resolve it",
+            )
+    else:
+        candidates = same_name
+        if len(candidates) > 1:
+            # Windows looks in BUILTIN and the local accounts before any domain.
+            local = [r for r in candidates if _is_local(r, hostname)]
+            candidates = local or candidates
+    if not candidates:
+        raise AccountError(ACCOUNT_NOT_FOUND, f"account {text!r} does not exist on {hostname}")
+    if len(candidates) > 1:
+        found = ", ".join(sorted(qualified_name(r.name, r.domain) for r in candidates))
+        raise AccountError(
+            ACCOUNT_AMBIGUOUS, f"account {text!r} is ambiguous on {hostname}: it names {found}; give DOMAIN\\name or a SID"
+        )
+    return candidates[0]
+
+
+def resolve_local_group(text: str, groups: Mapping[str, str], hostname: str) -> tuple[str, str] | None:
+    """A local group ``(sid, name)`` from a name or SID, among ``groups`` (SID -> local name).
+
+    The local name wins; an English BUILTIN name (``Administrators``) falls back to its
+    well-known SID, so one task converges hosts in any language. None when there is no such group.
+    """
+    raw = text.strip()
+    by_sid = {normalize_sid(sid): name for sid, name in groups.items()}
+    if is_sid(raw):
+        sid = normalize_sid(raw)
+        return (sid, by_sid[sid]) if sid in by_sid else None
+    name = raw
+    if "\\" in raw:
+        domain, _, name = raw.partition("\\")
+        if domain != "." and not names_equal(domain, BUILTIN_DOMAIN) and not names_equal(domain, hostname):
+            return None  # a domain group is not a local group
+    for sid, local_name in by_sid.items():
+        if names_equal(local_name, name):
+            return sid, local_name
+    alias = well_known_group_sid(name)
+    if alias is not None and alias in by_sid:
+        return alias, by_sid[alias]
+    return None
+
+
+def group_ref(sid: str, name: str) -> dict:
+    """A group as the modules return it."""
+    return {"name": name, "sid": sid}

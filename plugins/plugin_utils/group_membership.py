@@ -1,0 +1,126 @@
+# Copyright: contributors to deadline_cloud.cmf
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""One account's membership in local groups: planning by SID, and the safety rules.
+
+Pure logic on an account report (see ``read_account``): check mode plans with it on the
+controller, the simulated worker applies the same plan; the PowerShell operation mirrors the
+safety rules on the host, because a change is one call there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.accounts import (
+    ADMINISTRATORS,
+    GROUP_NOT_FOUND,
+    REMOVAL_REFUSED,
+    AccountError,
+    group_ref,
+    is_builtin_administrator,
+    normalize_sid,
+    resolve_local_group,
+)
+
+PRESENT = "present"
+ABSENT = "absent"
+
+
+@dataclass(frozen=True)
+class MembershipPlan:
+    added: list[dict] = field(default_factory=list)  # [{name, sid}] of groups
+    removed: list[dict] = field(default_factory=list)
+    before: list[dict] = field(default_factory=list)  # every local group the account is in
+    after: list[dict] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.removed)
+
+
+def sorted_groups(groups: Iterable[Mapping]) -> list[dict]:
+    return sorted((group_ref(g["sid"], g["name"]) for g in groups), key=lambda g: (g["name"].casefold(), g["sid"]))
+
+
+def resolve_groups(requested: Iterable[str], local_groups: Iterable[Mapping], hostname: str) -> list[dict]:
+    """The local groups ``requested`` names (names or SIDs), as [{name, sid}] without repeats.
+
+    Raises AccountError(GROUP_NOT_FOUND) naming every group that does not exist.
+    """
+    by_sid = {normalize_sid(g["sid"]): g["name"] for g in local_groups}
+    found: list[dict] = []
+    missing: list[str] = []
+    for text in requested:
+        match = resolve_local_group(str(text), by_sid, hostname)
+        if match is None:
+            missing.append(str(text))
+        elif match[0] not in {g["sid"] for g in found}:
+            found.append(group_ref(*match))
+    if missing:
+        raise AccountError(
+            GROUP_NOT_FOUND,
+            f"no local group {', '.join(repr(m) for m in missing)} on {hostname} "
+            f"(local groups: {', '.join(sorted(by_sid.values(), key=str.casefold))})",
+        )
+    return found
+
+
+def member_enabled(member: Mapping) -> bool:
+    """A member that can still log on: an enabled user, or a group or principal (its members are
+    not expanded). An orphaned SID (deleted or unresolvable account) is not one."""
+    if member.get("orphaned"):
+        return False
+    return member.get("enabled") is not False
+
+
+def removal_refusal(report: Mapping, group: Mapping) -> str | None:
+    """Why removing the account from ``group`` is refused, or None when it is safe.
+
+    Only Administrators is guarded: losing it can lock everyone, Ansible included, out of the host.
+    """
+    if normalize_sid(group["sid"]) != ADMINISTRATORS:
+        return None
+    sid = normalize_sid(report["sid"])
+    who = report.get("name") or sid
+    prefix = f"refusing to remove {who} ({sid}) from {group['name']} ({ADMINISTRATORS}), nothing was changed: "
+    connection_sid = report.get("connection_sid")
+    if connection_sid and normalize_sid(connection_sid) == sid:
+        return prefix + "it is the account Ansible is connected as, which would lose administrator rights mid-run"
+    if is_builtin_administrator(sid):
+        return prefix + "it is the built-in Administrator (RID 500), the account of last resort"
+    members = (report.get("group_members") or {}).get(group["sid"]) or []
+    others = [m for m in members if normalize_sid(m["sid"]) != sid and member_enabled(m)]
+    if not others:
+        return prefix + "it would leave the group with no enabled member"
+    return None
+
+
+def plan_membership(report: Mapping, requested: Iterable[str], state: str) -> MembershipPlan:
+    """Add the account to each requested group it is not in (present), or remove it from each it
+    is in (absent). Raises AccountError for a missing group or a refused removal, before any change."""
+    if state not in (PRESENT, ABSENT):
+        raise ValueError(f"state must be {PRESENT!r} or {ABSENT!r}, not {state!r}")
+    hostname = str(report.get("hostname") or "")
+    wanted = resolve_groups(requested, report.get("local_groups") or [], hostname)
+    before = sorted_groups(report.get("groups") or [])
+    current = {g["sid"] for g in before}
+    if state == PRESENT:
+        added = [g for g in wanted if g["sid"] not in current]
+        removed: list[dict] = []
+    else:
+        added = []
+        removed = [g for g in wanted if g["sid"] in current]
+        for group in removed:
+            refusal = removal_refusal(report, group)
+            if refusal:
+                raise AccountError(REMOVAL_REFUSED, refusal)
+    gone = {g["sid"] for g in removed}
+    after = sorted_groups([*(g for g in before if g["sid"] not in gone), *added])
+    return MembershipPlan(added=added, removed=removed, before=before, after=after)
+
+
+def apply_membership_plan(report: Mapping, plan: MembershipPlan) -> dict:
+    """The account report as it would be after ``plan`` (for check mode). The report's
+    ``group_rights`` covers every local group, so effective rights follow from ``groups``."""
+    return {**report, "groups": list(plan.after)}

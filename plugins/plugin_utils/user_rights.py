@@ -1,0 +1,195 @@
+# Copyright: contributors to deadline_cloud.cmf
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""User rights (privileges and logon rights): their constants, planning, and effective rights.
+
+Pure logic: the modules and every host implementation use these rules, so they exist once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.accounts import group_ref
+
+PRIVILEGES: tuple[str, ...] = (
+    "SeAssignPrimaryTokenPrivilege",
+    "SeAuditPrivilege",
+    "SeBackupPrivilege",
+    "SeChangeNotifyPrivilege",
+    "SeCreateGlobalPrivilege",
+    "SeCreatePagefilePrivilege",
+    "SeCreatePermanentPrivilege",
+    "SeCreateSymbolicLinkPrivilege",
+    "SeCreateTokenPrivilege",
+    "SeDebugPrivilege",
+    "SeDelegateSessionUserImpersonatePrivilege",
+    "SeEnableDelegationPrivilege",
+    "SeImpersonatePrivilege",
+    "SeIncreaseBasePriorityPrivilege",
+    "SeIncreaseQuotaPrivilege",
+    "SeIncreaseWorkingSetPrivilege",
+    "SeLoadDriverPrivilege",
+    "SeLockMemoryPrivilege",
+    "SeMachineAccountPrivilege",
+    "SeManageVolumePrivilege",
+    "SeProfileSingleProcessPrivilege",
+    "SeRelabelPrivilege",
+    "SeRemoteShutdownPrivilege",
+    "SeRestorePrivilege",
+    "SeSecurityPrivilege",
+    "SeShutdownPrivilege",
+    "SeSyncAgentPrivilege",
+    "SeSystemEnvironmentPrivilege",
+    "SeSystemProfilePrivilege",
+    "SeSystemtimePrivilege",
+    "SeTakeOwnershipPrivilege",
+    "SeTcbPrivilege",
+    "SeTimeZonePrivilege",
+    "SeTrustedCredManAccessPrivilege",
+    "SeUndockPrivilege",
+)
+
+LOGON_RIGHTS: tuple[str, ...] = (
+    "SeBatchLogonRight",
+    "SeDenyBatchLogonRight",
+    "SeDenyInteractiveLogonRight",
+    "SeDenyNetworkLogonRight",
+    "SeDenyRemoteInteractiveLogonRight",
+    "SeDenyServiceLogonRight",
+    "SeInteractiveLogonRight",
+    "SeNetworkLogonRight",
+    "SeRemoteInteractiveLogonRight",
+    "SeServiceLogonRight",
+)
+
+ALL_RIGHTS: tuple[str, ...] = PRIVILEGES + LOGON_RIGHTS
+_CANONICAL: dict[str, str] = {right.casefold(): right for right in ALL_RIGHTS}
+
+# A deny logon right wins over its allow right, whoever holds either (the account or a group).
+DENY_OVERRIDES: dict[str, str] = {
+    "SeDenyServiceLogonRight": "SeServiceLogonRight",
+    "SeDenyInteractiveLogonRight": "SeInteractiveLogonRight",
+    "SeDenyNetworkLogonRight": "SeNetworkLogonRight",
+    "SeDenyBatchLogonRight": "SeBatchLogonRight",
+    "SeDenyRemoteInteractiveLogonRight": "SeRemoteInteractiveLogonRight",
+}
+
+PRESENT = "present"
+ABSENT = "absent"
+
+
+class UnknownRightError(ValueError):
+    """Names that are not user-right constants; the message lists the valid ones."""
+
+    def __init__(self, unknown: list[str]) -> None:
+        self.unknown = unknown
+        super().__init__(
+            f"unknown user right{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
+            f"valid rights are: {', '.join(sorted(ALL_RIGHTS))}"
+        )
+
+
+def canonical_right(name: str) -> str | None:
+    """``seservicelogonright`` -> ``SeServiceLogonRight``; None when it is no right."""
+    return _CANONICAL.get(str(name).strip().casefold())
+
+
+def canonical_rights(names: Iterable[str]) -> list[str]:
+    """The rights in canonical case, first occurrence order, without repeats.
+
+    Raises UnknownRightError naming every unknown one (and listing the valid ones).
+    """
+    result: list[str] = []
+    unknown: list[str] = []
+    for name in names:
+        right = canonical_right(name)
+        if right is None:
+            unknown.append(str(name))
+        elif right not in result:
+            result.append(right)
+    if unknown:
+        raise UnknownRightError(unknown)
+    return result
+
+
+def held_rights(rights: Iterable[str]) -> list[str]:
+    """Rights as a host reports them, in canonical case where known (a host may hold rights
+    this list does not know: they are kept as the host spells them), sorted."""
+    seen: dict[str, str] = {}
+    for right in rights:
+        canonical = canonical_right(right) or str(right)
+        seen.setdefault(canonical.casefold(), canonical)
+    return sorted(seen.values(), key=str.casefold)
+
+
+@dataclass(frozen=True)
+class RightsPlan:
+    added: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    before: list[str] = field(default_factory=list)
+    after: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.removed)
+
+
+def plan_rights(current: Iterable[str], wanted: Iterable[str], state: str) -> RightsPlan:
+    """What to add or remove so the account holds each of ``wanted`` directly (present) or none
+    of them (absent). Other rights it holds are left alone."""
+    before = held_rights(current)
+    held = {right.casefold() for right in before}
+    wanted = canonical_rights(wanted)
+    if state == PRESENT:
+        added = [right for right in wanted if right.casefold() not in held]
+        removed: list[str] = []
+    elif state == ABSENT:
+        added = []
+        removed = [right for right in wanted if right.casefold() in held]
+    else:
+        raise ValueError(f"state must be {PRESENT!r} or {ABSENT!r}, not {state!r}")
+    gone = {right.casefold() for right in removed}
+    after = held_rights([*(r for r in before if r.casefold() not in gone), *added])
+    return RightsPlan(added=added, removed=removed, before=before, after=after)
+
+
+def apply_rights_plan(report: dict, plan: RightsPlan) -> dict:
+    """The account report as it would be after ``plan`` (for check mode)."""
+    return {**report, "rights": list(plan.after)}
+
+
+def effective_rights(report: Mapping) -> dict[str, list[dict]]:
+    """The rights the account gets through the local groups it is in: right -> [{name, sid}] of
+    each group it comes from (e.g. SeShutdownPrivilege via Administrators)."""
+    names = {group["sid"]: group["name"] for group in report.get("groups") or []}
+    result: dict[str, list[dict]] = {}
+    for group_sid, rights in (report.get("group_rights") or {}).items():
+        if group_sid not in names:
+            continue
+        for right in held_rights(rights):
+            result.setdefault(right, []).append(group_ref(group_sid, names[group_sid]))
+    return {right: sorted(result[right], key=lambda g: g["name"].casefold()) for right in sorted(result, key=str.casefold)}
+
+
+def _holders(report: Mapping, right: str) -> list[str]:
+    holders = []
+    if right.casefold() in {r.casefold() for r in report.get("rights") or []}:
+        holders.append("directly")
+    for group in effective_rights(report).get(right, []):
+        holders.append(f"via {group['name']}")
+    return holders
+
+
+def deny_warnings(report: Mapping) -> list[str]:
+    """A warning for each right the account holds that a deny right it also holds overrides."""
+    warnings = []
+    for deny, allow in DENY_OVERRIDES.items():
+        deny_from = _holders(report, deny)
+        allow_from = _holders(report, allow)
+        if deny_from and allow_from:
+            warnings.append(
+                f"{report.get('name') or report.get('sid')} holds {allow} ({', '.join(allow_from)}) but {deny} "
+                f"({', '.join(deny_from)}) overrides it: Windows denies that logon"
+            )
+    return warnings
