@@ -1,0 +1,116 @@
+#!/usr/bin/python
+# Copyright: contributors to deadline_cloud.cmf
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+DOCUMENTATION = r"""
+---
+module: win_group_member
+short_description: Add one Windows account to local groups, or remove it from them, by SID
+version_added: 0.1.0
+description:
+  - Makes one account a member of each of O(groups) (O(state=present)), or of none of them (O(state=absent)).
+    Its other groups are left alone.
+  - Groups and members are compared by SID. A group may be named by its local name or its SID; the English
+    name of a BUILTIN group (V(Administrators)) and its well-known SID (V(S-1-5-32-544)) also name it on a host
+    whose groups carry localized names (V(Administratoren), V(Administrateurs)), so one task converges them all.
+  - Reads local groups through ADSI and the members' SIDs, which survives members whose SID no longer
+    resolves (deleted accounts, Azure AD members); C(Get-LocalGroupMember) fails on them and is not used.
+  - Refuses to remove an account from Administrators, with a message that says why, and changes nothing, when
+    the account is the one Ansible is connected as, when it is the built-in Administrator (RID 500), or when it
+    would leave Administrators with no enabled member (disabled accounts and orphaned SIDs do not count).
+  - One remote call, whether something changes or not; the host applies the difference itself.
+  - Runs on the controller; it reaches the worker through its Windows connection, or the
+    C(deadline_cloud.cmf.simulated_worker) connection.
+options:
+  account:
+    description:
+      - The account - a local name, V(.\\name) (this computer), V(HOST\\name), V(DOMAIN\\name), a UPN
+        V(name@domain), or a SID string.
+      - Names match case-insensitively, as Windows matches them.
+    type: str
+    required: true
+  groups:
+    description:
+      - Local groups, by name (V(deadline-job-users), V(.\\Users), V(BUILTIN\\Administrators)) or SID (V(S-1-5-32-544)).
+      - A group that does not exist fails the task, naming it, and nothing is changed.
+    type: list
+    elements: str
+    required: true
+  state:
+    description:
+      - V(present) - the account is a member of each of O(groups).
+      - V(absent) - the account is a member of none of O(groups). A group it is not in is not a change.
+    type: str
+    choices: [present, absent]
+    default: present
+attributes:
+  check_mode:
+    support: full
+    details: Reads the account in one call, applies the same safety rules, and reports what would change.
+  diff_mode:
+    support: full
+    details: The account's local groups before and after.
+notes:
+  - A missing account, an ambiguous name or an unreachable domain fails the task with a message that
+    names the account; nothing is changed.
+  - Leaving Administrators takes away the rights the account got through it; RV(effective_rights) shows
+    what remains, and M(deadline_cloud.cmf.win_user_rights) grants what the account needs directly.
+seealso:
+  - module: deadline_cloud.cmf.win_user_rights
+  - module: ansible.windows.win_group_membership
+author:
+  - deadline_cloud.cmf maintainers
+"""
+
+EXAMPLES = r"""
+- name: Take the agent account out of Administrators, whatever the group is called on this host
+  deadline_cloud.cmf.win_group_member:
+    account: .\deadline-worker
+    groups: [S-1-5-32-544]
+    state: absent
+
+- name: Keep it in the job users group
+  deadline_cloud.cmf.win_group_member:
+    account: .\deadline-worker
+    groups: [deadline-job-users]
+    state: present
+"""
+
+RETURN = r"""
+sid:
+  description: The account's SID.
+  returned: success
+  type: str
+  sample: S-1-5-21-3623811015-3361044348-30300820-1001
+account:
+  description: The account's resolved name, as Windows prints it.
+  returned: success
+  type: str
+  sample: WORKER-01\deadline-worker
+added:
+  description: Groups the account was added to (would be, in check mode), each C({name, sid}).
+  returned: success
+  type: list
+  elements: dict
+  sample: []
+removed:
+  description: Groups the account was removed from (would be, in check mode), each C({name, sid}).
+  returned: success
+  type: list
+  elements: dict
+  sample: [{name: Administrators, sid: S-1-5-32-544}]
+groups:
+  description: Every local group the account is in afterwards, each C({name, sid}), with the host's own names.
+  returned: success
+  type: list
+  elements: dict
+  sample: [{name: deadline-job-users, sid: S-1-5-21-3623811015-3361044348-30300820-1002}, {name: Users, sid: S-1-5-32-545}]
+effective_rights:
+  description: The rights the account gets through its local groups afterwards, each with the groups it comes from.
+  returned: success
+  type: dict
+  sample:
+    SeInteractiveLogonRight:
+      - name: Users
+        sid: S-1-5-32-545
+"""
