@@ -1,0 +1,303 @@
+# Copyright: contributors to deadline_cloud.cmf
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Readings of many workers turned into one report, and what keeps the role from fixing one worker.
+
+Pure Python, no Ansible: the filter plugins of the collection (``fleet_summary``,
+``fleet_report_lines``, ``fleet_report_csv``, ``worker_findings_lines``, ``worker_refusals``) are
+thin wrappers of the functions here. A *reading* is what ``deadline_cloud.cmf.worker_agent_info``
+returned for a host (``findings`` and ``ready``), or a failed or unreachable task result, or None
+when the host has no reading at all.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+SEVERITIES = ("blocker", "security", "warning", "info")
+
+# What the role cannot fix by itself, by finding id (see the role's README): it refuses the host
+# before any change. CONFIG_ENCODING is not here: worker_toml rewrites a BOM or UTF-16 file as
+# UTF-8; only bytes that are not text at all (encoding "invalid") stop it.
+REFUSED_FINDINGS = frozenset(
+    {
+        "SERVICE_MISSING",
+        "ACCOUNT_MISSING",
+        "CONFIG_MISSING",
+        "CONFIG_INVALID",
+        "AGENT_VERSION_UNSUPPORTED",
+        "ENV_OVERRIDE",
+    }
+)
+
+_MAX_NAMES = 6
+
+
+def _severity_rank(severity: str) -> int:
+    try:
+        return SEVERITIES.index(severity)
+    except ValueError:
+        return len(SEVERITIES)
+
+
+def _findings(reading: Mapping[str, Any]) -> list[dict]:
+    found = reading.get("findings") or []
+    return [f for f in found if isinstance(f, Mapping) and f.get("id")]
+
+
+def host_entry(host: str, reading: Any) -> dict:
+    """One host's line of the report: its status, readiness and findings."""
+    entry: dict[str, Any] = {"host": host, "status": "no_reading", "ready": False, "findings": [], "error": ""}
+    if not isinstance(reading, Mapping) or not reading:
+        entry["error"] = "no reading: the host was not reached, or it failed before it was read"
+        return entry
+    if reading.get("unreachable"):
+        entry.update(status="unreachable", error=str(reading.get("msg") or "unreachable"))
+        return entry
+    if reading.get("failed") and "findings" not in reading:
+        entry.update(status="error", error=str(reading.get("msg") or "the reading failed"))
+        return entry
+    findings = [
+        {
+            "id": str(f["id"]),
+            "severity": str(f.get("severity") or "info"),
+            "message": str(f.get("message") or ""),
+            "fix": str(f.get("fix") or ""),
+        }
+        for f in _findings(reading)
+    ]
+    ready = bool(reading.get("ready"))
+    entry.update(status="ready" if ready else "not_ready", ready=ready, findings=findings)
+    return entry
+
+
+def summarize(readings: Mapping[str, Any]) -> dict:
+    """The whole run: how many hosts are ready, and which findings hold how many hosts back."""
+    hosts = [host_entry(str(host), reading) for host, reading in readings.items()]
+    by_id: dict[str, dict] = {}
+    for entry in hosts:
+        for finding in entry["findings"]:
+            item = by_id.setdefault(
+                finding["id"],
+                {
+                    "id": finding["id"],
+                    "severity": finding["severity"],
+                    "hosts": [],
+                    "message": finding["message"],
+                    "fix": finding["fix"],
+                },
+            )
+            if entry["host"] not in item["hosts"]:
+                item["hosts"].append(entry["host"])
+    findings = sorted(by_id.values(), key=lambda f: (_severity_rank(f["severity"]), -len(f["hosts"]), f["id"]))
+    for item in findings:
+        item["count"] = len(item["hosts"])
+    counts = dict.fromkeys(("ready", "not_ready", "unreachable", "error", "no_reading"), 0)
+    for entry in hosts:
+        counts[entry["status"]] += 1
+    return {
+        "total": len(hosts),
+        "ready": counts["ready"],
+        "not_ready": counts["not_ready"],
+        "unreachable": counts["unreachable"],
+        "errors": counts["error"] + counts["no_reading"],
+        "holding_back": [f for f in findings if f["severity"] == "blocker"],
+        "findings": findings,
+        "hosts": sorted(hosts, key=lambda e: e["host"]),
+    }
+
+
+def _names(hosts: list[str]) -> str:
+    shown = ", ".join(hosts[:_MAX_NAMES])
+    if len(hosts) > _MAX_NAMES:
+        shown += f" and {len(hosts) - _MAX_NAMES} more"
+    return shown
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def report_lines(summary: Mapping[str, Any]) -> list[str]:
+    """The summary as lines for a terminal: totals, then findings by severity and host count."""
+    total = int(summary["total"])
+    head = f"{_plural(total, 'host')}: {summary['ready']} ready, {summary['not_ready']} not ready"
+    if summary["unreachable"]:
+        head += f", {summary['unreachable']} unreachable"
+    if summary["errors"]:
+        head += f", {summary['errors']} without a reading"
+    lines = [head]
+    findings = list(summary["findings"])
+    if not findings:
+        lines.append("no findings")
+    width = max((len(f["id"]) for f in findings), default=0)
+    for severity in SEVERITIES:
+        group = [f for f in findings if f["severity"] == severity]
+        if not group:
+            continue
+        title = {
+            "blocker": "holding hosts back (blocker)",
+            "security": "security",
+            "warning": "warnings",
+            "info": "information",
+        }[severity]
+        lines.append(f"{title}:")
+        for item in group:
+            lines.append(f"  {item['id']:<{width}}  {_plural(item['count'], 'host'):>9}  {_names(item['hosts'])}")
+    failed = [e for e in summary["hosts"] if e["status"] in ("unreachable", "error", "no_reading")]
+    if failed:
+        lines.append("without a reading:")
+        lines.extend(f"  {e['host']}: {e['error']}" for e in failed)
+    return lines
+
+
+def findings_lines(reading: Any, host: str = "") -> list[str]:
+    """One host's findings, one line each: severity, id, message, then the fix."""
+    entry = host_entry(host, reading)
+    if entry["status"] in ("unreachable", "error", "no_reading"):
+        return [f"{entry['status']}: {entry['error']}"]
+    lines = ["ready: a WORKER_AGENT_USER job would run" if entry["ready"] else "not ready"]
+    for f in sorted(entry["findings"], key=lambda f: (_severity_rank(f["severity"]), f["id"])):
+        lines.append(f"{f['severity'].upper()} {f['id']}: {f['message']}")
+        if f["fix"]:
+            lines.append(f"  fix: {f['fix']}")
+    return lines
+
+
+CSV_COLUMNS = ("host", "status", "ready", "finding", "severity", "message", "fix")
+
+
+def report_csv(summary: Mapping[str, Any]) -> str:
+    """One row per host and finding (a host without findings has one row with an empty finding)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for entry in summary["hosts"]:
+        rows = entry["findings"] or [{"id": "", "severity": "", "message": entry["error"], "fix": ""}]
+        for f in rows:
+            writer.writerow(
+                (
+                    entry["host"],
+                    entry["status"],
+                    str(entry["ready"]).lower(),
+                    f["id"],
+                    f["severity"],
+                    f["message"],
+                    f["fix"],
+                )
+            )
+    return out.getvalue()
+
+
+def report_json(summary: Mapping[str, Any]) -> str:
+    return json.dumps(summary, indent=2, sort_keys=False) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# What the role refuses to touch
+
+
+def _version_key(version: str) -> tuple[int, ...] | None:
+    match = re.match(r"^\s*v?(\d+(?:\.\d+)*)", str(version or ""))
+    if not match:
+        return None
+    return tuple(int(part) for part in match.group(1).split("."))
+
+
+def version_older(version: str, minimum: str) -> bool | None:
+    """True when ``version`` is older than ``minimum``; None when either cannot be read."""
+    have, want = _version_key(version), _version_key(minimum)
+    if have is None or want is None:
+        return None
+    width = max(len(have), len(want))
+    return have + (0,) * (width - len(have)) < want + (0,) * (width - len(want))
+
+
+def _get(mapping: Any, *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(mapping, Mapping):
+            return None
+        mapping = mapping.get(key)
+    return mapping
+
+
+def refusals(reading: Mapping[str, Any], min_agent_version: str = "0.27.3") -> list[dict]:
+    """The blockers the role cannot fix on a host, each ``{id, message, fix}``; empty when it can go on.
+
+    Taken from the reading's findings (by id) and, so that a reading without a finding still
+    refuses what the role must not touch, from its facts: the service, the account, the
+    worker.toml and the agent version.
+    """
+    found: dict[str, dict] = {}
+
+    def add(fid: str, message: str, fix: str) -> None:
+        found.setdefault(fid, {"id": fid, "message": message, "fix": fix})
+
+    for f in _findings(reading):
+        fid = str(f["id"])
+        if fid in REFUSED_FINDINGS or (fid == "CONFIG_ENCODING" and _get(reading, "config", "encoding") == "invalid"):
+            add(fid, str(f.get("message") or ""), str(f.get("fix") or ""))
+
+    service = _get(reading, "service")
+    if isinstance(service, Mapping) and service.get("exists") is False:
+        add(
+            "SERVICE_MISSING",
+            "the worker agent service is not installed on this host",
+            "install the agent with install-deadline-worker (it creates the DeadlineWorker service)",
+        )
+    account = _get(reading, "account")
+    if not isinstance(account, Mapping) or not account.get("sid") or account.get("exists") is False:
+        name = account.get("name") if isinstance(account, Mapping) else None
+        add(
+            "ACCOUNT_MISSING",
+            f"the agent account {name or ''} does not exist on this host".replace("  ", " "),
+            "set deadline_worker_agent_user_account to the account the DeadlineWorker service logs on as",
+        )
+    config = _get(reading, "config")
+    if isinstance(config, Mapping):
+        if config.get("exists") is False:
+            add(
+                "CONFIG_MISSING",
+                f"{config.get('path') or 'worker.toml'} does not exist",
+                "install the agent with install-deadline-worker, or restore worker.toml",
+            )
+        elif config.get("encoding") == "invalid":
+            add(
+                "CONFIG_ENCODING",
+                f"{config.get('path') or 'worker.toml'} is not UTF-8 or UTF-16 text",
+                "restore worker.toml from a backup or the agent's example file",
+            )
+        elif config.get("parse_error"):
+            add(
+                "CONFIG_INVALID",
+                f"{config.get('path') or 'worker.toml'} is not valid TOML: {config.get('parse_error')}",
+                "correct the file at the line and column given, then run the role again",
+            )
+    version = _get(reading, "agent", "version")
+    if version and version_older(str(version), min_agent_version):
+        add(
+            "AGENT_VERSION_UNSUPPORTED",
+            f"the worker agent is {version}; run_jobs_as_agent_user works on Windows from {min_agent_version}",
+            f"upgrade deadline-cloud-worker-agent to {min_agent_version} or newer",
+        )
+    return sorted(found.values(), key=lambda f: f["id"])
+
+
+def refusal_message(host_refusals: Iterable[Mapping[str, Any]]) -> str:
+    """The message the role fails with: every refusal, with its fix."""
+    parts = [f"{r['id']}: {r['message']}" + (f" Fix: {r['fix']}" if r.get("fix") else "") for r in host_refusals]
+    return "the role changed nothing on this host, because it cannot fix: " + " | ".join(parts)
+
+
+def not_ready_message(findings: Iterable[Mapping[str, Any]]) -> str:
+    """The message the role fails with when the host is not ready after converging."""
+    parts = [
+        f"{f['id']} ({f.get('severity', '')}): {f.get('message', '')}" + (f" Fix: {f['fix']}" if f.get("fix") else "")
+        for f in findings
+        if f.get("severity") == "blocker"
+    ] or ["worker_agent_info reports ready: false without a blocker finding"]
+    return "the worker is not ready for WORKER_AGENT_USER jobs: " + " | ".join(parts)

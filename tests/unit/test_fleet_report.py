@@ -1,0 +1,214 @@
+# Copyright: contributors to deadline_cloud.cmf
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The fleet report and the role's refusals, from readings written by hand."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+
+from ansible_collections.deadline_cloud.cmf.plugins.filter.fleet_report import FilterModule
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils import fleet_report
+
+
+def finding(fid: str, severity: str = "blocker", message: str = "", fix: str = "") -> dict:
+    return {"id": fid, "severity": severity, "message": message or f"{fid} message", "fix": fix or f"{fid} fix"}
+
+
+def reading(*findings: dict, ready: bool = False, **facts: object) -> dict:
+    base = {
+        "changed": False,
+        "ready": ready,
+        "findings": list(findings),
+        "service": {"exists": True, "state": "running"},
+        "account": {"name": "deadline-worker", "sid": "S-1-5-21-1-2-3-1001"},
+        "config": {"exists": True, "encoding": "utf-8", "parse_error": None},
+        "agent": {"version": "0.33.2"},
+    }
+    base.update(facts)
+    return base
+
+
+INSTALLER = reading(
+    finding("AGENT_OPT_IN_MISSING"),
+    finding("AGENT_USER_IS_ADMIN", "security"),
+    finding("MESSAGE_IS_MISLEADING", "info"),
+)
+
+
+def test_summary_counts_ready_and_groups_findings_by_id():
+    summary = fleet_report.summarize(
+        {
+            "w1": INSTALLER,
+            "w2": INSTALLER,
+            "w3": reading(finding("ENV_OVERRIDE"), finding("AGENT_OPT_IN_MISSING")),
+            "w4": reading(ready=True),
+            "w5": {"unreachable": True, "msg": "timed out"},
+            "w6": None,
+        }
+    )
+    assert (summary["total"], summary["ready"], summary["not_ready"]) == (6, 1, 3)
+    assert (summary["unreachable"], summary["errors"]) == (1, 1)
+    ids = [f["id"] for f in summary["findings"]]
+    # blockers first, the most widespread first within a severity; info last
+    assert ids == ["AGENT_OPT_IN_MISSING", "ENV_OVERRIDE", "AGENT_USER_IS_ADMIN", "MESSAGE_IS_MISLEADING"]
+    opt_in = summary["findings"][0]
+    assert opt_in["count"] == 3 and opt_in["hosts"] == ["w1", "w2", "w3"]
+    assert [f["id"] for f in summary["holding_back"]] == ["AGENT_OPT_IN_MISSING", "ENV_OVERRIDE"]
+    status = {e["host"]: e["status"] for e in summary["hosts"]}
+    assert status == {
+        "w1": "not_ready",
+        "w2": "not_ready",
+        "w3": "not_ready",
+        "w4": "ready",
+        "w5": "unreachable",
+        "w6": "no_reading",
+    }
+
+
+def test_a_failed_reading_is_an_error_with_its_message():
+    summary = fleet_report.summarize({"w1": {"failed": True, "msg": "state file missing"}})
+    assert summary["errors"] == 1
+    assert summary["hosts"][0]["error"] == "state file missing"
+    assert "w1: state file missing" in "\n".join(fleet_report.report_lines(summary))
+
+
+def test_report_lines_read_well_in_a_terminal():
+    summary = fleet_report.summarize({f"w{i:02}": INSTALLER for i in range(10)} | {"ok": reading(ready=True)})
+    lines = fleet_report.report_lines(summary)
+    assert lines[0] == "11 hosts: 1 ready, 10 not ready"
+    assert "holding hosts back (blocker):" in lines
+    line = next(x for x in lines if x.strip().startswith("AGENT_OPT_IN_MISSING"))
+    assert "10 hosts" in line and "and 4 more" in line  # long host lists are cut short
+    assert all(len(x) < 120 for x in lines)
+
+
+def test_no_findings_says_so():
+    lines = fleet_report.report_lines(fleet_report.summarize({"w1": reading(ready=True)}))
+    assert lines == ["1 host: 1 ready, 0 not ready", "no findings"]
+
+
+def test_csv_has_a_row_per_host_and_finding():
+    summary = fleet_report.summarize(
+        {"w1": INSTALLER, "w2": reading(ready=True), "w3": {"unreachable": True, "msg": "x"}}
+    )
+    rows = list(csv.DictReader(io.StringIO(fleet_report.report_csv(summary))))
+    assert [r["host"] for r in rows] == ["w1", "w1", "w1", "w2", "w3"]
+    assert rows[0]["finding"] == "AGENT_OPT_IN_MISSING" and rows[0]["ready"] == "false"
+    assert rows[3]["status"] == "ready" and rows[3]["finding"] == ""
+    assert rows[4]["status"] == "unreachable"
+
+
+def test_json_round_trips():
+    summary = fleet_report.summarize({"w1": INSTALLER})
+    assert json.loads(fleet_report.report_json(summary)) == summary
+
+
+def test_findings_lines_show_severity_id_and_fix():
+    lines = fleet_report.findings_lines(INSTALLER)
+    assert lines[0] == "not ready"
+    assert lines[1] == "BLOCKER AGENT_OPT_IN_MISSING: AGENT_OPT_IN_MISSING message"
+    assert lines[2] == "  fix: AGENT_OPT_IN_MISSING fix"
+    assert fleet_report.findings_lines(reading(ready=True))[0].startswith("ready")
+
+
+@pytest.mark.parametrize(
+    ("version", "minimum", "older"),
+    [
+        ("0.27.2", "0.27.3", True),
+        ("0.27.3", "0.27.3", False),
+        ("0.33.2", "0.27.3", False),
+        ("0.9", "0.27.3", True),
+        ("1.0", "0.27.3", False),
+        ("0.28.0rc1", "0.27.3", False),
+        ("x", "0.27.3", None),
+    ],
+)
+def test_version_older(version, minimum, older):
+    assert fleet_report.version_older(version, minimum) is older
+
+
+def test_the_installers_state_is_not_refused():
+    assert fleet_report.refusals(INSTALLER) == []
+
+
+def test_a_bom_or_utf16_file_is_not_refused_but_bytes_that_are_not_text_are():
+    bom = reading(finding("CONFIG_ENCODING"), config={"exists": True, "encoding": "utf-8-bom"})
+    assert fleet_report.refusals(bom) == []
+    broken = reading(finding("CONFIG_ENCODING"), config={"exists": True, "encoding": "invalid"})
+    assert [r["id"] for r in fleet_report.refusals(broken)] == ["CONFIG_ENCODING"]
+
+
+@pytest.mark.parametrize(
+    ("facts", "finding_id", "expected"),
+    [
+        ({"service": {"exists": False}}, "SERVICE_MISSING", "SERVICE_MISSING"),
+        ({"account": {"name": "ghost", "sid": None}}, None, "ACCOUNT_MISSING"),
+        ({"config": {"exists": False, "path": "C:\\w.toml"}}, "CONFIG_MISSING", "CONFIG_MISSING"),
+        ({"config": {"exists": True, "parse_error": "line 3 column 1"}}, "CONFIG_INVALID", "CONFIG_INVALID"),
+        ({"agent": {"version": "0.27.1"}}, "AGENT_VERSION_UNSUPPORTED", "AGENT_VERSION_UNSUPPORTED"),
+        ({}, "ENV_OVERRIDE", "ENV_OVERRIDE"),
+    ],
+)
+def test_refusals_from_findings(facts, finding_id, expected):
+    found = [finding(finding_id)] if finding_id else []
+    assert [r["id"] for r in fleet_report.refusals(reading(*found, **facts))] == [expected]
+
+
+@pytest.mark.parametrize(
+    ("facts", "expected"),
+    [
+        ({"service": {"exists": False}}, "SERVICE_MISSING"),
+        ({"config": {"exists": False}}, "CONFIG_MISSING"),
+        ({"config": {"exists": True, "parse_error": "Invalid statement (at line 1, column 1)"}}, "CONFIG_INVALID"),
+        ({"agent": {"version": "0.26.0"}}, "AGENT_VERSION_UNSUPPORTED"),
+    ],
+)
+def test_refusals_from_facts_alone(facts, expected):
+    """Even a reading without the finding refuses what the role must not touch."""
+    assert [r["id"] for r in fleet_report.refusals(reading(**facts))] == [expected]
+
+
+def test_the_minimum_version_is_the_callers():
+    assert fleet_report.refusals(reading(agent={"version": "0.30.0"}), "0.31.0")[0]["id"] == "AGENT_VERSION_UNSUPPORTED"
+    assert fleet_report.refusals(reading(agent={"version": "0.30.0"}), "0.27.3") == []
+
+
+def test_refusal_message_names_each_cause_and_fix():
+    env = finding(
+        "ENV_OVERRIDE",
+        message="DEADLINE_WORKER_RUN_JOBS_AS_AGENT_USER=false in the service's Environment",
+        fix="remove it from HKLM\\SYSTEM\\CurrentControlSet\\Services\\DeadlineWorker Environment",
+    )
+    message = fleet_report.refusal_message(fleet_report.refusals(reading(env)))
+    assert message.startswith("the role changed nothing on this host")
+    assert "DEADLINE_WORKER_RUN_JOBS_AS_AGENT_USER" in message and "Fix: remove it" in message
+
+
+def test_not_ready_message_lists_blockers_only():
+    message = fleet_report.not_ready_message(INSTALLER["findings"])
+    assert "AGENT_OPT_IN_MISSING" in message and "MESSAGE_IS_MISLEADING" not in message
+    assert "without a blocker" in fleet_report.not_ready_message([])
+
+
+def test_filters_are_registered_and_reject_wrong_input():
+    filters = FilterModule().filters()
+    assert set(filters) >= {
+        "fleet_summary",
+        "fleet_report_lines",
+        "fleet_report_csv",
+        "worker_findings_lines",
+        "worker_refusals",
+        "worker_refusal_message",
+        "worker_not_ready_message",
+    }
+    from ansible.errors import AnsibleFilterError
+
+    with pytest.raises(AnsibleFilterError):
+        filters["fleet_summary"](["not", "a", "dict"])
+    assert (
+        filters["fleet_report_lines"](filters["fleet_summary"]({"w1": INSTALLER}))[0] == "1 host: 0 ready, 1 not ready"
+    )
