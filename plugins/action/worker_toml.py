@@ -9,6 +9,7 @@ from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._errors im
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.worker_toml import (
     ABSENT,
     PRESENT,
+    TOMLKIT_IMPORT_ERROR,
     Setting,
     WorkerTomlError,
     apply_settings,
@@ -41,6 +42,12 @@ class ActionModule(CmfAction):
     REQUIRED_TOGETHER = [["table", "key"]]
 
     def execute(self, host: Host, params: dict, task_vars: dict) -> dict:
+        if TOMLKIT_IMPORT_ERROR is not None:
+            return {
+                "failed": True,
+                "msg": f"worker_toml needs the Python package tomlkit on the controller ({TOMLKIT_IMPORT_ERROR}): "
+                "pip install -r requirements.txt from the collection",
+            }
         path = params["path"]
         try:
             settings = _settings_from(params)

@@ -99,10 +99,11 @@ attributes:
     support: full
     description: Shows a unified diff of the file.
   platform:
+    support: full
     platforms: windows
     description: Windows workers, reached through any Windows connection or the simulated worker.
 author:
-  - deadline_cloud.cmf maintainers
+  - Deadline Cloud CMF maintainers (@deadline-cloud)
 """
 
 EXAMPLES = r"""

@@ -219,10 +219,10 @@ def agent_value_error(known: KnownKey, value: Any) -> str | None:
 def write_type_error(known: KnownKey, value: Any) -> str | None:
     """Why ``value`` is not the agent's own type for ``known`` (stricter than what it coerces)."""
     expected = {"bool": bool, "float": (int, float), "str": str, "path": str, "enum": str, "strict_str": str}[known.kind]
+    wanted = {"bool": "boolean", "float": "number"}.get(known.kind, "string")
     if isinstance(value, bool) and known.kind != "bool":
-        return f"{known.name} takes a {known.kind.replace('strict_', '')}, not a boolean"
+        return f"{known.name} takes a {wanted}, not a boolean"
     if not isinstance(value, expected):
-        wanted = {"bool": "boolean", "float": "number"}.get(known.kind, "string")
         return f"{known.name} takes a {wanted}, not {type(value).__name__} {value!r}"
     return agent_value_error(known, value)
 
@@ -296,3 +296,16 @@ def as_bool(value: Any) -> bool | None:
         if word in FALSE_WORDS:
             return False
     return None
+
+
+def agent_value(known: KnownKey, value: Any) -> Any:
+    """``value`` as the agent loads it for ``known`` (pydantic v1 coercion); None if it refuses it."""
+    if agent_value_error(known, value) is not None:
+        return None
+    if known.kind == "bool":
+        return as_bool(value)
+    if known.kind == "float":
+        return float(value)
+    if known.kind in ("str", "path", "enum") and not isinstance(value, str):
+        return str(value)
+    return value

@@ -15,10 +15,15 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-import tomlkit
-from tomlkit.container import Container, OutOfOrderTableProxy
-from tomlkit.exceptions import TOMLKitError
-from tomlkit.items import Comment, InlineTable, Item, Key, Null, Table, Trivia
+try:
+    import tomlkit
+    from tomlkit.container import Container, OutOfOrderTableProxy
+    from tomlkit.exceptions import TOMLKitError
+    from tomlkit.items import Comment, InlineTable, Item, Key, Null, Table, Trivia
+except ImportError as error:  # the controller lacks the collection's requirements.txt
+    TOMLKIT_IMPORT_ERROR: ImportError | None = error
+else:
+    TOMLKIT_IMPORT_ERROR = None
 
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils import agent_config
 
@@ -122,11 +127,11 @@ def _commented_example(table: Any, key: str) -> tuple[Container, int] | None:
     return found
 
 
-def _assignment_position(table: Any, key: str) -> tuple[Container, int] | None:
+def _assignment_position(table: Any, key: str) -> tuple[Table, int] | None:
     for part in _parts(table):
         for index, (item_key, _item) in enumerate(part.value.body):
             if item_key is not None and not item_key.is_dotted() and item_key.key == key:
-                return part.value, index
+                return part, index
     return None
 
 
@@ -149,7 +154,7 @@ def _set(document: tomlkit.TOMLDocument, setting: Setting, newline: str) -> bool
     if table is None:
         new_table = tomlkit.table()
         new_table.add(setting.key, setting.value)
-        parent_path, _, name = setting.table.rpartition(".")
+        parent_path, _dot, name = setting.table.rpartition(".")
         parent = _lookup_table(document, parent_path) if parent_path else document
         if parent is None:
             document.add(tomlkit.key(setting.table.split(".")), new_table)
@@ -171,7 +176,12 @@ def _set(document: tomlkit.TOMLDocument, setting: Setting, newline: str) -> bool
         item.trivia.trail = comment.trivia.trail or newline
         _uncomment_at(container, index, setting.key, item)
         return True
-    table.append(setting.key, setting.value)
+    parts = _parts(table)
+    if parts:  # a table written in several places grows in the part with its own [header]
+        target = next((part for part in parts if not part.is_super_table()), parts[0])
+        target.append(setting.key, setting.value)
+    else:
+        table[setting.key] = setting.value  # an inline table
     return True
 
 
@@ -197,24 +207,21 @@ def _unset(document: tomlkit.TOMLDocument, setting: Setting, newline: str) -> bo
         return False
     position = _assignment_position(table, setting.key)
     if position is None:
-        # An inline table or dotted keys: no line of its own to comment out, so say what was removed
-        # on a comment line of its own before the table.
+        # An inline table has no line per key: the old assignment goes in the line's comment.
         old = table[setting.key]
         del table[setting.key]
-        note = tomlkit.comment(f"{setting.table}.{setting.key} = {old.as_string()} (removed)")
-        note.trivia.trail = newline
-        container = document
-        parent_key = setting.table.split(".")[0]
-        for index, (entry_key, _entry) in enumerate(container.body):
-            if entry_key is not None and entry_key.key == parent_key:
-                container.body.insert(index, (None, note))
-                break
-        else:
-            container.add(note)
+        note = f"# {setting.key} = {old.as_string().strip()} (removed)"
+        owner = document.item(setting.table.split(".")[0]) if "." not in setting.table else table
+        trivia = owner.trivia
+        trivia.comment = f"{trivia.comment}; {note[2:]}" if trivia.comment else note
+        trivia.comment_ws = trivia.comment_ws or "  "
         return True
-    container, index = position
+    part, index = position
+    container = part.value
     key, item = container.body[index]
-    text = _line_of(key, item) + item.trivia.comment_ws + item.trivia.comment
+    # In dotted keys (os.windows_job_user = ...) the table's name is part of the line.
+    prefix = f"{setting.table}." if part.is_super_table() else ""
+    text = prefix + _line_of(key, item) + item.trivia.comment_ws + item.trivia.comment
     lines = text.splitlines() or [""]
     commented = (newline + item.trivia.indent).join(f"# {line}" for line in lines)
     replacement = Comment(Trivia(indent=item.trivia.indent, comment_ws="", comment=commented, trail=item.trivia.trail or newline))

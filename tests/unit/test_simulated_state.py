@@ -7,6 +7,7 @@ import hashlib
 
 import pytest
 import simworker
+
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host import HostOperationError
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._simulated import (
     ConnectionDropped,
@@ -58,7 +59,7 @@ def test_fail_next_drops_the_call_once_and_changes_nothing(worker):
     state["faults"] = {"fail_next": ["write_file", "read_file"]}
     simworker.save_state(worker, state)
     before = simworker.file_bytes(state)
-    with pytest.raises(ConnectionDropped, match="WORKER-01.*read_file"):
+    with pytest.raises(ConnectionDropped, match=r"WORKER-01.*read_file"):
         run_operation(str(worker), "read_file", {"path": TOML})
     read = run_operation(str(worker), "read_file", {"path": TOML})
     assert read["exists"]
