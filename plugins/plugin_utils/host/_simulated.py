@@ -91,9 +91,10 @@ def _registry() -> dict[str, SimulatedOperation]:
     from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._simulated_accounts import (
         OPERATIONS as accounts,
     )
+    from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._simulated_agent import OPERATIONS as agent
     from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._simulated_files import OPERATIONS as files
 
-    return {**files, **accounts}
+    return {**files, **accounts, **agent}
 
 
 class StateFile:

@@ -1,0 +1,193 @@
+#!/usr/bin/python
+# Copyright: contributors to deadline_cloud.cmf
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+DOCUMENTATION = r"""
+---
+module: worker_agent_info
+short_description: What the Deadline Cloud worker agent will do with WORKER_AGENT_USER jobs on a Windows worker, and why
+version_added: 0.1.0
+description:
+  - Reads, in one remote call, everything the agent's decision depends on - its version (from the Python that
+    hosts the service), the service and its own C(Environment) value, the machine's C(DEADLINE_WORKER_*)
+    variables, the logon account's groups and rights, and the bytes of C(worker.toml) - and returns the
+    agent's verdict as RV(findings), in the agent's own terms.
+  - The agent fails WORKER_AGENT_USER jobs on Windows with "Worker Agent is running with Administrator
+    privileges" without ever looking at privileges; only C([os] run_jobs_as_agent_user = true) (agent 0.27.3
+    or later) decides it. The findings say which setting decides it on this host, and from where.
+  - Settings are resolved as the agent under its service resolves them - no command-line arguments, then
+    environment variables (the service's own C(Environment) values over machine variables), then
+    C(worker.toml), then the default.
+  - Changes nothing. Runs in check mode.
+  - Runs on the controller; it reaches the worker through its Windows connection, or the
+    C(deadline_cloud.cmf.simulated_worker) connection.
+options:
+  service:
+    description: The name of the agent's service.
+    type: str
+    default: DeadlineWorker
+  config_path:
+    description:
+      - The agent's C(worker.toml).
+      - The agent itself always reads C(%PROGRAMDATA%\Amazon\Deadline\Config\worker.toml); another path is
+        only useful to inspect a copy.
+    type: str
+    default: C:\ProgramData\Amazon\Deadline\Config\worker.toml
+  account:
+    description:
+      - The account whose groups and rights are reported (a name, V(.\\name), V(DOMAIN\\name) or a SID).
+      - Defaults to the service's logon account.
+    type: str
+attributes:
+  check_mode:
+    support: full
+    details: Read-only; the same in check mode.
+  diff_mode:
+    support: none
+notes:
+  - A machine environment variable reaches services only after a reboot; a service's own C(Environment)
+    value at the service's next start. The verdict reads both from the registry, i.e. as the agent will see
+    them at its next start after that.
+  - C(ready) is true when no finding is a C(blocker).
+seealso:
+  - module: deadline_cloud.cmf.worker_agent_service
+  - module: deadline_cloud.cmf.worker_toml
+author:
+  - deadline_cloud.cmf maintainers
+"""
+
+EXAMPLES = r"""
+- name: Read what the agent will do on this worker
+  deadline_cloud.cmf.worker_agent_info:
+  register: agent
+
+- name: Stop on what the role cannot fix
+  ansible.builtin.fail:
+    msg: "{{ agent.findings | selectattr('severity', 'eq', 'blocker') | map(attribute='message') | list }}"
+  when: not agent.ready
+
+- name: Inspect another account and service name
+  deadline_cloud.cmf.worker_agent_info:
+    service: DeadlineWorker
+    account: .\deadline-worker
+"""
+
+RETURN = r"""
+agent:
+  description: The installed agent.
+  returned: always
+  type: dict
+  contains:
+    installed:
+      description: Whether the Python that hosts the service imports C(deadline_worker_agent).
+      type: bool
+    version:
+      description: Its C(__version__), or null.
+      type: str
+      sample: 0.33.2
+    location:
+      description: The folder of the C(deadline_worker_agent) package.
+      type: str
+    python:
+      description: The Python that hosts the service.
+      type: str
+service:
+  description: The agent's service.
+  returned: always
+  type: dict
+  contains:
+    name: {description: The service name., type: str, sample: DeadlineWorker}
+    exists: {description: Whether the service exists., type: bool}
+    state: {description: V(running) or V(stopped) (other states as Windows names them)., type: str}
+    start_mode: {description: V(auto), V(manual) or V(disabled)., type: str}
+    account: {description: The logon account as the Service Control Manager shows it., type: str, sample: .\deadline-worker}
+    environment:
+      description: The service's own C(Environment) value, C(NAME=value) entries.
+      type: list
+      elements: str
+      sample: [AWS_DEFAULT_REGION=us-west-2]
+    pid: {description: The service's process id while it runs, else null., type: int}
+account:
+  description: The account (the service's logon account by default); null when it cannot be resolved (see RV(account_error)).
+  returned: always
+  type: dict
+  contains:
+    name: {description: Its qualified name., type: str, sample: WORKER-01\deadline-worker}
+    domain: {description: Its domain (the computer name for a local account)., type: str}
+    sid: {description: Its SID., type: str, sample: S-1-5-21-3623811015-3361044348-30300820-1001}
+    groups:
+      description: Its local groups, each C({name, sid}).
+      type: list
+      elements: dict
+      sample: [{name: Administrators, sid: S-1-5-32-544}]
+    rights: {description: The rights it holds directly., type: list, elements: str, sample: [SeServiceLogonRight]}
+    effective_rights:
+      description: >-
+        Every right it holds, with its source - C(direct), the local C(groups) (C({name, sid})) it comes through, and
+        C(denied) when the matching deny right overrides it.
+      type: dict
+      sample: {SeShutdownPrivilege: {direct: false, groups: [{name: Administrators, sid: S-1-5-32-544}], denied: false}}
+account_error:
+  description: Why the account could not be read, C({code, message}).
+  returned: when the account does not resolve
+  type: dict
+config:
+  description: C(worker.toml) as the agent reads it.
+  returned: always
+  type: dict
+  contains:
+    path: {description: The file., type: str}
+    exists: {description: Whether it exists., type: bool}
+    encoding: {description: V(utf-8), V(utf-8-bom), V(utf-16) or V(invalid); null when the file is missing., type: str}
+    parse_error:
+      description: Where TOML parsing stops, C({message, line, column}); null when it parses.
+      type: dict
+      sample: {message: "Expected '=' after a key in a key/value pair (at line 3, column 5)", line: 3, column: 5}
+    errors:
+      description: What the agent's configuration model refuses (a missing table, a removed key, a wrong type).
+      type: list
+      elements: str
+      sample: ["os -> run_jobs_as_agent_user: value could not be parsed to a boolean"]
+    values:
+      description: For every key the agent knows, by table, the value it would load (null when absent or refused).
+      type: dict
+      sample: {os: {run_jobs_as_agent_user: null, shutdown_on_stop: true, windows_job_user: null}}
+environment:
+  description: The agent's variables (C(DEADLINE_WORKER_*)) the service process gets, each C({value, source}); source is
+    V(machine) or V(service) (the service's own value wins).
+  returned: always
+  type: dict
+  sample: {DEADLINE_WORKER_RUN_JOBS_AS_AGENT_USER: {value: "false", source: machine}}
+settings:
+  description: The settings that decide WORKER_AGENT_USER jobs, as the agent resolves them, each C({value, source, variable});
+    source is V(default), V(file), V(machine) or V(service). Null when C(worker.toml) cannot be read as TOML.
+  returned: always
+  type: dict
+  sample: {run_jobs_as_agent_user: {value: false, source: default, variable: null}}
+startup:
+  description: Whether the agent gets past its configuration at its next start, C({starts, error, stage}); C(error) is the agent's own text.
+  returned: always
+  type: dict
+  sample: {starts: false, stage: validate, error: Cannot specify a windows job user when the option to run jobs as the agent user is enabled.}
+findings:
+  description:
+    - Each C({id, severity, message, fix}); severity is V(blocker), V(security), V(warning) or V(info), blockers first.
+    - Ids - V(AGENT_OPT_IN_MISSING), V(ENV_OVERRIDE), V(JOB_USER_CONFLICT), V(LEGACY_IMPERSONATION_KEY), V(CONFIG_ENCODING),
+      V(CONFIG_INVALID), V(CONFIG_MISSING), V(AGENT_VERSION_UNSUPPORTED), V(SERVICE_MISSING), V(SERVICE_LOGON_RIGHT_MISSING),
+      V(AGENT_STARTUP_ERROR) (blockers); V(AGENT_USER_IS_ADMIN) (security); V(MISPLACED_KEY), V(SHUTDOWN_RIGHT_MISSING) (warnings);
+      V(MESSAGE_IS_MISLEADING) (info).
+    - V(AGENT_STARTUP_ERROR) carries the agent's error when it would stop at start for a reason no other finding names
+      (e.g. no farm_id anywhere, an unparsable environment value).
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - id: AGENT_OPT_IN_MISSING
+      severity: blocker
+      message: "run_jobs_as_agent_user resolves to false (it is not set anywhere, and the default is false): ..."
+      fix: Set [os] run_jobs_as_agent_user = true in worker.toml (deadline_cloud.cmf.worker_toml) and restart the service.
+ready:
+  description: True when a WORKER_AGENT_USER job would run once the agent loads what is on disk now (no blocker).
+  returned: always
+  type: bool
+"""
