@@ -46,6 +46,14 @@ def worker_not_ready_message(findings: Any) -> str:
     return fleet_report.not_ready_message(list(findings or []))
 
 
+def worker_shutdown_on_stop(reading: Any) -> bool:
+    return fleet_report.shutdown_on_stop(_mapping(reading, "worker_shutdown_on_stop"))
+
+
+def worker_role_outcome(before: Any, **results: Any) -> dict:
+    return fleet_report.outcome(before, **results)
+
+
 class FilterModule:
     def filters(self) -> dict:
         return {
@@ -56,4 +64,6 @@ class FilterModule:
             "worker_refusals": worker_refusals,
             "worker_refusal_message": worker_refusal_message,
             "worker_not_ready_message": worker_not_ready_message,
+            "worker_shutdown_on_stop": worker_shutdown_on_stop,
+            "worker_role_outcome": worker_role_outcome,
         }

@@ -31,6 +31,7 @@ REFUSED_FINDINGS = frozenset(
         "CONFIG_INVALID",
         "AGENT_VERSION_UNSUPPORTED",
         "ENV_OVERRIDE",
+        "AGENT_STARTUP_ERROR",
     }
 )
 
@@ -239,6 +240,8 @@ def refusals(reading: Mapping[str, Any], min_agent_version: str = "0.27.3") -> l
 
     for f in _findings(reading):
         fid = str(f["id"])
+        if fid == "AGENT_STARTUP_ERROR" and "job user" in str(f.get("message") or "").lower():
+            continue  # a windows_job_user error: removing the job user is the role's own fix
         if fid in REFUSED_FINDINGS or (fid == "CONFIG_ENCODING" and _get(reading, "config", "encoding") == "invalid"):
             add(fid, str(f.get("message") or ""), str(f.get("fix") or ""))
 
@@ -250,12 +253,12 @@ def refusals(reading: Mapping[str, Any], min_agent_version: str = "0.27.3") -> l
             "install the agent with install-deadline-worker (it creates the DeadlineWorker service)",
         )
     account = _get(reading, "account")
-    if not isinstance(account, Mapping) or not account.get("sid") or account.get("exists") is False:
-        name = account.get("name") if isinstance(account, Mapping) else None
+    if not isinstance(account, Mapping) or not account.get("sid"):
+        error = _get(reading, "account_error", "message") or "the account does not resolve to a SID"
         add(
             "ACCOUNT_MISSING",
-            f"the agent account {name or ''} does not exist on this host".replace("  ", " "),
-            "set deadline_worker_agent_user_account to the account the DeadlineWorker service logs on as",
+            f"the agent account cannot be read: {error}",
+            "create the account, or set deadline_worker_agent_user_account to the account the service logs on as",
         )
     config = _get(reading, "config")
     if isinstance(config, Mapping):
@@ -272,9 +275,12 @@ def refusals(reading: Mapping[str, Any], min_agent_version: str = "0.27.3") -> l
                 "restore worker.toml from a backup or the agent's example file",
             )
         elif config.get("parse_error"):
+            error = config["parse_error"]
+            if isinstance(error, Mapping):
+                error = error.get("message") or error
             add(
                 "CONFIG_INVALID",
-                f"{config.get('path') or 'worker.toml'} is not valid TOML: {config.get('parse_error')}",
+                f"{config.get('path') or 'worker.toml'} is not valid TOML: {error}",
                 "correct the file at the line and column given, then run the role again",
             )
     version = _get(reading, "agent", "version")
@@ -301,3 +307,90 @@ def not_ready_message(findings: Iterable[Mapping[str, Any]]) -> str:
         if f.get("severity") == "blocker"
     ] or ["worker_agent_info reports ready: false without a blocker finding"]
     return "the worker is not ready for WORKER_AGENT_USER jobs: " + " | ".join(parts)
+
+
+def shutdown_on_stop(reading: Mapping[str, Any]) -> bool:
+    """Whether the agent would shut the host down when told to stop (its resolved setting, else the file's)."""
+    resolved = _get(reading, "settings", "shutdown_on_stop")
+    if isinstance(resolved, Mapping) and "value" in resolved:
+        return resolved.get("value") is True
+    return _get(reading, "config", "values", "os", "shutdown_on_stop") is True
+
+
+def _result(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _ran(result: Mapping[str, Any]) -> bool:
+    return bool(result) and not result.get("skipped")
+
+
+def outcome(
+    before: Any,
+    *,
+    after: Any = None,
+    rights: Any = None,
+    groups: Any = None,
+    config: Any = None,
+    restart: Any = None,
+    refusals: Any = None,
+    check_mode: bool = False,
+    error: str = "",
+) -> dict:
+    """The role's outcome on one host, from the results its tasks registered (empty when a task did not run).
+
+    ``changes`` says what changed (what would, in check mode); ``findings_before`` is the first
+    reading; ``findings_after`` and ``ready`` come from the second reading, or from the first when
+    nothing changed (then it is the verification); they are None when no reading describes the host
+    as it is now (check mode with changes, a failure, or verification turned off).
+    """
+    before, after = _result(before), _result(after)
+    rights, groups, config, restart = _result(rights), _result(groups), _result(config), _result(restart)
+    changes: list[str] = []
+    rights_added = list(rights.get("added") or [])
+    if rights_added:
+        changes.append("granted " + ", ".join(rights_added))
+    groups_left = [dict(g) for g in groups.get("removed") or []]
+    if groups_left:
+        changes.append("left " + ", ".join(str(g.get("name") or g.get("sid")) for g in groups_left))
+    if config.get("changed"):
+        changes.append(
+            "set [os] run_jobs_as_agent_user = true in worker.toml, without windows_job_user and impersonation"
+        )
+    restarted = bool(restart.get("restarted") or (restart.get("changed") and _ran(restart)))
+    if restarted:
+        changes.append("restarted the service")
+    changed = any(bool(r.get("changed")) for r in (rights, groups, config, restart))
+    final: Mapping[str, Any] = {}
+    verified_by = None
+    if _ran(after) and "findings" in after:
+        final, verified_by = after, "second reading"
+    elif not changed and not error and "findings" in before:
+        final, verified_by = before, "first reading"
+    return {
+        "changed": changed,
+        "check_mode": bool(check_mode),
+        "refused": [dict(r) for r in refusals or []],
+        "error": str(error or ""),
+        "changes": changes,
+        "rights_added": rights_added,
+        "groups_left": groups_left,
+        "worker_toml": {
+            "changed": bool(config.get("changed")),
+            "previous": config.get("previous") or {},
+            "warnings": list(config.get("warnings") or []),
+            "backup_file": config.get("backup_file") or "",
+        },
+        "restarted": restarted,
+        "service": {
+            "state": restart.get("state") if _ran(restart) else _get(before, "service", "state"),
+            "healthy": restart.get("healthy") if _ran(restart) else None,
+            "pid": restart.get("pid") if _ran(restart) else _get(before, "service", "pid"),
+        },
+        "account": {"name": _get(before, "account", "name"), "sid": _get(before, "account", "sid")},
+        "findings_before": list(before.get("findings") or []),
+        "ready_before": bool(before.get("ready")) if "ready" in before else None,
+        "findings_after": list(final.get("findings") or []) if final else None,
+        "ready": bool(final.get("ready")) if final else None,
+        "verified_by": verified_by,
+    }
