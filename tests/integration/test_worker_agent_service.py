@@ -1,0 +1,119 @@
+# Copyright: contributors to deadline_cloud.cmf
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""deadline_cloud.cmf.worker_agent_service through ansible-playbook on simulated workers."""
+
+from __future__ import annotations
+
+import pytest
+import simworker
+
+OPT_IN = "run_jobs_as_agent_user = true\n"
+JOB_USER_CONFLICT = "Cannot specify a windows job user when the option to run jobs as the agent user is enabled."
+
+
+def _playbook_env() -> dict:
+    env = simworker.ansible_env()
+    env.pop("ANSIBLE_CALLBACKS_ENABLED", None)  # an empty list there names a callback ''
+    return env
+
+
+def _edit_os_table(state: dict, lines: str) -> dict:
+    text = simworker.file_bytes(state).decode()
+    return simworker.set_file_bytes(state, text.replace("[os]\n", "[os]\n" + lines, 1).encode())
+
+
+def _restart(tmp_path, state: dict, *args: str, module_args: dict | None = None):
+    path = simworker.save_state(tmp_path / "worker-01.yml", state)
+    inventory = simworker.write_inventory(tmp_path, {"worker-01": path})
+    playbook = simworker.write_playbook(
+        tmp_path,
+        [
+            {
+                "name": "Restart the agent",
+                "deadline_cloud.cmf.worker_agent_service": module_args or {"state": "restarted", "settle": 1},
+                "register": "service",
+                "ignore_errors": True,
+            },
+            {**simworker.dump_task(tmp_path, "service"), "check_mode": False},
+        ],
+    )
+    run = simworker.run_playbook(playbook, inventory, *args, env=_playbook_env())
+    assert run.returncode == 0, run.stdout + run.stderr
+    return simworker.read_dump(tmp_path, "service", "worker-01"), simworker.load_state(path)
+
+
+def test_a_restart_with_the_opt_in_succeeds_in_one_call(tmp_path):
+    result, state = _restart(tmp_path, _edit_os_table(simworker.example_state(), OPT_IN))
+    assert result["changed"] is True
+    assert "failed" not in result or result["failed"] is False
+    assert (result["state"], result["restarted"], result["healthy"]) == ("running", True, True)
+    assert isinstance(result["pid"], int)
+    assert any("Worker Agent starting" in line for line in result["log_tail"])
+    service = state["services"]["DeadlineWorker"]
+    assert (service["state"], service["restarts"], service["pid"]) == ("running", 1, result["pid"])
+    assert state["calls"] == {"control_service": 1}
+
+
+@pytest.mark.parametrize(
+    ("variant", "cause", "agent_error"),
+    [
+        ("job_user", "JOB_USER_CONFLICT", JOB_USER_CONFLICT),
+        ("bom", "CONFIG_ENCODING", "is not valid TOML: Invalid statement (at line 1, column 1)"),
+        ("impersonation", "LEGACY_IMPERSONATION_KEY", "The 'impersonation' option has been removed."),
+        ("no_logon_right", "SERVICE_LOGON_RIGHT_MISSING", "The service did not start due to a logon failure."),
+    ],
+)
+def test_a_restart_into_a_bad_config_fails_naming_the_cause(tmp_path, variant, cause, agent_error):
+    state = simworker.example_state()
+    if variant == "job_user":
+        _edit_os_table(state, OPT_IN + 'windows_job_user = "job-user"\n')
+    elif variant == "bom":
+        simworker.set_file_bytes(state, b"\xef\xbb\xbf" + simworker.file_bytes(_edit_os_table(state, OPT_IN)))
+    elif variant == "impersonation":
+        _edit_os_table(state, OPT_IN + "impersonation = false\n")
+    else:
+        _edit_os_table(state, OPT_IN)
+        state["rights"]["SeServiceLogonRight"] = []
+    result, after = _restart(tmp_path, state)
+    assert result["failed"] is True
+    assert (result["state"], result["restarted"], result["healthy"], result["pid"]) == ("stopped", True, False, None)
+    assert cause in result["msg"]
+    assert agent_error in result["msg"]
+    assert "worker-agent.log" in result["msg"]
+    assert cause in [f["id"] for f in result["findings"]]
+    service = after["services"]["DeadlineWorker"]
+    assert service["state"] == "stopped"
+    assert agent_error in service["last_error"]
+    assert service["restarts"] == 1
+    # the restart, then one reading of the host to name the cause
+    assert after["calls"] == {"control_service": 1, "read_agent_info": 1}
+
+
+def test_check_mode_reports_the_restart_without_doing_it(tmp_path):
+    result, state = _restart(tmp_path, _edit_os_table(simworker.example_state(), 'windows_job_user = "u"\n' + OPT_IN), "--check")
+    assert (result["changed"], result["restarted"], result["state"]) == (True, True, "running")
+    assert result["healthy"] is None
+    assert any(JOB_USER_CONFLICT in w for w in result.get("warnings", []))
+    service = state["services"]["DeadlineWorker"]
+    assert service["restarts"] == 0 and service["state"] == "running"
+    assert "control_service" not in state["calls"]  # no changing call in check mode
+    assert state["calls"] == {"read_agent_info": 1}
+
+
+def test_stopped_and_started(tmp_path):
+    result, state = _restart(tmp_path, simworker.example_state(), module_args={"state": "stopped"})
+    assert (result["changed"], result["state"], result["healthy"], result["restarted"]) == (True, "stopped", True, False)
+    assert state["services"]["DeadlineWorker"]["state"] == "stopped"
+
+    again, state = _restart(tmp_path, state, module_args={"state": "stopped"})
+    assert again["changed"] is False
+
+    started, state = _restart(tmp_path, state, module_args={"state": "started", "settle": 1})
+    assert (started["changed"], started["state"], started["healthy"]) == (True, "running", True)
+    assert state["services"]["DeadlineWorker"]["restarts"] == 0  # a start is not a restart
+
+
+def test_a_missing_service_fails_with_its_name(tmp_path):
+    result, _state = _restart(tmp_path, simworker.example_state(), module_args={"name": "NoSuchService"})
+    assert result["failed"] is True
+    assert "NoSuchService" in result["msg"]
