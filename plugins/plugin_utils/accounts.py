@@ -75,7 +75,7 @@ def normalize_sid(text: str) -> str:
     """``s-1-5-32-544`` -> ``S-1-5-32-544``; raises ValueError for what is not a SID string."""
     text = text.strip()
     if not is_sid(text):
-        raise ValueError(f"{text!r} is not a SID string")
+        raise ValueError(f"'{text}' is not a SID string")
     return "S" + text[1:]
 
 
@@ -133,12 +133,12 @@ def parse_account(text: str) -> AccountName:
     if "\\" in raw:
         domain, _, name = raw.partition("\\")
         if not domain or not name or "\\" in name:
-            raise ValueError(f"{raw!r} is not an account name (expected NAME, .\\NAME, DOMAIN\\NAME, NAME@DOMAIN or a SID)")
+            raise ValueError(f"'{raw}' is not an account name (expected NAME, .\\NAME, DOMAIN\\NAME, NAME@DOMAIN or a SID)")
         return AccountName(text=raw, name=name, domain=domain)
     if "@" in raw:
         name, _, suffix = raw.rpartition("@")
         if not name or not suffix:
-            raise ValueError(f"{raw!r} is not an account name (expected NAME, .\\NAME, DOMAIN\\NAME, NAME@DOMAIN or a SID)")
+            raise ValueError(f"'{raw}' is not an account name (expected NAME, .\\NAME, DOMAIN\\NAME, NAME@DOMAIN or a SID)")
         return AccountName(text=raw, name=name, upn_suffix=suffix)
     return AccountName(text=raw, name=raw)
 
@@ -185,20 +185,20 @@ def resolve_account(text: str, records: Iterable[AccountRecord], hostname: str) 
     try:
         wanted = parse_account(text)
     except ValueError as error:
-        raise AccountError(ACCOUNT_NOT_FOUND, f"account {text!r}: {error}") from None
+        raise AccountError(ACCOUNT_NOT_FOUND, f"account '{text}': {error}") from None
     records = list(records)
     if wanted.sid is not None:
         for record in records:
             if normalize_sid(record.sid) == wanted.sid:
                 return record
-        raise AccountError(ACCOUNT_NOT_FOUND, f"account {text!r}: no account has the SID {wanted.sid} on {hostname}")
+        raise AccountError(ACCOUNT_NOT_FOUND, f"account '{text}': no account has the SID {wanted.sid} on {hostname}")
     same_name = [r for r in records if names_equal(r.name, wanted.name)]
     known_domains = {r.domain.casefold() for r in records} | {hostname.casefold(), BUILTIN_DOMAIN.casefold()}
     if wanted.domain is not None:
         domain = hostname if wanted.domain == "." else wanted.domain
         if domain.casefold() not in known_domains:
             raise AccountError(
-                DOMAIN_UNREACHABLE, f"account {text!r}: the domain {domain!r} cannot be reached from {hostname} to resolve it"
+                DOMAIN_UNREACHABLE, f"account '{text}': the domain '{domain}' cannot be reached from {hostname} to resolve it"
             )
         candidates = [r for r in same_name if names_equal(r.domain, domain)]
         if not candidates and names_equal(domain, hostname):
@@ -209,7 +209,7 @@ def resolve_account(text: str, records: Iterable[AccountRecord], hostname: str) 
         if not candidates and not any(_upn_matches(r, wanted.upn_suffix) for r in records):
             raise AccountError(
                 DOMAIN_UNREACHABLE,
-                f"account {text!r}: the domain {wanted.upn_suffix!r} cannot be reached from {hostname} to resolve it",
+                f"account '{text}': the domain '{wanted.upn_suffix}' cannot be reached from {hostname} to resolve it",
             )
     else:
         candidates = same_name
@@ -218,11 +218,11 @@ def resolve_account(text: str, records: Iterable[AccountRecord], hostname: str) 
             local = [r for r in candidates if _is_local(r, hostname)]
             candidates = local or candidates
     if not candidates:
-        raise AccountError(ACCOUNT_NOT_FOUND, f"account {text!r} does not exist on {hostname}")
+        raise AccountError(ACCOUNT_NOT_FOUND, f"account '{text}' does not exist on {hostname}")
     if len(candidates) > 1:
         found = ", ".join(sorted(qualified_name(r.name, r.domain) for r in candidates))
         raise AccountError(
-            ACCOUNT_AMBIGUOUS, f"account {text!r} is ambiguous on {hostname}: it names {found}; give DOMAIN\\name or a SID"
+            ACCOUNT_AMBIGUOUS, f"account '{text}' is ambiguous on {hostname}: it names {found}; give DOMAIN\\name or a SID"
         )
     return candidates[0]
 

@@ -60,7 +60,7 @@ def resolve_groups(requested: Iterable[str], local_groups: Iterable[Mapping], ho
     if missing:
         raise AccountError(
             GROUP_NOT_FOUND,
-            f"no local group {', '.join(repr(m) for m in missing)} on {hostname} "
+            f"no local group {', '.join(missing)} on {hostname} "
             f"(local groups: {', '.join(sorted(by_sid.values(), key=str.casefold))})",
         )
     return found
