@@ -90,7 +90,6 @@ def ansible_env(**extra: str) -> dict:
         ANSIBLE_NOCOLOR="1",
         ANSIBLE_FORCE_COLOR="0",
         ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default",
-        ANSIBLE_CALLBACKS_ENABLED="",
         ANSIBLE_LOCALHOST_WARNING="False",
         ANSIBLE_INVENTORY_UNPARSED_WARNING="False",
         ANSIBLE_PYTHON_INTERPRETER=sys.executable,
@@ -122,6 +121,7 @@ def dump_task(tmp_path: Path, var: str) -> dict:
             "mode": "0644",
         },
         "delegate_to": "localhost",
+        "check_mode": False,
         "vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable},
     }
 

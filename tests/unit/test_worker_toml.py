@@ -8,6 +8,7 @@ import difflib
 import tomllib
 from pathlib import Path
 
+import agent_truth
 import pytest
 
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.worker_toml import (
@@ -35,13 +36,7 @@ def agent_example() -> bytes:
     return (Path(deadline_worker_agent.__file__).parent / "installer" / "worker.toml.example").read_bytes()
 
 
-def agent_loads(data: bytes, tmp_path: Path):
-    """What the real agent's ConfigFile.load makes of these bytes."""
-    from deadline_worker_agent.config.config_file import ConfigFile
-
-    path = tmp_path / "worker.toml"
-    path.write_bytes(data)
-    return ConfigFile.load(path)
+agent_loads = agent_truth.load_config_file
 
 
 def changed_lines(before: str, after: str) -> list[str]:

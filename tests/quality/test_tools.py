@@ -1,0 +1,126 @@
+# Copyright: contributors to deadline_cloud.cmf
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The collection as Ansible's own tools see it: ruff, ansible-lint, ansible-doc, ansible-test
+sanity, and a built tarball that installs and runs from where it was installed."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import simworker
+
+REPO = simworker.REPO_ROOT
+BIN = Path(sys.executable).parent
+MODULES = sorted(p.stem for p in (REPO / "plugins" / "modules").glob("*.py") if p.stem != "__init__")
+
+# ansible-test sanity tests that cannot run on these machines, with the reason printed in the run.
+SANITY_SKIPS = {
+    "pslint": "needs pwsh (PowerShell), which these Linux machines cannot install; every .ps1 is parsed "
+    "with tree-sitter and held to its parameter contract in tests/quality/test_powershell.py instead",
+}
+
+
+def run(command: list[str], cwd: Path = REPO, env: dict | None = None, timeout: int = 900) -> subprocess.CompletedProcess:
+    return subprocess.run(command, cwd=cwd, env=env or simworker.ansible_env(), capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def tracked_files() -> list[str]:
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=REPO, capture_output=True, check=True
+    ).stdout.decode()
+    return [name for name in listed.split("\0") if name and (REPO / name).is_file()]
+
+
+def copy_collection(target: Path) -> Path:
+    """The source tree laid out as ansible_collections/deadline_cloud/cmf, as ansible-test wants it."""
+    root = target / "ansible_collections" / "deadline_cloud" / "cmf"
+    for name in tracked_files():
+        destination = root / name
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / name, destination)
+    return root
+
+
+def test_ruff():
+    result = run([str(BIN / "ruff"), "check", "--output-format", "concise", "."])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ansible_lint_production_profile():
+    result = run([str(BIN / "ansible-lint"), "--nocolor", "--offline", "--profile", "production", "-f", "pep8"])
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-4000:]
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_ansible_doc_renders(module):
+    result = run([str(BIN / "ansible-doc"), "-t", "module", f"deadline_cloud.cmf.{module}"])
+    assert result.returncode == 0, result.stderr
+    assert f"deadline_cloud.cmf.{module}" in result.stdout
+    assert "EXAMPLES" in result.stdout and "RETURN VALUES" in result.stdout
+
+
+def test_ansible_doc_renders_the_connection():
+    result = run([str(BIN / "ansible-doc"), "-t", "connection", "deadline_cloud.cmf.simulated_worker"])
+    assert result.returncode == 0, result.stderr
+    assert "simulated_worker_state" in result.stdout
+
+
+def _ensure_pip_bootstrap_offline() -> None:
+    """ansible-test downloads get-pip.py for each sanity venv; where that cannot happen, a stand-in
+    that bootstraps pip from ensurepip takes its place. A cache that has the real script is untouched."""
+    spec = importlib.util.find_spec("ansible_test")
+    assert spec is not None and spec.origin is not None
+    requirements = Path(spec.origin).parent / "_internal" / "python_requirements.py"
+    match = re.search(r"pip='([\d.]+)'", requirements.read_text())
+    assert match, "ansible-test no longer names its pip version where this test looks"
+    version = match.group(1)
+    cache = Path.home() / ".ansible" / "test" / "cache" / f"get_pip_{version.replace('.', '_')}.py"
+    if not cache.exists():
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(REPO / "tests" / "tools" / "get_pip_standin.py", cache)
+
+
+def test_ansible_test_sanity(tmp_path):
+    _ensure_pip_bootstrap_offline()
+    root = copy_collection(tmp_path)
+    python = f"{sys.version_info.major}.{sys.version_info.minor}"
+    skips = [arg for name in SANITY_SKIPS for arg in ("--skip-test", name)]
+    for name, reason in SANITY_SKIPS.items():
+        print(f"ansible-test sanity: skipping {name}: {reason}")
+    env = simworker.ansible_env()
+    env.pop("ANSIBLE_COLLECTIONS_PATH", None)
+    result = run([str(BIN / "ansible-test"), "sanity", "--requirements", "--python", python, "--color", "no", *skips], cwd=root, env=env, timeout=1800)
+    ran = re.findall(r'Running sanity test "([\w-]+)"', result.stdout + result.stderr)
+    print("ansible-test sanity ran:", ", ".join(ran))
+    assert result.returncode == 0, (result.stdout + result.stderr)[-8000:]
+    assert len(ran) >= 20, ran
+
+
+def test_built_collection_installs_and_runs_from_where_it_is_installed(tmp_path):
+    build = run([str(BIN / "ansible-galaxy"), "collection", "build", "--output-path", str(tmp_path), str(REPO)])
+    assert build.returncode == 0, build.stderr
+    (tarball,) = tmp_path.glob("deadline_cloud-cmf-*.tar.gz")
+    installed = tmp_path / "collections"
+    install = run([str(BIN / "ansible-galaxy"), "collection", "install", "--offline", "--no-deps", "-p", str(installed), str(tarball)])
+    assert install.returncode == 0, install.stdout + install.stderr
+    assert (installed / "ansible_collections" / "deadline_cloud" / "cmf" / "plugins" / "plugin_utils" / "host" / "powershell" / "write_file.ps1").exists()
+    assert not (installed / "ansible_collections" / "deadline_cloud" / "cmf" / ".venv").exists()
+
+    state = simworker.save_state(tmp_path / "worker-01.yml", simworker.example_state())
+    inventory = simworker.write_inventory(tmp_path, {"worker-01": state})
+    playbook = simworker.write_playbook(
+        tmp_path,
+        [{"name": "Opt in", "deadline_cloud.cmf.worker_toml": {"table": "os", "key": "run_jobs_as_agent_user", "value": True}}],
+    )
+    env = simworker.ansible_env(ANSIBLE_COLLECTIONS_PATH=str(installed))
+    result = simworker.run_playbook(playbook, inventory, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert b"\nrun_jobs_as_agent_user = true\n" in simworker.file_bytes(simworker.load_state(state))
+    assert os.fspath(installed) in run([str(BIN / "ansible-doc"), "-t", "module", "deadline_cloud.cmf.worker_toml"], env=env).stdout
