@@ -737,7 +737,8 @@ def findings(reading: Reading) -> list[dict]:
             )
         )
 
-    admin_message = _would_print_admin_message(reading)
+    # Only an agent that gets past its configuration fails jobs with that message.
+    admin_message = _would_print_admin_message(reading) if reading.verdict.starts else None
     if admin_message:
         found.append(
             _finding(

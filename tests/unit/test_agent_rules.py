@@ -1,0 +1,269 @@
+# Copyright: contributors to deadline_cloud.cmf
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""agent_rules: each finding alone and in combination, over readings of simulated workers."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import simworker
+
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils import agent_rules
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._simulated import SimulatedState
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._simulated_agent import read_agent_info
+
+AGENT_SID = "S-1-5-21-3623811015-3361044348-30300820-1001"
+ADMINISTRATORS = "S-1-5-32-544"
+
+
+def edit_os(state: dict, lines: str) -> dict:
+    text = simworker.file_bytes(state).decode()
+    return simworker.set_file_bytes(state, text.replace("[os]\n", "[os]\n" + lines, 1).encode())
+
+
+def ready_state() -> dict:
+    """The installer's host after the role: opted in, out of Administrators, rights held directly."""
+    state = edit_os(simworker.example_state(), "run_jobs_as_agent_user = true\n")
+    state["accounts"][ADMINISTRATORS]["members"].remove(AGENT_SID)
+    for right in ("SeIncreaseQuotaPrivilege", "SeShutdownPrivilege"):
+        state["rights"][right].append(AGENT_SID)
+    return state
+
+
+def describe(state: dict, service: str = "DeadlineWorker", account: str = "") -> dict:
+    raw = read_agent_info(SimulatedState(copy.deepcopy(state)), {"service": service, "config_path": simworker.WORKER_TOML, "account": account})
+    return agent_rules.describe(raw)
+
+
+def ids(result: dict) -> list[str]:
+    return [f["id"] for f in result["findings"]]
+
+
+def finding(result: dict, id_: str) -> dict:
+    return next(f for f in result["findings"] if f["id"] == id_)
+
+
+def test_the_installer_state():
+    result = describe(simworker.example_state())
+    assert ids(result) == ["AGENT_OPT_IN_MISSING", "AGENT_USER_IS_ADMIN", "MESSAGE_IS_MISLEADING"]
+    assert result["ready"] is False
+    assert agent_rules.ADMIN_MESSAGE in finding(result, "MESSAGE_IS_MISLEADING")["message"]
+    assert "only the opt-in decides" in finding(result, "MESSAGE_IS_MISLEADING")["message"].lower()
+
+
+def test_the_converged_state_is_ready_with_no_finding():
+    result = describe(ready_state())
+    assert result["findings"] == []
+    assert result["ready"] is True
+
+
+# Each mutation of the ready state triggers exactly these findings.
+def _machine_env(name, value):
+    def mutate(state):
+        state["environment"] = {name: value}
+
+    return mutate
+
+
+def _service_env(entry):
+    def mutate(state):
+        state["services"]["DeadlineWorker"]["environment"].append(entry)
+
+    return mutate
+
+
+def _replace_toml(old, new):
+    def mutate(state):
+        text = simworker.file_bytes(state).decode()
+        assert old in text
+        simworker.set_file_bytes(state, text.replace(old, new, 1).encode())
+
+    return mutate
+
+
+def _bytes(transform):
+    def mutate(state):
+        simworker.set_file_bytes(state, transform(simworker.file_bytes(state)))
+
+    return mutate
+
+
+def _version(version):
+    def mutate(state):
+        state["agent"]["version"] = version
+
+    return mutate
+
+
+def _no_file(state):
+    del state["files"][simworker.WORKER_TOML]
+
+
+def _no_service(state):
+    del state["services"]["DeadlineWorker"]
+
+
+def _no_logon_right(state):
+    state["rights"]["SeServiceLogonRight"] = []
+
+
+def _no_shutdown_right(state):
+    state["rights"]["SeShutdownPrivilege"] = [ADMINISTRATORS]
+
+
+def _admin(state):
+    state["accounts"][ADMINISTRATORS]["members"].append(AGENT_SID)
+
+
+ALONE = {
+    "opt_in_false": (_replace_toml("run_jobs_as_agent_user = true", "run_jobs_as_agent_user = false"), ["AGENT_OPT_IN_MISSING", "MESSAGE_IS_MISLEADING"]),
+    "machine_env_off": (_machine_env("DEADLINE_WORKER_RUN_JOBS_AS_AGENT_USER", "false"), ["AGENT_OPT_IN_MISSING", "ENV_OVERRIDE", "MESSAGE_IS_MISLEADING"]),
+    "service_env_off": (_service_env("DEADLINE_WORKER_RUN_JOBS_AS_AGENT_USER=no"), ["AGENT_OPT_IN_MISSING", "ENV_OVERRIDE", "MESSAGE_IS_MISLEADING"]),
+    "env_job_user": (_service_env("DEADLINE_WORKER_WINDOWS_JOB_USER=job-user"), ["ENV_OVERRIDE", "JOB_USER_CONFLICT"]),
+    "file_job_user": (edit_os_line := _replace_toml("run_jobs_as_agent_user = true", 'run_jobs_as_agent_user = true\nwindows_job_user = "job-user"'), ["JOB_USER_CONFLICT"]),
+    "impersonation": (_replace_toml("run_jobs_as_agent_user = true", "run_jobs_as_agent_user = true\nimpersonation = false"), ["LEGACY_IMPERSONATION_KEY"]),
+    "bom": (_bytes(lambda data: b"\xef\xbb\xbf" + data), ["CONFIG_ENCODING"]),
+    "utf16": (_bytes(lambda data: data.decode().encode("utf-16")), ["CONFIG_ENCODING"]),
+    "invalid_toml": (_replace_toml("run_jobs_as_agent_user = true", "run_jobs_as_agent_user = "), ["CONFIG_INVALID"]),
+    "missing_table": (_replace_toml("[logging]\n", "[loging]\n"), ["CONFIG_INVALID"]),
+    "wrong_type": (_replace_toml("shutdown_on_stop = true", 'shutdown_on_stop = "sometimes"'), ["CONFIG_INVALID"]),
+    # without a file the agent resolves the opt-in from its environment alone, and stops without farm_id
+    "no_file": (_no_file, ["CONFIG_MISSING", "AGENT_OPT_IN_MISSING"]),
+    "old_agent": (_version("0.27.1"), ["AGENT_VERSION_UNSUPPORTED", "MESSAGE_IS_MISLEADING"]),
+    "crashing_agent": (_version("0.27.2"), ["AGENT_VERSION_UNSUPPORTED"]),
+    "no_service": (_no_service, ["SERVICE_MISSING"]),
+    "no_logon_right": (_no_logon_right, ["SERVICE_LOGON_RIGHT_MISSING"]),
+    "misplaced": (_replace_toml("[aws]\n", "[aws]\nverbose = true\n"), ["MISPLACED_KEY"]),
+    "no_shutdown_right": (_no_shutdown_right, ["SHUTDOWN_RIGHT_MISSING"]),
+    "admin": (_admin, ["AGENT_USER_IS_ADMIN"]),
+    "no_farm_id": (_replace_toml('farm_id = "farm-0123456789abcdef0123456789abcdef"', "# no farm"), ["AGENT_STARTUP_ERROR"]),
+}
+SEVERITY = {
+    "AGENT_OPT_IN_MISSING": "blocker",
+    "ENV_OVERRIDE": "blocker",
+    "JOB_USER_CONFLICT": "blocker",
+    "LEGACY_IMPERSONATION_KEY": "blocker",
+    "CONFIG_ENCODING": "blocker",
+    "CONFIG_INVALID": "blocker",
+    "CONFIG_MISSING": "blocker",
+    "AGENT_VERSION_UNSUPPORTED": "blocker",
+    "SERVICE_MISSING": "blocker",
+    "SERVICE_LOGON_RIGHT_MISSING": "blocker",
+    "AGENT_STARTUP_ERROR": "blocker",
+    "MISPLACED_KEY": "warning",
+    "AGENT_USER_IS_ADMIN": "security",
+    "SHUTDOWN_RIGHT_MISSING": "warning",
+    "MESSAGE_IS_MISLEADING": "info",
+}
+
+
+@pytest.mark.parametrize("case", sorted(ALONE))
+def test_each_finding_alone(case):
+    mutate, expected = ALONE[case]
+    state = ready_state()
+    mutate(state)
+    result = describe(state)
+    assert sorted(ids(result)) == sorted(expected)
+    for f in result["findings"]:
+        assert f["severity"] == SEVERITY[f["id"]]
+        assert f["message"] and f["fix"]
+    blockers = any(SEVERITY[i] == "blocker" for i in expected)
+    assert result["ready"] is (not blockers)
+
+
+def test_every_id_of_the_table_is_triggered_by_some_case():
+    triggered = {i for _m, expected in ALONE.values() for i in expected}
+    assert triggered == set(SEVERITY)
+
+
+def test_findings_in_combination_are_ordered_by_severity():
+    state = ready_state()
+    for case in ("admin", "impersonation", "machine_env_off", "misplaced", "old_agent"):
+        ALONE[case][0](state)
+    result = describe(state)
+    assert sorted(ids(result)) == sorted(
+        ["AGENT_USER_IS_ADMIN", "LEGACY_IMPERSONATION_KEY", "AGENT_OPT_IN_MISSING", "ENV_OVERRIDE", "MISPLACED_KEY", "AGENT_VERSION_UNSUPPORTED"]
+    )
+    order = [agent_rules.SEVERITIES.index(f["severity"]) for f in result["findings"]]
+    assert order == sorted(order)
+    assert result["startup"]["error"].startswith("Parsing errors loading configuration file")
+    assert "MESSAGE_IS_MISLEADING" not in ids(result)  # an agent that does not start fails no job
+
+
+def test_a_bom_does_not_hide_what_lies_behind_it():
+    state = simworker.example_state()
+    simworker.set_file_bytes(state, b"\xef\xbb\xbf" + simworker.file_bytes(edit_os(state, 'run_jobs_as_agent_user = true\nwindows_job_user = "u"\n')))
+    result = describe(state)
+    assert {"CONFIG_ENCODING", "JOB_USER_CONFLICT"} <= set(ids(result))
+    assert result["startup"]["stage"] == "encoding"
+
+
+def test_env_override_names_the_variable_and_when_each_kind_takes_effect():
+    state = ready_state()
+    state["environment"] = {"DEADLINE_WORKER_RUN_JOBS_AS_AGENT_USER": "0"}
+    state["services"]["DeadlineWorker"]["environment"].append("DEADLINE_WORKER_RUN_JOBS_AS_AGENT_USER=false")
+    override = finding(describe(state), "ENV_OVERRIDE")
+    assert "service's own Environment value" in override["message"]  # the service value wins
+    assert override["fix"].count("DEADLINE_WORKER_RUN_JOBS_AS_AGENT_USER") >= 2  # both places named
+    assert "only after a reboot" in override["fix"]
+    assert "next start" in override["fix"]
+
+
+def test_a_service_value_true_wins_over_a_machine_false():
+    state = ready_state()
+    state["environment"] = {"DEADLINE_WORKER_RUN_JOBS_AS_AGENT_USER": "false"}
+    state["services"]["DeadlineWorker"]["environment"].append("DEADLINE_WORKER_RUN_JOBS_AS_AGENT_USER=yes")
+    result = describe(state)
+    assert result["settings"]["run_jobs_as_agent_user"] == {"value": True, "source": "service", "variable": "DEADLINE_WORKER_RUN_JOBS_AS_AGENT_USER"}
+    assert result["ready"] is True
+
+
+def test_version_messages_distinguish_ignored_and_crashing():
+    state = ready_state()
+    state["agent"]["version"] = "0.26.0"
+    ignored = finding(describe(state), "AGENT_VERSION_UNSUPPORTED")["message"]
+    state["agent"]["version"] = "0.27.2"
+    crashes = finding(describe(state), "AGENT_VERSION_UNSUPPORTED")["message"]
+    assert "ignores run_jobs_as_agent_user" in ignored and "crashes" not in ignored
+    assert "crashes" in crashes and "#298" in crashes
+    state["agent"]["version"] = "0.27.3"
+    assert describe(state)["ready"] is True
+
+
+def test_the_0_23_message_is_quoted_for_0_23():
+    state = simworker.example_state()
+    state["agent"]["version"] = "0.23.1"
+    assert agent_rules.ADMIN_MESSAGE_0_23 in finding(describe(state), "MESSAGE_IS_MISLEADING")["message"]
+    state["agent"]["version"] = "0.22.0"  # no check at all before 0.23.0
+    assert "MESSAGE_IS_MISLEADING" not in ids(describe(state))
+
+
+def test_job_user_equal_to_the_agent_user_gets_the_agents_own_refusal():
+    state = ready_state()
+    ALONE["file_job_user"][0](state)
+    text = simworker.file_bytes(state).decode().replace('"job-user"', '"deadline-worker"')
+    simworker.set_file_bytes(state, text.encode())
+    verdict = describe(state)["startup"]
+    assert verdict["error"].startswith("Windows job user override must not be the user running the worker agent: deadline-worker.")
+
+
+def test_a_denied_logon_right_is_missing():
+    state = ready_state()
+    state["rights"]["SeDenyServiceLogonRight"] = [AGENT_SID]
+    result = describe(state)
+    assert "SERVICE_LOGON_RIGHT_MISSING" in ids(result)
+    assert result["account"]["effective_rights"]["SeServiceLogonRight"]["denied"] is True
+
+
+def test_parse_error_has_line_and_column_and_values_are_what_the_agent_loads():
+    state = ready_state()
+    ALONE["invalid_toml"][0](state)
+    error = describe(state)["config"]["parse_error"]
+    assert error["line"] is not None and error["column"] is not None
+    state = ready_state()
+    _replace_toml("run_jobs_as_agent_user = true", 'run_jobs_as_agent_user = "yes"')(state)
+    values = describe(state)["config"]["values"]
+    assert values["os"]["run_jobs_as_agent_user"] is True  # pydantic v1 reads "yes" as true
+    assert values["os"]["windows_job_user"] is None
+    assert set(values) == {"worker", "aws", "logging", "os", "telemetry"}
