@@ -78,13 +78,16 @@ $accountError = $null
 if ($accountName) {
     try {
         $accountReport = Get-AccountReport -Account $accountName
-        if ($accountReport -is [hashtable] -and $accountReport.ContainsKey('error_code')) {
-            $accountError = @{ code = $accountReport.error_code; message = $accountReport.error }
-            $accountReport = $null
-        }
     }
     catch {
-        $accountError = @{ code = 'ACCOUNT_NOT_FOUND'; message = "$accountName`: $($_.Exception.Message)" }
+        # An account that does not resolve must not hide the rest of the reading.
+        $inner = Get-CmfInnerException $_.Exception
+        if ($inner -is [DeadlineCloudCmf.OperationRefused]) {
+            $accountError = @{ code = $inner.Code; message = $inner.Message }
+        }
+        else {
+            $accountError = @{ code = 'HOST_ERROR'; message = "$accountName`: $($inner.Message)" }
+        }
     }
 }
 
