@@ -1,0 +1,25 @@
+# Copyright: contributors to deadline_cloud.cmf
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# Reads one account: its SID and name, its local groups, its direct rights, every local group's rights,
+# the members of its groups (enabled or not) and the connecting account's SID. Read-only, so it also
+# runs in check mode. Result (Get-AccountReport in lib/Accounts.ps1):
+#   hostname, sid, name (DOMAIN\name), domain, type (user|group|well_known), enabled,
+#   groups [{name, sid}], rights [..], group_rights {group sid: [..]} (every local group),
+#   local_groups [{name, sid}], group_members {group sid: [{sid, name, type, enabled, orphaned}]}
+#   (the account's groups), connection_sid
+[CmdletBinding(SupportsShouldProcess)]
+param(
+    [Parameter(Mandatory)][string]$Account
+)
+$ErrorActionPreference = 'Stop'
+$Ansible.Changed = $false
+#cmf:include Accounts
+
+try {
+    $Ansible.Result = Get-AccountReport -Account $Account
+}
+catch {
+    $refusal = Get-CmfRefusal $_
+    if (-not $refusal) { throw }
+    $Ansible.Result = $refusal
+}

@@ -1,0 +1,35 @@
+# Copyright: contributors to deadline_cloud.cmf
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# Grants (present) or revokes (absent) user rights held directly by one account, through the LSA on
+# its SID, in one call: only the difference is applied. $Rights are canonical constants, checked on
+# the controller. Result: added, removed, before (direct rights before), report (read_account's, after).
+param(
+    [Parameter(Mandatory)][string]$Account,
+    [Parameter(Mandatory)][AllowEmptyCollection()][string[]]$Rights,
+    [Parameter(Mandatory)][ValidateSet('present', 'absent')][string]$State
+)
+$ErrorActionPreference = 'Stop'
+$Ansible.Changed = $false
+#cmf:include Accounts
+
+try {
+    $resolved = Resolve-CmfAccount -Account $Account
+    $before = @(Get-CmfRights -Sid $resolved.sid)
+    # -contains compares case-insensitively, as the LSA does
+    $added = @(if ($State -eq 'present') { $Rights | Where-Object { $before -notcontains $_ } })
+    $removed = @(if ($State -eq 'absent') { $Rights | Where-Object { $before -contains $_ } })
+    [DeadlineCloudCmf.Lsa]::AddRights($resolved.sid, [string[]]$added)
+    [DeadlineCloudCmf.Lsa]::RemoveRights($resolved.sid, [string[]]$removed)
+    $Ansible.Changed = ($added.Count + $removed.Count) -gt 0
+    $Ansible.Result = @{
+        added = $added
+        removed = $removed
+        before = $before
+        report = Get-AccountReport -Account $resolved.sid
+    }
+}
+catch {
+    $refusal = Get-CmfRefusal $_
+    if (-not $refusal) { throw }
+    $Ansible.Result = $refusal
+}
