@@ -34,8 +34,8 @@ def worker_findings_lines(reading: Any) -> list[str]:
     return fleet_report.findings_lines(reading)
 
 
-def worker_refusals(reading: Any, min_agent_version: str = "0.27.3") -> list[dict]:
-    return fleet_report.refusals(_mapping(reading, "worker_refusals"), str(min_agent_version))
+def worker_refusals(reading: Any, min_agent_version: str = "0.27.3", rights: Any = None) -> list[dict]:
+    return fleet_report.refusals(_mapping(reading, "worker_refusals"), str(min_agent_version), list(rights or []))
 
 
 def worker_refusal_message(refusals: Any) -> str:

@@ -226,7 +226,18 @@ def _get(mapping: Any, *keys: str) -> Any:
     return mapping
 
 
-def refusals(reading: Mapping[str, Any], min_agent_version: str = "0.27.3") -> list[dict]:
+DENY_RIGHTS = {
+    "SeServiceLogonRight": "SeDenyServiceLogonRight",
+    "SeBatchLogonRight": "SeDenyBatchLogonRight",
+    "SeInteractiveLogonRight": "SeDenyInteractiveLogonRight",
+    "SeNetworkLogonRight": "SeDenyNetworkLogonRight",
+    "SeRemoteInteractiveLogonRight": "SeDenyRemoteInteractiveLogonRight",
+}
+
+
+def refusals(
+    reading: Mapping[str, Any], min_agent_version: str = "0.27.3", rights: Iterable[str] | None = None
+) -> list[dict]:
     """The blockers the role cannot fix on a host, each ``{id, message, fix}``; empty when it can go on.
 
     Taken from the reading's findings (by id) and, so that a reading without a finding still
@@ -282,6 +293,19 @@ def refusals(reading: Mapping[str, Any], min_agent_version: str = "0.27.3") -> l
                 "CONFIG_INVALID",
                 f"{config.get('path') or 'worker.toml'} is not valid TOML: {error}",
                 "correct the file at the line and column given, then run the role again",
+            )
+    held = _get(reading, "account", "effective_rights") or {}
+    direct = _get(reading, "account", "rights") or []
+    for right in rights or ():
+        deny = DENY_RIGHTS.get(str(right))
+        if deny and isinstance(held, Mapping) and (deny in held or deny in direct):
+            source = held.get(deny) if isinstance(held.get(deny), Mapping) else {}
+            via = ", ".join(str(g.get("name")) for g in source.get("groups") or [] if isinstance(g, Mapping))
+            add(
+                "RIGHT_DENIED",
+                f"the account holds {deny}" + (f" (through {via})" if via else "") + f", which overrides {right}:"
+                " granting it would not let the account use it",
+                f"remove {deny} from the account and its groups (Local Security Policy or the GPO that sets it)",
             )
     version = _get(reading, "agent", "version")
     if version and version_older(str(version), min_agent_version):

@@ -212,3 +212,48 @@ def test_filters_are_registered_and_reject_wrong_input():
     assert (
         filters["fleet_report_lines"](filters["fleet_summary"]({"w1": INSTALLER}))[0] == "1 host: 0 ready, 1 not ready"
     )
+
+
+def test_a_deny_right_against_a_needed_right_is_refused():
+    denied = reading(
+        account={
+            "sid": "S-1-5-21-1-2-3-1001",
+            "rights": ["SeServiceLogonRight"],
+            "effective_rights": {"SeDenyServiceLogonRight": {"direct": False, "groups": [{"name": "Guests"}]}},
+        }
+    )
+    found = fleet_report.refusals(denied, rights=["SeServiceLogonRight", "SeIncreaseQuotaPrivilege"])
+    assert [r["id"] for r in found] == ["RIGHT_DENIED"]
+    assert "through Guests" in found[0]["message"]
+    assert fleet_report.refusals(denied, rights=["SeIncreaseQuotaPrivilege"]) == []
+
+
+def test_shutdown_on_stop_prefers_the_resolved_setting():
+    assert fleet_report.shutdown_on_stop({"settings": {"shutdown_on_stop": {"value": True}}}) is True
+    assert (
+        fleet_report.shutdown_on_stop(
+            {
+                "settings": {"shutdown_on_stop": {"value": False}},
+                "config": {"values": {"os": {"shutdown_on_stop": True}}},
+            }
+        )
+        is False
+    )
+    assert fleet_report.shutdown_on_stop({"settings": None, "config": {"values": {"os": {"shutdown_on_stop": True}}}})
+    assert fleet_report.shutdown_on_stop({}) is False
+
+
+def test_outcome_uses_the_first_reading_when_nothing_changed_and_none_in_check_mode():
+    ok = reading(ready=True)
+    same = fleet_report.outcome(ok, rights={"changed": False}, config={"changed": False})
+    assert same["ready"] is True and same["verified_by"] == "first reading" and same["changes"] == []
+    planned = fleet_report.outcome(
+        INSTALLER,
+        rights={"changed": True, "added": ["SeIncreaseQuotaPrivilege"]},
+        check_mode=True,
+        restart={"changed": True, "restarted": True},
+    )
+    assert planned["changed"] and planned["ready"] is None and planned["findings_after"] is None
+    assert planned["changes"] == ["granted SeIncreaseQuotaPrivilege", "restarted the service"]
+    failed = fleet_report.outcome(INSTALLER, error="dropped")
+    assert failed["error"] == "dropped" and failed["ready"] is None

@@ -1,0 +1,312 @@
+# Copyright: contributors to deadline_cloud.cmf
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The role deadline_worker_agent_user on simulated workers, asserting on their state files."""
+
+from __future__ import annotations
+
+import copy
+import tomllib
+from pathlib import Path
+
+import pytest
+import simworker
+import yaml
+
+ROLE = "deadline_cloud.cmf.deadline_worker_agent_user"
+ADMINISTRATORS = "S-1-5-32-544"
+AGENT_SID = "S-1-5-21-3623811015-3361044348-30300820-1001"
+BASE_RIGHTS = ("SeServiceLogonRight", "SeAssignPrimaryTokenPrivilege", "SeIncreaseQuotaPrivilege")
+RESULT = "deadline_worker_agent_user_result"
+
+
+def variant(name: str) -> dict:
+    """An example state of the collection (playbooks/simulated), or the shared installer state."""
+    if name == "installer-default":
+        return simworker.example_state()
+    return yaml.safe_load((simworker.EXAMPLES / f"{name}.yml").read_text(encoding="utf-8"))
+
+
+def env() -> dict:
+    environment = simworker.ansible_env()
+    environment.pop("ANSIBLE_CALLBACKS_ENABLED", None)  # an empty list there names a callback ''
+    return environment
+
+
+def run_role(tmp_path: Path, states: dict[str, dict], *args: str, how: str = "include_role", role_vars=None):
+    """Run the role on simulated workers made from ``states``; return the run and the state paths."""
+    paths = {}
+    for host, state in states.items():
+        path = tmp_path / f"{host}.yml"
+        if not path.exists():
+            simworker.save_state(path, state)
+        paths[host] = path
+    inventory = simworker.write_inventory(tmp_path, paths)
+    role_vars = role_vars or {}
+    if how == "roles":
+        play = {"roles": [{"role": ROLE, "vars": role_vars}] if role_vars else [ROLE]}
+        tasks = [simworker.dump_task(tmp_path, RESULT)]
+    else:
+        step = {"name": "The role", f"ansible.builtin.{how}": {"name": ROLE}}
+        if role_vars:
+            step["vars"] = role_vars
+        # the fact is there for a later task even when the role failed on the host
+        tasks = [{"name": "Converge", "block": [step], "always": [simworker.dump_task(tmp_path, RESULT)]}]
+        play = {}
+    playbook = simworker.write_playbook(tmp_path, tasks, name=f"{how}.yml", **play)
+    run = simworker.run_playbook(playbook, inventory, *args, env=env())
+    return run, paths
+
+
+def state_of(path: Path) -> dict:
+    return simworker.load_state(path)
+
+
+def without_calls(state: dict) -> dict:
+    state = copy.deepcopy(state)
+    for key in ("calls", "calls_total", "faults"):
+        state.pop(key, None)
+    return state
+
+
+def worker_toml(state: dict) -> dict:
+    data = simworker.file_bytes(state)
+    assert data is not None
+    assert not data.startswith(b"\xef\xbb\xbf"), "worker.toml keeps a BOM"
+    return tomllib.loads(data.decode("utf-8"))
+
+
+def in_administrators(state: dict, sid: str = AGENT_SID) -> bool:
+    return sid in (state["accounts"][ADMINISTRATORS].get("members") or [])
+
+
+def direct_rights(state: dict, sid: str = AGENT_SID) -> set[str]:
+    return {right for right, holders in (state.get("rights") or {}).items() if sid in (holders or [])}
+
+
+def assert_consistent(state: dict, needed: tuple[str, ...]) -> None:
+    """What a run cut off anywhere must never leave behind."""
+    if not in_administrators(state):
+        missing = set(needed) - direct_rights(state)
+        assert not missing, f"the account left Administrators without {missing}"
+    data = simworker.file_bytes(state) or b""
+    text = data.decode("utf-8-sig")
+    os_table = tomllib.loads(text).get("os", {})
+    assert not (os_table.get("run_jobs_as_agent_user") is True and "windows_job_user" in os_table), (
+        "worker.toml holds the opt-in and a job user at once"
+    )
+
+
+def assert_converged(state: dict, needed: tuple[str, ...]) -> None:
+    assert not in_administrators(state)
+    assert set(needed) <= direct_rights(state)
+    os_table = worker_toml(state)["os"]
+    assert os_table["run_jobs_as_agent_user"] is True
+    assert "windows_job_user" not in os_table and "impersonation" not in os_table
+    assert state["services"]["DeadlineWorker"]["state"] == "running"
+
+
+def recap_ok(run) -> None:
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+
+
+# --- converge, re-run, budgets -----------------------------------------------------------------
+
+
+def test_installer_state_converges_in_7_calls_and_reruns_in_4_without_restart(tmp_path):
+    run, paths = run_role(tmp_path, {"worker-01": variant("installer-default")})
+    recap_ok(run)
+    state = state_of(paths["worker-01"])
+    assert state["calls_total"] <= 7, state["calls"]
+    assert_converged(state, (*BASE_RIGHTS, "SeShutdownPrivilege"))
+    assert state["services"]["DeadlineWorker"]["restarts"] == 1
+    result = simworker.read_dump(tmp_path, RESULT, "worker-01")
+    assert result["changed"] and result["restarted"] and result["ready"] is True
+    assert result["verified_by"] == "second reading"
+    assert {f["id"] for f in result["findings_before"]} >= {"AGENT_OPT_IN_MISSING", "AGENT_USER_IS_ADMIN"}
+    assert not [f for f in result["findings_after"] if f["severity"] in ("blocker", "security")]
+    assert [g["sid"] for g in result["groups_left"]] == [ADMINISTRATORS]
+
+    calls_before = state["calls_total"]
+    again, _ = run_role(tmp_path, {"worker-01": {}})
+    recap_ok(again)
+    assert "changed: [worker-01]" not in again.stdout  # (the dump task runs on localhost)
+    state = state_of(paths["worker-01"])
+    assert state["calls_total"] - calls_before <= 4, state["calls"]
+    assert state["calls"].get("control_service") == 1, "the re-run restarted the service"
+    assert state["services"]["DeadlineWorker"]["restarts"] == 1
+    result = simworker.read_dump(tmp_path, RESULT, "worker-01")
+    assert result["changed"] is False and result["ready"] is True and result["verified_by"] == "first reading"
+
+
+def test_check_mode_reports_every_change_and_makes_none(tmp_path):
+    original = variant("legacy-keys")
+    run, paths = run_role(tmp_path, {"worker-03": original}, "--check", "--diff")
+    recap_ok(run)
+    state = state_of(paths["worker-03"])
+    assert without_calls(state) == without_calls(original)
+    assert "control_service" not in state["calls"] and "write_file" not in state["calls"]
+    result = simworker.read_dump(tmp_path, RESULT, "worker-03")
+    assert result["check_mode"] is True and result["changed"] is True
+    assert result["rights_added"] == ["SeIncreaseQuotaPrivilege"]  # shutdown_on_stop is false here
+    assert [g["sid"] for g in result["groups_left"]] == [ADMINISTRATORS]
+    assert result["worker_toml"]["changed"] is True
+    assert result["worker_toml"]["previous"]["os"]["windows_job_user"] == "deadline-job-user"
+    assert result["restarted"] is True  # would be
+    assert result["ready"] is None  # nothing verified what was not done
+    assert "+run_jobs_as_agent_user = true" in run.stdout  # the diff of worker.toml
+
+
+# --- a run cut off at any remote call ----------------------------------------------------------
+
+OPERATIONS = (
+    "read_agent_info",
+    "set_user_rights",
+    "set_group_membership",
+    "read_file",
+    "write_file",
+    "control_service",
+)
+
+
+@pytest.mark.parametrize("operation", OPERATIONS)
+def test_a_run_cut_off_at_any_call_leaves_the_host_consistent_and_the_next_run_converges(tmp_path, operation):
+    state = variant("legacy-keys")  # in Administrators, a job user and the removed impersonation key
+    state["faults"] = {"fail_next": [operation]}
+    run, paths = run_role(tmp_path, {"worker-03": state})
+    assert run.returncode != 0, f"the fault at {operation} did not stop the run"
+    assert "fault fail_next" in run.stdout
+    cut = state_of(paths["worker-03"])
+    assert_consistent(cut, BASE_RIGHTS)
+
+    again, _ = run_role(tmp_path, {"worker-03": {}})
+    recap_ok(again)
+    converged = state_of(paths["worker-03"])
+    assert_converged(converged, BASE_RIGHTS)
+    result = simworker.read_dump(tmp_path, RESULT, "worker-03")
+    assert result["ready"] is True
+    # the example is stopped (its impersonation key stops the agent): the next run starts it
+    assert converged["services"]["DeadlineWorker"]["restarts"] == 1
+
+
+def test_a_restart_cut_off_on_a_running_service_needs_a_forced_restart(tmp_path):
+    """The known limit: the settings are on disk, the old agent still runs, nothing is left to change."""
+    state = variant("installer-default")
+    state["faults"] = {"fail_next": ["control_service"]}
+    run, paths = run_role(tmp_path, {"worker-01": state})
+    assert run.returncode != 0
+    assert_consistent(state_of(paths["worker-01"]), (*BASE_RIGHTS, "SeShutdownPrivilege"))
+    again, _ = run_role(tmp_path, {"worker-01": {}})
+    recap_ok(again)
+    assert state_of(paths["worker-01"])["services"]["DeadlineWorker"]["restarts"] == 0
+    forced, _ = run_role(tmp_path, {"worker-01": {}}, role_vars={"deadline_worker_agent_user_force_restart": True})
+    recap_ok(forced)
+    after = state_of(paths["worker-01"])
+    assert after["services"]["DeadlineWorker"]["restarts"] == 1
+    assert_converged(after, (*BASE_RIGHTS, "SeShutdownPrivilege"))
+
+
+# --- refusals ----------------------------------------------------------------------------------
+
+
+def refused_states() -> dict[str, dict]:
+    no_service = variant("installer-default")
+    del no_service["services"]["DeadlineWorker"]
+    no_config = variant("installer-default")
+    no_config["files"] = {}
+    garbage = simworker.set_file_bytes(variant("installer-default"), b"[worker\nfarm_id = \n")
+    no_account = variant("installer-default")
+    no_account["services"]["DeadlineWorker"]["account"] = r".\ghost"
+    return {
+        "env-override": variant("env-override"),
+        "old-agent": variant("old-agent"),
+        "no-service": no_service,
+        "no-config": no_config,
+        "unparsable": garbage,
+        "no-account": no_account,
+        "fixable": variant("installer-default"),
+    }
+
+
+EXPECTED_CAUSE = {
+    "env-override": ("ENV_OVERRIDE", "DEADLINE_WORKER_RUN_JOBS_AS_AGENT_USER", "Remove"),
+    "old-agent": ("AGENT_VERSION_UNSUPPORTED", "0.27.1", "Upgrade"),
+    "no-service": ("SERVICE_MISSING", "DeadlineWorker", "install"),
+    "no-config": ("CONFIG_MISSING", "worker.toml", "restore"),
+    "unparsable": ("CONFIG_INVALID", "line", "Correct"),
+    "no-account": ("ACCOUNT_MISSING", "ghost", "account"),
+}
+
+
+def test_refusals_fail_before_any_change_naming_the_cause_and_others_still_converge(tmp_path):
+    states = refused_states()
+    run, paths = run_role(tmp_path, states)
+    assert run.returncode != 0
+    for host, (finding, detail, fix) in EXPECTED_CAUSE.items():
+        state = state_of(paths[host])
+        assert without_calls(state) == without_calls(states[host]), f"{host} was changed"
+        assert state["calls_total"] == 1, f"{host}: {state['calls']}"
+        fatal = [line for line in run.stdout.splitlines() if line.startswith(f"fatal: [{host}]")]
+        assert fatal, f"{host} was not refused"
+        assert finding in fatal[0] and detail in fatal[0], fatal[0]
+        assert fix.lower() in fatal[0].lower(), fatal[0]
+        assert "changed nothing" in fatal[0]
+        result = simworker.read_dump(tmp_path, RESULT, host)
+        assert finding in {r["id"] for r in result["refused"]} and result["changed"] is False
+    # the run goes on for the host the role can fix
+    assert_converged(state_of(paths["fixable"]), (*BASE_RIGHTS, "SeShutdownPrivilege"))
+    assert simworker.read_dump(tmp_path, RESULT, "fixable")["ready"] is True
+
+
+def test_a_wrong_variable_type_fails_at_the_start(tmp_path):
+    run, paths = run_role(
+        tmp_path,
+        {"worker-01": variant("installer-default")},
+        role_vars={"deadline_worker_agent_user_restart": "sometimes"},
+    )
+    assert run.returncode != 0
+    assert "deadline_worker_agent_user_restart" in run.stdout
+    assert "calls_total" not in state_of(paths["worker-01"])
+
+
+# --- ways in, localized names, shutdown_on_stop ------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["roles", "import_role", "include_role"])
+def test_the_role_works_through_roles_import_role_and_include_role(tmp_path, how):
+    run, paths = run_role(tmp_path, {"worker-01": variant("installer-default")}, how=how)
+    recap_ok(run)
+    assert_converged(state_of(paths["worker-01"]), BASE_RIGHTS)
+    result = simworker.read_dump(tmp_path, RESULT, "worker-01")  # a later task reads the fact
+    assert result["ready"] is True and result["changed"] is True
+
+
+def test_localized_administrators_and_a_bom_converge(tmp_path):
+    state = variant("localized-bom")
+    assert state["accounts"][ADMINISTRATORS]["name"] == "Administratoren"
+    run, paths = run_role(tmp_path, {"worker-de": state})
+    recap_ok(run)
+    after = state_of(paths["worker-de"])
+    assert_converged(after, (*BASE_RIGHTS, "SeShutdownPrivilege"))
+    assert b"\r\n" in simworker.file_bytes(after)  # line endings as found
+    result = simworker.read_dump(tmp_path, RESULT, "worker-de")
+    assert result["groups_left"] == [{"name": "Administratoren", "sid": ADMINISTRATORS}]
+    assert result["worker_toml"]["warnings"], "the BOM's removal is reported"
+
+
+def test_shutdown_on_stop_adds_shutdown_privilege_and_only_then(tmp_path):
+    run, paths = run_role(tmp_path, {"on": variant("installer-default"), "off": variant("legacy-keys")})
+    recap_ok(run)
+    assert "SeShutdownPrivilege" in direct_rights(state_of(paths["on"]))
+    assert "SeShutdownPrivilege" not in direct_rights(state_of(paths["off"]))
+    assert "SeShutdownPrivilege" in simworker.read_dump(tmp_path, RESULT, "on")["rights_added"]
+
+
+def test_a_deny_right_that_overrides_a_needed_right_is_refused(tmp_path):
+    """Granting SeServiceLogonRight is useless against SeDenyServiceLogonRight: the service could not start."""
+    state = variant("installer-default")
+    state["rights"]["SeDenyServiceLogonRight"] = [AGENT_SID]
+    run, paths = run_role(tmp_path, {"worker-01": state})
+    assert run.returncode != 0
+    assert "RIGHT_DENIED" in run.stdout and "SeDenyServiceLogonRight" in run.stdout
+    assert without_calls(state_of(paths["worker-01"])) == without_calls(state)
+    assert simworker.read_dump(tmp_path, RESULT, "worker-01")["refused"][0]["id"] == "RIGHT_DENIED"
