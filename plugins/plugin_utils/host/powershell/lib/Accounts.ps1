@@ -240,38 +240,43 @@ function Resolve-CmfAccount {
 function Get-CmfLocalGroups {
     # Every local group: @{ name; sid; entry } (entry: its ADSI object).
     $computer = [ADSI]"WinNT://$env:COMPUTERNAME,computer"
-    $computer.Children.SchemaFilter.Add('group') | Out-Null
-    foreach ($entry in $computer.Children) {
-        $sid = New-Object Security.Principal.SecurityIdentifier ([byte[]]$entry.InvokeGet('objectSid')), 0
+    $children = $computer.psbase.Children  # a new collection at each access: filter this one
+    $children.SchemaFilter.Add('group') | Out-Null
+    foreach ($entry in $children) {
+        if ($entry.psbase.SchemaClassName -ne 'Group') { continue }
+        $sid = New-Object Security.Principal.SecurityIdentifier ([byte[]]$entry.psbase.InvokeGet('objectSid')), 0
         @{ name = [string]$entry.psbase.Name; sid = $sid.Value; entry = $entry }
     }
 }
 
 function Get-CmfGroupMembers {
-    # Members of a local group by objectSid: @{ sid; name; type; enabled; orphaned }. ADsPath of an
-    # orphan is WinNT://S-1-..., which has no user object to ask; it is kept, never an error.
+    # Members of a local group by objectSid: @{ sid; name; type; enabled; orphaned }. The ADsPath of an
+    # orphan is WinNT://S-1-..., with no account behind it to ask; it is kept, never an error.
     param($Group)
     foreach ($raw in @($Group.psbase.Invoke('Members'))) {
-        $member = [ADSI]$raw
+        $member = ([ADSI]$raw).psbase
         $sid = (New-Object Security.Principal.SecurityIdentifier ([byte[]]$member.InvokeGet('objectSid')), 0).Value
         $path = [string]$member.InvokeGet('ADsPath')
-        $orphaned = $path -match '^WinNT://S-1-[0-9-]+$'
+        if ($path -match '^WinNT://S-1-[0-9-]+$') {
+            @{ sid = $sid; name = $sid; type = 'unknown'; enabled = $false; orphaned = $true }
+            continue
+        }
         $class = [string]$member.SchemaClassName
-        $enabled = -not $orphaned
-        if (-not $orphaned -and $class -eq 'User') {
+        $enabled = $true
+        if ($class -eq 'User') {
             try {
                 $enabled = -not ([int]$member.InvokeGet('UserFlags') -band 0x2)  # ADS_UF_ACCOUNTDISABLE
             }
             catch {
-                $enabled = $true  # a domain user whose flags cannot be read here: counted as live
+                $enabled = $true  # a domain user whose flags cannot be read from here: counted as live
             }
         }
         @{
             sid = $sid
-            name = $(if ($orphaned) { $sid } else { ConvertTo-CmfAccountName $sid })
-            type = $(if ($orphaned) { 'unknown' } elseif ($class -eq 'Group') { 'group' } else { 'user' })
+            name = ConvertTo-CmfAccountName $sid
+            type = $(if ($class -eq 'Group') { 'group' } else { 'user' })
             enabled = [bool]$enabled
-            orphaned = [bool]$orphaned
+            orphaned = $false
         }
     }
 }
