@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright: contributors to deadline_cloud.cmf
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Fleet benchmark: playbooks/converge.yml on N simulated workers in the installer's state.
