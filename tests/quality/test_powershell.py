@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 import tree_sitter_powershell
+from tree_sitter import Language, Node, Parser
+
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._operations import OPERATIONS
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._powershell import (
     PowerShellHost,
@@ -17,7 +19,6 @@ from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._powershel
     script_text,
 )
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._simulated import _registry
-from tree_sitter import Language, Node, Parser
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "plugins" / "plugin_utils" / "host" / "powershell"
 PARSER = Parser(Language(tree_sitter_powershell.language()))

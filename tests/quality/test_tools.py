@@ -104,11 +104,16 @@ def test_ansible_test_sanity(tmp_path):
 
 
 def test_built_collection_installs_and_runs_from_where_it_is_installed(tmp_path):
-    build = run([str(BIN / "ansible-galaxy"), "collection", "build", "--output-path", str(tmp_path), str(REPO)])
+    clean = simworker.ansible_env()
+    clean.pop("ANSIBLE_COLLECTIONS_PATH")  # the source tree must not stand in for the installed copy
+    build = run([str(BIN / "ansible-galaxy"), "collection", "build", "--output-path", str(tmp_path), str(REPO)], env=clean)
     assert build.returncode == 0, build.stderr
     (tarball,) = tmp_path.glob("deadline_cloud-cmf-*.tar.gz")
     installed = tmp_path / "collections"
-    install = run([str(BIN / "ansible-galaxy"), "collection", "install", "--offline", "--no-deps", "-p", str(installed), str(tarball)])
+    install = run(
+        [str(BIN / "ansible-galaxy"), "collection", "install", "--offline", "--no-deps", "--force", "-p", str(installed), str(tarball)],
+        env=clean,
+    )
     assert install.returncode == 0, install.stdout + install.stderr
     assert (installed / "ansible_collections" / "deadline_cloud" / "cmf" / "plugins" / "plugin_utils" / "host" / "powershell" / "write_file.ps1").exists()
     assert not (installed / "ansible_collections" / "deadline_cloud" / "cmf" / ".venv").exists()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import agent_truth
 import pytest
+import simworker
 
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.worker_toml import (
     ABSENT,
@@ -68,9 +69,7 @@ def test_shipped_examples_take_the_opt_in_in_place_of_their_commented_example(sh
 
 
 def history_files():
-    from conftest import SHARED
-
-    folder = SHARED / "fixtures" / "history"
+    folder = simworker.SHARED / "fixtures" / "history"
     return sorted(folder.glob("worker.toml*")) if folder.exists() else []
 
 
