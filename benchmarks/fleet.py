@@ -87,7 +87,7 @@ def run_size(count: int, forks: int, latency_ms: int, env: dict, keep: bool) -> 
         paths = build_fleet(folder, count, latency_ms)
         wall, cpu, rc = converge(folder, forks, env, "converge.log")
         first = calls(paths)
-        rerun_wall, _, rerun_rc = converge(folder, forks, env, "rerun.log")
+        rerun_wall, _rerun_cpu, rerun_rc = converge(folder, forks, env, "rerun.log")
         second = [b - a for a, b in zip(first, calls(paths), strict=True)]
         if rc or rerun_rc:
             print(f"N={count}: ansible-playbook failed (rc {rc}/{rerun_rc}); see {folder}", file=sys.stderr)

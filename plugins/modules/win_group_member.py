@@ -46,9 +46,11 @@ options:
 attributes:
   check_mode:
     support: full
+    description: Can run in check mode and return what would change without changing the host.
     details: Reads the account in one call, applies the same safety rules, and reports what would change.
   diff_mode:
     support: full
+    description: Returns what changed (or would change in check mode) as before and after, when in diff mode.
     details: The account's local groups before and after.
 notes:
   - A missing account, an ambiguous name or an unreachable domain fails the task with a message that
@@ -59,7 +61,7 @@ seealso:
   - module: deadline_cloud.cmf.win_user_rights
   - module: ansible.windows.win_group_membership
 author:
-  - deadline_cloud.cmf maintainers
+  - Deadline Cloud CMF maintainers (@deadline-cloud)
 """
 
 EXAMPLES = r"""

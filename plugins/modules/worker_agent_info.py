@@ -41,9 +41,11 @@ options:
 attributes:
   check_mode:
     support: full
+    description: Can run in check mode and return what would change without changing the host.
     details: Read-only; the same in check mode.
   diff_mode:
     support: none
+    description: Returns what changed (or would change in check mode) as before and after, when in diff mode.
 notes:
   - A machine environment variable reaches services only after a reboot; a service's own C(Environment)
     value at the service's next start. The verdict reads both from the registry, i.e. as the agent will see
@@ -53,7 +55,7 @@ seealso:
   - module: deadline_cloud.cmf.worker_agent_service
   - module: deadline_cloud.cmf.worker_toml
 author:
-  - deadline_cloud.cmf maintainers
+  - Deadline Cloud CMF maintainers (@deadline-cloud)
 """
 
 EXAMPLES = r"""
@@ -99,14 +101,14 @@ service:
     name: {description: The service name., type: str, sample: DeadlineWorker}
     exists: {description: Whether the service exists., type: bool}
     state: {description: V(running) or V(stopped) (other states as Windows names them)., type: str}
-    start_mode: {description: V(auto), V(manual) or V(disabled)., type: str}
+    start_mode: {description: "V(auto), V(manual) or V(disabled).", type: str}
     account: {description: The logon account as the Service Control Manager shows it., type: str, sample: .\deadline-worker}
     environment:
       description: The service's own C(Environment) value, C(NAME=value) entries.
       type: list
       elements: str
       sample: [AWS_DEFAULT_REGION=us-west-2]
-    pid: {description: The service's process id while it runs, else null., type: int}
+    pid: {description: "The service's process id while it runs, else null.", type: int}
 account:
   description: The account (the service's logon account by default); null when it cannot be resolved (see RV(account_error)).
   returned: always
@@ -138,7 +140,7 @@ config:
   contains:
     path: {description: The file., type: str}
     exists: {description: Whether it exists., type: bool}
-    encoding: {description: V(utf-8), V(utf-8-bom), V(utf-16) or V(invalid); null when the file is missing., type: str}
+    encoding: {description: "V(utf-8), V(utf-8-bom), V(utf-16) or V(invalid); null when the file is missing.", type: str}
     parse_error:
       description: Where TOML parsing stops, C({message, line, column}); null when it parses.
       type: dict

@@ -42,13 +42,15 @@ options:
 attributes:
   check_mode:
     support: full
+    description: Can run in check mode and return what would change without changing the host.
     details: Reads the service (one read-only call) and reports what would happen, without doing it; warns when the agent would not stay up.
   diff_mode:
     support: none
+    description: Returns what changed (or would change in check mode) as before and after, when in diff mode.
 seealso:
   - module: deadline_cloud.cmf.worker_agent_info
 author:
-  - deadline_cloud.cmf maintainers
+  - Deadline Cloud CMF maintainers (@deadline-cloud)
 """
 
 EXAMPLES = r"""

@@ -131,12 +131,12 @@ def parse_account(text: str) -> AccountName:
     if is_sid(raw):
         return AccountName(text=raw, sid=normalize_sid(raw))
     if "\\" in raw:
-        domain, _, name = raw.partition("\\")
+        domain, _sep, name = raw.partition("\\")
         if not domain or not name or "\\" in name:
             raise ValueError(f"'{raw}' is not an account name (expected NAME, .\\NAME, DOMAIN\\NAME, NAME@DOMAIN or a SID)")
         return AccountName(text=raw, name=name, domain=domain)
     if "@" in raw:
-        name, _, suffix = raw.rpartition("@")
+        name, _sep, suffix = raw.rpartition("@")
         if not name or not suffix:
             raise ValueError(f"'{raw}' is not an account name (expected NAME, .\\NAME, DOMAIN\\NAME, NAME@DOMAIN or a SID)")
         return AccountName(text=raw, name=name, upn_suffix=suffix)
@@ -240,7 +240,7 @@ def resolve_local_group(text: str, groups: Mapping[str, str], hostname: str) -> 
         return (sid, by_sid[sid]) if sid in by_sid else None
     name = raw
     if "\\" in raw:
-        domain, _, name = raw.partition("\\")
+        domain, _sep, name = raw.partition("\\")
         if domain != "." and not names_equal(domain, BUILTIN_DOMAIN) and not names_equal(domain, hostname):
             return None  # a domain group is not a local group
     for sid, local_name in by_sid.items():

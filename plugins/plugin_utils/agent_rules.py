@@ -313,20 +313,21 @@ def _verdict_from_analysis(
 ) -> StartupVerdict:
     if analysis.exists:
         decoded = analysis.decoded
-        assert decoded is not None
+        if decoded is None:
+            raise ValueError("an existing config was analysed without its decoding")
         if decoded.agent_error is not None:
             return StartupVerdict(False, decoded.agent_error, "encoding")
         if analysis.parse_error is not None:
             return StartupVerdict(
                 False, f"Configuration file ({analysis.path}) is not valid TOML: {analysis.parse_error.message}", "toml"
             )
-        assert analysis.schema is not None
+        if analysis.schema is None:
+            raise ValueError("a parsed config was analysed without its schema report")
         if analysis.schema.errors:
             errors = [tuple(e.split(": ", 1)) for e in analysis.schema.errors]
             return StartupVerdict(
                 False,
-                f"Parsing errors loading configuration file ({analysis.path}):\n"
-                + _pydantic_errors("ConfigFile", [(loc, msg) for loc, msg in errors]),
+                f"Parsing errors loading configuration file ({analysis.path}):\n" + _pydantic_errors("ConfigFile", errors),
                 "config_file",
             )
     # A missing file is not an error to the agent: WorkerSettings then reads only the environment.
@@ -590,7 +591,8 @@ def findings(reading: Reading) -> list[dict]:
             )
         )
     elif config.encoding != "utf-8":
-        assert config.decoded is not None
+        if config.decoded is None:
+            raise ValueError("an existing config was analysed without its decoding")
         described = {
             "utf-8-bom": "starts with a UTF-8 byte order mark",
             "utf-16": "is UTF-16 (what Windows PowerShell's Out-File and > write)",

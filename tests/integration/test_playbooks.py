@@ -30,7 +30,8 @@ def example(name: str) -> dict:
     return yaml.safe_load((simworker.EXAMPLES / f"{name}.yml").read_text(encoding="utf-8"))
 
 
-def fleet(tmp_path: Path, hosts: dict[str, str] = FLEET) -> tuple[Path, dict[str, Path]]:
+def fleet(tmp_path: Path, hosts: dict[str, str] | None = None) -> tuple[Path, dict[str, Path]]:
+    hosts = FLEET if hosts is None else hosts
     paths = {host: simworker.save_state(tmp_path / f"{host}.yml", example(name)) for host, name in hosts.items()}
     return simworker.write_inventory(tmp_path, paths), paths
 

@@ -127,7 +127,7 @@ def test_installer_state_converges_in_7_calls_and_reruns_in_4_without_restart(tm
     assert [g["sid"] for g in result["groups_left"]] == [ADMINISTRATORS]
 
     calls_before = state["calls_total"]
-    again, _ = run_role(tmp_path, {"worker-01": {}})
+    again, _paths = run_role(tmp_path, {"worker-01": {}})
     recap_ok(again)
     assert "changed: [worker-01]" not in again.stdout  # (the dump task runs on localhost)
     state = state_of(paths["worker-01"])
@@ -178,7 +178,7 @@ def test_a_run_cut_off_at_any_call_leaves_the_host_consistent_and_the_next_run_c
     cut = state_of(paths["worker-03"])
     assert_consistent(cut, BASE_RIGHTS)
 
-    again, _ = run_role(tmp_path, {"worker-03": {}})
+    again, _paths = run_role(tmp_path, {"worker-03": {}})
     recap_ok(again)
     converged = state_of(paths["worker-03"])
     assert_converged(converged, BASE_RIGHTS)
@@ -195,10 +195,10 @@ def test_a_restart_cut_off_on_a_running_service_needs_a_forced_restart(tmp_path)
     run, paths = run_role(tmp_path, {"worker-01": state})
     assert run.returncode != 0
     assert_consistent(state_of(paths["worker-01"]), (*BASE_RIGHTS, "SeShutdownPrivilege"))
-    again, _ = run_role(tmp_path, {"worker-01": {}})
+    again, _paths = run_role(tmp_path, {"worker-01": {}})
     recap_ok(again)
     assert state_of(paths["worker-01"])["services"]["DeadlineWorker"]["restarts"] == 0
-    forced, _ = run_role(tmp_path, {"worker-01": {}}, role_vars={"deadline_worker_agent_user_force_restart": True})
+    forced, _paths = run_role(tmp_path, {"worker-01": {}}, role_vars={"deadline_worker_agent_user_force_restart": True})
     recap_ok(forced)
     after = state_of(paths["worker-01"])
     assert after["services"]["DeadlineWorker"]["restarts"] == 1

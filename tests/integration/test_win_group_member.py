@@ -49,7 +49,7 @@ def members(state: dict, group_sid: str) -> list[str]:
 
 def test_removes_the_agent_account_from_administrators(tmp_path):
     before = simworker.example_state()
-    result, after, _ = run_one(tmp_path, before, {"account": r".\deadline-worker", "groups": [ADMINISTRATORS], "state": "absent"})
+    result, after, _completed = run_one(tmp_path, before, {"account": r".\deadline-worker", "groups": [ADMINISTRATORS], "state": "absent"})
     assert result["changed"] is True
     assert result["sid"] == AGENT
     assert result["removed"] == [{"name": "Administrators", "sid": ADMINISTRATORS}]
@@ -79,7 +79,7 @@ def test_localized_administrators_converge_from_the_same_task(tmp_path):
         {MODULE: {"account": "deadline-worker", "groups": ["Administrators"], "state": "absent"}},
         {MODULE: {"account": "deadline-worker", "groups": [ADMINISTRATORS], "state": "absent"}},
     ]
-    results, after, _ = run_tasks(tmp_path, states, tasks)
+    results, after, _completed = run_tasks(tmp_path, states, tasks)
     local_name = {"worker-en": "Administrators", "worker-de": "Administratoren", "worker-fr": "Administrateurs"}
     for host, (first, second) in results.items():
         assert first["changed"] is True, host
@@ -93,7 +93,7 @@ def test_localized_administrators_converge_from_the_same_task(tmp_path):
 def test_localized_host_by_its_own_name_too(tmp_path):
     state = simworker.example_state()
     state["accounts"][ADMINISTRATORS]["name"] = "Administratoren"
-    result, after, _ = run_one(tmp_path, state, {"account": "deadline-worker", "groups": ["administratoren"], "state": "absent"})
+    result, after, _completed = run_one(tmp_path, state, {"account": "deadline-worker", "groups": ["administratoren"], "state": "absent"})
     assert result["removed"] == [{"name": "Administratoren", "sid": ADMINISTRATORS}]
     assert AGENT not in members(after, ADMINISTRATORS)
 
@@ -102,7 +102,7 @@ def test_orphaned_sids_in_a_group_do_not_break_reading_or_removing(tmp_path):
     state = simworker.example_state()
     state["accounts"][ADMINISTRATORS]["members"].insert(0, ORPHAN)
     state["accounts"][USERS]["members"].append("S-1-12-1-1111-2222-3333-4444")  # an Azure AD member
-    results, states, _ = run_tasks(
+    results, states, _completed = run_tasks(
         tmp_path,
         {"worker-01": state},
         [
@@ -121,7 +121,7 @@ def test_orphaned_sids_in_a_group_do_not_break_reading_or_removing(tmp_path):
 
 def test_refuses_to_remove_the_connecting_account_from_administrators(tmp_path):
     before = simworker.example_state()
-    result, after, _ = run_one(tmp_path, before, {"account": "ansible", "groups": ["Administrators"], "state": "absent"})
+    result, after, _completed = run_one(tmp_path, before, {"account": "ansible", "groups": ["Administrators"], "state": "absent"})
     assert result["failed"] is True
     assert result["error_code"] == "REMOVAL_REFUSED"
     assert "WORKER-01\\ansible" in result["msg"]
@@ -132,7 +132,7 @@ def test_refuses_to_remove_the_connecting_account_from_administrators(tmp_path):
 
 def test_refuses_the_connecting_account_in_check_mode_too(tmp_path):
     before = simworker.example_state()
-    result, after, _ = run_one(tmp_path, before, {"account": ANSIBLE, "groups": [ADMINISTRATORS], "state": "absent"}, "--check")
+    result, after, _completed = run_one(tmp_path, before, {"account": ANSIBLE, "groups": [ADMINISTRATORS], "state": "absent"}, "--check")
     assert result["failed"] is True
     assert "connected as" in result["msg"]
     assert after["calls"] == {"read_account": 1}
@@ -140,7 +140,7 @@ def test_refuses_the_connecting_account_in_check_mode_too(tmp_path):
 
 def test_refuses_to_remove_the_builtin_administrator(tmp_path):
     before = simworker.example_state()
-    result, after, _ = run_one(tmp_path, before, {"account": "Administrator", "groups": ["Administrators"], "state": "absent"})
+    result, after, _completed = run_one(tmp_path, before, {"account": "Administrator", "groups": ["Administrators"], "state": "absent"})
     assert result["failed"] is True
     assert "RID 500" in result["msg"]
     assert "Administrator" in result["msg"]
@@ -155,7 +155,7 @@ def test_refuses_to_leave_administrators_with_no_enabled_member(tmp_path):
     state["accounts"][ADMINISTRATORS]["members"] = [ADMINISTRATOR, ORPHAN, AGENT]
     state["connection_account"] = "S-1-5-21-1111-2222-3333-4001"
     state["accounts"]["S-1-5-21-1111-2222-3333-4001"] = {"name": "ops", "domain": "CORP", "type": "user"}
-    result, after, _ = run_one(tmp_path, state, {"account": "deadline-worker", "groups": ["Administrators"], "state": "absent"})
+    result, after, _completed = run_one(tmp_path, state, {"account": "deadline-worker", "groups": ["Administrators"], "state": "absent"})
     assert result["failed"] is True
     assert "no enabled member" in result["msg"]
     assert "deadline-worker" in result["msg"]
@@ -168,14 +168,14 @@ def test_an_enabled_member_left_makes_the_removal_safe(tmp_path):
     state["accounts"][ADMINISTRATORS]["members"] = [ADMINISTRATOR, ORPHAN, AGENT, "S-1-5-21-1111-2222-3333-512"]
     state["accounts"]["S-1-5-21-1111-2222-3333-512"] = {"name": "Domain Admins", "domain": "CORP", "type": "group"}
     state["connection_account"] = "S-1-5-21-1111-2222-3333-4001"
-    result, after, _ = run_one(tmp_path, state, {"account": "deadline-worker", "groups": ["Administrators"], "state": "absent"})
+    result, after, _completed = run_one(tmp_path, state, {"account": "deadline-worker", "groups": ["Administrators"], "state": "absent"})
     assert result["changed"] is True
     assert AGENT not in members(after, ADMINISTRATORS)
 
 
 def test_absent_for_a_group_the_account_is_not_in_is_no_change(tmp_path):
     before = simworker.example_state()
-    result, after, _ = run_one(tmp_path, before, {"account": "deadline-worker", "groups": ["Backup Operators"], "state": "absent"})
+    result, after, _completed = run_one(tmp_path, before, {"account": "deadline-worker", "groups": ["Backup Operators"], "state": "absent"})
     assert result["changed"] is False
     assert result["removed"] == []
     assert after["accounts"] == before["accounts"]
@@ -184,7 +184,7 @@ def test_absent_for_a_group_the_account_is_not_in_is_no_change(tmp_path):
 
 def test_present_adds_once_then_is_idempotent(tmp_path):
     task = {MODULE: {"account": r"WORKER-01\Deadline-Worker", "groups": ["backup operators", "Users"]}}
-    results, states, _ = run_tasks(tmp_path, {"worker-01": simworker.example_state()}, [task, task])
+    results, states, _completed = run_tasks(tmp_path, {"worker-01": simworker.example_state()}, [task, task])
     first, second = results["worker-01"]
     assert first["changed"] is True
     assert first["added"] == [{"name": "Backup Operators", "sid": BACKUP_OPERATORS}]
@@ -200,7 +200,7 @@ def test_present_adds_once_then_is_idempotent(tmp_path):
 
 def test_missing_group_fails_naming_it_and_changes_nothing(tmp_path):
     before = simworker.example_state()
-    result, after, _ = run_one(tmp_path, before, {"account": "deadline-worker", "groups": ["Backup Operators", "Render Wranglers"]})
+    result, after, _completed = run_one(tmp_path, before, {"account": "deadline-worker", "groups": ["Backup Operators", "Render Wranglers"]})
     assert result["failed"] is True
     assert result["error_code"] == "GROUP_NOT_FOUND"
     assert "Render Wranglers" in result["msg"]
@@ -208,14 +208,15 @@ def test_missing_group_fails_naming_it_and_changes_nothing(tmp_path):
 
 
 def test_a_domain_group_is_not_a_local_group(tmp_path):
-    result, _, _ = run_one(tmp_path, simworker.example_state(), {"account": "deadline-worker", "groups": [r"CORP\Administrators"]})
+    result, _state, _completed = run_one(tmp_path, simworker.example_state(), {"account": "deadline-worker", "groups": [r"CORP\Administrators"]})
     assert result["failed"] is True
     assert result["error_code"] == "GROUP_NOT_FOUND"
 
 
 def test_check_mode_reports_the_removal_and_changes_nothing(tmp_path):
     before = simworker.example_state()
-    result, after, _ = run_one(tmp_path, before, {"account": "deadline-worker", "groups": ["Administrators", "Backup Operators"], "state": "absent"}, "--check")
+    args = {"account": "deadline-worker", "groups": ["Administrators", "Backup Operators"], "state": "absent"}
+    result, after, _completed = run_one(tmp_path, before, args, "--check")
     assert result["changed"] is True
     assert result["removed"] == [{"name": "Administrators", "sid": ADMINISTRATORS}]
     assert {"name": "Administrators", "sid": ADMINISTRATORS} not in result["groups"]
@@ -226,20 +227,21 @@ def test_check_mode_reports_the_removal_and_changes_nothing(tmp_path):
 
 def test_check_mode_add_reports_the_rights_the_group_brings(tmp_path):
     before = simworker.example_state()
-    result, after, _ = run_one(tmp_path, before, {"account": "deadline-worker", "groups": [BACKUP_OPERATORS]}, "--check")
+    result, after, _completed = run_one(tmp_path, before, {"account": "deadline-worker", "groups": [BACKUP_OPERATORS]}, "--check")
     assert result["added"] == [{"name": "Backup Operators", "sid": BACKUP_OPERATORS}]
     assert {"name": "Backup Operators", "sid": BACKUP_OPERATORS} in result["effective_rights"]["SeShutdownPrivilege"]
     assert after["accounts"] == before["accounts"]
 
 
 def test_check_mode_missing_group_fails(tmp_path):
-    result, _, _ = run_one(tmp_path, simworker.example_state(), {"account": "deadline-worker", "groups": ["nope"]}, "--check")
+    result, _state, _completed = run_one(tmp_path, simworker.example_state(), {"account": "deadline-worker", "groups": ["nope"]}, "--check")
     assert result["failed"] is True
     assert "nope" in result["msg"]
 
 
 def test_diff_mode_shows_groups_before_and_after(tmp_path):
-    result, _, completed = run_one(tmp_path, simworker.example_state(), {"account": "deadline-worker", "groups": [ADMINISTRATORS], "state": "absent"}, "--diff")
+    args = {"account": "deadline-worker", "groups": [ADMINISTRATORS], "state": "absent"}
+    result, _state, completed = run_one(tmp_path, simworker.example_state(), args, "--diff")
     assert result["diff"]["before"].splitlines() == [
         "Administrators (S-1-5-32-544)",
         f"deadline-job-users ({JOB_USERS})",
@@ -251,7 +253,7 @@ def test_diff_mode_shows_groups_before_and_after(tmp_path):
 
 def test_unknown_account_fails_naming_it(tmp_path):
     before = simworker.example_state()
-    result, after, _ = run_one(tmp_path, before, {"account": "ghost@corp.example.com", "groups": ["Users"]})
+    result, after, _completed = run_one(tmp_path, before, {"account": "ghost@corp.example.com", "groups": ["Users"]})
     assert result["failed"] is True
     assert "ghost@corp.example.com" in result["msg"]
     assert after["accounts"] == before["accounts"]
@@ -260,6 +262,6 @@ def test_unknown_account_fails_naming_it(tmp_path):
 def test_disabled_account_can_still_be_moved(tmp_path):
     state = simworker.example_state()
     state["accounts"][AGENT]["enabled"] = False
-    result, after, _ = run_one(tmp_path, state, {"account": "deadline-worker", "groups": ["Administrators"], "state": "absent"})
+    result, after, _completed = run_one(tmp_path, state, {"account": "deadline-worker", "groups": ["Administrators"], "state": "absent"})
     assert result["changed"] is True
     assert AGENT not in members(after, ADMINISTRATORS)

@@ -46,7 +46,7 @@ def holders(state: dict, right: str) -> list[str]:
 
 def test_grants_missing_rights_on_the_accounts_sid_only(tmp_path):
     before = simworker.example_state()
-    result, after, _ = run_one(
+    result, after, _completed = run_one(
         tmp_path,
         before,
         {"account": r".\deadline-worker", "rights": ["SeIncreaseQuotaPrivilege", "SeShutdownPrivilege", "SeServiceLogonRight"]},
@@ -74,7 +74,7 @@ def test_grants_missing_rights_on_the_accounts_sid_only(tmp_path):
 
 
 def test_effective_rights_say_which_group_gives_them(tmp_path):
-    result, _, _ = run_one(tmp_path, simworker.example_state(), {"account": "deadline-worker", "rights": []})
+    result, _state, _completed = run_one(tmp_path, simworker.example_state(), {"account": "deadline-worker", "rights": []})
     effective = result["effective_rights"]
     assert effective["SeShutdownPrivilege"] == [{"name": "Administrators", "sid": ADMINISTRATORS}]
     assert effective["SeIncreaseQuotaPrivilege"] == [{"name": "Administrators", "sid": ADMINISTRATORS}]
@@ -89,7 +89,7 @@ def test_effective_rights_say_which_group_gives_them(tmp_path):
 
 
 def test_rights_match_case_insensitively_and_come_back_canonical(tmp_path):
-    result, after, _ = run_one(
+    result, after, _completed = run_one(
         tmp_path, simworker.example_state(), {"account": "DEADLINE-WORKER", "rights": ["seshutdownprivilege", "SESERVICELOGONRIGHT"]}
     )
     assert result["added"] == ["SeShutdownPrivilege"]
@@ -99,7 +99,7 @@ def test_rights_match_case_insensitively_and_come_back_canonical(tmp_path):
 
 def test_idempotent_second_run_changes_nothing_in_one_call(tmp_path):
     task = {MODULE: {"account": AGENT, "rights": ["SeIncreaseQuotaPrivilege"]}}
-    results, states, _ = run_tasks(tmp_path, {"worker-01": simworker.example_state()}, [task, task])
+    results, states, _completed = run_tasks(tmp_path, {"worker-01": simworker.example_state()}, [task, task])
     first, second = results["worker-01"]
     assert first["changed"] is True and first["added"] == ["SeIncreaseQuotaPrivilege"]
     assert second["changed"] is False
@@ -110,7 +110,7 @@ def test_idempotent_second_run_changes_nothing_in_one_call(tmp_path):
 
 def test_absent_removes_only_the_direct_right_of_this_account(tmp_path):
     before = simworker.example_state()
-    result, after, _ = run_one(
+    result, after, _completed = run_one(
         tmp_path,
         before,
         {"account": AGENT.lower(), "rights": ["SeAssignPrimaryTokenPrivilege", "SeDebugPrivilege"], "state": "absent"},
@@ -125,7 +125,7 @@ def test_absent_removes_only_the_direct_right_of_this_account(tmp_path):
 
 def test_absent_for_rights_not_held_is_no_change(tmp_path):
     before = simworker.example_state()
-    result, after, _ = run_one(tmp_path, before, {"account": "deadline-worker", "rights": ["SeShutdownPrivilege"], "state": "absent"})
+    result, after, _completed = run_one(tmp_path, before, {"account": "deadline-worker", "rights": ["SeShutdownPrivilege"], "state": "absent"})
     assert result["changed"] is False
     assert result["removed"] == []
     assert after["rights"] == before["rights"]
@@ -133,7 +133,7 @@ def test_absent_for_rights_not_held_is_no_change(tmp_path):
 
 def test_check_mode_reports_and_changes_nothing_in_one_read(tmp_path):
     before = simworker.example_state()
-    result, after, _ = run_one(
+    result, after, _completed = run_one(
         tmp_path, before, {"account": "deadline-worker", "rights": ["SeShutdownPrivilege", "SeAssignPrimaryTokenPrivilege"]}, "--check"
     )
     assert result["changed"] is True
@@ -145,7 +145,7 @@ def test_check_mode_reports_and_changes_nothing_in_one_read(tmp_path):
 
 def test_check_mode_absent_plans_the_removal(tmp_path):
     before = simworker.example_state()
-    result, after, _ = run_one(
+    result, after, _completed = run_one(
         tmp_path, before, {"account": "deadline-worker", "rights": ["SeServiceLogonRight"], "state": "absent"}, "--check"
     )
     assert result["removed"] == ["SeServiceLogonRight"]
@@ -154,7 +154,7 @@ def test_check_mode_absent_plans_the_removal(tmp_path):
 
 
 def test_diff_mode_shows_direct_rights_before_and_after(tmp_path):
-    result, _, completed = run_one(
+    result, _state, completed = run_one(
         tmp_path, simworker.example_state(), {"account": "deadline-worker", "rights": ["SeShutdownPrivilege"]}, "--diff"
     )
     assert result["diff"]["before"] == "SeAssignPrimaryTokenPrivilege\nSeServiceLogonRight\n"
@@ -164,7 +164,7 @@ def test_diff_mode_shows_direct_rights_before_and_after(tmp_path):
 
 def test_check_and_diff_mode_together(tmp_path):
     before = simworker.example_state()
-    result, after, _ = run_one(
+    result, after, _completed = run_one(
         tmp_path, before, {"account": "deadline-worker", "rights": ["SeServiceLogonRight"], "state": "absent"}, "--check", "--diff"
     )
     assert result["diff"]["before"] == "SeAssignPrimaryTokenPrivilege\nSeServiceLogonRight\n"
@@ -174,7 +174,7 @@ def test_check_and_diff_mode_together(tmp_path):
 
 def test_unknown_right_fails_listing_valid_ones_without_a_call(tmp_path):
     before = simworker.example_state()
-    result, after, _ = run_one(tmp_path, before, {"account": "deadline-worker", "rights": ["SeServiceLogonRight", "SeMakeCoffeeRight"]})
+    result, after, _completed = run_one(tmp_path, before, {"account": "deadline-worker", "rights": ["SeServiceLogonRight", "SeMakeCoffeeRight"]})
     assert result["failed"] is True
     assert "SeMakeCoffeeRight" in result["msg"]
     assert "deadline-worker" in result["msg"]
@@ -184,7 +184,7 @@ def test_unknown_right_fails_listing_valid_ones_without_a_call(tmp_path):
 
 
 def test_deny_right_held_directly_is_warned(tmp_path):
-    result, after, _ = run_one(
+    result, after, _completed = run_one(
         tmp_path, simworker.example_state(), {"account": "deadline-worker", "rights": ["SeDenyServiceLogonRight"]}
     )
     assert result["added"] == ["SeDenyServiceLogonRight"]
@@ -196,7 +196,7 @@ def test_deny_right_held_directly_is_warned(tmp_path):
 def test_deny_right_through_a_group_is_warned(tmp_path):
     state = simworker.example_state()
     state["rights"]["SeDenyNetworkLogonRight"] = [USERS]
-    result, _, _ = run_one(tmp_path, state, {"account": "deadline-worker", "rights": ["SeServiceLogonRight"]})
+    result, _state, _completed = run_one(tmp_path, state, {"account": "deadline-worker", "rights": ["SeServiceLogonRight"]})
     assert result["changed"] is False
     assert len(result["warnings"]) == 1
     assert "SeNetworkLogonRight" in result["warnings"][0]
@@ -206,14 +206,14 @@ def test_deny_right_through_a_group_is_warned(tmp_path):
 def test_account_name_forms_all_resolve_to_the_same_sid(tmp_path):
     forms = [r"WORKER-01\DEADLINE-WORKER", r"worker-01\deadline-worker", r".\Deadline-Worker", "deadline-worker", AGENT.lower()]
     tasks = [{MODULE: {"account": form, "rights": ["SeServiceLogonRight"]}} for form in forms]
-    results, states, _ = run_tasks(tmp_path, {"worker-01": simworker.example_state()}, tasks)
+    results, states, _completed = run_tasks(tmp_path, {"worker-01": simworker.example_state()}, tasks)
     assert {r["sid"] for r in results["worker-01"]} == {AGENT}
     assert all(r["changed"] is False for r in results["worker-01"])
     assert states["worker-01"]["calls_total"] == len(forms)
 
 
 def test_well_known_principal_by_domain_name(tmp_path):
-    result, after, _ = run_one(tmp_path, simworker.example_state(), {"account": r"NT AUTHORITY\Local Service", "rights": ["SeShutdownPrivilege"]})
+    result, after, _completed = run_one(tmp_path, simworker.example_state(), {"account": r"NT AUTHORITY\Local Service", "rights": ["SeShutdownPrivilege"]})
     assert result["sid"] == LOCAL_SERVICE
     assert result["account"] == r"NT AUTHORITY\LOCAL SERVICE"
     assert LOCAL_SERVICE in holders(after, "SeShutdownPrivilege")
@@ -221,7 +221,7 @@ def test_well_known_principal_by_domain_name(tmp_path):
 
 def test_unknown_account_fails_naming_it_and_changes_nothing(tmp_path):
     before = simworker.example_state()
-    result, after, _ = run_one(tmp_path, before, {"account": r".\no-such-user", "rights": ["SeServiceLogonRight"]})
+    result, after, _completed = run_one(tmp_path, before, {"account": r".\no-such-user", "rights": ["SeServiceLogonRight"]})
     assert result["failed"] is True
     assert "no-such-user" in result["msg"]
     assert result["error_code"] == "ACCOUNT_NOT_FOUND"
@@ -233,13 +233,13 @@ def test_ambiguous_name_fails_naming_the_candidates(tmp_path):
     state["accounts"]["S-1-5-21-1111-2222-3333-4001"] = {"name": "render", "domain": "CORP", "type": "user"}
     state["accounts"]["S-1-5-21-4444-5555-6666-4001"] = {"name": "render", "domain": "FABRIKAM", "type": "user"}
     before = copy.deepcopy(state)
-    result, after, _ = run_one(tmp_path, state, {"account": "render", "rights": ["SeServiceLogonRight"]})
+    result, after, _completed = run_one(tmp_path, state, {"account": "render", "rights": ["SeServiceLogonRight"]})
     assert result["failed"] is True
     assert result["error_code"] == "ACCOUNT_AMBIGUOUS"
     assert r"CORP\render" in result["msg"] and r"FABRIKAM\render" in result["msg"]
     assert after["rights"] == before["rights"]
     # qualified, the same name resolves
-    result, after, _ = run_one(tmp_path, state, {"account": r"corp\RENDER", "rights": ["SeServiceLogonRight"]})
+    result, after, _completed = run_one(tmp_path, state, {"account": r"corp\RENDER", "rights": ["SeServiceLogonRight"]})
     assert result["sid"] == "S-1-5-21-1111-2222-3333-4001"
     assert "S-1-5-21-1111-2222-3333-4001" in holders(after, "SeServiceLogonRight")
 
@@ -247,14 +247,14 @@ def test_ambiguous_name_fails_naming_the_candidates(tmp_path):
 def test_domain_account_by_upn(tmp_path):
     state = simworker.example_state()
     state["accounts"]["S-1-5-21-1111-2222-3333-4001"] = {"name": "render", "domain": "CORP", "type": "user"}
-    result, _, _ = run_one(tmp_path, state, {"account": "render@corp.example.com", "rights": ["SeServiceLogonRight"]})
+    result, _state, _completed = run_one(tmp_path, state, {"account": "render@corp.example.com", "rights": ["SeServiceLogonRight"]})
     assert result["sid"] == "S-1-5-21-1111-2222-3333-4001"
     assert result["account"] == r"CORP\render"
 
 
 def test_unreachable_domain_fails_naming_the_account(tmp_path):
     before = simworker.example_state()
-    result, after, _ = run_one(tmp_path, before, {"account": r"FARAWAY\deadline-worker", "rights": ["SeServiceLogonRight"]})
+    result, after, _completed = run_one(tmp_path, before, {"account": r"FARAWAY\deadline-worker", "rights": ["SeServiceLogonRight"]})
     assert result["failed"] is True
     assert result["error_code"] == "DOMAIN_UNREACHABLE"
     assert r"FARAWAY\deadline-worker" in result["msg"]
@@ -264,7 +264,7 @@ def test_unreachable_domain_fails_naming_the_account(tmp_path):
 def test_disabled_account_still_gets_its_rights(tmp_path):
     state = simworker.example_state()
     state["accounts"][AGENT]["enabled"] = False
-    result, after, _ = run_one(tmp_path, state, {"account": "deadline-worker", "rights": ["SeShutdownPrivilege"]})
+    result, after, _completed = run_one(tmp_path, state, {"account": "deadline-worker", "rights": ["SeShutdownPrivilege"]})
     assert result["added"] == ["SeShutdownPrivilege"]
     assert AGENT in holders(after, "SeShutdownPrivilege")
     assert after["accounts"][AGENT]["enabled"] is False

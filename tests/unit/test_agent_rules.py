@@ -121,7 +121,10 @@ ALONE = {
     "machine_env_off": (_machine_env("DEADLINE_WORKER_RUN_JOBS_AS_AGENT_USER", "false"), ["AGENT_OPT_IN_MISSING", "ENV_OVERRIDE", "MESSAGE_IS_MISLEADING"]),
     "service_env_off": (_service_env("DEADLINE_WORKER_RUN_JOBS_AS_AGENT_USER=no"), ["AGENT_OPT_IN_MISSING", "ENV_OVERRIDE", "MESSAGE_IS_MISLEADING"]),
     "env_job_user": (_service_env("DEADLINE_WORKER_WINDOWS_JOB_USER=job-user"), ["ENV_OVERRIDE", "JOB_USER_CONFLICT"]),
-    "file_job_user": (edit_os_line := _replace_toml("run_jobs_as_agent_user = true", 'run_jobs_as_agent_user = true\nwindows_job_user = "job-user"'), ["JOB_USER_CONFLICT"]),
+    "file_job_user": (
+        edit_os_line := _replace_toml("run_jobs_as_agent_user = true", 'run_jobs_as_agent_user = true\nwindows_job_user = "job-user"'),
+        ["JOB_USER_CONFLICT"],
+    ),
     "impersonation": (_replace_toml("run_jobs_as_agent_user = true", "run_jobs_as_agent_user = true\nimpersonation = false"), ["LEGACY_IMPERSONATION_KEY"]),
     "bom": (_bytes(lambda data: b"\xef\xbb\xbf" + data), ["CONFIG_ENCODING"]),
     "utf16": (_bytes(lambda data: data.decode().encode("utf-16")), ["CONFIG_ENCODING"]),

@@ -259,6 +259,7 @@ def test_values_of_the_wrong_type_for_known_keys_are_refused(setting, message):
 def test_validation_refuses_what_the_agent_refuses(tmp_path):
     data = MINIMAL.replace(b"[os]\n", b"[os]\nimpersonation = false\n")
     errors = validate(data.decode(), PATH).errors
-    assert errors == [f"the agent would refuse {PATH}: os -> __root__: The 'impersonation' option has been removed. Please use 'run_jobs_as_agent_user' instead."]
+    removed = "The 'impersonation' option has been removed. Please use 'run_jobs_as_agent_user' instead."
+    assert errors == [f"the agent would refuse {PATH}: os -> __root__: {removed}"]
     with pytest.raises(Exception, match="impersonation' option has been removed"):
         agent_loads(data, tmp_path)

@@ -121,10 +121,8 @@ class StateFile:
 
     def save(self, data: dict) -> None:
         folder = os.path.dirname(self.path)
-        if self.path.endswith(".json"):
-            text = json.dumps(data, indent=2) + "\n"
-        else:
-            text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=4096)
+        as_json = self.path.endswith(".json")
+        text = json.dumps(data, indent=2) + "\n" if as_json else yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=4096)
         fd, temp = tempfile.mkstemp(prefix=".state-", dir=folder)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
