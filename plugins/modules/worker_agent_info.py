@@ -109,6 +109,7 @@ service:
       elements: str
       sample: [AWS_DEFAULT_REGION=us-west-2]
     pid: {description: "The service's process id while it runs, else null.", type: int}
+    started_at: {description: "When the running service process started (UTC, ISO 8601), else null.", type: str}
 account:
   description: The account (the service's logon account by default); null when it cannot be resolved (see RV(account_error)).
   returned: always
@@ -140,6 +141,7 @@ config:
   contains:
     path: {description: The file., type: str}
     exists: {description: Whether it exists., type: bool}
+    modified_at: {description: "When the file was last written (UTC, ISO 8601); null when it is missing.", type: str}
     encoding: {description: "V(utf-8), V(utf-8-bom), V(utf-16) or V(invalid); null when the file is missing.", type: str}
     parse_error:
       description: Where TOML parsing stops, C({message, line, column}); null when it parses.
@@ -176,8 +178,10 @@ findings:
     - Each C({id, severity, message, fix}); severity is V(blocker), V(security), V(warning) or V(info), blockers first.
     - Ids - V(AGENT_OPT_IN_MISSING), V(ENV_OVERRIDE), V(JOB_USER_CONFLICT), V(LEGACY_IMPERSONATION_KEY), V(CONFIG_ENCODING),
       V(CONFIG_INVALID), V(CONFIG_MISSING), V(AGENT_VERSION_UNSUPPORTED), V(SERVICE_MISSING), V(SERVICE_LOGON_RIGHT_MISSING),
-      V(AGENT_STARTUP_ERROR) (blockers); V(AGENT_USER_IS_ADMIN) (security); V(MISPLACED_KEY), V(SHUTDOWN_RIGHT_MISSING) (warnings);
+      V(AGENT_STARTUP_ERROR) (blockers); V(AGENT_USER_IS_ADMIN) (security); V(MISPLACED_KEY), V(SHUTDOWN_RIGHT_MISSING), V(CONFIG_NOT_LOADED) (warnings);
       V(MESSAGE_IS_MISLEADING) (info).
+    - V(CONFIG_NOT_LOADED) says that C(worker.toml) was written after the running agent started; the agent reads it
+      only at start, so a restart is due.
     - V(AGENT_STARTUP_ERROR) carries the agent's error when it would stop at start for a reason no other finding names
       (e.g. no farm_id anywhere, an unparsable environment value).
   returned: always

@@ -14,6 +14,7 @@ from the simulated worker); :func:`describe` turns it into worker_agent_info's r
 from __future__ import annotations
 
 import base64
+import datetime
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -391,8 +392,12 @@ def _same_local_user(job_user: str, service_account: str) -> bool:
 
 
 def parse_version(text: str | None) -> tuple[int, int, int] | None:
-    match = re.match(r"^\s*v?(\d+)\.(\d+)\.(\d+)", str(text or ""))
-    return (int(match.group(1)), int(match.group(2)), int(match.group(3))) if match else None
+    """``0.27.3`` -> (0, 27, 3); missing parts count as 0 (``1.0`` -> (1, 0, 0)); pre-release tails are ignored."""
+    match = re.match(r"^\s*v?(\d+)(?:\.(\d+))?(?:\.(\d+))?", str(text or ""))
+    if not match:
+        return None
+    major, minor, patch = (int(part or 0) for part in match.groups())
+    return major, minor, patch
 
 
 def version_text(version: tuple[int, int, int]) -> str:
@@ -532,6 +537,27 @@ def _version_finding(reading: Reading) -> dict | None:
     )
 
 
+def _utc(text: Any) -> datetime.datetime | None:
+    """A time as Windows and the simulated worker report it (ISO 8601), or None."""
+    if not text:
+        return None
+    try:
+        moment = datetime.datetime.fromisoformat(str(text))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=datetime.UTC)
+
+
+def config_changed_since_start(reading: Reading) -> bool:
+    """worker.toml was written after the running agent started: the agent reads it only at start,
+    so it still runs with what the file held before (None times, from older readings, say no)."""
+    if reading.service.get("state") != "running" or not reading.config.exists:
+        return False
+    started = _utc(reading.service.get("started_at"))
+    modified = _utc((reading.raw.get("config") or {}).get("modified_at"))
+    return started is not None and modified is not None and modified > started
+
+
 def _would_print_admin_message(reading: Reading) -> str | None:
     """The scheduler's text if it would fail WORKER_AGENT_USER jobs on this host, else None."""
     version = reading.version
@@ -566,6 +592,18 @@ def findings(reading: Reading) -> list[dict]:
     version_finding = _version_finding(reading)
     if version_finding:
         found.append(version_finding)
+
+    if config_changed_since_start(reading):
+        found.append(
+            _finding(
+                "CONFIG_NOT_LOADED",
+                "warning",
+                f"{config.path} was written at {(reading.raw.get('config') or {}).get('modified_at')}, after the running agent"
+                f" started ({service.get('started_at')}): the agent reads worker.toml only when it starts, so it still runs"
+                " with what the file held before.",
+                f"Restart the {service_name} service (deadline_cloud.cmf.worker_agent_service).",
+            )
+        )
 
     account = reading.account
     if account and not holds_right(reading.rights, SERVICE_LOGON_RIGHT) and service.get("exists"):
@@ -802,6 +840,7 @@ def describe(raw: dict) -> dict:
             "account": reading.service.get("account"),
             "environment": list(reading.service.get("environment") or []),
             "pid": reading.service.get("pid"),
+            "started_at": reading.service.get("started_at"),
         },
         "account": None
         if account is None
@@ -816,6 +855,7 @@ def describe(raw: dict) -> dict:
         "config": {
             "path": config.path,
             "exists": config.exists,
+            "modified_at": (reading.raw.get("config") or {}).get("modified_at"),
             "encoding": config.encoding,
             "parse_error": None
             if config.parse_error is None

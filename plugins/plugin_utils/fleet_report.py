@@ -14,9 +14,11 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.agent_rules import parse_version
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.user_rights import DENY_OVERRIDES
 
 SEVERITIES = ("blocker", "security", "warning", "info")
 
@@ -202,20 +204,12 @@ def report_json(summary: Mapping[str, Any]) -> str:
 # What the role refuses to touch
 
 
-def _version_key(version: str) -> tuple[int, ...] | None:
-    match = re.match(r"^\s*v?(\d+(?:\.\d+)*)", str(version or ""))
-    if not match:
-        return None
-    return tuple(int(part) for part in match.group(1).split("."))
-
-
 def version_older(version: str, minimum: str) -> bool | None:
     """True when ``version`` is older than ``minimum``; None when either cannot be read."""
-    have, want = _version_key(version), _version_key(minimum)
+    have, want = parse_version(version), parse_version(minimum)
     if have is None or want is None:
         return None
-    width = max(len(have), len(want))
-    return have + (0,) * (width - len(have)) < want + (0,) * (width - len(want))
+    return have < want
 
 
 def _get(mapping: Any, *keys: str) -> Any:
@@ -226,13 +220,8 @@ def _get(mapping: Any, *keys: str) -> Any:
     return mapping
 
 
-DENY_RIGHTS = {
-    "SeServiceLogonRight": "SeDenyServiceLogonRight",
-    "SeBatchLogonRight": "SeDenyBatchLogonRight",
-    "SeInteractiveLogonRight": "SeDenyInteractiveLogonRight",
-    "SeNetworkLogonRight": "SeDenyNetworkLogonRight",
-    "SeRemoteInteractiveLogonRight": "SeDenyRemoteInteractiveLogonRight",
-}
+# allow right -> the deny right that overrides it
+DENY_RIGHTS = {allow: deny for deny, allow in DENY_OVERRIDES.items()}
 
 
 def refusals(

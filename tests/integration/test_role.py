@@ -188,21 +188,40 @@ def test_a_run_cut_off_at_any_call_leaves_the_host_consistent_and_the_next_run_c
     assert converged["services"]["DeadlineWorker"]["restarts"] == 1
 
 
-def test_a_restart_cut_off_on_a_running_service_needs_a_forced_restart(tmp_path):
-    """The known limit: the settings are on disk, the old agent still runs, nothing is left to change."""
+def test_a_restart_cut_off_on_a_running_service_is_done_by_the_next_run(tmp_path):
+    """The settings are on disk and the old agent still runs: nothing is left to change, but
+    worker.toml is newer than the running process (CONFIG_NOT_LOADED), so the next run restarts it."""
     state = variant("installer-default")
     state["faults"] = {"fail_next": ["control_service"]}
     run, paths = run_role(tmp_path, {"worker-01": state})
     assert run.returncode != 0
-    assert_consistent(state_of(paths["worker-01"]), (*BASE_RIGHTS, "SeShutdownPrivilege"))
+    cut = state_of(paths["worker-01"])
+    assert_consistent(cut, (*BASE_RIGHTS, "SeShutdownPrivilege"))
+    assert cut["services"]["DeadlineWorker"]["restarts"] == 0
+
     again, _paths = run_role(tmp_path, {"worker-01": {}})
     recap_ok(again)
-    assert state_of(paths["worker-01"])["services"]["DeadlineWorker"]["restarts"] == 0
-    forced, _paths = run_role(tmp_path, {"worker-01": {}}, role_vars={"deadline_worker_agent_user_force_restart": True})
-    recap_ok(forced)
     after = state_of(paths["worker-01"])
     assert after["services"]["DeadlineWorker"]["restarts"] == 1
     assert_converged(after, (*BASE_RIGHTS, "SeShutdownPrivilege"))
+    result = simworker.read_dump(tmp_path, RESULT, "worker-01")
+    assert "CONFIG_NOT_LOADED" in {f["id"] for f in result["findings_before"]}
+    assert result["ready"] is True and "CONFIG_NOT_LOADED" not in {f["id"] for f in result["findings_after"]}
+
+    calls_before = after["calls_total"]
+    third, _paths = run_role(tmp_path, {"worker-01": {}})
+    recap_ok(third)
+    settled = state_of(paths["worker-01"])
+    assert settled["services"]["DeadlineWorker"]["restarts"] == 1  # now the agent runs what is on disk
+    assert settled["calls_total"] - calls_before <= 4
+
+
+def test_force_restart_restarts_a_converged_worker(tmp_path):
+    run, paths = run_role(tmp_path, {"worker-01": variant("installer-default")})
+    recap_ok(run)
+    forced, _paths = run_role(tmp_path, {"worker-01": {}}, role_vars={"deadline_worker_agent_user_force_restart": True})
+    recap_ok(forced)
+    assert state_of(paths["worker-01"])["services"]["DeadlineWorker"]["restarts"] == 2
 
 
 # --- refusals ----------------------------------------------------------------------------------

@@ -58,6 +58,38 @@ def test_the_converged_state_is_ready_with_no_finding():
     assert result["ready"] is True
 
 
+def _timed(state: dict, started: str | None, modified: str | None, service_state: str = "running") -> dict:
+    state["services"]["DeadlineWorker"].update(state=service_state)
+    if started:
+        state["services"]["DeadlineWorker"]["started_at"] = started
+    if modified:
+        state["files"][simworker.WORKER_TOML]["modified"] = modified
+    return state
+
+
+def test_a_worker_toml_newer_than_the_running_agent_is_not_loaded_yet():
+    result = describe(_timed(ready_state(), "2026-11-28T09:00:00+00:00", "2026-11-28T09:30:00.1234567Z"))
+    assert ids(result) == ["CONFIG_NOT_LOADED"]
+    assert finding(result, "CONFIG_NOT_LOADED")["severity"] == "warning"
+    assert "reads worker.toml only when it starts" in finding(result, "CONFIG_NOT_LOADED")["message"]
+    assert result["ready"] is True  # ready speaks of what is on disk; the restart is the fix
+    assert result["service"]["started_at"] == "2026-11-28T09:00:00+00:00"
+    assert result["config"]["modified_at"] == "2026-11-28T09:30:00.1234567Z"
+
+
+@pytest.mark.parametrize(
+    ("started", "modified", "service_state"),
+    [
+        ("2026-11-28T09:30:00+00:00", "2026-11-28T09:00:00+00:00", "running"),  # restarted after the write
+        ("2026-11-28T09:00:00+00:00", "2026-11-28T09:30:00+00:00", "stopped"),  # nothing runs: the next start reads it
+        ("2026-11-28T09:00:00+00:00", None, "running"),  # no write time known
+        (None, None, "running"),
+    ],
+)
+def test_no_config_not_loaded_when_the_agent_runs_what_is_on_disk_or_nothing_is_known(started, modified, service_state):
+    assert "CONFIG_NOT_LOADED" not in ids(describe(_timed(ready_state(), started, modified, service_state)))
+
+
 # Each mutation of the ready state triggers exactly these findings.
 def _machine_env(name, value):
     def mutate(state):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import datetime
 import fcntl
 import json
 import os
@@ -32,6 +33,11 @@ class StateFileError(Exception):
 
 class ConnectionDropped(Exception):
     """A remote call that never came back (the ``fail_next`` fault)."""
+
+
+def utc_now() -> str:
+    """The simulated worker's clock, as Windows reports times: UTC, ISO 8601."""
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="microseconds")
 
 
 class SimulatedState:
@@ -79,7 +85,13 @@ class SimulatedState:
             readable = not text.startswith("\ufeff")
         except UnicodeDecodeError:
             readable = False
-        self._files()[name] = {"text": text} if readable else {"base64": base64.b64encode(data).decode("ascii")}
+        entry = {"text": text} if readable else {"base64": base64.b64encode(data).decode("ascii")}
+        entry["modified"] = utc_now()  # an optional field: hand-written states may leave it out
+        self._files()[name] = entry
+
+    def modified_at(self, path: str) -> str | None:
+        name = self.file_name(path)
+        return None if name is None else (self._files()[name] or {}).get("modified")
 
 
 # The operations, by name. Each takes the state and the operation's parameters and returns a

@@ -9,6 +9,7 @@ import base64
 
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils import agent_rules
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._errors import HostOperationError
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._simulated import utc_now
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._simulated_accounts import account_report
 
 SERVICE_NOT_FOUND = "SERVICE_NOT_FOUND"
@@ -17,6 +18,9 @@ LOG_TAIL_LINES = 20
 DEFAULT_PYTHON = r"C:\Program Files\Python311\python.exe"
 DEFAULT_LOCATION = r"C:\Program Files\Python311\Lib\site-packages\deadline_worker_agent"
 FIRST_PID = 4100
+# A running service whose state file gives no start time has run since before anything the
+# simulator wrote (files it writes get a `modified` time; hand-written ones have none).
+STARTED_BEFORE_ANY_WRITE = "2000-01-01T00:00:00.000000+00:00"
 
 
 def _service(state, name: str) -> tuple[str, dict] | None:
@@ -45,6 +49,7 @@ def read_agent_info(state, parameters: dict) -> dict:
             account=entry.get("account"),
             environment=[str(e) for e in entry.get("environment") or []],
             pid=entry.get("pid") if entry.get("state") == "running" else None,
+            started_at=(entry.get("started_at") or STARTED_BEFORE_ANY_WRITE) if entry.get("state") == "running" else None,
         )
     account_name = parameters["account"] or service.get("account")
     account = None
@@ -70,6 +75,7 @@ def read_agent_info(state, parameters: dict) -> dict:
             "path": parameters["config_path"],
             "exists": data is not None,
             "content": base64.b64encode(data or b"").decode("ascii"),
+            "modified_at": state.modified_at(parameters["config_path"]),
         },
     }
 
@@ -94,7 +100,7 @@ def _start(state, key: str, entry: dict) -> None:
         return
     pid = int(state.data.get("next_pid") or FIRST_PID)
     state.data["next_pid"] = pid + 4
-    entry.update(state="running", pid=pid)
+    entry.update(state="running", pid=pid, started_at=utc_now())
     entry.pop("last_error", None)
     agent = state.data.get("agent") or {}
     _append_log(

@@ -91,10 +91,11 @@ if ($accountName) {
     }
 }
 
-$config = @{ path = $ConfigPath; exists = $false; content = '' }
+$config = @{ path = $ConfigPath; exists = $false; content = ''; modified_at = $null }
 if ([IO.File]::Exists($ConfigPath)) {
     $config.exists = $true
     $config.content = [Convert]::ToBase64String([IO.File]::ReadAllBytes($ConfigPath))
+    $config.modified_at = [IO.File]::GetLastWriteTimeUtc($ConfigPath).ToString('o')
 }
 
 $Ansible.Result = @{

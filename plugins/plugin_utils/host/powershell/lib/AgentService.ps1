@@ -24,7 +24,13 @@ function Get-AgentServiceInfo {
         }
     }
     $processId = $null
-    if ($service.State -eq 'Running' -and $service.ProcessId -gt 0) { $processId = [int]$service.ProcessId }
+    $startedAt = $null
+    if ($service.State -eq 'Running' -and $service.ProcessId -gt 0) {
+        $processId = [int]$service.ProcessId
+        # When the running agent read worker.toml: it reads it only at start.
+        $process = Get-Process -Id $processId -ErrorAction SilentlyContinue
+        if ($null -ne $process) { $startedAt = $process.StartTime.ToUniversalTime().ToString('o') }
+    }
     return @{
         name = [string]$service.Name
         exists = $true
@@ -33,6 +39,7 @@ function Get-AgentServiceInfo {
         account = [string]$service.StartName
         environment = [string[]]$environment
         pid = $processId
+        started_at = $startedAt
         image_path = [string]$service.PathName
         python_class = $pythonClass
         exit_code = [int]$service.ExitCode
