@@ -74,7 +74,7 @@ def history_files():
 
 
 @pytest.mark.parametrize("path", history_files(), ids=lambda p: p.name)
-def test_every_historical_example_keeps_all_but_the_changed_lines(path):
+def test_every_historical_example_keeps_all_but_the_changed_lines(path, tmp_path):
     data = path.read_bytes()
     edit = apply_settings(data, OPT_IN, PATH)
     after = tomllib.loads(edit.text)
@@ -88,6 +88,14 @@ def test_every_historical_example_keeps_all_but_the_changed_lines(path):
         for key, value in (values.items() if isinstance(values, dict) else []):
             if key not in ("run_jobs_as_agent_user", "windows_job_user", "impersonation"):
                 assert after[table][key] == value
+    # The real agent reads the opt-in back from every edited example (the Windows-only one, which it
+    # refused for its impersonation key, included), and nothing else it reads has moved.
+    edited = agent_loads(edit.data, tmp_path)
+    assert edited.os.run_jobs_as_agent_user is True and edited.os.windows_job_user is None
+    if b"\nimpersonation = " not in data:
+        original = agent_loads(data, tmp_path)
+        assert (edited.worker, edited.aws, edited.logging) == (original.worker, original.aws, original.logging)
+        assert edited.os.shutdown_on_stop == original.os.shutdown_on_stop
 
 
 def test_windows_only_example_loses_its_active_impersonation_line_as_a_comment(shared, tmp_path):
