@@ -128,3 +128,27 @@ def dump_task(tmp_path: Path, var: str) -> dict:
 
 def read_dump(tmp_path: Path, var: str, host: str) -> dict:
     return json.loads((tmp_path / f"{var}-{host}.json").read_text(encoding="utf-8"))
+
+
+def run_tasks(tmp_path: Path, states: dict[str, dict], tasks: list[dict], *flags: str):
+    """Run ``tasks`` on simulated workers made from ``states``: each task's result per host (the
+    task registers it and a failure does not stop the play), the states afterwards, and the run."""
+    paths = {host: save_state(tmp_path / f"{host}.yml", state) for host, state in states.items()}
+    inventory = write_inventory(tmp_path, paths)
+    play = []
+    for n, task in enumerate(tasks):
+        play.append({"name": f"task {n}", **task, "register": f"out{n}", "ignore_errors": True})
+        play.append({**dump_task(tmp_path, f"out{n}"), "diff": False})
+    completed = run_playbook(write_playbook(tmp_path, play), inventory, *flags)
+    results = {}
+    for host in states:
+        dumped = [tmp_path / f"out{n}-{host}.json" for n in range(len(tasks))]
+        assert all(p.exists() for p in dumped), completed.stdout + completed.stderr
+        results[host] = [read_dump(tmp_path, f"out{n}", host) for n in range(len(tasks))]
+    return results, {host: load_state(path) for host, path in paths.items()}, completed
+
+
+def run_module(tmp_path: Path, state: dict, module: str, args: dict, *flags: str):
+    """One task of ``module`` on one simulated worker: its result, the state afterwards, and the run."""
+    results, states, completed = run_tasks(tmp_path, {"worker-01": state}, [{module: args}], *flags)
+    return results["worker-01"][0], states["worker-01"], completed

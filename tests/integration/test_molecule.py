@@ -21,10 +21,9 @@ def molecule(scenario: str, ephemeral: Path, *, extra_env: dict | None = None) -
     if not command.exists():
         found = shutil.which("molecule")
         if not found:
-            pytest.skip("molecule is not installed beside this Python (requirements-test.txt installs it)")
+            pytest.fail("molecule is not installed beside this Python (requirements-test.txt installs it)")
         command = Path(found)
     env = simworker.ansible_env(**(extra_env or {}))
-    env.pop("ANSIBLE_CALLBACKS_ENABLED", None)
     env["ANSIBLE_COLLECTIONS_PATH"] = str(simworker.collections_root())
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"  # molecule runs ansible-playbook by name
     env["NO_COLOR"] = "1"

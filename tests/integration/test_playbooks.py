@@ -38,7 +38,6 @@ def fleet(tmp_path: Path, hosts: dict[str, str] | None = None) -> tuple[Path, di
 
 def run(playbook: str, inventory: Path, *args: str):
     env = simworker.ansible_env()
-    env.pop("ANSIBLE_CALLBACKS_ENABLED", None)
     return simworker.run_playbook(PLAYBOOKS / playbook, inventory, *args, env=env)
 
 

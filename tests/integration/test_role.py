@@ -26,12 +26,6 @@ def variant(name: str) -> dict:
     return yaml.safe_load((simworker.EXAMPLES / f"{name}.yml").read_text(encoding="utf-8"))
 
 
-def env() -> dict:
-    environment = simworker.ansible_env()
-    environment.pop("ANSIBLE_CALLBACKS_ENABLED", None)  # an empty list there names a callback ''
-    return environment
-
-
 def run_role(tmp_path: Path, states: dict[str, dict], *args: str, how: str = "include_role", role_vars=None):
     """Run the role on simulated workers made from ``states``; return the run and the state paths."""
     paths = {}
@@ -53,7 +47,7 @@ def run_role(tmp_path: Path, states: dict[str, dict], *args: str, how: str = "in
         tasks = [{"name": "Converge", "block": [step], "always": [simworker.dump_task(tmp_path, RESULT)]}]
         play = {}
     playbook = simworker.write_playbook(tmp_path, tasks, name=f"{how}.yml", **play)
-    run = simworker.run_playbook(playbook, inventory, *args, env=env())
+    run = simworker.run_playbook(playbook, inventory, *args, env=simworker.ansible_env())
     return run, paths
 
 

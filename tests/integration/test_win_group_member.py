@@ -19,28 +19,8 @@ BACKUP_OPERATORS = "S-1-5-32-551"
 ORPHAN = "S-1-5-21-3623811015-3361044348-30300820-1107"  # a deleted account, still a member
 
 
-def run_tasks(tmp_path, states: dict[str, dict], tasks: list[dict], *flags: str):
-    """Run ``tasks`` (each registering ``outN``) on simulated workers; their results and states after."""
-    paths = {host: simworker.save_state(tmp_path / f"{host}.yml", state) for host, state in states.items()}
-    inventory = simworker.write_inventory(tmp_path, paths)
-    play = []
-    for n, task in enumerate(tasks):
-        play.append({"name": f"task {n}", **task, "register": f"out{n}", "ignore_errors": True})
-        play.append({**simworker.dump_task(tmp_path, f"out{n}"), "check_mode": False, "diff": False})
-    env = simworker.ansible_env()
-    env.pop("ANSIBLE_CALLBACKS_ENABLED", None)  # an empty list there names a callback ''
-    completed = simworker.run_playbook(simworker.write_playbook(tmp_path, play), inventory, *flags, env=env)
-    results = {}
-    for host in states:
-        dumped = [tmp_path / f"out{n}-{host}.json" for n in range(len(tasks))]
-        assert all(p.exists() for p in dumped), completed.stdout + completed.stderr
-        results[host] = [simworker.read_dump(tmp_path, f"out{n}", host) for n in range(len(tasks))]
-    return results, {host: simworker.load_state(path) for host, path in paths.items()}, completed
-
-
 def run_one(tmp_path, state: dict, args: dict, *flags: str):
-    results, states, completed = run_tasks(tmp_path, {"worker-01": state}, [{MODULE: args}], *flags)
-    return results["worker-01"][0], states["worker-01"], completed
+    return simworker.run_module(tmp_path, state, MODULE, args, *flags)
 
 
 def members(state: dict, group_sid: str) -> list[str]:
@@ -79,7 +59,7 @@ def test_localized_administrators_converge_from_the_same_task(tmp_path):
         {MODULE: {"account": "deadline-worker", "groups": ["Administrators"], "state": "absent"}},
         {MODULE: {"account": "deadline-worker", "groups": [ADMINISTRATORS], "state": "absent"}},
     ]
-    results, after, _completed = run_tasks(tmp_path, states, tasks)
+    results, after, _completed = simworker.run_tasks(tmp_path, states, tasks)
     local_name = {"worker-en": "Administrators", "worker-de": "Administratoren", "worker-fr": "Administrateurs"}
     for host, (first, second) in results.items():
         assert first["changed"] is True, host
@@ -102,7 +82,7 @@ def test_orphaned_sids_in_a_group_do_not_break_reading_or_removing(tmp_path):
     state = simworker.example_state()
     state["accounts"][ADMINISTRATORS]["members"].insert(0, ORPHAN)
     state["accounts"][USERS]["members"].append("S-1-12-1-1111-2222-3333-4444")  # an Azure AD member
-    results, states, _completed = run_tasks(
+    results, states, _completed = simworker.run_tasks(
         tmp_path,
         {"worker-01": state},
         [
@@ -184,7 +164,7 @@ def test_absent_for_a_group_the_account_is_not_in_is_no_change(tmp_path):
 
 def test_present_adds_once_then_is_idempotent(tmp_path):
     task = {MODULE: {"account": r"WORKER-01\Deadline-Worker", "groups": ["backup operators", "Users"]}}
-    results, states, _completed = run_tasks(tmp_path, {"worker-01": simworker.example_state()}, [task, task])
+    results, states, _completed = simworker.run_tasks(tmp_path, {"worker-01": simworker.example_state()}, [task, task])
     first, second = results["worker-01"]
     assert first["changed"] is True
     assert first["added"] == [{"name": "Backup Operators", "sid": BACKUP_OPERATORS}]

@@ -16,28 +16,8 @@ ADMINISTRATORS = "S-1-5-32-544"
 USERS = "S-1-5-32-545"
 
 
-def run_tasks(tmp_path, states: dict[str, dict], tasks: list[dict], *flags: str):
-    """Run ``tasks`` (each registering ``outN``) on simulated workers; their results and states after."""
-    paths = {host: simworker.save_state(tmp_path / f"{host}.yml", state) for host, state in states.items()}
-    inventory = simworker.write_inventory(tmp_path, paths)
-    play = []
-    for n, task in enumerate(tasks):
-        play.append({"name": f"task {n}", **task, "register": f"out{n}", "ignore_errors": True})
-        play.append({**simworker.dump_task(tmp_path, f"out{n}"), "check_mode": False, "diff": False})
-    env = simworker.ansible_env()
-    env.pop("ANSIBLE_CALLBACKS_ENABLED", None)  # an empty list there names a callback ''
-    completed = simworker.run_playbook(simworker.write_playbook(tmp_path, play), inventory, *flags, env=env)
-    results = {}
-    for host in states:
-        dumped = [tmp_path / f"out{n}-{host}.json" for n in range(len(tasks))]
-        assert all(p.exists() for p in dumped), completed.stdout + completed.stderr
-        results[host] = [simworker.read_dump(tmp_path, f"out{n}", host) for n in range(len(tasks))]
-    return results, {host: simworker.load_state(path) for host, path in paths.items()}, completed
-
-
 def run_one(tmp_path, state: dict, args: dict, *flags: str):
-    results, states, completed = run_tasks(tmp_path, {"worker-01": state}, [{MODULE: args}], *flags)
-    return results["worker-01"][0], states["worker-01"], completed
+    return simworker.run_module(tmp_path, state, MODULE, args, *flags)
 
 
 def holders(state: dict, right: str) -> list[str]:
@@ -99,7 +79,7 @@ def test_rights_match_case_insensitively_and_come_back_canonical(tmp_path):
 
 def test_idempotent_second_run_changes_nothing_in_one_call(tmp_path):
     task = {MODULE: {"account": AGENT, "rights": ["SeIncreaseQuotaPrivilege"]}}
-    results, states, _completed = run_tasks(tmp_path, {"worker-01": simworker.example_state()}, [task, task])
+    results, states, _completed = simworker.run_tasks(tmp_path, {"worker-01": simworker.example_state()}, [task, task])
     first, second = results["worker-01"]
     assert first["changed"] is True and first["added"] == ["SeIncreaseQuotaPrivilege"]
     assert second["changed"] is False
@@ -206,7 +186,7 @@ def test_deny_right_through_a_group_is_warned(tmp_path):
 def test_account_name_forms_all_resolve_to_the_same_sid(tmp_path):
     forms = [r"WORKER-01\DEADLINE-WORKER", r"worker-01\deadline-worker", r".\Deadline-Worker", "deadline-worker", AGENT.lower()]
     tasks = [{MODULE: {"account": form, "rights": ["SeServiceLogonRight"]}} for form in forms]
-    results, states, _completed = run_tasks(tmp_path, {"worker-01": simworker.example_state()}, tasks)
+    results, states, _completed = simworker.run_tasks(tmp_path, {"worker-01": simworker.example_state()}, tasks)
     assert {r["sid"] for r in results["worker-01"]} == {AGENT}
     assert all(r["changed"] is False for r in results["worker-01"])
     assert states["worker-01"]["calls_total"] == len(forms)

@@ -10,12 +10,6 @@ TOML = simworker.WORKER_TOML
 OPT_IN = "run_jobs_as_agent_user = true\n"
 
 
-def playbook_env() -> dict:
-    env = simworker.ansible_env()
-    env.pop("ANSIBLE_CALLBACKS_ENABLED", None)  # an empty list there names a callback ''
-    return env
-
-
 def _with_opt_in(state: dict) -> dict:
     text = simworker.file_bytes(state).decode()
     return simworker.set_file_bytes(state, text.replace("[os]\n", "[os]\n" + OPT_IN, 1).encode())
@@ -31,7 +25,7 @@ def _run_info(tmp_path, states: dict[str, dict], *args: str, task: dict | None =
             {**simworker.dump_task(tmp_path, "agent"), "check_mode": False},
         ],
     )
-    run = simworker.run_playbook(playbook, inventory, *args, env=playbook_env())
+    run = simworker.run_playbook(playbook, inventory, *args, env=simworker.ansible_env())
     assert run.returncode == 0, run.stdout + run.stderr
     return {name: simworker.read_dump(tmp_path, "agent", name) for name in states}, paths
 

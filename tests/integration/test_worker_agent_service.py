@@ -11,12 +11,6 @@ OPT_IN = "run_jobs_as_agent_user = true\n"
 JOB_USER_CONFLICT = "Cannot specify a windows job user when the option to run jobs as the agent user is enabled."
 
 
-def _playbook_env() -> dict:
-    env = simworker.ansible_env()
-    env.pop("ANSIBLE_CALLBACKS_ENABLED", None)  # an empty list there names a callback ''
-    return env
-
-
 def _edit_os_table(state: dict, lines: str) -> dict:
     text = simworker.file_bytes(state).decode()
     return simworker.set_file_bytes(state, text.replace("[os]\n", "[os]\n" + lines, 1).encode())
@@ -37,7 +31,7 @@ def _restart(tmp_path, state: dict, *args: str, module_args: dict | None = None)
             {**simworker.dump_task(tmp_path, "service"), "check_mode": False},
         ],
     )
-    run = simworker.run_playbook(playbook, inventory, *args, env=_playbook_env())
+    run = simworker.run_playbook(playbook, inventory, *args, env=simworker.ansible_env())
     assert run.returncode == 0, run.stdout + run.stderr
     return simworker.read_dump(tmp_path, "service", "worker-01"), simworker.load_state(path)
 
