@@ -22,13 +22,6 @@ description:
   - Runs on the controller; it reaches the worker through its Windows connection, or the
     C(deadline_cloud.cmf.simulated_worker) connection.
 options:
-  account:
-    description:
-      - The account - a local name, V(.\\name) (this computer), V(HOST\\name), V(DOMAIN\\name), a UPN
-        V(name@domain), or a SID string.
-      - Names match case-insensitively, as Windows matches them.
-    type: str
-    required: true
   groups:
     description:
       - Local groups, by name (V(deadline-job-users), V(.\\Users), V(BUILTIN\\Administrators)) or SID (V(S-1-5-32-544)).
@@ -52,9 +45,9 @@ attributes:
     support: full
     description: Returns what changed (or would change in check mode) as before and after, when in diff mode.
     details: The account's local groups before and after.
+extends_documentation_fragment:
+  - deadline_cloud.cmf.windows_account
 notes:
-  - A missing account, an ambiguous name or an unreachable domain fails the task with a message that
-    names the account; nothing is changed.
   - Leaving Administrators takes away the rights the account got through it; RV(effective_rights) shows
     what remains, and M(deadline_cloud.cmf.win_user_rights) grants what the account needs directly.
 seealso:

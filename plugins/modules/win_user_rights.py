@@ -23,13 +23,6 @@ description:
   - Runs on the controller; it reaches the worker through its Windows connection, or the
     C(deadline_cloud.cmf.simulated_worker) connection.
 options:
-  account:
-    description:
-      - The account - a local name, V(.\\name) (this computer), V(HOST\\name), V(DOMAIN\\name), a UPN
-        V(name@domain), or a SID string such as V(S-1-5-21-...-1001).
-      - Names match case-insensitively, as Windows matches them.
-    type: str
-    required: true
   rights:
     description:
       - User-right constants, privileges and logon rights, for example V(SeServiceLogonRight),
@@ -56,9 +49,8 @@ attributes:
     support: full
     description: Returns what changed (or would change in check mode) as before and after, when in diff mode.
     details: The account's direct rights before and after.
-notes:
-  - A missing account, an ambiguous name or an unreachable domain fails the task with a message that
-    names the account; nothing is changed.
+extends_documentation_fragment:
+  - deadline_cloud.cmf.windows_account
 seealso:
   - module: deadline_cloud.cmf.win_group_member
   - module: ansible.windows.win_user_right
