@@ -137,3 +137,21 @@ def test_built_collection_installs_and_runs_from_where_it_is_installed(tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert b"\nrun_jobs_as_agent_user = true\n" in simworker.file_bytes(simworker.load_state(state))
     assert os.fspath(installed) in run([str(BIN / "ansible-doc"), "-t", "module", "deadline_cloud.cmf.worker_toml"], env=env).stdout
+
+
+def test_galaxy_importer_accepts_the_built_tarball(tmp_path):
+    """What Galaxy checks on import (metadata, docs, plugin layout, ansible-lint), offline."""
+    clean = simworker.ansible_env()
+    clean.pop("ANSIBLE_COLLECTIONS_PATH")
+    build = run([str(BIN / "ansible-galaxy"), "collection", "build", "--output-path", str(tmp_path), str(REPO)], env=clean)
+    assert build.returncode == 0, build.stderr
+    (tarball,) = tmp_path.glob("deadline_cloud-cmf-*.tar.gz")
+    config = tmp_path / "galaxy-importer.cfg"
+    config.write_text("[galaxy-importer]\nRUN_ANSIBLE_TEST = False\nRUN_ANSIBLE_LINT = True\n")
+    clean.update(GALAXY_IMPORTER_CONFIG=str(config), PATH=f"{BIN}{os.pathsep}{clean.get('PATH', '')}")
+    result = run([sys.executable, "-m", "galaxy_importer.main", str(tarball)], env=clean)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-6000:]
+    assert "Importer processing completed successfully" in output
+    problems = [line for line in output.splitlines() if line.startswith(("WARNING", "ERROR"))]
+    assert problems == [], output[-6000:]
