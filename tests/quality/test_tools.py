@@ -149,7 +149,8 @@ def test_galaxy_importer_accepts_the_built_tarball(tmp_path):
     config = tmp_path / "galaxy-importer.cfg"
     config.write_text("[galaxy-importer]\nRUN_ANSIBLE_TEST = False\nRUN_ANSIBLE_LINT = True\n")
     clean.update(GALAXY_IMPORTER_CONFIG=str(config), PATH=f"{BIN}{os.pathsep}{clean.get('PATH', '')}")
-    result = run([sys.executable, "-m", "galaxy_importer.main", str(tarball)], env=clean)
+    # it leaves importer_result.json in its working folder: not in the source tree
+    result = run([sys.executable, "-m", "galaxy_importer.main", str(tarball)], cwd=tmp_path, env=clean)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-6000:]
     assert "Importer processing completed successfully" in output
