@@ -177,7 +177,7 @@ findings:
   description:
     - Each C({id, severity, message, fix}); severity is V(blocker), V(security), V(warning) or V(info), blockers first.
     - Ids - V(AGENT_OPT_IN_MISSING), V(ENV_OVERRIDE), V(JOB_USER_CONFLICT), V(LEGACY_IMPERSONATION_KEY), V(CONFIG_ENCODING),
-      V(CONFIG_INVALID), V(CONFIG_MISSING), V(AGENT_VERSION_UNSUPPORTED), V(SERVICE_MISSING), V(SERVICE_LOGON_RIGHT_MISSING),
+      V(CONFIG_INVALID), V(CONFIG_MISSING), V(AGENT_VERSION_UNSUPPORTED), V(SERVICE_MISSING), V(ACCOUNT_MISSING), V(SERVICE_LOGON_RIGHT_MISSING),
       V(AGENT_STARTUP_ERROR) (blockers); V(AGENT_USER_IS_ADMIN) (security); V(MISPLACED_KEY), V(SHUTDOWN_RIGHT_MISSING), V(CONFIG_NOT_LOADED) (warnings);
       V(MESSAGE_IS_MISLEADING) (info).
     - V(CONFIG_NOT_LOADED) says that C(worker.toml) was written after the running agent started; the agent reads it

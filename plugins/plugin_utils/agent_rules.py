@@ -345,14 +345,14 @@ def _verdict_from_analysis(
                 False,
                 f"Windows job user override must not be the user running the worker agent: {_bare_name(service_account)}."
                 " If you wish to run jobs as the agent user, set run_jobs_as_agent_user = true in the agent configuration file.",
-                "validate",
+                "job_user",
             )
         if ("\\" in job_user or "@" in job_user) and _password_arn(analysis.document, environment) is None:
             return StartupVerdict(
                 False,
                 f"Domain user '{job_user}' requires 'windows_job_user_password_arn' to be set. Domain user passwords"
                 " must be managed externally via Secrets Manager.",
-                "validate",
+                "job_user",
             )
         if settings.run_jobs_as_agent_user.value:
             return StartupVerdict(False, JOB_USER_CONFLICT_ERROR, "validate")
@@ -606,6 +606,18 @@ def findings(reading: Reading) -> list[dict]:
         )
 
     account = reading.account
+    account_error = reading.raw.get("account_error")
+    if account is None and account_error:
+        found.append(
+            _finding(
+                "ACCOUNT_MISSING",
+                "blocker",
+                f"The agent's account cannot be read: {account_error.get('message')}. The service cannot log on as an account"
+                " that does not resolve, and its groups and rights cannot be checked.",
+                "Create the account (install-deadline-worker creates deadline-worker), or name the account the service logs"
+                " on as.",
+            )
+        )
     if account and not holds_right(reading.rights, SERVICE_LOGON_RIGHT) and service.get("exists"):
         found.append(
             _finding(
@@ -797,6 +809,7 @@ def findings(reading: Reading) -> list[dict]:
 # Blockers that already explain a failed startup verdict.
 _STARTUP_FINDINGS = frozenset(
     {
+        "ACCOUNT_MISSING",
         "SERVICE_LOGON_RIGHT_MISSING",
         "CONFIG_ENCODING",
         "CONFIG_INVALID",

@@ -229,60 +229,23 @@ def refusals(
 ) -> list[dict]:
     """The blockers the role cannot fix on a host, each ``{id, message, fix}``; empty when it can go on.
 
-    Taken from the reading's findings (by id) and, so that a reading without a finding still
-    refuses what the role must not touch, from its facts: the service, the account, the
-    worker.toml and the agent version.
+    The causes are worker_agent_info's findings (agent_rules decides them, once). The role adds
+    only what depends on its own variables: a minimum agent version above the agent's own, and a
+    deny right against a right the role is asked to grant.
     """
     found: dict[str, dict] = {}
 
     def add(fid: str, message: str, fix: str) -> None:
         found.setdefault(fid, {"id": fid, "message": message, "fix": fix})
 
+    job_user_start = _get(reading, "startup", "stage") == "job_user"  # the role comments windows_job_user out
     for f in _findings(reading):
         fid = str(f["id"])
-        if fid == "AGENT_STARTUP_ERROR" and "job user" in str(f.get("message") or "").lower():
-            continue  # a windows_job_user error: removing the job user is the role's own fix
+        if fid == "AGENT_STARTUP_ERROR" and job_user_start:
+            continue
         if fid in REFUSED_FINDINGS or (fid == "CONFIG_ENCODING" and _get(reading, "config", "encoding") == "invalid"):
             add(fid, str(f.get("message") or ""), str(f.get("fix") or ""))
 
-    service = _get(reading, "service")
-    if isinstance(service, Mapping) and service.get("exists") is False:
-        add(
-            "SERVICE_MISSING",
-            "the worker agent service is not installed on this host",
-            "install the agent with install-deadline-worker (it creates the DeadlineWorker service)",
-        )
-    account = _get(reading, "account")
-    if not isinstance(account, Mapping) or not account.get("sid"):
-        error = _get(reading, "account_error", "message") or "the account does not resolve to a SID"
-        add(
-            "ACCOUNT_MISSING",
-            f"the agent account cannot be read: {error}",
-            "create the account, or set deadline_worker_agent_user_account to the account the service logs on as",
-        )
-    config = _get(reading, "config")
-    if isinstance(config, Mapping):
-        if config.get("exists") is False:
-            add(
-                "CONFIG_MISSING",
-                f"{config.get('path') or 'worker.toml'} does not exist",
-                "install the agent with install-deadline-worker, or restore worker.toml",
-            )
-        elif config.get("encoding") == "invalid":
-            add(
-                "CONFIG_ENCODING",
-                f"{config.get('path') or 'worker.toml'} is not UTF-8 or UTF-16 text",
-                "restore worker.toml from a backup or the agent's example file",
-            )
-        elif config.get("parse_error"):
-            error = config["parse_error"]
-            if isinstance(error, Mapping):
-                error = error.get("message") or error
-            add(
-                "CONFIG_INVALID",
-                f"{config.get('path') or 'worker.toml'} is not valid TOML: {error}",
-                "correct the file at the line and column given, then run the role again",
-            )
     held = _get(reading, "account", "effective_rights") or {}
     direct = _get(reading, "account", "rights") or []
     for right in rights or ():
@@ -300,7 +263,7 @@ def refusals(
     if version and version_older(str(version), min_agent_version):
         add(
             "AGENT_VERSION_UNSUPPORTED",
-            f"the worker agent is {version}; run_jobs_as_agent_user works on Windows from {min_agent_version}",
+            f"the worker agent is {version}; this run asks for {min_agent_version} or newer",
             f"upgrade deadline-cloud-worker-agent to {min_agent_version} or newer",
         )
     return sorted(found.values(), key=lambda f: f["id"])

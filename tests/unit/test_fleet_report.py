@@ -9,9 +9,12 @@ import io
 import json
 
 import pytest
+import simworker
 
 from ansible_collections.deadline_cloud.cmf.plugins.filter.fleet_report import FilterModule
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils import fleet_report
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils import agent_rules, fleet_report
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._simulated import SimulatedState
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._simulated_agent import read_agent_info
 
 
 def finding(fid: str, severity: str = "blocker", message: str = "", fix: str = "") -> dict:
@@ -146,7 +149,7 @@ def test_a_bom_or_utf16_file_is_not_refused_but_bytes_that_are_not_text_are():
     ("facts", "finding_id", "expected"),
     [
         ({"service": {"exists": False}}, "SERVICE_MISSING", "SERVICE_MISSING"),
-        ({"account": {"name": "ghost", "sid": None}}, None, "ACCOUNT_MISSING"),
+        ({"account": None}, "ACCOUNT_MISSING", "ACCOUNT_MISSING"),
         ({"config": {"exists": False, "path": "C:\\w.toml"}}, "CONFIG_MISSING", "CONFIG_MISSING"),
         ({"config": {"exists": True, "parse_error": "line 3 column 1"}}, "CONFIG_INVALID", "CONFIG_INVALID"),
         ({"agent": {"version": "0.27.1"}}, "AGENT_VERSION_UNSUPPORTED", "AGENT_VERSION_UNSUPPORTED"),
@@ -158,18 +161,44 @@ def test_refusals_from_findings(facts, finding_id, expected):
     assert [r["id"] for r in fleet_report.refusals(reading(*found, **facts))] == [expected]
 
 
+def _real_reading(state: dict) -> dict:
+    """worker_agent_info's result for a simulated worker, as the role gets it."""
+    raw = read_agent_info(SimulatedState(state), {"service": "DeadlineWorker", "config_path": simworker.WORKER_TOML, "account": ""})
+    return agent_rules.describe(raw)
+
+
+def _installer(change) -> dict:
+    state = simworker.example_state()
+    change(state)
+    return state
+
+
 @pytest.mark.parametrize(
-    ("facts", "expected"),
+    ("change", "expected"),
     [
-        ({"service": {"exists": False}}, "SERVICE_MISSING"),
-        ({"config": {"exists": False}}, "CONFIG_MISSING"),
-        ({"config": {"exists": True, "parse_error": "Invalid statement (at line 1, column 1)"}}, "CONFIG_INVALID"),
-        ({"agent": {"version": "0.26.0"}}, "AGENT_VERSION_UNSUPPORTED"),
+        (lambda s: s["services"].pop("DeadlineWorker"), ["SERVICE_MISSING"]),
+        (lambda s: s["services"]["DeadlineWorker"].update(account=r".\ghost"), ["ACCOUNT_MISSING"]),
+        (lambda s: s.update(files={}), ["CONFIG_MISSING"]),
+        (lambda s: simworker.set_file_bytes(s, b"[worker\nfarm_id = \n"), ["CONFIG_INVALID"]),
+        (lambda s: simworker.set_file_bytes(s, b"\xff\xfe[\x00\xd8"), ["CONFIG_ENCODING"]),
+        (lambda s: s["agent"].update(version="0.26.0"), ["AGENT_VERSION_UNSUPPORTED"]),
+        (lambda s: s.update(environment={"DEADLINE_WORKER_RUN_JOBS_AS_AGENT_USER": "false"}), ["ENV_OVERRIDE"]),
+        (lambda s: simworker.set_file_bytes(s, b"\xef\xbb\xbf" + simworker.file_bytes(s)), []),  # the role removes a BOM
+        (lambda s: None, []),
     ],
 )
-def test_refusals_from_facts_alone(facts, expected):
-    """Even a reading without the finding refuses what the role must not touch."""
-    assert [r["id"] for r in fleet_report.refusals(reading(**facts))] == [expected]
+def test_refusals_come_from_the_findings_of_a_real_reading(change, expected):
+    assert [r["id"] for r in fleet_report.refusals(_real_reading(_installer(change)))] == expected
+
+
+def test_a_job_user_that_stops_the_agent_is_not_refused_the_role_comments_it_out():
+    def job_user_is_the_agent(state):
+        data = simworker.file_bytes(state).replace(b"\n[os]\n", b'\n[os]\nwindows_job_user = "deadline-worker"\n', 1)
+        simworker.set_file_bytes(state, data)
+
+    before = _real_reading(_installer(job_user_is_the_agent))
+    assert before["startup"]["stage"] == "job_user" and "AGENT_STARTUP_ERROR" in {f["id"] for f in before["findings"]}
+    assert fleet_report.refusals(before) == []
 
 
 def test_the_minimum_version_is_the_callers():
