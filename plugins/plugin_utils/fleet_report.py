@@ -22,20 +22,13 @@ from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.user_rights imp
 
 SEVERITIES = ("blocker", "security", "warning", "info")
 
-# What the role cannot fix by itself, by finding id (see the role's README): it refuses the host
-# before any change. CONFIG_ENCODING is not here: worker_toml rewrites a BOM or UTF-16 file as
-# UTF-8; only bytes that are not text at all (encoding "invalid") stop it.
-REFUSED_FINDINGS = frozenset(
-    {
-        "SERVICE_MISSING",
-        "ACCOUNT_MISSING",
-        "CONFIG_MISSING",
-        "CONFIG_INVALID",
-        "AGENT_VERSION_UNSUPPORTED",
-        "ENV_OVERRIDE",
-        "AGENT_STARTUP_ERROR",
-    }
-)
+# The blockers the role fixes by itself (see its README); every other blocker refuses the host
+# before any change, so a blocker this list does not know is refused, not run into.
+# - the opt-in, a job user beside it and the removed impersonation key: its one worker_toml write
+# - a BOM or UTF-16: worker_toml rewrites the file as UTF-8 (bytes that are not text stay refused)
+# - the logon right: it grants SeServiceLogonRight (a deny right against it is refused below)
+ROLE_FIXES = frozenset({"AGENT_OPT_IN_MISSING", "JOB_USER_CONFLICT", "LEGACY_IMPERSONATION_KEY", "CONFIG_ENCODING", "SERVICE_LOGON_RIGHT_MISSING"})
+
 
 _MAX_NAMES = 6
 
@@ -238,12 +231,18 @@ def refusals(
     def add(fid: str, message: str, fix: str) -> None:
         found.setdefault(fid, {"id": fid, "message": message, "fix": fix})
 
-    job_user_start = _get(reading, "startup", "stage") == "job_user"  # the role comments windows_job_user out
+    def fixed_by_role(fid: str) -> bool:
+        if fid == "CONFIG_ENCODING":
+            return _get(reading, "config", "encoding") != "invalid"
+        if fid == "SERVICE_LOGON_RIGHT_MISSING":
+            return "SeServiceLogonRight" in set(rights or ())
+        if fid == "AGENT_STARTUP_ERROR":  # the job user's own checks: the role comments windows_job_user out
+            return _get(reading, "startup", "stage") == "job_user"
+        return fid in ROLE_FIXES
+
     for f in _findings(reading):
         fid = str(f["id"])
-        if fid == "AGENT_STARTUP_ERROR" and job_user_start:
-            continue
-        if fid in REFUSED_FINDINGS or (fid == "CONFIG_ENCODING" and _get(reading, "config", "encoding") == "invalid"):
+        if f.get("severity") == "blocker" and not fixed_by_role(fid):
             add(fid, str(f.get("message") or ""), str(f.get("fix") or ""))
 
     held = _get(reading, "account", "effective_rights") or {}

@@ -286,3 +286,14 @@ def test_outcome_uses_the_first_reading_when_nothing_changed_and_none_in_check_m
     assert planned["changes"] == ["granted SeIncreaseQuotaPrivilege", "restarted the service"]
     failed = fleet_report.outcome(INSTALLER, error="dropped")
     assert failed["error"] == "dropped" and failed["ready"] is None
+
+
+def test_a_blocker_the_role_does_not_know_is_refused_not_run_into():
+    assert [r["id"] for r in fleet_report.refusals(reading(finding("A_FUTURE_BLOCKER")))] == ["A_FUTURE_BLOCKER"]
+    assert fleet_report.refusals(reading(finding("A_FUTURE_WARNING", "warning"))) == []
+
+
+def test_a_missing_logon_right_is_fixed_only_when_the_role_grants_it():
+    missing = reading(finding("SERVICE_LOGON_RIGHT_MISSING"))
+    assert fleet_report.refusals(missing, rights=["SeServiceLogonRight", "SeIncreaseQuotaPrivilege"]) == []
+    assert [r["id"] for r in fleet_report.refusals(missing, rights=["SeIncreaseQuotaPrivilege"])] == ["SERVICE_LOGON_RIGHT_MISSING"]
