@@ -143,6 +143,23 @@ def parse_account(text: str) -> AccountName:
     return AccountName(text=raw, name=raw)
 
 
+def same_account_by_name(left: str, right: str) -> bool:
+    """Whether two references name one account by their text alone, where no SID can be looked up
+    (the agent compares SIDs on the host): the same name in the same domain, a bare name and
+    ``.\\name`` both meaning this computer. SIDs and UPNs match only as written."""
+    try:
+        first, second = parse_account(left), parse_account(right)
+    except ValueError:
+        return False
+    if first.sid or second.sid or first.upn_suffix or second.upn_suffix:
+        return names_equal(first.text, second.text)
+    local = {None, "."}
+    same_domain = (first.domain in local and second.domain in local) or (
+        first.domain is not None and second.domain is not None and names_equal(first.domain, second.domain)
+    )
+    return same_domain and names_equal(first.name, second.name)
+
+
 def qualified_name(name: str, domain: str | None) -> str:
     """``DOMAIN\\name`` as Windows' NTAccount prints it; a bare name when there is no domain."""
     return f"{domain}\\{name}" if domain else name

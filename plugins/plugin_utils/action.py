@@ -55,3 +55,72 @@ class CmfAction(ActionBase):
 
     def execute(self, host: Host, params: dict, task_vars: dict) -> dict:
         raise NotImplementedError
+
+
+class AccountChangeAction(CmfAction):
+    """win_user_rights and win_group_member: one account, a list of things it should (not) have.
+
+    In check mode the plan comes from one read of the account (``read_account``); otherwise one
+    call of CHANGE_OPERATION, in which the host applies the difference itself and reports what it
+    did, so nothing can change between a read and a write. Subclasses say what the list is.
+    """
+
+    CHANGE_OPERATION: ClassVar[str]  # set_user_rights | set_group_membership
+    ITEMS: ClassVar[str]  # the parameter, and the key of the account report: rights | groups
+    DIFF_TITLE: ClassVar[str]
+
+    def requested(self, params: dict) -> list:
+        """The items asked for, checked and normalized; ValueError says what is wrong."""
+        raise NotImplementedError
+
+    def plan(self, report: dict, requested: list, state: str) -> Any:
+        """``added``, ``removed``, ``before`` and ``after`` for this report; AccountError to refuse."""
+        raise NotImplementedError
+
+    def diff_line(self, item: Any) -> str:
+        return f"{item}\n"
+
+    def extra_results(self, report: dict) -> dict:
+        return {}
+
+    def execute(self, host: Host, params: dict, task_vars: dict) -> dict:
+        from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.accounts import AccountError
+        from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.user_rights import effective_rights
+
+        account, state = params["account"], params["state"]
+        try:
+            requested = self.requested(params)
+        except ValueError as error:
+            return {"failed": True, "msg": f"account {account}: {error}; nothing was changed"}
+
+        if self.check_mode:
+            before_report = host.call("read_account", account=account)
+            try:
+                plan = self.plan(before_report, requested, state)
+            except AccountError as error:
+                return {"failed": True, "msg": error.message, "error_code": error.code}
+            added, removed, before = plan.added, plan.removed, plan.before
+            report = {**before_report, self.ITEMS: list(plan.after)}
+        else:
+            done = host.call(self.CHANGE_OPERATION, account=account, state=state, **{self.ITEMS: requested})
+            added, removed, before, report = done["added"], done["removed"], done["before"], done["report"]
+
+        result: dict = {
+            "changed": bool(added or removed),
+            "sid": report["sid"],
+            "account": report["name"],
+            "added": added,
+            "removed": removed,
+            self.ITEMS: report[self.ITEMS],
+            "effective_rights": effective_rights(report),
+            **self.extra_results(report),
+        }
+        if self.diff_mode:
+            header = f"{report['name']} {self.DIFF_TITLE}"
+            result["diff"] = {
+                "before_header": header,
+                "after_header": header,
+                "before": "".join(self.diff_line(item) for item in before),
+                "after": "".join(self.diff_line(item) for item in report[self.ITEMS]),
+            }
+        return result

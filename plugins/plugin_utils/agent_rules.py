@@ -20,7 +20,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils import user_rights
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.accounts import ADMINISTRATORS
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.accounts import (
+    ADMINISTRATORS,
+    parse_account,
+    same_account_by_name,
+)
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.agent_config import (
     CONFIG_PATH,
     KNOWN_KEYS,
@@ -38,7 +42,6 @@ from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.agent_config im
 )
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.user_rights import held_rights
 
-ADMINISTRATORS_SID = ADMINISTRATORS  # S-1-5-32-544, whatever its localized name
 SERVICE_LOGON_RIGHT = "SeServiceLogonRight"
 SHUTDOWN_PRIVILEGE = "SeShutdownPrivilege"
 DEFAULT_SERVICE = "DeadlineWorker"
@@ -340,13 +343,14 @@ def _verdict_from_analysis(
     job_user = settings.windows_job_user.value
     if job_user is not None:
         # Configuration.__init__ on Windows checks the job user before _validate runs.
-        if service_account and _same_local_user(job_user, service_account):
+        if service_account and same_account_by_name(job_user, service_account):
             return StartupVerdict(
                 False,
-                f"Windows job user override must not be the user running the worker agent: {_bare_name(service_account)}."
+                f"Windows job user override must not be the user running the worker agent: {parse_account(service_account).name}."
                 " If you wish to run jobs as the agent user, set run_jobs_as_agent_user = true in the agent configuration file.",
                 "job_user",
             )
+        # The agent's own is_domain_user (windows/win_user.py): a backslash or an @ makes a domain user.
         if ("\\" in job_user or "@" in job_user) and _password_arn(analysis.document, environment) is None:
             return StartupVerdict(
                 False,
@@ -370,21 +374,6 @@ def _verdict_from_analysis(
 def _password_arn(document: dict | None, environment: dict[str, EnvironmentValue]) -> str | None:
     env = environment.get("DEADLINE_WORKER_WINDOWS_JOB_USER_PASSWORD_ARN")
     return env.value if env is not None else _file_setting(document, "os", "windows_job_user_password_arn")
-
-
-def _bare_name(account: str) -> str:
-    return re.split(r"[\\]", account)[-1]
-
-
-def _same_local_user(job_user: str, service_account: str) -> bool:
-    # users_equal compares SIDs on the host; local names without a domain are what we can compare.
-    left, right = job_user.lower(), service_account.lower()
-    if "@" in left or "@" in right:
-        return left == right
-    left_domain, _s, left_name = left.rpartition("\\")
-    right_domain, _s, right_name = right.rpartition("\\")
-    local = {"", "."}
-    return left_name == right_name and (left_domain == right_domain or (left_domain in local and right_domain in local))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -765,13 +754,13 @@ def findings(reading: Reading) -> list[dict]:
             )
 
     if account is not None and any(
-        str(group.get("sid", "")).upper() == ADMINISTRATORS_SID for group in account.get("groups") or []
+        str(group.get("sid", "")).upper() == ADMINISTRATORS for group in account.get("groups") or []
     ):
         found.append(
             _finding(
                 "AGENT_USER_IS_ADMIN",
                 "security",
-                f"{account.get('name')} ({account.get('sid')}) is in Administrators ({ADMINISTRATORS_SID}): every"
+                f"{account.get('name')} ({account.get('sid')}) is in Administrators ({ADMINISTRATORS}): every"
                 " WORKER_AGENT_USER job runs as an administrator.",
                 "Grant the account SeServiceLogonRight, SeAssignPrimaryTokenPrivilege, SeIncreaseQuotaPrivilege (and"
                 " SeShutdownPrivilege with shutdown_on_stop) directly, then remove it from Administrators.",

@@ -120,7 +120,3 @@ def plan_membership(report: Mapping, requested: Iterable[str], state: str) -> Me
     return MembershipPlan(added=added, removed=removed, before=before, after=after)
 
 
-def apply_membership_plan(report: Mapping, plan: MembershipPlan) -> dict:
-    """The account report as it would be after ``plan`` (for check mode). The report's
-    ``group_rights`` covers every local group, so effective rights follow from ``groups``."""
-    return {**report, "groups": list(plan.after)}

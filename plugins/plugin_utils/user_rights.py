@@ -154,9 +154,6 @@ def plan_rights(current: Iterable[str], wanted: Iterable[str], state: str) -> Ri
     return RightsPlan(added=added, removed=removed, before=before, after=after)
 
 
-def apply_rights_plan(report: dict, plan: RightsPlan) -> dict:
-    """The account report as it would be after ``plan`` (for check mode)."""
-    return {**report, "rights": list(plan.after)}
 
 
 def effective_rights(report: Mapping) -> dict[str, list[dict]]:

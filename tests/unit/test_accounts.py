@@ -130,3 +130,20 @@ def test_powershell_knows_the_same_english_group_names():
     script = Path(accounts.__file__).parent / "host" / "powershell" / "lib" / "Accounts.ps1"
     table = dict(re.findall(r"'([a-z_ -]+)' = '(S-1-5-32-\d+)'", script.read_text(encoding="utf-8")))
     assert table == accounts.WELL_KNOWN_GROUPS
+
+
+@pytest.mark.parametrize(
+    ("left", "right", "same"),
+    [
+        ("deadline-worker", r".\deadline-worker", True),
+        (r".\Deadline-Worker", "deadline-worker", True),
+        (r"WORKER-01\deadline-worker", r"worker-01\DEADLINE-WORKER", True),
+        (r"CORP\deadline-worker", r".\deadline-worker", False),
+        ("job-user", r".\deadline-worker", False),
+        ("deadline-worker@corp.example", "DEADLINE-WORKER@corp.example", True),
+        ("deadline-worker@corp.example", "deadline-worker", False),
+        ("", "deadline-worker", False),
+    ],
+)
+def test_same_account_by_name_where_no_sid_can_be_looked_up(left, right, same):
+    assert accounts.same_account_by_name(left, right) is same

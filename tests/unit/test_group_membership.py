@@ -13,7 +13,6 @@ from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.accounts import
     AccountError,
 )
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.group_membership import (
-    apply_membership_plan,
     member_enabled,
     plan_membership,
     removal_refusal,
@@ -71,9 +70,9 @@ def test_plan_present_and_absent_by_sid(state):
 
 def test_check_mode_report_drops_the_groups_rights(state):
     report = account_report(state, "deadline-worker")
-    after = apply_membership_plan(report, plan_membership(report, ["Administrators"], "absent"))
+    after = {**report, "groups": plan_membership(report, ["Administrators"], "absent").after}
     assert "SeShutdownPrivilege" not in effective_rights(after)
-    joined = apply_membership_plan(report, plan_membership(report, ["Backup Operators"], "present"))
+    joined = {**report, "groups": plan_membership(report, ["Backup Operators"], "present").after}
     assert BACKUP_OPERATORS in effective_rights(joined)["SeBackupPrivilege"]
 
 
