@@ -118,5 +118,3 @@ def plan_membership(report: Mapping, requested: Iterable[str], state: str) -> Me
     gone = {g["sid"] for g in removed}
     after = sorted_groups([*(g for g in before if g["sid"] not in gone), *added])
     return MembershipPlan(added=added, removed=removed, before=before, after=after)
-
-

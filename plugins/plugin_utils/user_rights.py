@@ -154,8 +154,6 @@ def plan_rights(current: Iterable[str], wanted: Iterable[str], state: str) -> Ri
     return RightsPlan(added=added, removed=removed, before=before, after=after)
 
 
-
-
 def effective_rights(report: Mapping) -> dict[str, list[dict]]:
     """The rights the account gets through the local groups it is in: right -> [{name, sid}] of
     each group it comes from (e.g. SeShutdownPrivilege via Administrators)."""
