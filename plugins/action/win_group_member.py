@@ -13,6 +13,7 @@ class ActionModule(AccountChangeAction):
         "account": {"type": "str", "required": True},
         "groups": {"type": "list", "elements": "str", "required": True},
         "state": {"type": "str", "default": PRESENT, "choices": [PRESENT, ABSENT]},
+        "reading": {"type": "dict"},
     }
     CHANGE_OPERATION = "set_group_membership"
     ITEMS = "groups"

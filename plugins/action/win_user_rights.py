@@ -19,6 +19,7 @@ class ActionModule(AccountChangeAction):
         "account": {"type": "str", "required": True},
         "rights": {"type": "list", "elements": "str", "required": True},
         "state": {"type": "str", "default": PRESENT, "choices": [PRESENT, ABSENT]},
+        "reading": {"type": "dict"},
     }
     CHANGE_OPERATION = "set_user_rights"
     ITEMS = "rights"

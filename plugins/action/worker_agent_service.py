@@ -1,20 +1,34 @@
 # Copyright: contributors to deadline_cloud.cmf
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""deadline_cloud.cmf.worker_agent_service: restart, start or stop the agent and prove it came back."""
+"""deadline_cloud.cmf.worker_agent_service: restart, start or stop the agent and prove it came back.
+
+Waiting for a busy agent to become idle happens here, on the controller, one short remote call
+per poll interval: a wait inside one remote call would hold the WinRM or SSM connection open for
+up to an hour (and hit its timeouts); a wait here holds only this task's fork. Each poll is the
+control_service call itself (``if_idle``): the host checks for sessions at the moment it would
+stop the service, so an idle agent costs one call and no render starts between a check and a stop.
+"""
 
 from __future__ import annotations
 
+import time
 from typing import ClassVar
 
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils import agent_rules
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.action import CmfAction
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host import Host, HostOperationError
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.role import INTERRUPT_STOP_TIMEOUT
 
 ARGUMENT_SPEC = {
-    "name": {"type": "str", "default": agent_rules.DEFAULT_SERVICE},
+    "service": {"type": "str", "default": agent_rules.DEFAULT_SERVICE, "aliases": ["name"]},
     "state": {"type": "str", "default": "restarted", "choices": ["restarted", "started", "stopped"]},
     "timeout": {"type": "int", "default": 300},
     "settle": {"type": "int", "default": 15},
+    "idle_timeout": {"type": "int"},
+    "poll_interval": {"type": "int", "default": 30},
+    "when_busy": {"type": "str", "default": "fail", "choices": ["skip", "interrupt", "fail"]},
+    "config_path": {"type": "str"},
+    "account": {"type": "str"},
 }
 
 
@@ -30,21 +44,28 @@ def _would(params: dict, service: dict) -> dict:
         "healthy": None,
         "pid": service.get("pid") if not changed else None,
         "log_tail": [],
+        "events": [],
     }
 
 
 def failure_message(name: str, outcome: dict, info: dict | None) -> str:
-    """Why the service is not healthy, in the agent's terms, with the last lines of its log."""
-    parts = [f"{name} did not stay running after the {'restart' if outcome.get('restarted') else 'start'}"]
-    if outcome.get("error"):
+    """Why the service is not healthy, in the agent's terms, with what the host logged since the stop."""
+    verb = {"stopped": "stop", "started": "start"}.get(str(outcome.get("_state")), "restart")
+    parts = [f"{name} did not stay running after the {verb}" if verb != "stop" else f"{name} did not stop"]
+    if outcome.get("win32_error"):
+        parts.append(f"the Service Control Manager refused it: {outcome.get('error')} (Win32 error {outcome['win32_error']})")
+    elif outcome.get("error"):
         parts.append(f"the agent stopped with: {outcome['error']}")
     if info is not None:
         blockers = [f"{f['id']}: {f['message']}" for f in info["findings"] if f["severity"] == "blocker"]
         if blockers:
             parts.append("worker_agent_info finds " + " | ".join(blockers))
+    events = outcome.get("events") or []
+    if events:
+        parts.append("System event log: " + " | ".join(f"{e.get('id')}: {e.get('message')}" for e in events))
     tail = outcome.get("log_tail") or []
     if tail:
-        parts.append("last lines of worker-agent.log:\n" + "\n".join(tail))
+        parts.append("worker-agent.log since the stop:\n" + "\n".join(tail))
     else:
         parts.append("worker-agent.log has no new lines (a configuration error stops the agent before it logs)")
     return ". ".join(parts)
@@ -53,35 +74,95 @@ def failure_message(name: str, outcome: dict, info: dict | None) -> str:
 class ActionModule(CmfAction):
     ARGUMENT_SPEC: ClassVar[dict] = ARGUMENT_SPEC
 
+    def _control(self, host: Host, params: dict, *, if_idle: bool, timeout: int) -> dict:
+        return host.call(
+            "control_service",
+            name=params["service"],
+            state=params["state"],
+            timeout=timeout,
+            settle=params["settle"],
+            if_idle=if_idle,
+            config_path=params["config_path"] or "",
+            account=params["account"] or "",
+        )
+
     def execute(self, host: Host, params: dict, task_vars: dict) -> dict:
-        name = params["name"]
+        name = params["service"]
         if self.check_mode:
-            info = agent_rules.read_agent_info(host, name)
+            info = agent_rules.read_agent_info(host, name, params["config_path"] or agent_rules.CONFIG_PATH, params["account"])
             if not info["service"]["exists"]:
                 return {"failed": True, "msg": f"the service {name} does not exist", "changed": False}
             result = _would(params, info["service"])
+            result["busy"] = info["sessions"]["busy"]
             if params["state"] != "stopped" and result["changed"] and not info["startup"]["starts"]:
                 result["warnings"] = [f"{name} would not stay running: {info['startup']['error']}"]
             return result
-        outcome = host.call(
-            "control_service", name=name, state=params["state"], timeout=params["timeout"], settle=params["settle"]
-        )
+
+        stops = params["state"] in ("restarted", "stopped")
+        waits = stops and params["idle_timeout"] is not None
+        deadline = time.monotonic() + max(0, params["idle_timeout"] or 0)
+        polls = 0
+        while True:
+            outcome = self._control(host, params, if_idle=waits, timeout=params["timeout"])
+            polls += 1
+            if not outcome.get("busy"):
+                break
+            if time.monotonic() + params["poll_interval"] > deadline:
+                sessions = outcome.get("sessions") or {}
+                count = int(sessions.get("count") or 1)
+                if params["when_busy"] == "skip":
+                    return {
+                        "changed": False,
+                        "restarted": False,
+                        "restart_pending": True,
+                        "busy": True,
+                        "sessions": sessions,
+                        "polls": polls,
+                        "state": outcome.get("state"),
+                        "pid": outcome.get("pid"),
+                        "msg": f"{name} runs {count} session(s): restart pending, nothing was stopped",
+                    }
+                if params["when_busy"] == "fail":
+                    return {
+                        "failed": True,
+                        "changed": False,
+                        "busy": True,
+                        "sessions": sessions,
+                        "polls": polls,
+                        "msg": f"{name} still runs {count} session(s) after {params['idle_timeout']} s: nothing was stopped",
+                    }
+                # interrupt: a normal stop (never a kill), long enough for the agent's own cancelation
+                outcome = self._control(host, params, if_idle=False, timeout=max(params["timeout"], INTERRUPT_STOP_TIMEOUT))
+                polls += 1
+                break
+            time.sleep(params["poll_interval"])
+
         result = {
             "changed": bool(outcome.get("changed")),
             "state": outcome.get("state"),
             "restarted": bool(outcome.get("restarted")),
             "healthy": bool(outcome.get("healthy")),
             "pid": outcome.get("pid"),
+            "busy": False,
+            "restart_pending": False,
+            "sessions": outcome.get("sessions") or {},
+            "interrupted": int(outcome.get("interrupted") or 0),
+            "polls": polls,
+            "win32_error": outcome.get("win32_error"),
             "log_tail": list(outcome.get("log_tail") or []),
+            "events": list(outcome.get("events") or []),
         }
+        info = agent_rules.result_of(outcome["reading"]) if outcome.get("reading") else None
+        if info is not None:
+            result["info"] = info
         if result["healthy"]:
             return result
-        info = None
-        try:
-            info = agent_rules.read_agent_info(host, name)
-        except HostOperationError as error:
-            result["info_error"] = error.message
+        if info is None:
+            try:
+                info = agent_rules.read_agent_info(host, name, params["config_path"] or agent_rules.CONFIG_PATH, params["account"])
+            except HostOperationError as error:
+                result["info_error"] = error.message
         if info is not None:
             result["findings"] = info["findings"]
-        result.update(failed=True, msg=failure_message(name, outcome, info))
+        result.update(failed=True, msg=failure_message(name, {**outcome, "_state": params["state"]}, info))
         return result

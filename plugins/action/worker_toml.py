@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils import agent_config
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.action import CmfAction
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host import Host, HostOperationError
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host import Host, HostOperationError, file_from_reading
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._errors import FILE_CHANGED, FILE_EXISTS
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.worker_toml import (
     ABSENT,
@@ -36,6 +36,7 @@ class ActionModule(CmfAction):
         "backup": {"type": "bool", "default": False},
         "validate": {"type": "bool", "default": True},
         "create": {"type": "bool", "default": False},
+        "reading": {"type": "dict"},
     }
     MUTUALLY_EXCLUSIVE = [["settings", "key"], ["settings", "table"], ["settings", "value"], ["settings", "state"]]
     REQUIRED_ONE_OF = [["settings", "key"]]
@@ -54,7 +55,9 @@ class ActionModule(CmfAction):
         except WorkerTomlError as error:
             return {"failed": True, "msg": str(error)}
 
-        current = host.read_file(path)
+        # A reading of the same file (worker_agent_info's) saves the read: the write is still
+        # guarded by the hash of exactly those bytes.
+        current = file_from_reading(params["reading"], path) or host.read_file(path)
         if not current.exists and not params["create"]:
             return {"failed": True, "msg": f"{path} does not exist; set create: true to create it"}
         try:

@@ -1,6 +1,6 @@
 # Copyright: contributors to deadline_cloud.cmf
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Filters that turn worker_agent_info readings into reports; the logic is in plugin_utils.fleet_report."""
+"""Filters that turn worker readings and role outcomes into reports; the logic is in plugin_utils.fleet_report."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ def _mapping(value: Any, name: str) -> Mapping:
     return value
 
 
-def fleet_summary(readings: Any) -> dict:
-    return fleet_report.summarize(_mapping(readings, "fleet_summary"))
+def fleet_summary(readings: Any, plans: Any = None) -> dict:
+    return fleet_report.summarize(_mapping(readings, "fleet_summary"), _mapping(plans or {}, "fleet_summary's plans"))
 
 
 def fleet_report_lines(summary: Any) -> list[str]:
@@ -30,28 +30,24 @@ def fleet_report_csv(summary: Any) -> str:
     return fleet_report.report_csv(_mapping(summary, "fleet_report_csv"))
 
 
-def worker_findings_lines(reading: Any) -> list[str]:
-    return fleet_report.findings_lines(reading)
+def worker_findings_lines(reading: Any, plan: Any = None) -> list[str]:
+    return fleet_report.findings_lines(reading, plan=plan)
 
 
-def worker_refusals(reading: Any, min_agent_version: str = "0.27.3", rights: Any = None) -> list[dict]:
-    return fleet_report.refusals(_mapping(reading, "worker_refusals"), str(min_agent_version), list(rights or []))
+def fleet_converge_summary(results: Any) -> dict:
+    return fleet_report.converge_summary(_mapping(results, "fleet_converge_summary"))
 
 
-def worker_refusal_message(refusals: Any) -> str:
-    return fleet_report.refusal_message(list(refusals or []))
+def fleet_converge_lines(summary: Any) -> list[str]:
+    return fleet_report.converge_lines(_mapping(summary, "fleet_converge_lines"))
 
 
-def worker_not_ready_message(findings: Any) -> str:
-    return fleet_report.not_ready_message(list(findings or []))
+def fleet_converge_csv(summary: Any) -> str:
+    return fleet_report.converge_csv(_mapping(summary, "fleet_converge_csv"))
 
 
-def worker_shutdown_on_stop(reading: Any) -> bool:
-    return fleet_report.shutdown_on_stop(_mapping(reading, "worker_shutdown_on_stop"))
-
-
-def worker_role_outcome(before: Any, **results: Any) -> dict:
-    return fleet_report.outcome(before, **results)
+def fleet_over_threshold(results: Any, max_fail_percentage: Any = 100) -> list[dict]:
+    return fleet_report.over_threshold(_mapping(results, "fleet_over_threshold"), float(max_fail_percentage))
 
 
 class FilterModule:
@@ -61,9 +57,8 @@ class FilterModule:
             "fleet_report_lines": fleet_report_lines,
             "fleet_report_csv": fleet_report_csv,
             "worker_findings_lines": worker_findings_lines,
-            "worker_refusals": worker_refusals,
-            "worker_refusal_message": worker_refusal_message,
-            "worker_not_ready_message": worker_not_ready_message,
-            "worker_shutdown_on_stop": worker_shutdown_on_stop,
-            "worker_role_outcome": worker_role_outcome,
+            "fleet_converge_summary": fleet_converge_summary,
+            "fleet_converge_lines": fleet_converge_lines,
+            "fleet_converge_csv": fleet_converge_csv,
+            "fleet_over_threshold": fleet_over_threshold,
         }

@@ -272,3 +272,22 @@ def resolve_local_group(text: str, groups: Mapping[str, str], hostname: str) -> 
 def group_ref(sid: str, name: str) -> dict:
     """A group as the modules return it."""
     return {"name": name, "sid": sid}
+
+
+def same_account(reference: str, name: str, domain: str, hostname: str) -> bool:
+    """Whether ``reference`` (as the Service Control Manager shows a logon account: ``.\\name``,
+    ``HOST\\name``, ``DOMAIN\\name``, a UPN or a SID) names the account ``domain\\name`` of a host
+    called ``hostname``, by text alone (where no SID is at hand)."""
+    try:
+        wanted = parse_account(reference)
+    except ValueError:
+        return False
+    account_name = name.rpartition("\\")[2]
+    if wanted.sid is not None or wanted.upn_suffix is not None:
+        return names_equal(wanted.text, name) or names_equal(wanted.text, account_name)
+    if not names_equal(wanted.name, account_name):
+        return False
+    local = wanted.domain in (None, ".") or names_equal(wanted.domain or "", hostname)
+    if local:
+        return not domain or names_equal(domain, hostname) or names_equal(domain, BUILTIN_DOMAIN)
+    return names_equal(wanted.domain or "", domain)

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host import Host, HostOperationError, host_for
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host import Host, HostOperationError, host_for, reading_of
 
 
 class CmfAction(ActionBase):
@@ -93,14 +93,18 @@ class AccountChangeAction(CmfAction):
         except ValueError as error:
             return {"failed": True, "msg": f"account {account}: {error}; nothing was changed"}
 
-        if self.check_mode:
-            before_report = host.call("read_account", account=account)
+        given = _account_in_reading(params.get("reading"), account)
+        planned = None
+        if self.check_mode or given is not None:
+            before_report = given if given is not None else host.call("read_account", account=account)
             try:
-                plan = self.plan(before_report, requested, state)
+                planned = self.plan(before_report, requested, state)
             except AccountError as error:
                 return {"failed": True, "msg": error.message, "error_code": error.code}
-            added, removed, before = plan.added, plan.removed, plan.before
-            report = {**before_report, self.ITEMS: list(plan.after)}
+        if planned is not None and (self.check_mode or not planned.changed):
+            # What a reading shows in place costs no call; check mode reports the plan.
+            added, removed, before = planned.added, planned.removed, planned.before
+            report = {**before_report, self.ITEMS: list(planned.after)}
         else:
             done = host.call(self.CHANGE_OPERATION, account=account, state=state, **{self.ITEMS: requested})
             added, removed, before, report = done["added"], done["removed"], done["before"], done["report"]
@@ -124,3 +128,18 @@ class AccountChangeAction(CmfAction):
                 "after": "".join(self.diff_line(item) for item in report[self.ITEMS]),
             }
         return result
+
+
+def _account_in_reading(value: Any, account: str) -> dict | None:
+    """The account report inside a reading (worker_agent_info's), when it is of ``account`` (its
+    SID, or the name the report carries); None otherwise, and the module reads the host itself."""
+    from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.accounts import is_sid, names_equal, normalize_sid
+
+    report = (reading_of(value) or {}).get("account")
+    if not isinstance(report, dict) or not report.get("sid"):
+        return None
+    if is_sid(account) and normalize_sid(account) == normalize_sid(str(report["sid"])):
+        return report
+    if names_equal(account, str(report.get("name") or "")):
+        return report
+    return None

@@ -880,7 +880,23 @@ def describe(raw: dict) -> dict:
 def read_agent_info(host: Any, service: str, config_path: str = CONFIG_PATH, account: str | None = None) -> dict:
     """worker_agent_info's result from ``host`` (a plugin_utils.host.Host), in one remote call."""
     raw = host.call("read_agent_info", service=service, config_path=config_path, account=account or "")
+    return result_of(raw)
+
+
+def result_of(raw: dict) -> dict:
+    """worker_agent_info's result for one host answer (of read_agent_info, or the reading that
+    control_service returns after a restart)."""
     result = describe(raw)
+    sessions = raw.get("sessions") or {}
+    result["sessions"] = {
+        "busy": bool(sessions.get("busy")),
+        "count": int(sessions.get("count") or 0),
+        "ids": list(sessions.get("ids") or []),
+        "worker_id": sessions.get("worker_id"),
+    }
     if raw.get("account_error"):
         result["account_error"] = raw["account_error"]
+    # The host's answer as read: the collection's other modules take it as their `reading`, so
+    # that a role that has read the host once need not read it again (one remote call each saved).
+    result["reading"] = raw
     return result

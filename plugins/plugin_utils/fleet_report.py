@@ -3,10 +3,13 @@
 """Readings of many workers turned into one report, and what keeps the role from fixing one worker.
 
 Pure Python, no Ansible: the filter plugins of the collection (``fleet_summary``,
-``fleet_report_lines``, ``fleet_report_csv``, ``worker_findings_lines``, ``worker_refusals``) are
+``fleet_report_lines``, ``fleet_report_csv``, ``worker_findings_lines``, ``fleet_converge_summary``...) are
 thin wrappers of the functions here. A *reading* is what ``deadline_cloud.cmf.worker_agent_info``
 returned for a host (``findings`` and ``ready``), or a failed or unreachable task result, or None
-when the host has no reading at all.
+when the host has no reading at all. A *plan* is the role's (``deadline_worker_agent_user_result.plan``):
+with it, each finding says what converge will do about it.
+
+Internal to this collection: not a public API; it may change in any release.
 """
 
 from __future__ import annotations
@@ -14,20 +17,10 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.agent_rules import parse_version
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.user_rights import DENY_OVERRIDES
-
 SEVERITIES = ("blocker", "security", "warning", "info")
-
-# The blockers the role fixes by itself (see its README); every other blocker refuses the host
-# before any change, so a blocker this list does not know is refused, not run into.
-# - the opt-in, a job user beside it and the removed impersonation key: its one worker_toml write
-# - a BOM or UTF-16: worker_toml rewrites the file as UTF-8 (bytes that are not text stay refused)
-# - the logon right: it grants SeServiceLogonRight (a deny right against it is refused below)
-ROLE_FIXES = frozenset({"AGENT_OPT_IN_MISSING", "JOB_USER_CONFLICT", "LEGACY_IMPERSONATION_KEY", "CONFIG_ENCODING", "SERVICE_LOGON_RIGHT_MISSING"})
 
 
 _MAX_NAMES = 6
@@ -45,9 +38,10 @@ def _findings(reading: Mapping[str, Any]) -> list[dict]:
     return [f for f in found if isinstance(f, Mapping) and f.get("id")]
 
 
-def host_entry(host: str, reading: Any) -> dict:
-    """One host's line of the report: its status, readiness and findings."""
-    entry: dict[str, Any] = {"host": host, "status": "no_reading", "ready": False, "findings": [], "error": ""}
+def host_entry(host: str, reading: Any, plan: Any = None) -> dict:
+    """One host's line of the report: its status, readiness and findings (with what converge does
+    about each, when the role's plan for the host is given)."""
+    entry: dict[str, Any] = {"host": host, "status": "no_reading", "ready": False, "findings": [], "error": "", "converge": ""}
     if not isinstance(reading, Mapping) or not reading:
         entry["error"] = "no reading: the host was not reached, or it failed before it was read"
         return entry
@@ -63,17 +57,38 @@ def host_entry(host: str, reading: Any) -> dict:
             "severity": str(f.get("severity") or "info"),
             "message": str(f.get("message") or ""),
             "fix": str(f.get("fix") or ""),
+            "converge": converge_action(str(f["id"]), plan),
         }
         for f in _findings(reading)
     ]
     ready = bool(reading.get("ready"))
     entry.update(status="ready" if ready else "not_ready", ready=ready, findings=findings)
+    if isinstance(plan, Mapping) and plan:
+        refused = [r for r in plan.get("refused") or [] if isinstance(r, Mapping)]
+        entry["converge"] = (
+            "refuses: " + ", ".join(str(r.get("id")) for r in refused)
+            if refused
+            else ("fixes" if plan.get("act") else "nothing to do")
+        )
     return entry
 
 
-def summarize(readings: Mapping[str, Any]) -> dict:
+def converge_action(finding_id: str, plan: Any) -> str:
+    """What converge does about one finding: it ``fixes`` it, ``refuses`` the host for it, or
+    ``leaves`` it (a warning it does not touch); empty without a plan."""
+    if not isinstance(plan, Mapping) or not plan:
+        return ""
+    if finding_id in {str(r.get("id")) for r in plan.get("refused") or [] if isinstance(r, Mapping)}:
+        return "refuses"
+    if plan.get("refused"):
+        return "leaves"
+    return "leaves" if finding_id in set(plan.get("predicted_ids") or []) else "fixes"
+
+
+def summarize(readings: Mapping[str, Any], plans: Mapping[str, Any] | None = None) -> dict:
     """The whole run: how many hosts are ready, and which findings hold how many hosts back."""
-    hosts = [host_entry(str(host), reading) for host, reading in readings.items()]
+    plans = plans or {}
+    hosts = [host_entry(str(host), reading, plans.get(host)) for host, reading in readings.items()]
     by_id: dict[str, dict] = {}
     for entry in hosts:
         for finding in entry["findings"]:
@@ -85,6 +100,7 @@ def summarize(readings: Mapping[str, Any]) -> dict:
                     "hosts": [],
                     "message": finding["message"],
                     "fix": finding["fix"],
+                    "converge": finding["converge"],
                 },
             )
             if entry["host"] not in item["hosts"]:
@@ -151,9 +167,10 @@ def report_lines(summary: Mapping[str, Any]) -> list[str]:
     return lines
 
 
-def findings_lines(reading: Any, host: str = "") -> list[str]:
-    """One host's findings, one line each: severity, id, message, then the fix."""
-    entry = host_entry(host, reading)
+def findings_lines(reading: Any, host: str = "", plan: Any = None) -> list[str]:
+    """One host's findings, one line each: severity, id, message, then the fix (and what converge
+    does about it, given the role's plan)."""
+    entry = host_entry(host, reading, plan)
     if entry["status"] in ("unreachable", "error", "no_reading"):
         return [f"{entry['status']}: {entry['error']}"]
     lines = ["ready: a WORKER_AGENT_USER job would run" if entry["ready"] else "not ready"]
@@ -161,10 +178,12 @@ def findings_lines(reading: Any, host: str = "") -> list[str]:
         lines.append(f"{f['severity'].upper()} {f['id']}: {f['message']}")
         if f["fix"]:
             lines.append(f"  fix: {f['fix']}")
+        if f["converge"]:
+            lines.append(f"  converge {f['converge']} it")
     return lines
 
 
-CSV_COLUMNS = ("host", "status", "ready", "finding", "severity", "message", "fix")
+CSV_COLUMNS = ("host", "status", "ready", "finding", "severity", "converge", "message", "fix")
 
 
 def report_csv(summary: Mapping[str, Any]) -> str:
@@ -173,7 +192,7 @@ def report_csv(summary: Mapping[str, Any]) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for entry in summary["hosts"]:
-        rows = entry["findings"] or [{"id": "", "severity": "", "message": entry["error"], "fix": ""}]
+        rows = entry["findings"] or [{"id": "", "severity": "", "converge": "", "message": entry["error"], "fix": ""}]
         for f in rows:
             writer.writerow(
                 (
@@ -182,6 +201,7 @@ def report_csv(summary: Mapping[str, Any]) -> str:
                     str(entry["ready"]).lower(),
                     f["id"],
                     f["severity"],
+                    f["converge"],
                     f["message"],
                     f["fix"],
                 )
@@ -194,178 +214,104 @@ def report_json(summary: Mapping[str, Any]) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# What the role refuses to touch
+# The converge run: what happened to each host
 
 
-def version_older(version: str, minimum: str) -> bool | None:
-    """True when ``version`` is older than ``minimum``; None when either cannot be read."""
-    have, want = parse_version(version), parse_version(minimum)
-    if have is None or want is None:
-        return None
-    return have < want
+CONVERGE_STATUSES = ("fixed", "already_fine", "restart_pending", "refused", "failed", "not_ready", "unreachable")
+_CONVERGE_TITLES = {
+    "fixed": "fixed",
+    "already_fine": "already fine",
+    "restart_pending": "restart pending",
+    "refused": "refused",
+    "failed": "failed",
+    "not_ready": "not ready",
+    "unreachable": "unreachable or not run",
+}
 
 
-def _get(mapping: Any, *keys: str) -> Any:
-    for key in keys:
-        if not isinstance(mapping, Mapping):
-            return None
-        mapping = mapping.get(key)
-    return mapping
-
-
-# allow right -> the deny right that overrides it
-DENY_RIGHTS = {allow: deny for deny, allow in DENY_OVERRIDES.items()}
-
-
-def refusals(
-    reading: Mapping[str, Any], min_agent_version: str = "0.27.3", rights: Iterable[str] | None = None
-) -> list[dict]:
-    """The blockers the role cannot fix on a host, each ``{id, message, fix}``; empty when it can go on.
-
-    The causes are worker_agent_info's findings (agent_rules decides them, once). The role adds
-    only what depends on its own variables: a minimum agent version above the agent's own, and a
-    deny right against a right the role is asked to grant.
-    """
-    found: dict[str, dict] = {}
-
-    def add(fid: str, message: str, fix: str) -> None:
-        found.setdefault(fid, {"id": fid, "message": message, "fix": fix})
-
-    def fixed_by_role(fid: str) -> bool:
-        if fid == "CONFIG_ENCODING":
-            return _get(reading, "config", "encoding") != "invalid"
-        if fid == "SERVICE_LOGON_RIGHT_MISSING":
-            return "SeServiceLogonRight" in set(rights or ())
-        if fid == "AGENT_STARTUP_ERROR":  # the job user's own checks: the role comments windows_job_user out
-            return _get(reading, "startup", "stage") == "job_user"
-        return fid in ROLE_FIXES
-
-    for f in _findings(reading):
-        fid = str(f["id"])
-        if f.get("severity") == "blocker" and not fixed_by_role(fid):
-            add(fid, str(f.get("message") or ""), str(f.get("fix") or ""))
-
-    held = _get(reading, "account", "effective_rights") or {}
-    direct = _get(reading, "account", "rights") or []
-    for right in rights or ():
-        deny = DENY_RIGHTS.get(str(right))
-        if deny and isinstance(held, Mapping) and (deny in held or deny in direct):
-            source = held.get(deny) if isinstance(held.get(deny), Mapping) else {}
-            via = ", ".join(str(g.get("name")) for g in source.get("groups") or [] if isinstance(g, Mapping))
-            add(
-                "RIGHT_DENIED",
-                f"the account holds {deny}" + (f" (through {via})" if via else "") + f", which overrides {right}:"
-                " granting it would not let the account use it",
-                f"remove {deny} from the account and its groups (Local Security Policy or the GPO that sets it)",
-            )
-    version = _get(reading, "agent", "version")
-    if version and version_older(str(version), min_agent_version):
-        add(
-            "AGENT_VERSION_UNSUPPORTED",
-            f"the worker agent is {version}; this run asks for {min_agent_version} or newer",
-            f"upgrade deadline-cloud-worker-agent to {min_agent_version} or newer",
-        )
-    return sorted(found.values(), key=lambda f: f["id"])
-
-
-def refusal_message(host_refusals: Iterable[Mapping[str, Any]]) -> str:
-    """The message the role fails with: every refusal, with its fix."""
-    parts = [f"{r['id']}: {r['message']}" + (f" Fix: {r['fix']}" if r.get("fix") else "") for r in host_refusals]
-    return "the role changed nothing on this host, because it cannot fix: " + " | ".join(parts)
-
-
-def not_ready_message(findings: Iterable[Mapping[str, Any]]) -> str:
-    """The message the role fails with when the host is not ready after converging."""
-    parts = [
-        f"{f['id']} ({f.get('severity', '')}): {f.get('message', '')}" + (f" Fix: {f['fix']}" if f.get("fix") else "")
-        for f in findings
-        if f.get("severity") == "blocker"
-    ] or ["worker_agent_info reports ready: false without a blocker finding"]
-    return "the worker is not ready for WORKER_AGENT_USER jobs: " + " | ".join(parts)
-
-
-def shutdown_on_stop(reading: Mapping[str, Any]) -> bool:
-    """Whether the agent would shut the host down when told to stop (its resolved setting, else the file's)."""
-    resolved = _get(reading, "settings", "shutdown_on_stop")
-    if isinstance(resolved, Mapping) and "value" in resolved:
-        return resolved.get("value") is True
-    return _get(reading, "config", "values", "os", "shutdown_on_stop") is True
-
-
-def _result(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _ran(result: Mapping[str, Any]) -> bool:
-    return bool(result) and not result.get("skipped")
-
-
-def outcome(
-    before: Any,
-    *,
-    after: Any = None,
-    rights: Any = None,
-    groups: Any = None,
-    config: Any = None,
-    restart: Any = None,
-    refusals: Any = None,
-    check_mode: bool = False,
-    error: str = "",
-) -> dict:
-    """The role's outcome on one host, from the results its tasks registered (empty when a task did not run).
-
-    ``changes`` says what changed (what would, in check mode); ``findings_before`` is the first
-    reading; ``findings_after`` and ``ready`` come from the second reading, or from the first when
-    nothing changed (then it is the verification); they are None when no reading describes the host
-    as it is now (check mode with changes, a failure, or verification turned off).
-    """
-    before, after = _result(before), _result(after)
-    rights, groups, config, restart = _result(rights), _result(groups), _result(config), _result(restart)
-    changes: list[str] = []
-    rights_added = list(rights.get("added") or [])
-    if rights_added:
-        changes.append("granted " + ", ".join(rights_added))
-    groups_left = [dict(g) for g in groups.get("removed") or []]
-    if groups_left:
-        changes.append("left " + ", ".join(str(g.get("name") or g.get("sid")) for g in groups_left))
-    if config.get("changed"):
-        changes.append(
-            "set [os] run_jobs_as_agent_user = true in worker.toml, without windows_job_user and impersonation"
-        )
-    restarted = bool(restart.get("restarted") or (restart.get("changed") and _ran(restart)))
-    if restarted:
-        changes.append("restarted the service")
-    changed = any(bool(r.get("changed")) for r in (rights, groups, config, restart))
-    final: Mapping[str, Any] = {}
-    verified_by = None
-    if _ran(after) and "findings" in after:
-        final, verified_by = after, "second reading"
-    elif not changed and not error and "findings" in before:
-        final, verified_by = before, "first reading"
+def converge_entry(host: str, result: Any) -> dict:
+    """One host of a converge run, from its ``deadline_worker_agent_user_result`` (None: no result)."""
+    if not isinstance(result, Mapping) or not result.get("status"):
+        return {"host": host, "status": "unreachable", "detail": "no result: the host was not reached or the role did not run", "sessions": 0}
+    status = str(result["status"])
+    if status == "would_change":
+        status = "fixed"
+    if status == "planned":  # the run stopped on this host before its changes were done
+        status, result = "unreachable", {**result, "error": "the run stopped on this host before its changes were done"}
+    detail = ""
+    if status == "refused":
+        detail = " | ".join(f"{r.get('id')}: {r.get('message')} Fix: {r.get('fix')}" for r in result.get("refused") or [])
+    elif status in {"failed", "not_ready"}:
+        blockers = [f"{f.get('id')}: {f.get('message')}" for f in result.get("findings_after") or [] if f.get("severity") == "blocker"]
+        detail = str(result.get("error") or "") or " | ".join(blockers)
+    elif status == "restart_pending":
+        detail = str(result.get("restart_pending_reason") or "")
+    elif status == "fixed":
+        detail = "; ".join(result.get("changes") or [])
+    sessions = 0
+    reason = str(result.get("restart_pending_reason") or "")
+    if status == "restart_pending" and reason.startswith("busy"):
+        try:
+            sessions = int(reason.split()[1])
+        except (IndexError, ValueError):
+            sessions = 1
     return {
-        "changed": changed,
-        "check_mode": bool(check_mode),
-        "refused": [dict(r) for r in refusals or []],
-        "error": str(error or ""),
-        "changes": changes,
-        "rights_added": rights_added,
-        "groups_left": groups_left,
-        "worker_toml": {
-            "changed": bool(config.get("changed")),
-            "previous": config.get("previous") or {},
-            "warnings": list(config.get("warnings") or []),
-            "backup_file": config.get("backup_file") or "",
-        },
-        "restarted": restarted,
-        "service": {
-            "state": restart.get("state") if _ran(restart) else _get(before, "service", "state"),
-            "healthy": restart.get("healthy") if _ran(restart) else None,
-            "pid": restart.get("pid") if _ran(restart) else _get(before, "service", "pid"),
-        },
-        "account": {"name": _get(before, "account", "name"), "sid": _get(before, "account", "sid")},
-        "findings_before": list(before.get("findings") or []),
-        "ready_before": bool(before.get("ready")) if "ready" in before else None,
-        "findings_after": list(final.get("findings") or []) if final else None,
-        "ready": bool(final.get("ready")) if final else None,
-        "verified_by": verified_by,
+        "host": host,
+        "status": status,
+        "detail": detail,
+        "sessions": sessions,
+        "interrupted_sessions": int(result.get("interrupted_sessions") or 0),
     }
+
+
+def converge_summary(results: Mapping[str, Any]) -> dict:
+    """Every host of a converge run by status, with counts (JSON, CSV and set_stats take this)."""
+    hosts = sorted((converge_entry(str(h), r) for h, r in results.items()), key=lambda e: e["host"])
+    counts = dict.fromkeys(CONVERGE_STATUSES, 0)
+    for entry in hosts:
+        counts[entry["status"]] = counts.get(entry["status"], 0) + 1
+    return {
+        "total": len(hosts),
+        "counts": counts,
+        "interrupted_sessions": sum(e.get("interrupted_sessions", 0) for e in hosts),
+        "hosts": hosts,
+    }
+
+
+def converge_lines(summary: Mapping[str, Any]) -> list[str]:
+    """The converge summary for a terminal: counts, then each host that needs a look."""
+    counts = summary["counts"]
+    head = f"{_plural(int(summary['total']), 'host')}: " + ", ".join(
+        f"{counts[s]} {_CONVERGE_TITLES[s]}" for s in CONVERGE_STATUSES if counts.get(s) or s in ("fixed", "already_fine")
+    )
+    lines = [head]
+    if summary.get("interrupted_sessions"):
+        lines.append(f"sessions interrupted: {summary['interrupted_sessions']}")
+    for status in ("refused", "failed", "not_ready", "restart_pending", "unreachable"):
+        group = [e for e in summary["hosts"] if e["status"] == status]
+        if group:
+            lines.append(f"{_CONVERGE_TITLES[status]}:")
+            lines.extend(f"  {e['host']}: {e['detail']}" for e in group)
+    return lines
+
+
+CONVERGE_CSV_COLUMNS = ("host", "status", "sessions", "detail")
+
+
+def converge_csv(summary: Mapping[str, Any]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CONVERGE_CSV_COLUMNS)
+    for entry in summary["hosts"]:
+        writer.writerow((entry["host"], entry["status"], entry["sessions"], entry["detail"]))
+    return out.getvalue()
+
+
+def over_threshold(results: Mapping[str, Any], max_fail_percentage: float) -> list[dict]:
+    """The failed hosts when they are more than ``max_fail_percentage`` percent of the hosts run so
+    far (refused hosts do not count: they are expected, and they were left as they were); else []."""
+    entries = [converge_entry(str(h), r) for h, r in results.items() if isinstance(r, Mapping) and r.get("status")]
+    failed = [e for e in entries if e["status"] in ("failed", "not_ready", "unreachable")]
+    if not entries or not failed:
+        return []
+    return failed if 100.0 * len(failed) / len(entries) > float(max_fail_percentage) else []

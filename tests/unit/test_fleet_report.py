@@ -9,12 +9,9 @@ import io
 import json
 
 import pytest
-import simworker
 
 from ansible_collections.deadline_cloud.cmf.plugins.filter.fleet_report import FilterModule
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils import agent_rules, fleet_report
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._simulated import SimulatedState
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._simulated_agent import read_agent_info
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils import fleet_report
 
 
 def finding(fid: str, severity: str = "blocker", message: str = "", fix: str = "") -> dict:
@@ -118,111 +115,6 @@ def test_findings_lines_show_severity_id_and_fix():
     assert fleet_report.findings_lines(reading(ready=True))[0].startswith("ready")
 
 
-@pytest.mark.parametrize(
-    ("version", "minimum", "older"),
-    [
-        ("0.27.2", "0.27.3", True),
-        ("0.27.3", "0.27.3", False),
-        ("0.33.2", "0.27.3", False),
-        ("0.9", "0.27.3", True),
-        ("1.0", "0.27.3", False),
-        ("0.28.0rc1", "0.27.3", False),
-        ("x", "0.27.3", None),
-    ],
-)
-def test_version_older(version, minimum, older):
-    assert fleet_report.version_older(version, minimum) is older
-
-
-def test_the_installers_state_is_not_refused():
-    assert fleet_report.refusals(INSTALLER) == []
-
-
-def test_a_bom_or_utf16_file_is_not_refused_but_bytes_that_are_not_text_are():
-    bom = reading(finding("CONFIG_ENCODING"), config={"exists": True, "encoding": "utf-8-bom"})
-    assert fleet_report.refusals(bom) == []
-    broken = reading(finding("CONFIG_ENCODING"), config={"exists": True, "encoding": "invalid"})
-    assert [r["id"] for r in fleet_report.refusals(broken)] == ["CONFIG_ENCODING"]
-
-
-@pytest.mark.parametrize(
-    ("facts", "finding_id", "expected"),
-    [
-        ({"service": {"exists": False}}, "SERVICE_MISSING", "SERVICE_MISSING"),
-        ({"account": None}, "ACCOUNT_MISSING", "ACCOUNT_MISSING"),
-        ({"config": {"exists": False, "path": "C:\\w.toml"}}, "CONFIG_MISSING", "CONFIG_MISSING"),
-        ({"config": {"exists": True, "parse_error": "line 3 column 1"}}, "CONFIG_INVALID", "CONFIG_INVALID"),
-        ({"agent": {"version": "0.27.1"}}, "AGENT_VERSION_UNSUPPORTED", "AGENT_VERSION_UNSUPPORTED"),
-        ({}, "ENV_OVERRIDE", "ENV_OVERRIDE"),
-    ],
-)
-def test_refusals_from_findings(facts, finding_id, expected):
-    found = [finding(finding_id)] if finding_id else []
-    assert [r["id"] for r in fleet_report.refusals(reading(*found, **facts))] == [expected]
-
-
-def _real_reading(state: dict) -> dict:
-    """worker_agent_info's result for a simulated worker, as the role gets it."""
-    raw = read_agent_info(SimulatedState(state), {"service": "DeadlineWorker", "config_path": simworker.WORKER_TOML, "account": ""})
-    return agent_rules.describe(raw)
-
-
-def _installer(change) -> dict:
-    state = simworker.example_state()
-    change(state)
-    return state
-
-
-@pytest.mark.parametrize(
-    ("change", "expected"),
-    [
-        (lambda s: s["services"].pop("DeadlineWorker"), ["SERVICE_MISSING"]),
-        (lambda s: s["services"]["DeadlineWorker"].update(account=r".\ghost"), ["ACCOUNT_MISSING"]),
-        (lambda s: s.update(files={}), ["CONFIG_MISSING"]),
-        (lambda s: simworker.set_file_bytes(s, b"[worker\nfarm_id = \n"), ["CONFIG_INVALID"]),
-        (lambda s: simworker.set_file_bytes(s, b"\xff\xfe[\x00\xd8"), ["CONFIG_ENCODING"]),
-        (lambda s: s["agent"].update(version="0.26.0"), ["AGENT_VERSION_UNSUPPORTED"]),
-        (lambda s: s.update(environment={"DEADLINE_WORKER_RUN_JOBS_AS_AGENT_USER": "false"}), ["ENV_OVERRIDE"]),
-        (lambda s: simworker.set_file_bytes(s, b"\xef\xbb\xbf" + simworker.file_bytes(s)), []),  # the role removes a BOM
-        (lambda s: None, []),
-    ],
-)
-def test_refusals_come_from_the_findings_of_a_real_reading(change, expected):
-    assert [r["id"] for r in fleet_report.refusals(_real_reading(_installer(change)))] == expected
-
-
-def test_a_job_user_that_stops_the_agent_is_not_refused_the_role_comments_it_out():
-    def job_user_is_the_agent(state):
-        data = simworker.file_bytes(state).replace(b"\n[os]\n", b'\n[os]\nwindows_job_user = "deadline-worker"\n', 1)
-        simworker.set_file_bytes(state, data)
-
-    before = _real_reading(_installer(job_user_is_the_agent))
-    assert before["startup"]["stage"] == "job_user" and "AGENT_STARTUP_ERROR" in {f["id"] for f in before["findings"]}
-    assert fleet_report.refusals(before) == []
-
-
-def test_the_minimum_version_is_the_callers():
-    assert fleet_report.refusals(reading(agent={"version": "0.30.0"}), "0.31.0")[0]["id"] == "AGENT_VERSION_UNSUPPORTED"
-    assert fleet_report.refusals(reading(agent={"version": "0.30.0"}), "0.27.3") == []
-
-
-def test_refusal_message_names_each_cause_and_fix():
-    env = finding(
-        "ENV_OVERRIDE",
-        message="DEADLINE_WORKER_RUN_JOBS_AS_AGENT_USER=false in the service's Environment",
-        fix="remove it from HKLM\\SYSTEM\\CurrentControlSet\\Services\\DeadlineWorker Environment",
-    )
-    message = fleet_report.refusal_message(fleet_report.refusals(reading(env)))
-    assert message.startswith("the role changed nothing on this host")
-    assert "DEADLINE_WORKER_RUN_JOBS_AS_AGENT_USER" in message and "Fix: remove it" in message
-
-
-def test_not_ready_message_lists_blockers_only():
-    message = fleet_report.not_ready_message(INSTALLER["findings"])
-    assert "AGENT_OPT_IN_MISSING" in message and "MESSAGE_IS_MISLEADING" not in message
-    assert "without a blocker" in fleet_report.not_ready_message([])
-
-
 def test_filters_are_registered_and_reject_wrong_input():
     filters = FilterModule().filters()
     assert set(filters) >= {
@@ -230,9 +122,10 @@ def test_filters_are_registered_and_reject_wrong_input():
         "fleet_report_lines",
         "fleet_report_csv",
         "worker_findings_lines",
-        "worker_refusals",
-        "worker_refusal_message",
-        "worker_not_ready_message",
+        "fleet_converge_summary",
+        "fleet_converge_lines",
+        "fleet_converge_csv",
+        "fleet_over_threshold",
     }
     from ansible.errors import AnsibleFilterError
 
@@ -243,57 +136,37 @@ def test_filters_are_registered_and_reject_wrong_input():
     )
 
 
-def test_a_deny_right_against_a_needed_right_is_refused():
-    denied = reading(
-        account={
-            "sid": "S-1-5-21-1-2-3-1001",
-            "rights": ["SeServiceLogonRight"],
-            "effective_rights": {"SeDenyServiceLogonRight": {"direct": False, "groups": [{"name": "Guests"}]}},
-        }
-    )
-    found = fleet_report.refusals(denied, rights=["SeServiceLogonRight", "SeIncreaseQuotaPrivilege"])
-    assert [r["id"] for r in found] == ["RIGHT_DENIED"]
-    assert "through Guests" in found[0]["message"]
-    assert fleet_report.refusals(denied, rights=["SeIncreaseQuotaPrivilege"]) == []
+def outcome(status: str, **extra) -> dict:
+    return {"status": status, "changes": [], "refused": [], "findings_after": [], "error": "", **extra}
 
 
-def test_shutdown_on_stop_prefers_the_resolved_setting():
-    assert fleet_report.shutdown_on_stop({"settings": {"shutdown_on_stop": {"value": True}}}) is True
-    assert (
-        fleet_report.shutdown_on_stop(
-            {
-                "settings": {"shutdown_on_stop": {"value": False}},
-                "config": {"values": {"os": {"shutdown_on_stop": True}}},
-            }
-        )
-        is False
-    )
-    assert fleet_report.shutdown_on_stop({"settings": None, "config": {"values": {"os": {"shutdown_on_stop": True}}}})
-    assert fleet_report.shutdown_on_stop({}) is False
+def test_converge_summary_counts_each_status_and_names_what_needs_a_look():
+    results = {
+        "w1": outcome("fixed", changes=["granted SeIncreaseQuotaPrivilege", "restarted the service"]),
+        "w2": outcome("already_fine"),
+        "w3": outcome("restart_pending", restart_pending_reason="busy: 3 session(s) running"),
+        "w4": outcome("refused", refused=[{"id": "ENV_OVERRIDE", "message": "DEADLINE_WORKER_RUN_JOBS_AS_AGENT_USER=false", "fix": "remove it"}]),
+        "w5": outcome("failed", error="control_service failed on the host"),
+        "w6": None,
+        "w7": outcome("planned"),
+    }
+    summary = fleet_report.converge_summary(results)
+    assert summary["counts"] == {
+        "fixed": 1, "already_fine": 1, "restart_pending": 1, "refused": 1, "failed": 1, "not_ready": 0, "unreachable": 2,
+    }
+    by_host = {e["host"]: e for e in summary["hosts"]}
+    assert by_host["w3"]["sessions"] == 3
+    assert "ENV_OVERRIDE" in by_host["w4"]["detail"] and "remove it" in by_host["w4"]["detail"]
+    lines = fleet_report.converge_lines(summary)
+    assert lines[0] == "7 hosts: 1 fixed, 1 already fine, 1 restart pending, 1 refused, 1 failed, 2 unreachable or not run"
+    assert "  w4: ENV_OVERRIDE: DEADLINE_WORKER_RUN_JOBS_AS_AGENT_USER=false Fix: remove it" in lines
+    rows = list(csv.DictReader(io.StringIO(fleet_report.converge_csv(summary))))
+    assert [r["status"] for r in rows] == ["fixed", "already_fine", "restart_pending", "refused", "failed", "unreachable", "unreachable"]
 
 
-def test_outcome_uses_the_first_reading_when_nothing_changed_and_none_in_check_mode():
-    ok = reading(ready=True)
-    same = fleet_report.outcome(ok, rights={"changed": False}, config={"changed": False})
-    assert same["ready"] is True and same["verified_by"] == "first reading" and same["changes"] == []
-    planned = fleet_report.outcome(
-        INSTALLER,
-        rights={"changed": True, "added": ["SeIncreaseQuotaPrivilege"]},
-        check_mode=True,
-        restart={"changed": True, "restarted": True},
-    )
-    assert planned["changed"] and planned["ready"] is None and planned["findings_after"] is None
-    assert planned["changes"] == ["granted SeIncreaseQuotaPrivilege", "restarted the service"]
-    failed = fleet_report.outcome(INSTALLER, error="dropped")
-    assert failed["error"] == "dropped" and failed["ready"] is None
-
-
-def test_a_blocker_the_role_does_not_know_is_refused_not_run_into():
-    assert [r["id"] for r in fleet_report.refusals(reading(finding("A_FUTURE_BLOCKER")))] == ["A_FUTURE_BLOCKER"]
-    assert fleet_report.refusals(reading(finding("A_FUTURE_WARNING", "warning"))) == []
-
-
-def test_a_missing_logon_right_is_fixed_only_when_the_role_grants_it():
-    missing = reading(finding("SERVICE_LOGON_RIGHT_MISSING"))
-    assert fleet_report.refusals(missing, rights=["SeServiceLogonRight", "SeIncreaseQuotaPrivilege"]) == []
-    assert [r["id"] for r in fleet_report.refusals(missing, rights=["SeIncreaseQuotaPrivilege"])] == ["SERVICE_LOGON_RIGHT_MISSING"]
+def test_refused_hosts_never_pass_the_failure_threshold_failed_ones_do():
+    refused = outcome("refused", refused=[{"id": "AGENT_VERSION_UNSUPPORTED", "message": "0.26", "fix": "upgrade"}])
+    assert fleet_report.over_threshold({"a": refused, "b": refused, "c": outcome("fixed")}, 0) == []
+    failing = {"a": outcome("failed", error="boom"), "b": outcome("fixed"), "c": outcome("fixed"), "d": None}
+    assert [e["host"] for e in fleet_report.over_threshold(failing, 30)] == ["a"]  # 1 of 3 run so far
+    assert fleet_report.over_threshold(failing, 34) == []

@@ -17,11 +17,37 @@ from typing import Any
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._errors import HostOperationError
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._operations import OPERATIONS, Operation
 
-__all__ = ["FileContent", "Host", "HostOperationError", "host_for", "sha256_hex"]
+__all__ = ["FileContent", "Host", "HostOperationError", "file_from_reading", "host_for", "path_key", "reading_of", "sha256_hex"]
 
 
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def path_key(path: str) -> str:
+    """A Windows path as Windows compares paths: case-insensitive, either slash."""
+    return str(path).replace("/", "\\").rstrip("\\").casefold()
+
+
+def reading_of(value: Any) -> dict | None:
+    """The host's answer inside a ``reading`` option: worker_agent_info's whole result, or its
+    ``reading`` key (what read_agent_info returned)."""
+    if not isinstance(value, dict) or not value:
+        return None
+    inner = value.get("reading")
+    return inner if isinstance(inner, dict) else value
+
+
+def file_from_reading(reading: Any, path: str) -> FileContent | None:
+    """worker.toml as a reading saw it, when the reading is of that same path; else None."""
+    raw = reading_of(reading)
+    config = (raw or {}).get("config")
+    if not isinstance(config, dict) or path_key(config.get("path") or "") != path_key(path):
+        return None
+    if not config.get("exists"):
+        return FileContent(path=path, exists=False)
+    data = base64.b64decode(config.get("content") or "")
+    return FileContent(path=path, exists=True, data=data, sha256=sha256_hex(data))
 
 
 @dataclass(frozen=True)

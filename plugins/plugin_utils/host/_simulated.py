@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host import Host
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host import Host, path_key
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._errors import HostOperationError
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._operations import OPERATIONS, Operation
 
@@ -53,7 +53,7 @@ class SimulatedState:
     # files -----------------------------------------------------------------------------
     @staticmethod
     def _path_key(path: str) -> str:
-        return path.replace("/", "\\").rstrip("\\").casefold()
+        return path_key(path)
 
     def _files(self) -> dict:
         files = self.data.get("files")

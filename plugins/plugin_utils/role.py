@@ -1,0 +1,510 @@
+# Copyright: contributors to deadline_cloud.cmf
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The decisions of the role deadline_worker_agent_user, as pure functions.
+
+Internal to this collection: not a public API; it may change in any release.
+
+The role reads a worker once (worker_agent_info) and hands the reading to :func:`plan`, which
+decides everything before the first change: what it would change, and what it refuses. It
+refuses by *simulating its own fix*: it applies the changes it would make to a copy of the host's
+reading (rights granted, groups left, worker.toml as worker_toml would write it, the agent
+restarted) and runs the agent's rules on that copy. Whatever still blocks WORKER_AGENT_USER
+jobs there is something the role cannot fix, and it refuses the host before touching it. The
+same prediction is check mode's answer. :func:`outcome` turns what the tasks did into the fact
+``deadline_worker_agent_user_result``.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import datetime
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils import agent_rules, user_rights
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.accounts import AccountError, same_account
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.agent_config import CONFIG_PATH
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.group_membership import plan_membership
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host import sha256_hex
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.worker_toml import (
+    ABSENT,
+    PRESENT,
+    Setting,
+    WorkerTomlError,
+    apply_settings,
+    validate,
+)
+
+PREFIX = "deadline_worker_agent_user_"
+
+# The one worker.toml write of the role: the opt-in and the removal of what conflicts with it.
+SETTINGS: tuple[Setting, ...] = (
+    Setting("os", "run_jobs_as_agent_user", True, PRESENT),
+    Setting("os", "windows_job_user", None, ABSENT),
+    Setting("os", "impersonation", None, ABSENT),
+)
+
+RESTART_WHEN = ("idle", "always", "never")
+WHEN_BUSY = ("skip", "interrupt")
+# A stop of a busy agent waits for the longest cancelation the agent allows: NOTIFY_THEN_TERMINATE's
+# 600 s notify period, plus the environments' onExit actions (5 min default each; one is assumed).
+INTERRUPT_STOP_TIMEOUT = 600 + 300
+
+_TRUE = frozenset({"yes", "on", "1", "true", "y", "t"})
+_FALSE = frozenset({"no", "off", "0", "false", "n", "f"})
+
+
+class RoleVariableError(ValueError):
+    """A role variable with a value the role cannot use; the message names the variable."""
+
+
+# ---------------------------------------------------------------------------------------------
+# The role's variables, checked before any remote call
+
+
+@dataclass(frozen=True)
+class RoleVariables:
+    account: str
+    service: str
+    config_path: str
+    rights: tuple[str, ...]
+    shutdown_rights: tuple[str, ...]
+    leave_groups: tuple[str, ...]
+    restart_when: str
+    idle_timeout: int
+    idle_poll: int
+    when_busy: str
+    force_restart: bool
+    restart_timeout: int
+    restart_settle: int
+    verify: bool
+    min_agent_version: str
+    backup: bool
+    fail_unless_ready: bool
+
+
+def _text(values: Mapping, name: str, *, empty: bool = False) -> str:
+    value = values.get(PREFIX + name, "")
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        raise RoleVariableError(f"{PREFIX}{name} must be a string, not {type(value).__name__} {value!r}")
+    if not empty and not value.strip():
+        raise RoleVariableError(f"{PREFIX}{name} must not be empty")
+    return value.strip()
+
+
+def _strings(values: Mapping, name: str) -> tuple[str, ...]:
+    value = values.get(PREFIX + name)
+    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+        raise RoleVariableError(
+            f"{PREFIX}{name} must be a list of strings, not {type(value).__name__} {value!r}"
+            + (" (write it as a YAML list: [" + value + "])" if isinstance(value, str) else "")
+        )
+    items = []
+    for item in value:
+        if not isinstance(item, str) or not item.strip():
+            raise RoleVariableError(f"{PREFIX}{name} must hold only non-empty strings, not {item!r}")
+        items.append(item.strip())
+    return tuple(items)
+
+
+def _rights(values: Mapping, name: str) -> tuple[str, ...]:
+    try:
+        return tuple(user_rights.canonical_rights(_strings(values, name)))
+    except user_rights.UnknownRightError as error:
+        raise RoleVariableError(f"{PREFIX}{name}: {error}") from None
+
+
+def _flag(values: Mapping, name: str) -> bool:
+    value = values.get(PREFIX + name)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise RoleVariableError(f"{PREFIX}{name} must be a boolean (true or false), not {value!r}")
+
+
+def _seconds(values: Mapping, name: str, minimum: int) -> int:
+    value = values.get(PREFIX + name)
+    if isinstance(value, bool):
+        raise RoleVariableError(f"{PREFIX}{name} must be a whole number of seconds, not {value!r}")
+    try:
+        number = int(str(value).strip()) if isinstance(value, str) else value
+    except ValueError:
+        number = None
+    if not isinstance(number, int):
+        raise RoleVariableError(f"{PREFIX}{name} must be a whole number of seconds, not {value!r}")
+    if number < minimum:
+        raise RoleVariableError(f"{PREFIX}{name} must be at least {minimum}, not {number}")
+    return number
+
+
+def _choice(values: Mapping, name: str, choices: tuple[str, ...]) -> str:
+    value = values.get(PREFIX + name)
+    if value not in choices:
+        raise RoleVariableError(f"{PREFIX}{name} must be one of {', '.join(choices)}, not {value!r}")
+    return str(value)
+
+
+def check_variables(values: Mapping[str, Any]) -> RoleVariables:
+    """The role's variables, checked and normalized; RoleVariableError names the first bad one."""
+    version = _text(values, "min_agent_version")
+    if agent_rules.parse_version(version) is None:
+        raise RoleVariableError(f"{PREFIX}min_agent_version must be a version such as 0.27.3, not {version!r}")
+    restart_when = _choice(values, "restart_when", RESTART_WHEN)
+    if not _flag(values, "restart"):
+        restart_when = "never"  # the older switch, kept: false means the operator restarts
+    return RoleVariables(
+        account=_text(values, "account", empty=True),
+        service=_text(values, "service"),
+        config_path=_text(values, "config_path"),
+        rights=_rights(values, "rights"),
+        shutdown_rights=_rights(values, "shutdown_rights"),
+        leave_groups=_strings(values, "leave_groups"),
+        restart_when=restart_when,
+        idle_timeout=_seconds(values, "idle_timeout", 0),
+        idle_poll=_seconds(values, "idle_poll", 1),
+        when_busy=_choice(values, "when_busy", WHEN_BUSY),
+        force_restart=_flag(values, "force_restart"),
+        restart_timeout=_seconds(values, "restart_timeout", 1),
+        restart_settle=_seconds(values, "restart_settle", 0),
+        verify=_flag(values, "verify"),
+        min_agent_version=version,
+        backup=_flag(values, "backup"),
+        fail_unless_ready=_flag(values, "fail_unless_ready"),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The plan
+
+
+def _refusal(fid: str, message: str, fix: str) -> dict:
+    return {"id": fid, "message": message, "fix": fix}
+
+
+def _finding_ids(findings: Iterable[Mapping]) -> set[str]:
+    return {str(f.get("id")) for f in findings}
+
+
+def _config_bytes(raw: Mapping) -> bytes | None:
+    config = raw.get("config") or {}
+    return base64.b64decode(config.get("content") or "") if config.get("exists") else None
+
+
+def _wrong_account(raw: Mapping, variables: RoleVariables) -> dict | None:
+    """An account given by the operator that is not the one the service logs on as (issue: the
+    wrong account would be 'fixed' and the real agent account left an administrator)."""
+    account, service = raw.get("account") or {}, raw.get("service") or {}
+    if not variables.account or not account or not service.get("exists") or not service.get("account"):
+        return None
+    logon, logon_sid = str(service["account"]), service.get("account_sid")
+    if logon_sid:
+        if str(logon_sid).upper() == str(account.get("sid", "")).upper():
+            return None
+    elif same_account(logon, str(account.get("name") or ""), str(account.get("domain") or ""), str(account.get("hostname") or "")):
+        return None
+    return _refusal(
+        "ACCOUNT_NOT_SERVICE_ACCOUNT",
+        f"{PREFIX}account names {account.get('name')} ({account.get('sid')}), but {service.get('name')} logs on as"
+        f" {logon}" + (f" ({logon_sid})" if logon_sid else "") + ": converging the named account would leave the"
+        " agent's own account as it is",
+        f"leave {PREFIX}account empty (the role then uses the service's logon account), or set it to {logon}",
+    )
+
+
+def _denied_rights(account: Mapping, rights: Iterable[str]) -> list[dict]:
+    found = []
+    held = agent_rules.rights_with_sources(account)
+    for deny, allow in user_rights.DENY_OVERRIDES.items():
+        if allow not in rights or deny not in held:
+            continue
+        source = held[deny]
+        via = ", ".join(str(g.get("name")) for g in source.get("groups") or [])
+        found.append(
+            _refusal(
+                "RIGHT_DENIED",
+                f"{account.get('name')} holds {deny}" + (" directly" if source.get("direct") else "")
+                + (f" (through {via})" if via else "") + f", which overrides {allow}: granting {allow} would not let it log on",
+                f"remove {deny} from the account and its groups (Local Security Policy, or the GPO that sets it: a domain"
+                " GPO rewrites a local change at the next policy refresh)",
+            )
+        )
+    return found
+
+
+def _future(seconds: int) -> str:
+    return (datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=seconds)).isoformat()
+
+
+def predicted_reading(raw: Mapping, rights_added: Iterable[str], groups_left: Iterable[Mapping], config: bytes | None) -> dict:
+    """The host's reading as it would be after the role's changes and a restart of the agent."""
+    after = copy.deepcopy(dict(raw))
+    account = after.get("account")
+    if account:
+        account["rights"] = user_rights.held_rights([*(account.get("rights") or []), *rights_added])
+        left = {str(g["sid"]).upper() for g in groups_left}
+        account["groups"] = [g for g in account.get("groups") or [] if str(g.get("sid", "")).upper() not in left]
+        for table in ("group_rights", "group_members"):
+            account[table] = {sid: v for sid, v in (account.get(table) or {}).items() if str(sid).upper() not in left}
+    now = _future(0)
+    if config is not None:
+        after["config"] = {**(after.get("config") or {}), "exists": True, "content": base64.b64encode(config).decode("ascii"),
+                           "sha256": sha256_hex(config), "modified_at": now}
+    service = after.get("service") or {}
+    if service.get("exists"):
+        service.update(state="running", started_at=_future(1), pid=service.get("pid") or 0)
+    after["sessions"] = {**(after.get("sessions") or {}), "busy": False, "count": 0}
+    return after
+
+
+def plan(before: Mapping[str, Any], values: Mapping[str, Any]) -> dict:
+    """What the role does on this host, decided from its first reading (worker_agent_info's result)."""
+    variables = check_variables(values)
+    if before.get("unreachable") or "findings" not in before:
+        # No reading: nothing is planned, and the outcome says why.
+        return {"refused": [], "act": False, "restart": False, "unread": str(before.get("msg") or "the host was not read")}
+    raw = before.get("reading") or {}
+    findings_before = list(before.get("findings") or [])
+    refusals: list[dict] = []
+    account = raw.get("account")
+    service = raw.get("service") or {}
+
+    wrong = _wrong_account(raw, variables)
+    if wrong:
+        refusals.append(wrong)
+    version = (raw.get("agent") or {}).get("version")
+    have, want = agent_rules.parse_version(version), agent_rules.parse_version(variables.min_agent_version)
+    if have is not None and want is not None and have < want:
+        refusals.append(
+            _refusal(
+                "AGENT_VERSION_UNSUPPORTED",
+                f"the worker agent is {version}; this run asks for {variables.min_agent_version} or newer",
+                f"upgrade deadline-cloud-worker-agent to {variables.min_agent_version} or newer",
+            )
+        )
+
+    shutdown = (before.get("settings") or {}).get("shutdown_on_stop") or {}
+    rights_wanted = list(variables.rights) + (list(variables.shutdown_rights) if shutdown.get("value") is True else [])
+    rights_wanted = list(dict.fromkeys(rights_wanted))
+    rights_to_grant: list[str] = []
+    groups_to_leave: list[dict] = []
+    if account and not wrong:  # the wrong account's own state is beside the point
+        held = {r.casefold() for r in account.get("rights") or []}
+        rights_to_grant = [r for r in rights_wanted if r.casefold() not in held]
+        refusals.extend(_denied_rights(account, rights_wanted))
+        if variables.leave_groups:
+            try:
+                groups_to_leave = plan_membership(account, variables.leave_groups, ABSENT).removed
+            except AccountError as error:
+                refusals.append(_refusal(error.code, error.message.replace(", nothing was changed", ""), _group_fix(error.code)))
+
+    data = _config_bytes(raw)
+    path = str((raw.get("config") or {}).get("path") or variables.config_path or CONFIG_PATH)
+    edit = None
+    toml_warnings: list[str] = []
+    if data is not None:
+        try:
+            edit = apply_settings(data, list(SETTINGS), path)
+        except WorkerTomlError as error:
+            fid = "CONFIG_ENCODING" if "CONFIG_ENCODING" in _finding_ids(findings_before) else "CONFIG_INVALID"
+            refusals.append(_refusal(fid, str(error).replace("; nothing was changed", ""), "correct worker.toml by hand"))
+        else:
+            toml_warnings = list(edit.warnings)
+            checked = validate(edit.text, path)
+            toml_warnings += checked.warnings
+            if checked.errors:
+                refusals.append(_refusal("CONFIG_INVALID", "; ".join(checked.errors), "correct worker.toml by hand"))
+
+    predicted = agent_rules.describe(predicted_reading(raw, rights_to_grant, groups_to_leave, edit.data if edit else None))
+    known = _finding_ids(refusals)
+    if "RIGHT_DENIED" in known:
+        known.add("SERVICE_LOGON_RIGHT_MISSING")  # the same cause, named better
+    for f in [] if wrong else predicted["findings"]:  # for the wrong account, that is the cause to fix first
+        if f.get("severity") == "blocker" and f["id"] not in known:
+            refusals.append(_refusal(str(f["id"]), str(f.get("message") or ""), str(f.get("fix") or "")))
+            known.add(str(f["id"]))
+
+    toml_changes = bool(edit and edit.changed)
+    changes = bool(rights_to_grant or groups_to_leave or toml_changes)
+    ids_before = _finding_ids(findings_before)
+    why_restart = []
+    if changes:
+        why_restart.append("the host changed")
+    if "CONFIG_NOT_LOADED" in ids_before:
+        why_restart.append("the running agent still has the worker.toml it read before its last change")
+    if service.get("exists") and service.get("state") != "running":
+        why_restart.append(f"it is {service.get('state') or 'not running'}")
+    if variables.force_restart:
+        why_restart.append(f"{PREFIX}force_restart is true")
+    sessions = raw.get("sessions") or {}
+    refused = bool(refusals)
+    return {
+        "refused": refusals,
+        "rights": rights_wanted,
+        "rights_to_grant": [] if refused else rights_to_grant,
+        "groups_to_leave": [] if refused else groups_to_leave,
+        "worker_toml": not refused and toml_changes,
+        "worker_toml_warnings": toml_warnings,
+        "worker_toml_previous": edit.previous if edit else {},
+        "restart": not refused and bool(why_restart),
+        "restart_reasons": why_restart,
+        "restart_when": variables.restart_when,
+        "idle_timeout": variables.idle_timeout if variables.restart_when == "idle" else 0,
+        "when_busy": "interrupt" if variables.restart_when == "always" else variables.when_busy,
+        "busy": bool(sessions.get("busy")),
+        "sessions": int(sessions.get("count") or 0),
+        "act": not refused and (changes or bool(why_restart)),
+        "account_sid": (account or {}).get("sid"),
+        "predicted_findings": predicted["findings"],
+        "predicted_ids": sorted(_finding_ids(predicted["findings"])),
+        "predicted_ready": bool(predicted["ready"]) and not refused,
+    }
+
+
+def _group_fix(code: str) -> str:
+    if code == "GROUP_NOT_FOUND":
+        return f"name groups that exist on the host in {PREFIX}leave_groups (S-1-5-32-544 is Administrators in any language)"
+    return (
+        "connect as another administrator, or converge another account; keep another enabled member in Administrators"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The outcome
+
+
+def _result(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _ran(result: Mapping[str, Any]) -> bool:
+    return bool(result) and not result.get("skipped")
+
+
+def outcome(
+    before: Any,
+    plan: Any,
+    *,
+    rights: Any = None,
+    groups: Any = None,
+    config: Any = None,
+    restart: Any = None,
+    check_mode: bool = False,
+    error: str = "",
+    stage: str = "done",
+) -> dict:
+    """The fact deadline_worker_agent_user_result, from the first reading, the plan and what the
+    change tasks registered (an empty dictionary, or a skipped result, for a task that did not run)."""
+    before, plan = _result(before), _result(plan)
+    rights, groups, config, restart = _result(rights), _result(groups), _result(config), _result(restart)
+    refused = [dict(r) for r in plan.get("refused") or []]
+    changes: list[str] = []
+    rights_added = list(rights.get("added") or [])
+    groups_left = [dict(g) for g in groups.get("removed") or []]
+    if rights_added:
+        changes.append("granted " + ", ".join(rights_added))
+    if groups_left:
+        changes.append("left " + ", ".join(str(g.get("name") or g.get("sid")) for g in groups_left))
+    if config.get("changed"):
+        changes.append("set [os] run_jobs_as_agent_user = true in worker.toml, without windows_job_user and impersonation")
+    restarted = bool(plan.get("restart") and plan.get("restart_when") != "never") if check_mode else bool(_ran(restart) and restart.get("restarted"))
+    if restarted:
+        changes.append("restarted the service")
+    changed = any(bool(r.get("changed")) for r in (rights, groups, config)) or restarted
+    wanted_restart = bool(plan.get("restart"))
+    busy_skip = bool(_ran(restart) and restart.get("restart_pending"))
+    pending = wanted_restart and not restarted and not error and not refused and not check_mode and stage == "done"
+    verification = restart.get("info") if _ran(restart) and isinstance(restart.get("info"), Mapping) else None
+
+    if verification is not None:
+        findings_after, ready, verified_by = list(verification.get("findings") or []), bool(verification.get("ready")), "reading after the restart"
+    elif check_mode and not refused:
+        findings_after, ready, verified_by = list(plan.get("predicted_findings") or []), bool(before.get("ready")), "prediction (check mode)"
+    elif not changed and not pending and not error and "findings" in before:
+        findings_after, ready, verified_by = list(before.get("findings") or []), bool(before.get("ready")), "first reading"
+    else:
+        findings_after, ready, verified_by = None, False, None
+    if restarted and not restart.get("healthy") and not check_mode:
+        ready = False
+    if pending and not check_mode:
+        ready = False
+
+    if plan.get("unread") and not error:
+        error = f"unreachable: {plan['unread']}" if before.get("unreachable") else str(plan["unread"])
+    if refused:
+        status = "refused"
+    elif before.get("unreachable"):
+        status = "unreachable"
+    elif error or (_ran(restart) and restart.get("failed")):
+        status = "failed"
+    elif stage == "planned" and plan.get("act") and not check_mode:
+        status = "planned"  # the change tasks have yet to run: a host cut off here is not done
+    elif check_mode:
+        status = "would_change" if (changed or wanted_restart) else ("already_fine" if ready else "not_ready")
+    elif pending:
+        status = "restart_pending"
+    elif ready:
+        status = "fixed" if changed else "already_fine"
+    else:
+        status = "not_ready"
+    sessions = restart.get("sessions") if _ran(restart) and isinstance(restart.get("sessions"), Mapping) else None
+    return {
+        "status": status,
+        "ready": ready,
+        "changed": changed,
+        "check_mode": bool(check_mode),
+        "refused": refused,
+        "error": str(error or ""),
+        "changes": changes,
+        "rights_added": rights_added,
+        "groups_left": groups_left,
+        "worker_toml": {
+            "changed": bool(config.get("changed")),
+            "previous": config.get("previous") or plan.get("worker_toml_previous") or {},
+            "warnings": list(config.get("warnings") or plan.get("worker_toml_warnings") or []),
+            "backup_file": config.get("backup_file") or "",
+        },
+        "restarted": restarted,
+        "restart_pending": pending,
+        "restart_pending_reason": (
+            f"busy: {int((sessions or {}).get('count') or plan.get('sessions') or 1)} session(s) running"
+            if busy_skip or (pending and plan.get("busy"))
+            else ("the restart was not allowed" if pending else "")
+        ),
+        "interrupted_sessions": int(restart.get("interrupted") or 0) if _ran(restart) else 0,
+        "service": {
+            "state": restart.get("state") if _ran(restart) else (before.get("service") or {}).get("state"),
+            "healthy": restart.get("healthy") if _ran(restart) else None,
+            "pid": restart.get("pid") if _ran(restart) else (before.get("service") or {}).get("pid"),
+        },
+        "account": {"name": (before.get("account") or {}).get("name"), "sid": (before.get("account") or {}).get("sid")},
+        "findings_before": list(before.get("findings") or []),
+        "ready_before": bool(before.get("ready")),
+        "findings_after": findings_after,
+        "verified_by": verified_by,
+        "plan": {k: v for k, v in plan.items() if k not in ("predicted_findings",)},
+    }
+
+
+def failure_message(result: Mapping[str, Any]) -> str:
+    """The one message the role fails a host with: the refusal, the error, or what still blocks it."""
+    refused = result.get("refused") or []
+    if refused:
+        parts = [f"{r['id']}: {r['message']}" + (f" Fix: {r['fix']}" if r.get("fix") else "") for r in refused]
+        return "the role changed nothing on this host, because it cannot fix: " + " | ".join(parts)
+    if result.get("error"):
+        return str(result["error"])
+    blockers = [f for f in result.get("findings_after") or [] if f.get("severity") == "blocker"]
+    parts = [f"{f['id']}: {f.get('message', '')}" + (f" Fix: {f['fix']}" if f.get("fix") else "") for f in blockers]
+    return "the worker is not ready for WORKER_AGENT_USER jobs: " + (
+        " | ".join(parts) or "the agent did not come back healthy after the restart"
+    )
+
+
+def should_fail(result: Mapping[str, Any]) -> bool:
+    """Whether the role fails the host: refused, failed, or not ready (a pending restart is not a failure)."""
+    return result.get("status") in ("refused", "failed", "not_ready", "unreachable", "planned")
