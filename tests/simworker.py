@@ -122,6 +122,7 @@ def dump_task(tmp_path: Path, var: str) -> dict:
         },
         "delegate_to": "localhost",
         "check_mode": False,
+        "tags": ["always"],
         "vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable},
     }
 
