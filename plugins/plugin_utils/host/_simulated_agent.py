@@ -6,6 +6,7 @@ do them. A start is decided by agent_rules' startup verdict on what is on disk (
 from __future__ import annotations
 
 import base64
+import datetime
 
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils import agent_rules
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._errors import HostOperationError
@@ -60,7 +61,9 @@ def read_agent_info(state, parameters: dict) -> dict:
         except HostOperationError as error:
             account_error = {"code": error.code, "message": error.message}
     data = state.read_bytes(parameters["config_path"])
+    running = _sessions(state, found[1]) if found is not None else []
     return {
+        "sessions": {"busy": bool(running), "count": len(running), "ids": [str(s.get("id")) for s in running]},
         "agent": {
             "version": None if version is None else str(version),
             "location": agent.get("location", DEFAULT_LOCATION) if version is not None else None,
@@ -113,12 +116,42 @@ def _start(state, key: str, entry: dict) -> None:
     )
 
 
+def _sessions(state, entry: dict) -> list[dict]:
+    """The render sessions running now (STATE.md, Render sessions), dropping those whose time has come."""
+    now = datetime.datetime.now(datetime.UTC)
+    left = []
+    for session in entry.get("sessions") or []:
+        if "ends_after_s" in session and "ends_at" not in session:
+            session["ends_at"] = (now + datetime.timedelta(seconds=float(session.pop("ends_after_s")))).isoformat()
+        ends = session.get("ends_at")
+        if ends and datetime.datetime.fromisoformat(str(ends).replace("Z", "+00:00")) <= now:
+            continue
+        left.append(session)
+    if "sessions" in entry:
+        entry["sessions"] = left
+    return left
+
+
+def _interrupt(entry: dict) -> int:
+    sessions = entry.get("sessions") or []
+    if sessions:
+        entry["interrupted_sessions"] = [*(entry.get("interrupted_sessions") or []), *(str(s.get("id")) for s in sessions)]
+        entry["sessions"] = []
+    return len(sessions)
+
+
 def control_service(state, parameters: dict) -> dict:
     name, wanted = parameters["name"], parameters["state"]
     found = _service(state, name)
     if found is None:
         raise HostOperationError(SERVICE_NOT_FOUND, f"the service {name} does not exist on {state.hostname}")
     key, entry = found
+    sessions = _sessions(state, entry)
+    busy = bool(sessions) and entry.get("state") == "running"
+    if busy and parameters["if_idle"] and wanted in ("stopped", "restarted"):
+        return {"changed": False, "busy": True, "state": "running", "pid": entry.get("pid"),
+                "sessions": {"busy": True, "count": len(sessions), "ids": [str(s.get("id")) for s in sessions]}}
+    interrupted = _interrupt(entry) if wanted in ("stopped", "restarted") and entry.get("state") == "running" else 0
     was_running = entry.get("state") == "running"
     before_pid = entry.get("pid") if was_running else None
     restarted = False
@@ -150,6 +183,11 @@ def control_service(state, parameters: dict) -> dict:
         "previous_pid": before_pid,
         "error": None if running else entry.get("last_error"),
         "log_tail": _log_tail(state),
+        "busy": False,
+        "interrupted": interrupted,
+        "reading": read_agent_info(state, {"service": key, "config_path": parameters["config_path"], "account": parameters["account"]})
+        if parameters["config_path"]
+        else None,
     }
 
 
