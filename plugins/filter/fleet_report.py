@@ -50,6 +50,22 @@ def fleet_over_threshold(results: Any, max_fail_percentage: Any = 100) -> list[d
     return fleet_report.over_threshold(_mapping(results, "fleet_over_threshold"), float(max_fail_percentage))
 
 
+def fleet_host_values(hosts: Any, hostvars: Any, name: str) -> dict:
+    """Host name to ``hostvars[host][name]``, None where the host has no such variable (a host that
+    was not reached, or not run yet): safe under any strategy, where some hosts have not run."""
+    values: dict = {}
+    for host in hosts or []:
+        found = None
+        try:
+            host_vars = hostvars[host]
+            if name in host_vars:
+                found = host_vars[name]
+        except (KeyError, TypeError):
+            found = None
+        values[str(host)] = found
+    return values
+
+
 class FilterModule:
     def filters(self) -> dict:
         return {
@@ -61,4 +77,5 @@ class FilterModule:
             "fleet_converge_lines": fleet_converge_lines,
             "fleet_converge_csv": fleet_converge_csv,
             "fleet_over_threshold": fleet_over_threshold,
+            "fleet_host_values": fleet_host_values,
         }

@@ -87,7 +87,7 @@ def converge_action(finding_id: str, plan: Any) -> str:
 
 def summarize(readings: Mapping[str, Any], plans: Mapping[str, Any] | None = None) -> dict:
     """The whole run: how many hosts are ready, and which findings hold how many hosts back."""
-    plans = plans or {}
+    plans = {host: (p.get("plan") if isinstance(p, Mapping) and "plan" in p else p) for host, p in (plans or {}).items()}
     hosts = [host_entry(str(host), reading, plans.get(host)) for host, reading in readings.items()]
     by_id: dict[str, dict] = {}
     for entry in hosts:

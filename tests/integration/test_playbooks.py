@@ -125,12 +125,59 @@ def test_converge_targets_an_overridable_group_in_waves(tmp_path):
     assert "calls_total" not in simworker.load_state(paths["worker-03"])  # not targeted
 
 
-def test_max_fail_percentage_stops_later_waves(tmp_path):
-    hosts = {"worker-04": "env-override", "worker-01": "installer-default", "worker-02": "installer-default"}
+def test_waves_go_on_past_refused_hosts_and_the_summary_counts_each_state(tmp_path):
+    hosts = {"worker-04": "env-override", "worker-05": "old-agent", "worker-01": "installer-default", "worker-02": "installer-default"}
     inventory, paths = fleet(tmp_path, hosts)
+    report = tmp_path / "converge.json"
+    env = simworker.ansible_env(ANSIBLE_SHOW_CUSTOM_STATS="1")
+    result = simworker.run_playbook(
+        PLAYBOOKS / "converge.yml", inventory, "-e", "deadline_workers_serial=1", "-e", f"deadline_converge_report={report}", env=env
+    )
+    assert result.returncode != 0  # two hosts were refused
+    assert result.stdout.count("PLAY [Converge Deadline Cloud workers") == 4  # every wave ran
+    for host in ("worker-01", "worker-02"):
+        assert is_converged(simworker.load_state(paths[host])), host
+    summary = json.loads(report.read_text(encoding="utf-8"))
+    assert summary["counts"]["fixed"] == 2 and summary["counts"]["refused"] == 2
+    assert "4 hosts: 2 fixed, 0 already fine, 2 refused" in result.stdout
+    assert "CUSTOM STATS" in result.stdout and "deadline_converge_summary" in result.stdout
+    # a refused host's cause is printed once, in the summary, not as a failure of the role
+    printed = result.stdout.split("CUSTOM STATS")[0]
+    assert printed.count("ENV_OVERRIDE:") == 1, printed
+
+
+def test_failures_beyond_the_threshold_stop_the_run_naming_the_hosts(tmp_path):
+    hosts = {"worker-09": "installer-default", "worker-01": "installer-default", "worker-02": "installer-default"}
+    inventory, paths = fleet(tmp_path, hosts)
+    paths["worker-09"].unlink()  # a host whose every call fails
     result = run(
-        "converge.yml", inventory, "-e", "deadline_workers_serial=1", "-e", "deadline_workers_max_fail_percentage=0"
+        "converge.yml", inventory, "-e", "deadline_workers_serial=1", "-e", "deadline_workers_max_fail_percentage=0",
+        "-e", "deadline_workers_hosts=worker-09:worker-01:worker-02",
     )
     assert result.returncode != 0
-    assert "calls_total" not in simworker.load_state(paths["worker-01"])  # the run stopped after worker-04's wave
+    assert "stopping the run" in result.stdout and "worker-09" in result.stdout
+    assert "calls_total" not in simworker.load_state(paths["worker-01"])  # later waves were not run
     assert "calls_total" not in simworker.load_state(paths["worker-02"])
+
+
+def test_the_playbooks_fail_loudly_when_the_pattern_matches_no_host(tmp_path):
+    inventory, _paths = fleet(tmp_path, {"worker-01": "installer-default"})
+    for playbook in ("converge.yml", "diagnose.yml"):
+        result = run(playbook, inventory, "-e", "deadline_workers_hosts=render_nodes", "-e", "deadline_diagnose_fail_unless_ready=true")
+        assert result.returncode != 0, playbook
+        assert "matches no host" in result.stdout, result.stdout[-2000:]
+
+
+def test_diagnose_works_under_the_free_strategy_and_says_what_converge_does(tmp_path):
+    inventory, _paths = fleet(tmp_path)
+    report = tmp_path / "report.csv"
+    env = simworker.ansible_env(ANSIBLE_STRATEGY="free")
+    result = simworker.run_playbook(PLAYBOOKS / "diagnose.yml", inventory, "-e", f"deadline_diagnose_report={report}", env=env)
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert "5 hosts: 0 ready, 5 not ready" in result.stdout
+    rows = list(csv.DictReader(io.StringIO(report.read_text(encoding="utf-8"))))
+    action = {(r["host"], r["finding"]): r["converge"] for r in rows}
+    assert action[("worker-04", "ENV_OVERRIDE")] == "refuses"
+    assert action[("worker-01", "AGENT_OPT_IN_MISSING")] == "fixes"
+    assert action[("worker-01", "AGENT_USER_IS_ADMIN")] == "fixes"
+    assert "converge fixes it" in result.stdout
