@@ -89,6 +89,17 @@ def known_key(table: str, key: str) -> KnownKey | None:
     return known if known is not None and known.table == table else None
 
 
+CAPABILITY_TABLES = (("capabilities", "amounts"), ("capabilities", "attributes"))
+
+
+def stray_key_effect(path: tuple[str, ...]) -> str:
+    """What the agent does with a known key assigned in the table at ``path`` instead of its own:
+    no known key is a valid capability name, so in a capability table it stops the agent."""
+    if tuple(path) in CAPABILITY_TABLES:
+        return "refuses to start (it is not a valid capability name)"
+    return "ignores it"
+
+
 # ---------------------------------------------------------------------------------------------
 # bytes -> text: the agent opens the file in binary and tomllib decodes strict UTF-8.
 
