@@ -33,6 +33,7 @@ from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.agent_config im
     KnownKey,
     ParseError,
     SchemaReport,
+    agent_section,
     agent_value,
     agent_value_error,
     as_bool,
@@ -171,10 +172,8 @@ class ResolvedSetting:
 
 
 def _file_setting(document: dict | None, table: str, key: str) -> Any:
-    if not isinstance(document, dict):
-        return None
-    section = document.get(table)
-    if not isinstance(section, dict) or key not in section:
+    section = agent_section(document, table)
+    if section is None or key not in section:
         return None
     known = KNOWN_KEYS.get(key)
     value = section[key]
@@ -327,11 +326,11 @@ def _verdict_from_analysis(
             )
         if analysis.schema is None:
             raise ValueError("a parsed config was analysed without its schema report")
-        if analysis.schema.errors:
-            errors = [tuple(e.split(": ", 1)) for e in analysis.schema.errors]
+        if analysis.schema.problems:
             return StartupVerdict(
                 False,
-                f"Parsing errors loading configuration file ({analysis.path}):\n" + _pydantic_errors("ConfigFile", errors),
+                f"Parsing errors loading configuration file ({analysis.path}):\n"
+                + _pydantic_errors("ConfigFile", analysis.schema.problems),
                 "config_file",
             )
     # A missing file is not an error to the agent: WorkerSettings then reads only the environment.
@@ -677,7 +676,9 @@ def findings(reading: Reading) -> list[dict]:
                     "blocker",
                     f"The agent refuses {config.path} (Parsing errors loading configuration file): " + "; ".join(invalid) + ".",
                     "Add the missing tables ([worker], [aws], [logging], [os], [capabilities] with"
-                    " [capabilities.amounts] and [capabilities.attributes]) and give each key the agent's type.",
+                    " [capabilities.amounts] and [capabilities.attributes]) and give each key the agent's type;"
+                    " [capabilities.amounts] and [capabilities.attributes] hold only capability names"
+                    ' ("amount.<name>" = a number >= 0, "attr.<name>" = a list of strings): move any other key to its own table.',
                 )
             )
         for key, found_in, belongs in config.schema.misplaced:

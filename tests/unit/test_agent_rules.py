@@ -163,6 +163,8 @@ ALONE = {
     "invalid_toml": (_replace_toml("run_jobs_as_agent_user = true", "run_jobs_as_agent_user = "), ["CONFIG_INVALID"]),
     "missing_table": (_replace_toml("[logging]\n", "[loging]\n"), ["CONFIG_INVALID"]),
     "wrong_type": (_replace_toml("shutdown_on_stop = true", 'shutdown_on_stop = "sometimes"'), ["CONFIG_INVALID"]),
+    # appended at the end, the key lands in [capabilities.attributes], where only capability names go
+    "appended_opt_in": (_bytes(lambda data: data + b"run_jobs_as_agent_user = true\n"), ["CONFIG_INVALID"]),
     # without a file the agent resolves the opt-in from its environment alone, and stops without farm_id
     "no_file": (_no_file, ["CONFIG_MISSING", "AGENT_OPT_IN_MISSING"]),
     "old_agent": (_version("0.27.1"), ["AGENT_VERSION_UNSUPPORTED", "MESSAGE_IS_MISLEADING"]),
@@ -302,3 +304,14 @@ def test_parse_error_has_line_and_column_and_values_are_what_the_agent_loads():
     assert values["os"]["run_jobs_as_agent_user"] is True  # pydantic v1 reads "yes" as true
     assert values["os"]["windows_job_user"] is None
     assert set(values) == {"worker", "aws", "logging", "os", "telemetry"}
+
+
+def test_a_key_in_a_capability_table_is_refused_as_the_agent_refuses_it():
+    state = ready_state()
+    ALONE["appended_opt_in"][0](state)
+    result = describe(state)
+    assert result["config"]["errors"] == ["capabilities -> attributes -> __key__: Value is not a valid Capability name: run_jobs_as_agent_user"]
+    assert result["startup"]["error"].endswith(
+        "1 validation error for ConfigFile\ncapabilities -> attributes -> __key__\n  Value is not a valid Capability name: run_jobs_as_agent_user"
+    )
+    assert "capability names" in finding(result, "CONFIG_INVALID")["fix"]
