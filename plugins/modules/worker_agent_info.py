@@ -177,9 +177,12 @@ findings:
   description:
     - Each C({id, severity, message, fix}); severity is V(blocker), V(security), V(warning) or V(info), blockers first.
     - Ids - V(AGENT_OPT_IN_MISSING), V(ENV_OVERRIDE), V(JOB_USER_CONFLICT), V(LEGACY_IMPERSONATION_KEY), V(CONFIG_ENCODING),
-      V(CONFIG_INVALID), V(CONFIG_MISSING), V(AGENT_VERSION_UNSUPPORTED), V(SERVICE_MISSING), V(ACCOUNT_MISSING), V(SERVICE_LOGON_RIGHT_MISSING),
+      V(CONFIG_INVALID), V(CONFIG_MISSING), V(AGENT_VERSION_UNSUPPORTED), V(SERVICE_MISSING), V(ACCOUNT_MISSING), V(SERVICE_LOGON_RIGHT_MISSING), V(RIGHT_DENIED),
       V(AGENT_STARTUP_ERROR) (blockers); V(AGENT_USER_IS_ADMIN) (security); V(MISPLACED_KEY), V(SHUTDOWN_RIGHT_MISSING), V(CONFIG_NOT_LOADED) (warnings);
       V(MESSAGE_IS_MISLEADING) (info).
+    - V(RIGHT_DENIED) says that the account holds C(SeDenyServiceLogonRight) (directly or through the group it names), which
+      overrides C(SeServiceLogonRight) however that is held; the fix removes the deny right (Local Security Policy or the GPO
+      that sets it), not a grant.
     - V(CONFIG_NOT_LOADED) says that C(worker.toml) was written after the running agent started; the agent reads it
       only at start, so a restart is due.
     - V(AGENT_STARTUP_ERROR) carries the agent's error when it would stop at start for a reason no other finding names

@@ -45,6 +45,7 @@ from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.agent_config im
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.user_rights import held_rights
 
 SERVICE_LOGON_RIGHT = "SeServiceLogonRight"
+DENY_SERVICE_LOGON_RIGHT = "SeDenyServiceLogonRight"
 SHUTDOWN_PRIVILEGE = "SeShutdownPrivilege"
 DEFAULT_SERVICE = "DeadlineWorker"
 LOG_PATH = r"C:\ProgramData\Amazon\Deadline\Logs\worker-agent.log"
@@ -599,6 +600,22 @@ def _account_text(reading: Reading) -> str:
     return f"{account.get('name')} ({account.get('sid')})"
 
 
+def _holders(reading: Reading, right: str) -> str:
+    """How the account holds ``right``: "directly", "through Guests (S-1-5-32-546)", or both."""
+    entry = reading.rights.get(right) or {}
+    ways = ["directly"] if entry.get("direct") else []
+    ways += [f"through {g.get('name')} ({g.get('sid')})" for g in entry.get("groups") or []]
+    return " and ".join(ways)
+
+
+def _deny_owners(reading: Reading) -> str:
+    """Who holds the deny right: the account and/or the groups it comes through."""
+    entry = reading.rights.get(DENY_SERVICE_LOGON_RIGHT) or {}
+    owners = [f"the account {(reading.account or {}).get('sid')}"] if entry.get("direct") else []
+    owners += [f"the group {g.get('name')} ({g.get('sid')}), or take the account out of that group" for g in entry.get("groups") or []]
+    return "; and from ".join(owners)
+
+
 def _opt_in(reading: Reading) -> ResolvedSetting | None:
     return reading.settings.run_jobs_as_agent_user if reading.settings else None
 
@@ -670,11 +687,24 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "SERVICE_LOGON_RIGHT_MISSING",
         "blocker",
-        lambda r: bool(r.account) and bool(r.service.get("exists")) and not holds_right(r.rights, SERVICE_LOGON_RIGHT),
+        lambda r: bool(r.account) and bool(r.service.get("exists")) and SERVICE_LOGON_RIGHT not in r.rights,
         lambda r, _: f"{_account_text(r)} lacks SeServiceLogonRight (Log on as a service), directly or"
-        f" through a local group (or a deny right overrides it): the Service Control Manager cannot start {_service_name(r)} under it"
+        f" through a local group: the Service Control Manager cannot start {_service_name(r)} under it"
         f" ('{SERVICE_LOGON_ERROR}').",
         lambda r, _: f"Grant SeServiceLogonRight to {(r.account or {}).get('sid')} directly (deadline_cloud.cmf.win_user_rights).",
+    ),
+    Rule(
+        "RIGHT_DENIED",
+        "blocker",
+        lambda r: bool(r.account) and bool(r.service.get("exists")) and DENY_SERVICE_LOGON_RIGHT in r.rights,
+        lambda r, _: f"{_account_text(r)} holds SeDenyServiceLogonRight (Deny log on as a service) {_holders(r, DENY_SERVICE_LOGON_RIGHT)},"
+        " which overrides SeServiceLogonRight"
+        + (f" (held {_holders(r, SERVICE_LOGON_RIGHT)})" if SERVICE_LOGON_RIGHT in r.rights else "")
+        + f": the Service Control Manager cannot start {_service_name(r)} under it ('{SERVICE_LOGON_ERROR}'),"
+        " and granting SeServiceLogonRight does not change that.",
+        lambda r, _: f"Remove SeDenyServiceLogonRight from {_deny_owners(r)} in Local Security Policy (secpol.msc: User Rights"
+        " Assignment, 'Deny log on as a service') or in the GPO that sets it; when a domain GPO sets it, change the GPO: the"
+        " next policy refresh rewrites a local change.",
     ),
     Rule(
         "CONFIG_MISSING",
@@ -802,6 +832,7 @@ _STARTUP_FINDINGS = frozenset(
     {
         "ACCOUNT_MISSING",
         "SERVICE_LOGON_RIGHT_MISSING",
+        "RIGHT_DENIED",
         "CONFIG_ENCODING",
         "CONFIG_INVALID",
         "CONFIG_MISSING",

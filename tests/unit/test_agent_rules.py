@@ -171,6 +171,7 @@ ALONE = {
     "crashing_agent": (_version("0.27.2"), ["AGENT_VERSION_UNSUPPORTED"]),
     "no_service": (_no_service, ["SERVICE_MISSING"]),
     "no_logon_right": (_no_logon_right, ["SERVICE_LOGON_RIGHT_MISSING"]),
+    "denied_logon_right": (lambda state: state["rights"].__setitem__("SeDenyServiceLogonRight", [AGENT_SID]), ["RIGHT_DENIED"]),
     "misplaced": (_replace_toml("[aws]\n", "[aws]\nverbose = true\n"), ["MISPLACED_KEY"]),
     "no_shutdown_right": (_no_shutdown_right, ["SHUTDOWN_RIGHT_MISSING"]),
     "admin": (_admin, ["AGENT_USER_IS_ADMIN"]),
@@ -187,6 +188,7 @@ SEVERITY = {
     "AGENT_VERSION_UNSUPPORTED": "blocker",
     "SERVICE_MISSING": "blocker",
     "SERVICE_LOGON_RIGHT_MISSING": "blocker",
+    "RIGHT_DENIED": "blocker",
     "AGENT_STARTUP_ERROR": "blocker",
     "MISPLACED_KEY": "warning",
     "AGENT_USER_IS_ADMIN": "security",
@@ -285,12 +287,50 @@ def test_job_user_equal_to_the_agent_user_gets_the_agents_own_refusal():
     assert verdict["error"].startswith("Windows job user override must not be the user running the worker agent: deadline-worker.")
 
 
-def test_a_denied_logon_right_is_missing():
+def test_a_denied_logon_right_names_the_deny_right_not_a_grant():
     state = ready_state()
     state["rights"]["SeDenyServiceLogonRight"] = [AGENT_SID]
     result = describe(state)
-    assert "SERVICE_LOGON_RIGHT_MISSING" in ids(result)
+    assert ids(result) == ["RIGHT_DENIED"]  # the account holds SeServiceLogonRight directly: granting it is no fix
+    denied = finding(result, "RIGHT_DENIED")
+    assert "holds SeDenyServiceLogonRight (Deny log on as a service) directly" in denied["message"]
+    assert "(held directly)" in denied["message"]
+    assert f"from the account {AGENT_SID}" in denied["fix"]
+    assert "Local Security Policy" in denied["fix"] and "GPO" in denied["fix"] and "next policy refresh" in denied["fix"]
+    assert "Grant" not in denied["fix"]
     assert result["account"]["effective_rights"]["SeServiceLogonRight"]["denied"] is True
+    assert result["startup"] == {"starts": False, "error": agent_rules.SERVICE_LOGON_ERROR, "stage": "logon"}
+
+
+GUESTS = "S-1-5-32-546"
+
+
+def test_a_deny_right_through_a_group_names_the_group():
+    state = ready_state()
+    state["accounts"][GUESTS] = {"name": "Guests", "type": "group", "members": [AGENT_SID]}
+    state["rights"]["SeDenyServiceLogonRight"] = [GUESTS]
+    denied = finding(describe(state), "RIGHT_DENIED")
+    assert f"through Guests ({GUESTS})" in denied["message"]
+    assert f"the group Guests ({GUESTS}), or take the account out of that group" in denied["fix"]
+
+
+def test_a_deny_right_without_the_allow_right_gives_both_findings():
+    state = ready_state()
+    state["rights"]["SeServiceLogonRight"] = []
+    state["rights"]["SeDenyServiceLogonRight"] = [AGENT_SID]
+    result = describe(state)
+    assert sorted(ids(result)) == ["RIGHT_DENIED", "SERVICE_LOGON_RIGHT_MISSING"]
+    assert "(held" not in finding(result, "RIGHT_DENIED")["message"]
+
+
+def test_the_roles_refusal_of_a_denied_right_keeps_its_id():
+    from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils import fleet_report
+
+    state = ready_state()
+    state["rights"]["SeDenyServiceLogonRight"] = [AGENT_SID]
+    refused = fleet_report.refusals(describe(state), rights=["SeServiceLogonRight", "SeShutdownPrivilege"])
+    assert [r["id"] for r in refused] == ["RIGHT_DENIED"]
+    assert "SeDenyServiceLogonRight" in refused[0]["message"]
 
 
 def test_parse_error_has_line_and_column_and_values_are_what_the_agent_loads():
