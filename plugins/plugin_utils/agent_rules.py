@@ -80,13 +80,20 @@ SEVERITIES = ("blocker", "security", "warning", "info")
 class EnvironmentValue:
     name: str
     value: str
-    source: str  # machine | service
+    source: str  # machine | user | service
+    key: str = MACHINE_ENVIRONMENT_KEY  # the registry key that holds it (machine and user variables)
 
     @property
     def where(self) -> str:
         if self.source == "service":
             return "the service's own Environment value"
-        return f"the machine environment ({MACHINE_ENVIRONMENT_KEY})"
+        if self.source == "user":
+            return f"the service account's own user variables ({self.key})"
+        return f"the machine environment ({self.key})"
+
+
+def user_environment_key(sid: str | None) -> str:
+    return f"HKU\\{sid or '<account SID>'}\\Environment"
 
 
 def _split_service_environment(entries: list[str] | None) -> dict[str, str]:
@@ -98,28 +105,43 @@ def _split_service_environment(entries: list[str] | None) -> dict[str, str]:
     return values
 
 
-def service_environment(machine: dict[str, str] | None, service_entries: list[str] | None) -> dict[str, EnvironmentValue]:
-    """What the service process sees: machine variables, overridden by the service's own values.
+def _definitions(
+    machine: dict[str, str] | None, service_entries: list[str] | None, user: dict[str, str] | None, user_sid: str | None
+) -> list[EnvironmentValue]:
+    """Every variable, lowest precedence first: machine, then the account's user variables, then the service's own.
+
+    Windows builds a service's environment from the machine variables, then (for a user account, as
+    far as documented: not verified here) that user's variables, then the service's Environment value.
+    """
+    found = [EnvironmentValue(n, str(v), "machine") for n, v in (machine or {}).items()]
+    found += [EnvironmentValue(n, str(v), "user", user_environment_key(user_sid)) for n, v in (user or {}).items()]
+    found += [EnvironmentValue(n, v, "service") for n, v in _split_service_environment(service_entries).items()]
+    return found
+
+
+def service_environment(
+    machine: dict[str, str] | None,
+    service_entries: list[str] | None,
+    user: dict[str, str] | None = None,
+    user_sid: str | None = None,
+) -> dict[str, EnvironmentValue]:
+    """What the service process sees: machine variables, overridden by the account's user variables
+    (None: not read, as from older hosts), overridden by the service's own values.
 
     Windows compares variable names case-insensitively; keys here are upper case.
     """
-    seen: dict[str, EnvironmentValue] = {}
-    for name, value in (machine or {}).items():
-        seen[name.upper()] = EnvironmentValue(name, str(value), "machine")
-    for name, value in _split_service_environment(service_entries).items():
-        seen[name.upper()] = EnvironmentValue(name, value, "service")
-    return seen
+    return {definition.name.upper(): definition for definition in _definitions(machine, service_entries, user, user_sid)}
 
 
-def all_definitions(machine: dict[str, str] | None, service_entries: list[str] | None, variable: str) -> list[EnvironmentValue]:
+def all_definitions(
+    machine: dict[str, str] | None,
+    service_entries: list[str] | None,
+    variable: str,
+    user: dict[str, str] | None = None,
+    user_sid: str | None = None,
+) -> list[EnvironmentValue]:
     """Every place ``variable`` is defined, so a fix names each one (removing one may reveal the other)."""
-    found = [EnvironmentValue(n, str(v), "machine") for n, v in (machine or {}).items() if n.upper() == variable]
-    found += [
-        EnvironmentValue(n, v, "service")
-        for n, v in _split_service_environment(service_entries).items()
-        if n.upper() == variable
-    ]
-    return found
+    return [d for d in _definitions(machine, service_entries, user, user_sid) if d.name.upper() == variable]
 
 
 # The settings the agent reads from environment variables (WorkerSettings.Config.fields), with
@@ -166,7 +188,7 @@ def is_agent_variable(name: str) -> bool:
 class ResolvedSetting:
     name: str
     value: Any
-    source: str  # default | file | machine | service   (never cli: the service passes cli_args=[])
+    source: str  # default | file | machine | user | service   (never cli: the service passes cli_args=[])
     variable: str | None = None
 
     def as_dict(self) -> dict:
@@ -449,13 +471,20 @@ class Reading:
         return parse_version(self.agent.get("version"))
 
 
+def _user_sid(raw: dict) -> str | None:
+    """The SID whose user variables user_environment holds: the service's logon account."""
+    return (raw.get("service") or {}).get("account_sid") or (raw.get("account") or {}).get("sid")
+
+
 def read_host(raw: dict) -> Reading:
     """Analyse what read_agent_info returned."""
     config_raw = raw.get("config") or {}
     path = str(config_raw.get("path") or CONFIG_PATH)
     data = base64.b64decode(config_raw["content"]) if config_raw.get("exists") else None
     service = raw.get("service") or {}
-    environment = service_environment(raw.get("machine_environment"), service.get("environment"))
+    environment = service_environment(
+        raw.get("machine_environment"), service.get("environment"), raw.get("user_environment"), _user_sid(raw)
+    )
     analysis = analyse_config(data, path)
     account = raw.get("account")
     rights = rights_with_sources(account)
@@ -477,8 +506,17 @@ def _finding(id_: str, severity: str, message: str, fix: str) -> dict:
 def _env_fix(reading: Reading, variable: str) -> str:
     service_name = reading.service.get("name") or DEFAULT_SERVICE
     parts = []
-    for definition in all_definitions(reading.raw.get("machine_environment"), reading.service.get("environment"), variable):
-        if definition.source == "machine":
+    definitions = all_definitions(
+        reading.raw.get("machine_environment"),
+        reading.service.get("environment"),
+        variable,
+        reading.raw.get("user_environment"),
+        _user_sid(reading.raw),
+    )
+    for definition in definitions:
+        if definition.source == "user":
+            parts.append(_user_variable_fix(definition))
+        elif definition.source == "machine":
             parts.append(
                 f"remove the machine variable {definition.name} ({MACHINE_ENVIRONMENT_KEY}), e.g."
                 f" [Environment]::SetEnvironmentVariable('{definition.name}', $null, 'Machine'); a machine variable"
@@ -492,6 +530,14 @@ def _env_fix(reading: Reading, variable: str) -> str:
             )
     text = "; and ".join(parts)
     return text[:1].upper() + text[1:] + "."
+
+
+def _user_variable_fix(definition: EnvironmentValue) -> str:
+    return (
+        f"remove the user variable {definition.name} of the service account (value {definition.name} under {definition.key}):"
+        f" as that account, [Environment]::SetEnvironmentVariable('{definition.name}', $null, 'User'), or"
+        f" reg delete \"{definition.key}\" /v {definition.name} /f; then restart the service"
+    )
 
 
 def _version_problem(reading: Reading) -> str | None:
@@ -649,8 +695,34 @@ def _opt_in_off_source(reading: Reading, opt_in: ResolvedSetting) -> str:
         "default": "it is not set anywhere, and the default is false",
         "file": f"{reading.config.path} sets [os] run_jobs_as_agent_user = false",
         "machine": f"the machine variable {opt_in.variable} turns it off",
+        "user": f"the service account's user variable {opt_in.variable} turns it off, if the service sees it",
         "service": f"the service's Environment variable {opt_in.variable} turns it off",
     }[opt_in.source]
+
+
+def _user_variable_settings(reading: Reading) -> list[ResolvedSetting]:
+    """The resolved settings that come from the service account's own user variables."""
+    if reading.settings is None:
+        return []
+    settings = (reading.settings.run_jobs_as_agent_user, reading.settings.windows_job_user, reading.settings.shutdown_on_stop)
+    return [setting for setting in settings if setting.source == "user" and setting.variable]
+
+
+def _user_variable_blocks(setting: ResolvedSetting) -> bool:
+    """A user variable that turns the opt-in off or sets a job user stops WORKER_AGENT_USER jobs (if the service sees it)."""
+    if setting.name == "run_jobs_as_agent_user":
+        return setting.value is not True
+    return setting.name == "windows_job_user" and setting.value is not None
+
+
+def _user_variable_message(reading: Reading, setting: ResolvedSetting) -> str:
+    definition = reading.environment[str(setting.variable).upper()]
+    return (
+        f"{definition.name}={definition.value} is a user variable of the service account, in {definition.key}; it would set"
+        f" {setting.name} to {setting.value!r} over worker.toml (and over machine variables). Whether the service process"
+        " gets its account's user variables is not verified here: Windows builds a service's environment from the machine"
+        " variables, then, for a user account and as far as documented, that user's variables, then the service's own Environment value."
+    )
 
 
 def _startup_explained(reading: Reading) -> bool:
@@ -779,6 +851,20 @@ RULES: tuple[Rule, ...] = (
         lambda r, _: f"{r.settings.windows_job_user.variable}={r.settings.windows_job_user.value} in"
         f" {r.environment[JOB_USER_VARIABLE].where} sets a Windows job user, overriding worker.toml.",
         lambda r, _: _env_fix(r, JOB_USER_VARIABLE),
+    ),
+    Rule(
+        "ENV_USER_VARIABLE",
+        "blocker",
+        lambda r: [s for s in _user_variable_settings(r) if _user_variable_blocks(s)],
+        _user_variable_message,
+        lambda r, setting: _env_fix(r, setting.variable.upper()),
+    ),
+    Rule(
+        "ENV_USER_VARIABLE",
+        "warning",
+        lambda r: [s for s in _user_variable_settings(r) if not _user_variable_blocks(s)],
+        _user_variable_message,
+        lambda r, setting: _env_fix(r, setting.variable.upper()),
     ),
     Rule(
         "JOB_USER_CONFLICT",

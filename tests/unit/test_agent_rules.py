@@ -355,3 +355,68 @@ def test_a_key_in_a_capability_table_is_refused_as_the_agent_refuses_it():
         "1 validation error for ConfigFile\ncapabilities -> attributes -> __key__\n  Value is not a valid Capability name: run_jobs_as_agent_user"
     )
     assert "capability names" in finding(result, "CONFIG_INVALID")["fix"]
+
+
+# ---------------------------------------------------------------------------------------------
+# The service account's own user variables (user_environment): machine < user < service
+
+
+def describe_with_user(state: dict, user_environment: dict | None, drop: bool = False) -> dict:
+    raw = read_agent_info(SimulatedState(copy.deepcopy(state)), {"service": "DeadlineWorker", "config_path": simworker.WORKER_TOML, "account": ""})
+    raw["service"]["account_sid"] = AGENT_SID
+    if drop:
+        raw.pop("user_environment", None)
+    else:
+        raw["user_environment"] = user_environment
+    return agent_rules.describe(raw)
+
+
+@pytest.mark.parametrize("drop", [True, False])
+def test_a_reading_without_user_variables_behaves_as_before(drop):
+    result = describe_with_user(ready_state(), None, drop=drop)
+    assert result["findings"] == [] and result["ready"] is True
+    assert result["settings"]["run_jobs_as_agent_user"]["source"] == "file"
+
+
+def test_a_user_variable_that_turns_the_opt_in_off_is_a_blocker_that_says_it_is_unverified():
+    result = describe_with_user(ready_state(), {"DEADLINE_WORKER_RUN_JOBS_AS_AGENT_USER": "false"})
+    assert result["settings"]["run_jobs_as_agent_user"] == {"value": False, "source": "user", "variable": "DEADLINE_WORKER_RUN_JOBS_AS_AGENT_USER"}
+    assert sorted(ids(result)) == ["AGENT_OPT_IN_MISSING", "ENV_USER_VARIABLE", "MESSAGE_IS_MISLEADING"]
+    user = finding(result, "ENV_USER_VARIABLE")
+    assert user["severity"] == "blocker"
+    assert "not verified here" in user["message"]
+    assert f"HKU\\{AGENT_SID}\\Environment" in user["message"]
+    assert "SetEnvironmentVariable('DEADLINE_WORKER_RUN_JOBS_AS_AGENT_USER', $null, 'User')" in user["fix"]
+    assert f'reg delete "HKU\\{AGENT_SID}\\Environment" /v DEADLINE_WORKER_RUN_JOBS_AS_AGENT_USER /f' in user["fix"]
+    assert "user variable" in finding(result, "AGENT_OPT_IN_MISSING")["message"]
+    assert result["environment"]["DEADLINE_WORKER_RUN_JOBS_AS_AGENT_USER"] == {"value": "false", "source": "user"}
+    assert result["ready"] is False
+
+
+def test_a_user_variable_that_turns_the_opt_in_on_is_a_warning():
+    state = ready_state()
+    _replace_toml("run_jobs_as_agent_user = true", "run_jobs_as_agent_user = false")(state)
+    result = describe_with_user(state, {"deadline_worker_run_jobs_as_agent_user": "yes"})
+    assert result["settings"]["run_jobs_as_agent_user"]["value"] is True
+    assert [(f["id"], f["severity"]) for f in result["findings"]] == [("ENV_USER_VARIABLE", "warning")]
+    assert result["ready"] is True
+
+
+def test_a_user_variable_that_sets_a_job_user_is_a_blocker():
+    result = describe_with_user(ready_state(), {"DEADLINE_WORKER_WINDOWS_JOB_USER": "job-user"})
+    assert sorted(ids(result)) == ["ENV_USER_VARIABLE", "JOB_USER_CONFLICT"]
+    assert finding(result, "ENV_USER_VARIABLE")["severity"] == "blocker"
+    assert result["startup"]["error"] == agent_rules.JOB_USER_CONFLICT_ERROR
+
+
+def test_user_variables_rank_between_machine_and_service_variables():
+    state = ready_state()
+    state["environment"] = {"DEADLINE_WORKER_RUN_JOBS_AS_AGENT_USER": "false"}
+    result = describe_with_user(state, {"DEADLINE_WORKER_RUN_JOBS_AS_AGENT_USER": "true"})
+    assert result["settings"]["run_jobs_as_agent_user"]["source"] == "user"  # over the machine's false
+    state["services"]["DeadlineWorker"]["environment"].append("DEADLINE_WORKER_RUN_JOBS_AS_AGENT_USER=0")
+    result = describe_with_user(state, {"DEADLINE_WORKER_RUN_JOBS_AS_AGENT_USER": "true"})
+    assert result["settings"]["run_jobs_as_agent_user"]["source"] == "service"  # the service's own value wins
+    assert "ENV_USER_VARIABLE" not in ids(result)
+    override = finding(result, "ENV_OVERRIDE")
+    assert "user variable" in override["fix"] and "machine variable" in override["fix"] and "Environment value of" in override["fix"]
