@@ -75,6 +75,17 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+ready:
+  description: True when a WORKER_AGENT_USER job would run once the agent loads what is on disk now (no blocker).
+  returned: always
+  type: bool
+verdict:
+  description:
+    - One line for a person - V(ready) or V(not ready), with the count and ids of the findings that say why (blockers when
+      not ready; security findings and warnings when ready).
+  returned: always
+  type: str
+  sample: "not ready: 2 blockers (AGENT_OPT_IN_MISSING, ENV_OVERRIDE)"
 agent:
   description: The installed agent.
   returned: always
@@ -152,8 +163,10 @@ config:
       type: list
       elements: str
       sample: ["os -> run_jobs_as_agent_user: value could not be parsed to a boolean"]
-    values:
-      description: For every key the agent knows, by table, the value it would load (null when absent or refused).
+    entries:
+      description:
+        - For every key the agent knows, by table, the value it would load (null when absent or refused).
+        - Named C(entries), not C(values), so that C(result.config.entries) in a template is this dict and not a method.
       type: dict
       sample: {os: {run_jobs_as_agent_user: null, shutdown_on_stop: true, windows_job_user: null}}
 environment:
@@ -199,8 +212,4 @@ findings:
       severity: blocker
       message: "run_jobs_as_agent_user resolves to false (it is not set anywhere, and the default is false): ..."
       fix: Set [os] run_jobs_as_agent_user = true in worker.toml (deadline_cloud.cmf.worker_toml) and restart the service.
-ready:
-  description: True when a WORKER_AGENT_USER job would run once the agent loads what is on disk now (no blocker).
-  returned: always
-  type: bool
 """

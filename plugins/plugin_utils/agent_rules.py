@@ -940,11 +940,30 @@ def is_ready(found: list[dict]) -> bool:
     return not any(f["severity"] == "blocker" for f in found)
 
 
-def _config_values(analysis: ConfigAnalysis) -> dict:
-    values: dict[str, dict] = {}
+def _config_entries(analysis: ConfigAnalysis) -> dict:
+    """For every key the agent knows, by table, the value it would load (named ``entries``: in a
+    template, ``x.config.values`` would be the dict's own method)."""
+    entries: dict[str, dict] = {}
     for known in KNOWN_KEYS.values():
-        values.setdefault(known.table, {})[known.key] = _file_setting(analysis.document, known.table, known.key)
-    return values
+        entries.setdefault(known.table, {})[known.key] = _file_setting(analysis.document, known.table, known.key)
+    return entries
+
+
+def _counted(found: list[dict], severity: str) -> str | None:
+    """"2 blockers (AGENT_OPT_IN_MISSING, ENV_OVERRIDE)", or None when there is none of that severity."""
+    of_kind = [f["id"] for f in found if f["severity"] == severity]
+    if not of_kind:
+        return None
+    plural = "" if len(of_kind) == 1 else "s"
+    return f"{len(of_kind)} {severity}{plural} ({', '.join(dict.fromkeys(of_kind))})"
+
+
+def verdict_line(found: list[dict]) -> str:
+    """One line for a person: ready or not, and the findings that say why."""
+    if not is_ready(found):
+        return f"not ready: {_counted(found, 'blocker')}"
+    others = [text for text in (_counted(found, "security"), _counted(found, "warning")) if text]
+    return "ready: a WORKER_AGENT_USER job would run" + (f"; also {', '.join(others)}" if others else "")
 
 
 def describe(raw: dict) -> dict:
@@ -953,7 +972,10 @@ def describe(raw: dict) -> dict:
     found = findings(reading)
     config = reading.config
     account = reading.account
+    ready = is_ready(found)
     return {
+        "ready": ready,
+        "verdict": verdict_line(found),
         "agent": {
             "installed": reading.agent.get("version") is not None,
             "version": reading.agent.get("version"),
@@ -989,7 +1011,7 @@ def describe(raw: dict) -> dict:
             if config.parse_error is None
             else {"message": config.parse_error.message, "line": config.parse_error.line, "column": config.parse_error.column},
             "errors": list(config.schema.errors) if config.schema else [],
-            "values": _config_values(config),
+            "entries": _config_entries(config),
         },
         "environment": {
             name: {"value": value.value, "source": value.source}
@@ -999,7 +1021,6 @@ def describe(raw: dict) -> dict:
         "settings": reading.settings.as_dict() if reading.settings else None,
         "startup": reading.verdict.as_dict(),
         "findings": found,
-        "ready": is_ready(found),
     }
 
 

@@ -289,7 +289,7 @@ def shutdown_on_stop(reading: Mapping[str, Any]) -> bool:
     resolved = _get(reading, "settings", "shutdown_on_stop")
     if isinstance(resolved, Mapping) and "value" in resolved:
         return resolved.get("value") is True
-    return _get(reading, "config", "values", "os", "shutdown_on_stop") is True
+    return _get(reading, "config", "entries", "os", "shutdown_on_stop") is True
 
 
 def _result(value: Any) -> Mapping[str, Any]:

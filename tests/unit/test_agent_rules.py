@@ -340,10 +340,10 @@ def test_parse_error_has_line_and_column_and_values_are_what_the_agent_loads():
     assert error["line"] is not None and error["column"] is not None
     state = ready_state()
     _replace_toml("run_jobs_as_agent_user = true", 'run_jobs_as_agent_user = "yes"')(state)
-    values = describe(state)["config"]["values"]
-    assert values["os"]["run_jobs_as_agent_user"] is True  # pydantic v1 reads "yes" as true
-    assert values["os"]["windows_job_user"] is None
-    assert set(values) == {"worker", "aws", "logging", "os", "telemetry"}
+    entries = describe(state)["config"]["entries"]
+    assert entries["os"]["run_jobs_as_agent_user"] is True  # pydantic v1 reads "yes" as true
+    assert entries["os"]["windows_job_user"] is None
+    assert set(entries) == {"worker", "aws", "logging", "os", "telemetry"}
 
 
 def test_a_key_in_a_capability_table_is_refused_as_the_agent_refuses_it():
@@ -420,3 +420,18 @@ def test_user_variables_rank_between_machine_and_service_variables():
     assert "ENV_USER_VARIABLE" not in ids(result)
     override = finding(result, "ENV_OVERRIDE")
     assert "user variable" in override["fix"] and "machine variable" in override["fix"] and "Environment value of" in override["fix"]
+
+
+def test_ready_and_a_one_line_verdict_come_first():
+    result = describe(simworker.example_state())
+    assert list(result)[:2] == ["ready", "verdict"]
+    assert result["verdict"] == "not ready: 1 blocker (AGENT_OPT_IN_MISSING)"
+    state = ready_state()
+    state["environment"] = {"DEADLINE_WORKER_RUN_JOBS_AS_AGENT_USER": "false"}
+    state["services"]["DeadlineWorker"]["environment"].append("DEADLINE_WORKER_WINDOWS_JOB_USER=job-user")
+    assert describe(state)["verdict"] == "not ready: 3 blockers (AGENT_OPT_IN_MISSING, ENV_OVERRIDE)"
+    assert describe(ready_state())["verdict"] == "ready: a WORKER_AGENT_USER job would run"
+    state = ready_state()
+    _admin(state)
+    _no_shutdown_right(state)
+    assert describe(state)["verdict"] == "ready: a WORKER_AGENT_USER job would run; also 1 security (AGENT_USER_IS_ADMIN)"

@@ -263,12 +263,12 @@ def test_shutdown_on_stop_prefers_the_resolved_setting():
         fleet_report.shutdown_on_stop(
             {
                 "settings": {"shutdown_on_stop": {"value": False}},
-                "config": {"values": {"os": {"shutdown_on_stop": True}}},
+                "config": {"entries": {"os": {"shutdown_on_stop": True}}},
             }
         )
         is False
     )
-    assert fleet_report.shutdown_on_stop({"settings": None, "config": {"values": {"os": {"shutdown_on_stop": True}}}})
+    assert fleet_report.shutdown_on_stop({"settings": None, "config": {"entries": {"os": {"shutdown_on_stop": True}}}})
     assert fleet_report.shutdown_on_stop({}) is False
 
 
