@@ -16,8 +16,8 @@ description:
     privileges" without ever looking at privileges; only C([os] run_jobs_as_agent_user = true) (agent 0.27.3
     or later) decides it. The findings say which setting decides it on this host, and from where.
   - Settings are resolved as the agent under its service resolves them - no command-line arguments, then
-    environment variables (the service's own C(Environment) values over machine variables), then
-    C(worker.toml), then the default.
+    environment variables (the service's own C(Environment) values over the logon account's user variables over
+    machine variables), then C(worker.toml), then the default.
   - Changes nothing. Runs in check mode.
   - Runs on the controller; it reaches the worker through its Windows connection, or the
     C(deadline_cloud.cmf.simulated_worker) connection.
@@ -75,6 +75,17 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+ready:
+  description: True when a WORKER_AGENT_USER job would run once the agent loads what is on disk now (no blocker).
+  returned: always
+  type: bool
+verdict:
+  description:
+    - One line for a person - V(ready) or V(not ready), with the count and ids of the findings that say why (blockers when
+      not ready; security findings and warnings when ready).
+  returned: always
+  type: str
+  sample: "not ready: 2 blockers (AGENT_OPT_IN_MISSING, ENV_OVERRIDE)"
 agent:
   description: The installed agent.
   returned: always
@@ -152,19 +163,22 @@ config:
       type: list
       elements: str
       sample: ["os -> run_jobs_as_agent_user: value could not be parsed to a boolean"]
-    values:
-      description: For every key the agent knows, by table, the value it would load (null when absent or refused).
+    entries:
+      description:
+        - For every key the agent knows, by table, the value it would load (null when absent or refused).
+        - Named C(entries), not C(values), so that C(result.config.entries) in a template is this dict and not a method.
       type: dict
       sample: {os: {run_jobs_as_agent_user: null, shutdown_on_stop: true, windows_job_user: null}}
 environment:
   description: The agent's variables (C(DEADLINE_WORKER_*)) the service process gets, each C({value, source}); source is
-    V(machine) or V(service) (the service's own value wins).
+    V(machine), V(user) (the logon account's own user variables, when the host could read them) or V(service); a user
+    variable wins over a machine variable, and the service's own value over both.
   returned: always
   type: dict
   sample: {DEADLINE_WORKER_RUN_JOBS_AS_AGENT_USER: {value: "false", source: machine}}
 settings:
   description: The settings that decide WORKER_AGENT_USER jobs, as the agent resolves them, each C({value, source, variable});
-    source is V(default), V(file), V(machine) or V(service). Null when C(worker.toml) cannot be read as TOML.
+    source is V(default), V(file), V(machine), V(user) or V(service). Null when C(worker.toml) cannot be read as TOML.
   returned: always
   type: dict
   sample: {run_jobs_as_agent_user: {value: false, source: default, variable: null}}
@@ -177,9 +191,15 @@ findings:
   description:
     - Each C({id, severity, message, fix}); severity is V(blocker), V(security), V(warning) or V(info), blockers first.
     - Ids - V(AGENT_OPT_IN_MISSING), V(ENV_OVERRIDE), V(JOB_USER_CONFLICT), V(LEGACY_IMPERSONATION_KEY), V(CONFIG_ENCODING),
-      V(CONFIG_INVALID), V(CONFIG_MISSING), V(AGENT_VERSION_UNSUPPORTED), V(SERVICE_MISSING), V(ACCOUNT_MISSING), V(SERVICE_LOGON_RIGHT_MISSING),
+      V(CONFIG_INVALID), V(CONFIG_MISSING), V(AGENT_VERSION_UNSUPPORTED), V(SERVICE_MISSING), V(ACCOUNT_MISSING), V(SERVICE_LOGON_RIGHT_MISSING), V(RIGHT_DENIED),
       V(AGENT_STARTUP_ERROR) (blockers); V(AGENT_USER_IS_ADMIN) (security); V(MISPLACED_KEY), V(SHUTDOWN_RIGHT_MISSING), V(CONFIG_NOT_LOADED) (warnings);
+      V(ENV_USER_VARIABLE) (a blocker when it turns the opt-in off or sets a job user, else a warning);
       V(MESSAGE_IS_MISLEADING) (info).
+    - V(RIGHT_DENIED) says that the account holds C(SeDenyServiceLogonRight) (directly or through the group it names), which
+      overrides C(SeServiceLogonRight) however that is held; the fix removes the deny right (Local Security Policy or the GPO
+      that sets it), not a grant.
+    - V(ENV_USER_VARIABLE) says that a setting comes from the logon account's own user variables (C(HKU\\<SID>\\Environment));
+      whether the service process gets them is not verified, so the finding says where the variable is and how to remove it.
     - V(CONFIG_NOT_LOADED) says that C(worker.toml) was written after the running agent started; the agent reads it
       only at start, so a restart is due.
     - V(AGENT_STARTUP_ERROR) carries the agent's error when it would stop at start for a reason no other finding names
@@ -192,8 +212,4 @@ findings:
       severity: blocker
       message: "run_jobs_as_agent_user resolves to false (it is not set anywhere, and the default is false): ..."
       fix: Set [os] run_jobs_as_agent_user = true in worker.toml (deadline_cloud.cmf.worker_toml) and restart the service.
-ready:
-  description: True when a WORKER_AGENT_USER job would run once the agent loads what is on disk now (no blocker).
-  returned: always
-  type: bool
 """

@@ -89,6 +89,17 @@ def known_key(table: str, key: str) -> KnownKey | None:
     return known if known is not None and known.table == table else None
 
 
+CAPABILITY_TABLES = (("capabilities", "amounts"), ("capabilities", "attributes"))
+
+
+def stray_key_effect(path: tuple[str, ...]) -> str:
+    """What the agent does with a known key assigned in the table at ``path`` instead of its own:
+    no known key is a valid capability name, so in a capability table it stops the agent."""
+    if tuple(path) in CAPABILITY_TABLES:
+        return "refuses to start (it is not a valid capability name)"
+    return "ignores it"
+
+
 # ---------------------------------------------------------------------------------------------
 # bytes -> text: the agent opens the file in binary and tomllib decodes strict UTF-8.
 
@@ -167,50 +178,81 @@ def parse_toml(text: str) -> tuple[dict | None, ParseError | None]:
 class SchemaReport:
     """What the agent's models say about a parsed worker.toml."""
 
-    errors: list[str] = field(default_factory=list)  # the agent refuses to start
+    # (location, message) as pydantic v1 renders them ("os -> run_jobs_as_agent_user"), in the
+    # order the models validate: the agent refuses to start when there is any
+    problems: list[tuple[str, str]] = field(default_factory=list)
     misplaced: list[tuple[str, str, str]] = field(default_factory=list)  # (key, found in, belongs in)
 
     @property
+    def errors(self) -> list[str]:
+        return [f"{location}: {message}" for location, message in self.problems]
+
+    @property
     def agent_accepts(self) -> bool:
-        return not self.errors
+        return not self.problems
+
+
+# ConfigFile's sections in its field order (pydantic reports errors in that order); telemetry is optional.
+SECTIONS = ("worker", "aws", "logging", "os", "capabilities", "telemetry")
+
+# pydantic v1's messages (pydantic/v1/errors.py), as the agent's ConfigurationError shows them.
+NOT_A_DICT = "value is not a valid dict"
+NOT_A_LIST = "value is not a valid list"
+NOT_A_STR = "str type expected"
+NOT_A_BOOL = "value could not be parsed to a boolean"
+NOT_A_FLOAT = "value is not a valid float"
+NOT_A_PATH = "value is not a valid path"
+REQUIRED = "field required"
+
+
+def as_mapping(value: Any) -> dict | None:
+    """A value where pydantic v1 wants a dict or a model: a dict, or what ``dict(value)`` makes of it
+    (an array of two-item arrays, or of two-character strings, is one); None when it refuses."""
+    if isinstance(value, dict):
+        return value
+    try:
+        return dict(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def agent_section(document: dict | None, table: str) -> dict | None:
+    """A top-level section of the file as the agent's model reads it (None when absent or refused)."""
+    if not isinstance(document, dict) or table not in document:
+        return None
+    return as_mapping(document[table])
+
+
+def _str_value(value: Any, strict: bool) -> str | None:
+    """pydantic v1's str_validator: numbers (bools too, being ints) become their str(); strict takes str only."""
+    if isinstance(value, str):
+        return value
+    if not strict and isinstance(value, (int, float)):
+        return str(value)
+    return None
 
 
 def agent_value_error(known: KnownKey, value: Any) -> str | None:
     """Why the agent refuses ``value`` for ``known``, with pydantic v1's coercions; None if it takes it."""
     if known.kind == "bool":
-        if isinstance(value, bool):
-            return None
-        if isinstance(value, int) and value in (0, 1):
-            return None
-        if isinstance(value, str) and value.lower() in TRUE_WORDS | FALSE_WORDS:
-            return None
-        return "value could not be parsed to a boolean"
+        return None if as_bool(value) is not None else NOT_A_BOOL
     if known.kind == "float":
-        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-            return "value is not a valid float"
-        try:
-            float(value)
-        except ValueError:
-            return "value is not a valid float"
-        return None
-    if known.kind in ("str", "path", "enum"):
-        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            return "str type expected"
-        text = str(value)
-    elif known.kind == "strict_str":
-        if not isinstance(value, str):
-            return "str type expected"
-        text = value
-    else:  # pragma: no cover - the table above only uses the kinds handled here
-        raise ValueError(known.kind)
-    if known.kind == "enum" and text not in known.choices:
+        return None if as_float(value) is not None else NOT_A_FLOAT
+    if known.kind == "path":
+        return None if isinstance(value, str) else NOT_A_PATH
+    if known.kind == "enum":
+        if isinstance(value, str) and value in known.choices:
+            return None
         return f"value is not a valid enumeration member; permitted: {', '.join(repr(c) for c in known.choices)}"
-    if known.max_length is not None and not 1 <= len(text) <= known.max_length:
-        return f"ensure this value has between 1 and {known.max_length} characters"
-    if known.key == "profile" and not text:
+    if known.kind not in ("str", "strict_str"):  # pragma: no cover - the table above only uses the kinds handled here
+        raise ValueError(known.kind)
+    text = _str_value(value, strict=known.kind == "strict_str")
+    if text is None:
+        return NOT_A_STR
+    if known.key in ("profile", "region") and not text:
         return "ensure this value has at least 1 characters"
-    if known.key == "region" and not text:
-        return "ensure this value has at least 1 characters"
+    if known.max_length is not None and len(text) > known.max_length:
+        return f"ensure this value has at most {known.max_length} characters"
     if known.pattern and not re.match(known.pattern, text):
         return f'string does not match regex "{known.pattern}"'
     return None
@@ -227,24 +269,79 @@ def write_type_error(known: KnownKey, value: Any) -> str | None:
     return agent_value_error(known, value)
 
 
-def _check_capabilities(value: Any, errors: list[str]) -> None:
-    if not isinstance(value, dict):
-        errors.append("capabilities: value is not a valid dict")
+# ---------------------------------------------------------------------------------------------
+# Capabilities: the agent's Capabilities model (deadline_worker_agent/capabilities.py) with
+# openjd-model's capability-name rules (openjd/model/_capabilities.py, v2023_09 standard names).
+
+_CAPABILITY_NAME = re.compile(r"^(?:[a-z_][a-z0-9_]+:)?(?:amount|attr)(?:\.[a-z_][a-z0-9_]*)+$")
+_RESERVED_SCOPES = ("worker", "job", "step", "task")
+STANDARD_CAPABILITIES = {
+    "amount.": ("amount.worker.vcpu", "amount.worker.memory", "amount.worker.gpu", "amount.worker.gpu.memory", "amount.worker.disk.scratch"),
+    "attr.": ("attr.worker.os.family", "attr.worker.cpu.arch"),
+}
+
+
+def capability_name_error(name: Any, prefix: str) -> str | None:
+    """Why the agent refuses ``name`` as an amount (``amount.``) or attribute (``attr.``) capability name."""
+    if not isinstance(name, str):
+        return f"Capability names must be strings. -- {name}"
+    if not name:
+        return "Capability names cannot be the empty string."
+    if len(name) > 100:
+        return f"Capability names must not exceed 100 characters in length. '{name}' is {len(name)} characters long."
+    lowered = name.lower()
+    if _CAPABILITY_NAME.fullmatch(lowered) is None:
+        return f"Value is not a valid Capability name: {lowered}"
+    vendor, capability = lowered.split(":", 1) if ":" in lowered else ("", lowered)
+    if not vendor and capability in STANDARD_CAPABILITIES[prefix]:
+        return None
+    if not capability.startswith(prefix):
+        return f"Capability name after the vendor prefix must start with '{prefix}': {lowered}"
+    scope = lowered.split(".")[1]
+    if scope in _RESERVED_SCOPES:
+        return f"Only Open Job Description defined capabilities may start with '{prefix}{scope}': {lowered}"
+    return None
+
+
+def _check_capability_table(value: Any, where: str, prefix: str, problems: list[tuple[str, str]]) -> None:
+    table = as_mapping(value)
+    if table is None:
+        problems.append((where, NOT_A_DICT))
         return
-    for part in ("amounts", "attributes"):
+    for name, item in table.items():
+        name_error = capability_name_error(name, prefix)
+        if name_error:
+            problems.append((f"{where} -> __key__", name_error))
+            continue
+        if prefix == "amount.":  # NonNegativeFloat
+            amount = as_float(item)
+            if amount is None:
+                problems.append((f"{where} -> {name}", NOT_A_FLOAT))
+            elif not amount >= 0:
+                problems.append((f"{where} -> {name}", "ensure this value is greater than or equal to 0"))
+            continue
+        if not isinstance(item, list):  # list[str]: TOML has no other sequence
+            problems.append((f"{where} -> {name}", NOT_A_LIST))
+            continue
+        for index, label in enumerate(item):
+            if _str_value(label, strict=False) is None:
+                problems.append((f"{where} -> {name} -> {index}", NOT_A_STR))
+
+
+def _check_capabilities(value: dict, problems: list[tuple[str, str]]) -> None:
+    for part, prefix in (("amounts", "amount."), ("attributes", "attr.")):
         if part not in value:
-            errors.append(f"capabilities -> {part}: field required")
-        elif not isinstance(value[part], dict):
-            errors.append(f"capabilities -> {part}: value is not a valid dict")
+            problems.append((f"capabilities -> {part}", REQUIRED))
+        else:
+            _check_capability_table(value[part], f"capabilities -> {part}", prefix, problems)
 
 
 def _find_misplaced(document: dict, report: SchemaReport) -> None:
     def walk(table: dict, where: tuple[str, ...]) -> None:
         for key, value in table.items():
             if isinstance(value, dict):
-                if where and where[0] == "capabilities":
-                    continue  # capability names are the farm's own
-                walk(value, (*where, key))
+                if (*where, key) not in CAPABILITY_TABLES:  # capability names are the farm's own
+                    walk(value, (*where, key))
                 continue
             known = KNOWN_KEYS.get(key)
             location = ".".join(where)
@@ -255,46 +352,57 @@ def _find_misplaced(document: dict, report: SchemaReport) -> None:
 
 
 def check_document(document: dict) -> SchemaReport:
-    """Everything the agent's ConfigFile model would refuse in ``document``, and misplaced keys."""
+    """Everything the agent's ConfigFile model would refuse in ``document`` (in pydantic's order and
+    words), and known keys in a table where the agent does not read them."""
     report = SchemaReport()
-    for table in REQUIRED_TABLES:
+    for table in SECTIONS:
         if table not in document:
-            report.errors.append(f"{table}: field required")
-    for table, value in document.items():
-        if table not in KNOWN_TABLES:
-            continue  # ignored by the agent
+            if table in REQUIRED_TABLES:
+                report.problems.append((table, REQUIRED))
+            continue
+        section = as_mapping(document[table])
+        if section is None:
+            report.problems.append((table, NOT_A_DICT))
+            continue
         if table == "capabilities":
-            _check_capabilities(value, report.errors)
+            _check_capabilities(section, report.problems)
             continue
-        if not isinstance(value, dict):
-            report.errors.append(f"{table}: value is not a valid dict")
+        # A pre root validator: when it refuses, pydantic checks none of the section's fields.
+        removed = [message for (t, key), message in REMOVED_KEYS.items() if t == table and key in section]
+        if removed:
+            report.problems.extend((f"{table} -> __root__", message) for message in removed)
             continue
-        for (removed_table, removed_key), message in REMOVED_KEYS.items():
-            if table == removed_table and removed_key in value:
-                report.errors.append(f"{table} -> __root__: {message}")
-        for key, item in value.items():
-            known = known_key(table, key)
-            if known is None:
-                continue
-            problem = agent_value_error(known, item)
-            if problem:
-                report.errors.append(f"{table} -> {key}: {problem}")
+        for known in KNOWN_KEYS.values():
+            if known.table == table and known.key in section:
+                problem = agent_value_error(known, section[known.key])
+                if problem:
+                    report.problems.append((f"{table} -> {known.key}", problem))
     _find_misplaced(document, report)
     return report
 
 
+def as_float(value: Any) -> float | None:
+    """pydantic v1's float_validator: float(value) (bools, numeric strings, "nan" and "inf" included)."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
 def as_bool(value: Any) -> bool | None:
-    """A value the agent reads as a bool (file or environment), as pydantic v1 parses it."""
+    """A value the agent reads as a bool (file or environment), as pydantic v1's bool_validator:
+    true/false, the words, and numbers equal to 1 or 0 (1.0 too)."""
     if isinstance(value, bool):
         return value
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
     if isinstance(value, str):
-        word = value.lower()
-        if word in TRUE_WORDS:
+        value = value.lower()
+    try:
+        if value in TRUE_WORDS or (isinstance(value, (int, float)) and value == 1):
             return True
-        if word in FALSE_WORDS:
+        if value in FALSE_WORDS or (isinstance(value, (int, float)) and value == 0):
             return False
+    except TypeError:  # unhashable: an array or a table
+        return None
     return None
 
 
@@ -305,7 +413,7 @@ def agent_value(known: KnownKey, value: Any) -> Any:
     if known.kind == "bool":
         return as_bool(value)
     if known.kind == "float":
-        return float(value)
-    if known.kind in ("str", "path", "enum") and not isinstance(value, str):
-        return str(value)
+        return as_float(value)
+    if known.kind in ("str", "strict_str"):
+        return _str_value(value, strict=False)
     return value

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import datetime
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +34,7 @@ from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.agent_config im
     KnownKey,
     ParseError,
     SchemaReport,
+    agent_section,
     agent_value,
     agent_value_error,
     as_bool,
@@ -43,6 +45,7 @@ from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.agent_config im
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.user_rights import held_rights
 
 SERVICE_LOGON_RIGHT = "SeServiceLogonRight"
+DENY_SERVICE_LOGON_RIGHT = "SeDenyServiceLogonRight"
 SHUTDOWN_PRIVILEGE = "SeShutdownPrivilege"
 DEFAULT_SERVICE = "DeadlineWorker"
 LOG_PATH = r"C:\ProgramData\Amazon\Deadline\Logs\worker-agent.log"
@@ -77,13 +80,20 @@ SEVERITIES = ("blocker", "security", "warning", "info")
 class EnvironmentValue:
     name: str
     value: str
-    source: str  # machine | service
+    source: str  # machine | user | service
+    key: str = MACHINE_ENVIRONMENT_KEY  # the registry key that holds it (machine and user variables)
 
     @property
     def where(self) -> str:
         if self.source == "service":
             return "the service's own Environment value"
-        return f"the machine environment ({MACHINE_ENVIRONMENT_KEY})"
+        if self.source == "user":
+            return f"the service account's own user variables ({self.key})"
+        return f"the machine environment ({self.key})"
+
+
+def user_environment_key(sid: str | None) -> str:
+    return f"HKU\\{sid or '<account SID>'}\\Environment"
 
 
 def _split_service_environment(entries: list[str] | None) -> dict[str, str]:
@@ -95,28 +105,43 @@ def _split_service_environment(entries: list[str] | None) -> dict[str, str]:
     return values
 
 
-def service_environment(machine: dict[str, str] | None, service_entries: list[str] | None) -> dict[str, EnvironmentValue]:
-    """What the service process sees: machine variables, overridden by the service's own values.
+def _definitions(
+    machine: dict[str, str] | None, service_entries: list[str] | None, user: dict[str, str] | None, user_sid: str | None
+) -> list[EnvironmentValue]:
+    """Every variable, lowest precedence first: machine, then the account's user variables, then the service's own.
+
+    Windows builds a service's environment from the machine variables, then (for a user account, as
+    far as documented: not verified here) that user's variables, then the service's Environment value.
+    """
+    found = [EnvironmentValue(n, str(v), "machine") for n, v in (machine or {}).items()]
+    found += [EnvironmentValue(n, str(v), "user", user_environment_key(user_sid)) for n, v in (user or {}).items()]
+    found += [EnvironmentValue(n, v, "service") for n, v in _split_service_environment(service_entries).items()]
+    return found
+
+
+def service_environment(
+    machine: dict[str, str] | None,
+    service_entries: list[str] | None,
+    user: dict[str, str] | None = None,
+    user_sid: str | None = None,
+) -> dict[str, EnvironmentValue]:
+    """What the service process sees: machine variables, overridden by the account's user variables
+    (None: not read, as from older hosts), overridden by the service's own values.
 
     Windows compares variable names case-insensitively; keys here are upper case.
     """
-    seen: dict[str, EnvironmentValue] = {}
-    for name, value in (machine or {}).items():
-        seen[name.upper()] = EnvironmentValue(name, str(value), "machine")
-    for name, value in _split_service_environment(service_entries).items():
-        seen[name.upper()] = EnvironmentValue(name, value, "service")
-    return seen
+    return {definition.name.upper(): definition for definition in _definitions(machine, service_entries, user, user_sid)}
 
 
-def all_definitions(machine: dict[str, str] | None, service_entries: list[str] | None, variable: str) -> list[EnvironmentValue]:
+def all_definitions(
+    machine: dict[str, str] | None,
+    service_entries: list[str] | None,
+    variable: str,
+    user: dict[str, str] | None = None,
+    user_sid: str | None = None,
+) -> list[EnvironmentValue]:
     """Every place ``variable`` is defined, so a fix names each one (removing one may reveal the other)."""
-    found = [EnvironmentValue(n, str(v), "machine") for n, v in (machine or {}).items() if n.upper() == variable]
-    found += [
-        EnvironmentValue(n, v, "service")
-        for n, v in _split_service_environment(service_entries).items()
-        if n.upper() == variable
-    ]
-    return found
+    return [d for d in _definitions(machine, service_entries, user, user_sid) if d.name.upper() == variable]
 
 
 # The settings the agent reads from environment variables (WorkerSettings.Config.fields), with
@@ -163,7 +188,7 @@ def is_agent_variable(name: str) -> bool:
 class ResolvedSetting:
     name: str
     value: Any
-    source: str  # default | file | machine | service   (never cli: the service passes cli_args=[])
+    source: str  # default | file | machine | user | service   (never cli: the service passes cli_args=[])
     variable: str | None = None
 
     def as_dict(self) -> dict:
@@ -171,10 +196,8 @@ class ResolvedSetting:
 
 
 def _file_setting(document: dict | None, table: str, key: str) -> Any:
-    if not isinstance(document, dict):
-        return None
-    section = document.get(table)
-    if not isinstance(section, dict) or key not in section:
+    section = agent_section(document, table)
+    if section is None or key not in section:
         return None
     known = KNOWN_KEYS.get(key)
     value = section[key]
@@ -327,11 +350,11 @@ def _verdict_from_analysis(
             )
         if analysis.schema is None:
             raise ValueError("a parsed config was analysed without its schema report")
-        if analysis.schema.errors:
-            errors = [tuple(e.split(": ", 1)) for e in analysis.schema.errors]
+        if analysis.schema.problems:
             return StartupVerdict(
                 False,
-                f"Parsing errors loading configuration file ({analysis.path}):\n" + _pydantic_errors("ConfigFile", errors),
+                f"Parsing errors loading configuration file ({analysis.path}):\n"
+                + _pydantic_errors("ConfigFile", analysis.schema.problems),
                 "config_file",
             )
     # A missing file is not an error to the agent: WorkerSettings then reads only the environment.
@@ -448,13 +471,20 @@ class Reading:
         return parse_version(self.agent.get("version"))
 
 
+def _user_sid(raw: dict) -> str | None:
+    """The SID whose user variables user_environment holds: the service's logon account."""
+    return (raw.get("service") or {}).get("account_sid") or (raw.get("account") or {}).get("sid")
+
+
 def read_host(raw: dict) -> Reading:
     """Analyse what read_agent_info returned."""
     config_raw = raw.get("config") or {}
     path = str(config_raw.get("path") or CONFIG_PATH)
     data = base64.b64decode(config_raw["content"]) if config_raw.get("exists") else None
     service = raw.get("service") or {}
-    environment = service_environment(raw.get("machine_environment"), service.get("environment"))
+    environment = service_environment(
+        raw.get("machine_environment"), service.get("environment"), raw.get("user_environment"), _user_sid(raw)
+    )
     analysis = analyse_config(data, path)
     account = raw.get("account")
     rights = rights_with_sources(account)
@@ -476,8 +506,17 @@ def _finding(id_: str, severity: str, message: str, fix: str) -> dict:
 def _env_fix(reading: Reading, variable: str) -> str:
     service_name = reading.service.get("name") or DEFAULT_SERVICE
     parts = []
-    for definition in all_definitions(reading.raw.get("machine_environment"), reading.service.get("environment"), variable):
-        if definition.source == "machine":
+    definitions = all_definitions(
+        reading.raw.get("machine_environment"),
+        reading.service.get("environment"),
+        variable,
+        reading.raw.get("user_environment"),
+        _user_sid(reading.raw),
+    )
+    for definition in definitions:
+        if definition.source == "user":
+            parts.append(_user_variable_fix(definition))
+        elif definition.source == "machine":
             parts.append(
                 f"remove the machine variable {definition.name} ({MACHINE_ENVIRONMENT_KEY}), e.g."
                 f" [Environment]::SetEnvironmentVariable('{definition.name}', $null, 'Machine'); a machine variable"
@@ -493,16 +532,22 @@ def _env_fix(reading: Reading, variable: str) -> str:
     return text[:1].upper() + text[1:] + "."
 
 
-def _version_finding(reading: Reading) -> dict | None:
+def _user_variable_fix(definition: EnvironmentValue) -> str:
+    return (
+        f"remove the user variable {definition.name} of the service account (value {definition.name} under {definition.key}):"
+        f" as that account, [Environment]::SetEnvironmentVariable('{definition.name}', $null, 'User'), or"
+        f" reg delete \"{definition.key}\" /v {definition.name} /f; then restart the service"
+    )
+
+
+def _version_problem(reading: Reading) -> str | None:
+    """Why this agent version cannot run WORKER_AGENT_USER jobs as the agent user, or None."""
     version = reading.version
     if version is None:
-        return _finding(
-            "AGENT_VERSION_UNSUPPORTED",
-            "blocker",
+        return (
             "The worker agent's version could not be read from the Python that hosts the service"
             f" ({reading.agent.get('error') or 'deadline_worker_agent is not importable'}); WORKER_AGENT_USER jobs"
-            " need 0.27.3 or later.",
-            "Install deadline-cloud-worker-agent 0.27.3 or later into the Python that hosts the service.",
+            " need 0.27.3 or later."
         )
     if version >= MINIMUM_VERSION:
         return None
@@ -518,12 +563,13 @@ def _version_finding(reading: Reading) -> dict | None:
             f"Agent {version_text(version)} crashes with run_jobs_as_agent_user on Windows (issue #298: 'A user must be"
             " specified to set user permissions', fixed in 0.27.3)"
         )
-    return _finding(
-        "AGENT_VERSION_UNSUPPORTED",
-        "blocker",
-        f"{why}. The opt-in works from 0.27.3.",
-        "Upgrade deadline-cloud-worker-agent to 0.27.3 or later (pip install into the Python that hosts the service), then restart the service.",
-    )
+    return f"{why}. The opt-in works from 0.27.3."
+
+
+def _version_fix(reading: Reading) -> str:
+    if reading.version is None:
+        return "Install deadline-cloud-worker-agent 0.27.3 or later into the Python that hosts the service."
+    return "Upgrade deadline-cloud-worker-agent to 0.27.3 or later (pip install into the Python that hosts the service), then restart the service."
 
 
 def _utc(text: Any) -> datetime.datetime | None:
@@ -561,245 +607,318 @@ def _would_print_admin_message(reading: Reading) -> str | None:
     return None
 
 
-def findings(reading: Reading) -> list[dict]:
-    """The findings of issue 4's table for one host, blockers first."""
-    found: list[dict] = []
-    service = reading.service
-    service_name = service.get("name") or DEFAULT_SERVICE
-    config = reading.config
-    settings = reading.settings
+# ---------------------------------------------------------------------------------------------
+# The findings: a table of small rules, evaluated in order (then sorted by severity, stably)
 
-    if not service.get("exists"):
-        found.append(
-            _finding(
-                "SERVICE_MISSING",
-                "blocker",
-                f"The service {service_name} does not exist: nothing runs the worker agent.",
-                "Install the service with install-deadline-worker (its default service name is DeadlineWorker), or set the service name.",
-            )
-        )
-    version_finding = _version_finding(reading)
-    if version_finding:
-        found.append(version_finding)
 
-    if config_changed_since_start(reading):
-        found.append(
-            _finding(
-                "CONFIG_NOT_LOADED",
-                "warning",
-                f"{config.path} was written at {(reading.raw.get('config') or {}).get('modified_at')}, after the running agent"
-                f" started ({service.get('started_at')}): the agent reads worker.toml only when it starts, so it still runs"
-                " with what the file held before.",
-                f"Restart the {service_name} service (deadline_cloud.cmf.worker_agent_service).",
-            )
-        )
+@dataclass(frozen=True)
+class Rule:
+    """One finding the agent's decisions can lead to.
 
-    account = reading.account
-    account_error = reading.raw.get("account_error")
-    if account is None and account_error:
-        found.append(
-            _finding(
-                "ACCOUNT_MISSING",
-                "blocker",
-                f"The agent's account cannot be read: {account_error.get('message')}. The service cannot log on as an account"
-                " that does not resolve, and its groups and rights cannot be checked.",
-                "Create the account (install-deadline-worker creates deadline-worker), or name the account the service logs"
-                " on as.",
-            )
-        )
-    if account and not holds_right(reading.rights, SERVICE_LOGON_RIGHT) and service.get("exists"):
-        found.append(
-            _finding(
-                "SERVICE_LOGON_RIGHT_MISSING",
-                "blocker",
-                f"{account.get('name')} ({account.get('sid')}) lacks SeServiceLogonRight (Log on as a service), directly or"
-                f" through a local group (or a deny right overrides it): the Service Control Manager cannot start {service_name} under it"
-                f" ('{SERVICE_LOGON_ERROR}').",
-                f"Grant SeServiceLogonRight to {account.get('sid')} directly (deadline_cloud.cmf.win_user_rights).",
-            )
-        )
+    ``test`` returns what the finding is about: False/None for no finding, True for one, or a list
+    with one subject per finding (MISPLACED_KEY names each key); ``message`` and ``fix`` get the
+    reading and that subject (None when the test returned True)."""
 
-    if not config.exists:
-        found.append(
-            _finding(
-                "CONFIG_MISSING",
-                "blocker",
-                f"{config.path} does not exist: the agent reads settings only from its environment, and without"
-                " farm_id and fleet_id it does not start.",
-                "Run install-deadline-worker, or restore worker.toml from worker.toml.bak or the agent's worker.toml.example.",
-            )
-        )
-    elif config.encoding != "utf-8":
-        if config.decoded is None:
-            raise ValueError("an existing config was analysed without its decoding")
-        described = {
-            "utf-8-bom": "starts with a UTF-8 byte order mark",
-            "utf-16": "is UTF-16 (what Windows PowerShell's Out-File and > write)",
-            "invalid": "is not valid UTF-8",
-        }[config.encoding or "invalid"]
-        found.append(
-            _finding(
-                "CONFIG_ENCODING",
-                "blocker",
-                f"{config.path} {described}; the agent reads it as strict UTF-8 and stops: {config.decoded.agent_error}",
-                "Save worker.toml as UTF-8 without a BOM (deadline_cloud.cmf.worker_toml rewrites it so;"
-                " in Windows PowerShell 5.1 write bytes, not Set-Content -Encoding UTF8).",
-            )
-        )
-    if config.parse_error is not None:
-        where = f" at line {config.parse_error.line}, column {config.parse_error.column}" if config.parse_error.line else ""
-        found.append(
-            _finding(
-                "CONFIG_INVALID",
-                "blocker",
-                f"{config.path} is not valid TOML{where}: the agent stops with"
-                f" 'Configuration file ({config.path}) is not valid TOML: {config.parse_error.message}'.",
-                f"Correct the TOML syntax{where}.",
-            )
-        )
-    if config.schema is not None:
-        impersonation_error = f"os -> __root__: {REMOVED_KEYS[('os', 'impersonation')]}"
-        invalid = [e for e in config.schema.errors if e != impersonation_error]
-        if impersonation_error in config.schema.errors:
-            found.append(
-                _finding(
-                    "LEGACY_IMPERSONATION_KEY",
-                    "blocker",
-                    f"[os] impersonation is present in {config.path}; the agent refuses to start: "
-                    f"'{REMOVED_KEYS[('os', 'impersonation')]}'",
-                    "Remove [os] impersonation (keep it as a comment) and set [os] run_jobs_as_agent_user = true.",
-                )
-            )
-        if invalid:
-            found.append(
-                _finding(
-                    "CONFIG_INVALID",
-                    "blocker",
-                    f"The agent refuses {config.path} (Parsing errors loading configuration file): " + "; ".join(invalid) + ".",
-                    "Add the missing tables ([worker], [aws], [logging], [os], [capabilities] with"
-                    " [capabilities.amounts] and [capabilities.attributes]) and give each key the agent's type.",
-                )
-            )
-        for key, found_in, belongs in config.schema.misplaced:
-            stable = KNOWN_KEYS[key].table_is_stable
-            found.append(
-                _finding(
-                    "MISPLACED_KEY",
-                    "warning",
-                    f"{key} sits in [{found_in}] of {config.path}; the agent reads it only under [{belongs}]"
-                    + (" in every release, so it ignores it there." if stable else " in this release, and ignores it there."),
-                    f"Move {key} under [{belongs}].",
-                )
-            )
+    id: str
+    severity: str
+    test: Callable[[Reading], Any]
+    message: Callable[[Reading, Any], str]
+    fix: Callable[[Reading, Any], str]
 
-    if settings is not None:
-        opt_in = settings.run_jobs_as_agent_user
-        job_user = settings.windows_job_user
-        if opt_in.value is not True:
-            source = {
-                "default": "it is not set anywhere, and the default is false",
-                "file": f"{config.path} sets [os] run_jobs_as_agent_user = false",
-                "machine": f"the machine variable {opt_in.variable} turns it off",
-                "service": f"the service's Environment variable {opt_in.variable} turns it off",
-            }[opt_in.source]
-            found.append(
-                _finding(
-                    "AGENT_OPT_IN_MISSING",
-                    "blocker",
-                    f"run_jobs_as_agent_user resolves to false ({source}): the agent fails every WORKER_AGENT_USER job on Windows.",
-                    "Set [os] run_jobs_as_agent_user = true in worker.toml (deadline_cloud.cmf.worker_toml) and restart the service.",
-                )
-            )
-        if opt_in.source in ("machine", "service") and opt_in.value is not True:
-            found.append(
-                _finding(
-                    "ENV_OVERRIDE",
-                    "blocker",
-                    f"{opt_in.variable}={reading.environment[OPT_IN_VARIABLE].value} in"
-                    f" {reading.environment[OPT_IN_VARIABLE].where} overrides worker.toml and turns run_jobs_as_agent_user off.",
-                    _env_fix(reading, OPT_IN_VARIABLE),
-                )
-            )
-        if job_user.source in ("machine", "service"):
-            found.append(
-                _finding(
-                    "ENV_OVERRIDE",
-                    "blocker",
-                    f"{job_user.variable}={job_user.value} in {reading.environment[JOB_USER_VARIABLE].where} sets a Windows job"
-                    " user, overriding worker.toml.",
-                    _env_fix(reading, JOB_USER_VARIABLE),
-                )
-            )
-        if job_user.value is not None and opt_in.value is True:
-            where = "worker.toml's [os] windows_job_user" if job_user.source == "file" else f"the variable {job_user.variable}"
-            found.append(
-                _finding(
-                    "JOB_USER_CONFLICT",
-                    "blocker",
-                    f"windows_job_user = {job_user.value!r} (from {where}) is set together with run_jobs_as_agent_user = true;"
-                    f" the agent refuses to start: '{JOB_USER_CONFLICT_ERROR}'",
-                    "Remove windows_job_user (comment it out in [os]; unset the variable if it comes from the environment).",
-                )
-            )
-        shutdown = settings.shutdown_on_stop
-        if shutdown.value is True and account is not None and not holds_right(reading.rights, SHUTDOWN_PRIVILEGE):
-            found.append(
-                _finding(
-                    "SHUTDOWN_RIGHT_MISSING",
-                    "warning",
-                    f"shutdown_on_stop is true but {account.get('name')} lacks SeShutdownPrivilege: when the service stops the"
-                    " worker, the agent's shutdown command fails and is only logged.",
-                    f"Grant SeShutdownPrivilege to {account.get('sid')} directly (deadline_cloud.cmf.win_user_rights).",
-                )
-            )
+    def subjects(self, reading: Reading) -> list[Any]:
+        result = self.test(reading)
+        if result is None or result is False:
+            return []
+        if result is True:
+            return [None]
+        return list(result) if isinstance(result, list) else [result]
 
-    if account is not None and any(
-        str(group.get("sid", "")).upper() == ADMINISTRATORS for group in account.get("groups") or []
-    ):
-        found.append(
-            _finding(
-                "AGENT_USER_IS_ADMIN",
-                "security",
-                f"{account.get('name')} ({account.get('sid')}) is in Administrators ({ADMINISTRATORS}): every"
-                " WORKER_AGENT_USER job runs as an administrator.",
-                "Grant the account SeServiceLogonRight, SeAssignPrimaryTokenPrivilege, SeIncreaseQuotaPrivilege (and"
-                " SeShutdownPrivilege with shutdown_on_stop) directly, then remove it from Administrators.",
-            )
-        )
+    def evaluate(self, reading: Reading) -> list[dict]:
+        return [_finding(self.id, self.severity, self.message(reading, s), self.fix(reading, s)) for s in self.subjects(reading)]
 
-    explained = {f["id"] for f in found if f["severity"] == "blocker"}
-    if not reading.verdict.starts and not explained & _STARTUP_FINDINGS:
-        found.append(
-            _finding(
-                "AGENT_STARTUP_ERROR",
-                "blocker",
-                f"The agent stops at start with: {reading.verdict.error}",
-                "Correct the setting the error names, in worker.toml or the environment.",
-            )
-        )
 
-    # Only an agent that gets past its configuration fails jobs with that message.
-    admin_message = _would_print_admin_message(reading) if reading.verdict.starts else None
-    if admin_message:
-        found.append(
-            _finding(
-                "MESSAGE_IS_MISLEADING",
-                "info",
-                f"The agent fails WORKER_AGENT_USER jobs with \"{admin_message}\" That text is hard-coded: the agent never"
-                " checks its privileges or group membership. Only the opt-in decides it ([os] run_jobs_as_agent_user = true,"
-                " agent 0.27.3 or later); removing the account from Administrators does not change it.",
-                "Set [os] run_jobs_as_agent_user = true and restart the service.",
-            )
-        )
-    order = {severity: i for i, severity in enumerate(SEVERITIES)}
-    return sorted(found, key=lambda f: order[f["severity"]])
+def _service_name(reading: Reading) -> str:
+    return reading.service.get("name") or DEFAULT_SERVICE
 
+
+def _account_text(reading: Reading) -> str:
+    account = reading.account or {}
+    return f"{account.get('name')} ({account.get('sid')})"
+
+
+def _holders(reading: Reading, right: str) -> str:
+    """How the account holds ``right``: "directly", "through Guests (S-1-5-32-546)", or both."""
+    entry = reading.rights.get(right) or {}
+    ways = ["directly"] if entry.get("direct") else []
+    ways += [f"through {g.get('name')} ({g.get('sid')})" for g in entry.get("groups") or []]
+    return " and ".join(ways)
+
+
+def _deny_owners(reading: Reading) -> str:
+    """Who holds the deny right: the account and/or the groups it comes through."""
+    entry = reading.rights.get(DENY_SERVICE_LOGON_RIGHT) or {}
+    owners = [f"the account {(reading.account or {}).get('sid')}"] if entry.get("direct") else []
+    owners += [f"the group {g.get('name')} ({g.get('sid')}), or take the account out of that group" for g in entry.get("groups") or []]
+    return "; and from ".join(owners)
+
+
+def _opt_in(reading: Reading) -> ResolvedSetting | None:
+    return reading.settings.run_jobs_as_agent_user if reading.settings else None
+
+
+def _job_user(reading: Reading) -> ResolvedSetting | None:
+    return reading.settings.windows_job_user if reading.settings else None
+
+
+_ENCODING_TEXT = {
+    "utf-8-bom": "starts with a UTF-8 byte order mark",
+    "utf-16": "is UTF-16 (what Windows PowerShell's Out-File and > write)",
+    "invalid": "is not valid UTF-8",
+}
+_IMPERSONATION_ERROR = ("os -> __root__", REMOVED_KEYS[("os", "impersonation")])
+
+
+def _parse_error_where(reading: Reading) -> str:
+    error = reading.config.parse_error
+    return f" at line {error.line}, column {error.column}" if error is not None and error.line else ""
+
+
+def _schema_refusals(reading: Reading) -> tuple[str, ...] | None:
+    """The model's refusals other than the impersonation key (one finding names them all)."""
+    schema = reading.config.schema
+    refusals = tuple(f"{loc}: {msg}" for loc, msg in schema.problems if (loc, msg) != _IMPERSONATION_ERROR) if schema else ()
+    return refusals or None
+
+
+def _opt_in_off_source(reading: Reading, opt_in: ResolvedSetting) -> str:
+    return {
+        "default": "it is not set anywhere, and the default is false",
+        "file": f"{reading.config.path} sets [os] run_jobs_as_agent_user = false",
+        "machine": f"the machine variable {opt_in.variable} turns it off",
+        "user": f"the service account's user variable {opt_in.variable} turns it off, if the service sees it",
+        "service": f"the service's Environment variable {opt_in.variable} turns it off",
+    }[opt_in.source]
+
+
+def _user_variable_settings(reading: Reading) -> list[ResolvedSetting]:
+    """The resolved settings that come from the service account's own user variables."""
+    if reading.settings is None:
+        return []
+    settings = (reading.settings.run_jobs_as_agent_user, reading.settings.windows_job_user, reading.settings.shutdown_on_stop)
+    return [setting for setting in settings if setting.source == "user" and setting.variable]
+
+
+def _user_variable_blocks(setting: ResolvedSetting) -> bool:
+    """A user variable that turns the opt-in off or sets a job user stops WORKER_AGENT_USER jobs (if the service sees it)."""
+    if setting.name == "run_jobs_as_agent_user":
+        return setting.value is not True
+    return setting.name == "windows_job_user" and setting.value is not None
+
+
+def _user_variable_message(reading: Reading, setting: ResolvedSetting) -> str:
+    definition = reading.environment[str(setting.variable).upper()]
+    return (
+        f"{definition.name}={definition.value} is a user variable of the service account, in {definition.key}; it would set"
+        f" {setting.name} to {setting.value!r} over worker.toml (and over machine variables). Whether the service process"
+        " gets its account's user variables is not verified here: Windows builds a service's environment from the machine"
+        " variables, then, for a user account and as far as documented, that user's variables, then the service's own Environment value."
+    )
+
+
+def _startup_explained(reading: Reading) -> bool:
+    """A blocker that explains a failed start already fires (so AGENT_STARTUP_ERROR stays quiet)."""
+    return any(rule.subjects(reading) for rule in RULES if rule.id in _STARTUP_FINDINGS)
+
+
+RULES: tuple[Rule, ...] = (
+    Rule(
+        "SERVICE_MISSING",
+        "blocker",
+        lambda r: not r.service.get("exists"),
+        lambda r, _: f"The service {_service_name(r)} does not exist: nothing runs the worker agent.",
+        lambda r, _: "Install the service with install-deadline-worker (its default service name is DeadlineWorker), or set the service name.",
+    ),
+    Rule("AGENT_VERSION_UNSUPPORTED", "blocker", _version_problem, lambda r, why: why, lambda r, _: _version_fix(r)),
+    Rule(
+        "CONFIG_NOT_LOADED",
+        "warning",
+        config_changed_since_start,
+        lambda r, _: f"{r.config.path} was written at {(r.raw.get('config') or {}).get('modified_at')}, after the running agent"
+        f" started ({r.service.get('started_at')}): the agent reads worker.toml only when it starts, so it still runs"
+        " with what the file held before.",
+        lambda r, _: f"Restart the {_service_name(r)} service (deadline_cloud.cmf.worker_agent_service).",
+    ),
+    Rule(
+        "ACCOUNT_MISSING",
+        "blocker",
+        lambda r: r.account is None and bool(r.raw.get("account_error")),
+        lambda r, _: f"The agent's account cannot be read: {r.raw['account_error'].get('message')}. The service cannot log on as an"
+        " account that does not resolve, and its groups and rights cannot be checked.",
+        lambda r, _: "Create the account (install-deadline-worker creates deadline-worker), or name the account the service logs on as.",
+    ),
+    Rule(
+        "SERVICE_LOGON_RIGHT_MISSING",
+        "blocker",
+        lambda r: bool(r.account) and bool(r.service.get("exists")) and SERVICE_LOGON_RIGHT not in r.rights,
+        lambda r, _: f"{_account_text(r)} lacks SeServiceLogonRight (Log on as a service), directly or"
+        f" through a local group: the Service Control Manager cannot start {_service_name(r)} under it"
+        f" ('{SERVICE_LOGON_ERROR}').",
+        lambda r, _: f"Grant SeServiceLogonRight to {(r.account or {}).get('sid')} directly (deadline_cloud.cmf.win_user_rights).",
+    ),
+    Rule(
+        "RIGHT_DENIED",
+        "blocker",
+        lambda r: bool(r.account) and bool(r.service.get("exists")) and DENY_SERVICE_LOGON_RIGHT in r.rights,
+        lambda r, _: f"{_account_text(r)} holds SeDenyServiceLogonRight (Deny log on as a service) {_holders(r, DENY_SERVICE_LOGON_RIGHT)},"
+        " which overrides SeServiceLogonRight"
+        + (f" (held {_holders(r, SERVICE_LOGON_RIGHT)})" if SERVICE_LOGON_RIGHT in r.rights else "")
+        + f": the Service Control Manager cannot start {_service_name(r)} under it ('{SERVICE_LOGON_ERROR}'),"
+        " and granting SeServiceLogonRight does not change that.",
+        lambda r, _: f"Remove SeDenyServiceLogonRight from {_deny_owners(r)} in Local Security Policy (secpol.msc: User Rights"
+        " Assignment, 'Deny log on as a service') or in the GPO that sets it; when a domain GPO sets it, change the GPO: the"
+        " next policy refresh rewrites a local change.",
+    ),
+    Rule(
+        "CONFIG_MISSING",
+        "blocker",
+        lambda r: not r.config.exists,
+        lambda r, _: f"{r.config.path} does not exist: the agent reads settings only from its environment, and without"
+        " farm_id and fleet_id it does not start.",
+        lambda r, _: "Run install-deadline-worker, or restore worker.toml from worker.toml.bak or the agent's worker.toml.example.",
+    ),
+    Rule(
+        "CONFIG_ENCODING",
+        "blocker",
+        lambda r: r.config.exists and r.config.encoding != "utf-8",
+        lambda r, _: f"{r.config.path} {_ENCODING_TEXT[r.config.encoding or 'invalid']}; the agent reads it as strict UTF-8 and stops:"
+        f" {r.config.decoded.agent_error if r.config.decoded else None}",
+        lambda r, _: "Save worker.toml as UTF-8 without a BOM (deadline_cloud.cmf.worker_toml rewrites it so;"
+        " in Windows PowerShell 5.1 write bytes, not Set-Content -Encoding UTF8).",
+    ),
+    Rule(
+        "CONFIG_INVALID",
+        "blocker",
+        lambda r: r.config.parse_error is not None,
+        lambda r, _: f"{r.config.path} is not valid TOML{_parse_error_where(r)}: the agent stops with"
+        f" 'Configuration file ({r.config.path}) is not valid TOML: {r.config.parse_error.message if r.config.parse_error else ''}'.",
+        lambda r, _: f"Correct the TOML syntax{_parse_error_where(r)}.",
+    ),
+    Rule(
+        "LEGACY_IMPERSONATION_KEY",
+        "blocker",
+        lambda r: r.config.schema is not None and _IMPERSONATION_ERROR in r.config.schema.problems,
+        lambda r, _: f"[os] impersonation is present in {r.config.path}; the agent refuses to start: '{_IMPERSONATION_ERROR[1]}'",
+        lambda r, _: "Remove [os] impersonation (keep it as a comment) and set [os] run_jobs_as_agent_user = true.",
+    ),
+    Rule(
+        "CONFIG_INVALID",
+        "blocker",
+        _schema_refusals,
+        lambda r, refusals: f"The agent refuses {r.config.path} (Parsing errors loading configuration file): " + "; ".join(refusals) + ".",
+        lambda r, _: "Add the missing tables ([worker], [aws], [logging], [os], [capabilities] with"
+        " [capabilities.amounts] and [capabilities.attributes]) and give each key the agent's type;"
+        " [capabilities.amounts] and [capabilities.attributes] hold only capability names"
+        ' ("amount.<name>" = a number >= 0, "attr.<name>" = a list of strings): move any other key to its own table.',
+    ),
+    Rule(
+        "MISPLACED_KEY",
+        "warning",
+        lambda r: list(r.config.schema.misplaced) if r.config.schema is not None else [],
+        lambda r, m: f"{m[0]} sits in [{m[1]}] of {r.config.path}; the agent reads it only under [{m[2]}]"
+        + (" in every release, so it ignores it there." if KNOWN_KEYS[m[0]].table_is_stable else " in this release, and ignores it there."),
+        lambda r, m: f"Move {m[0]} under [{m[2]}].",
+    ),
+    Rule(
+        "AGENT_OPT_IN_MISSING",
+        "blocker",
+        lambda r: (opt_in := _opt_in(r)) is not None and opt_in.value is not True,
+        lambda r, _: f"run_jobs_as_agent_user resolves to false ({_opt_in_off_source(r, r.settings.run_jobs_as_agent_user)}):"
+        " the agent fails every WORKER_AGENT_USER job on Windows.",
+        lambda r, _: "Set [os] run_jobs_as_agent_user = true in worker.toml (deadline_cloud.cmf.worker_toml) and restart the service.",
+    ),
+    Rule(
+        "ENV_OVERRIDE",
+        "blocker",
+        lambda r: (opt_in := _opt_in(r)) is not None and opt_in.source in ("machine", "service") and opt_in.value is not True,
+        lambda r, _: f"{r.settings.run_jobs_as_agent_user.variable}={r.environment[OPT_IN_VARIABLE].value} in"
+        f" {r.environment[OPT_IN_VARIABLE].where} overrides worker.toml and turns run_jobs_as_agent_user off.",
+        lambda r, _: _env_fix(r, OPT_IN_VARIABLE),
+    ),
+    Rule(
+        "ENV_OVERRIDE",
+        "blocker",
+        lambda r: (job_user := _job_user(r)) is not None and job_user.source in ("machine", "service"),
+        lambda r, _: f"{r.settings.windows_job_user.variable}={r.settings.windows_job_user.value} in"
+        f" {r.environment[JOB_USER_VARIABLE].where} sets a Windows job user, overriding worker.toml.",
+        lambda r, _: _env_fix(r, JOB_USER_VARIABLE),
+    ),
+    Rule(
+        "ENV_USER_VARIABLE",
+        "blocker",
+        lambda r: [s for s in _user_variable_settings(r) if _user_variable_blocks(s)],
+        _user_variable_message,
+        lambda r, setting: _env_fix(r, setting.variable.upper()),
+    ),
+    Rule(
+        "ENV_USER_VARIABLE",
+        "warning",
+        lambda r: [s for s in _user_variable_settings(r) if not _user_variable_blocks(s)],
+        _user_variable_message,
+        lambda r, setting: _env_fix(r, setting.variable.upper()),
+    ),
+    Rule(
+        "JOB_USER_CONFLICT",
+        "blocker",
+        lambda r: (job_user := _job_user(r)) is not None and job_user.value is not None and r.settings.run_jobs_as_agent_user.value is True,
+        lambda r, _: f"windows_job_user = {r.settings.windows_job_user.value!r} (from "
+        + ("worker.toml's [os] windows_job_user" if r.settings.windows_job_user.source == "file" else f"the variable {r.settings.windows_job_user.variable}")
+        + f") is set together with run_jobs_as_agent_user = true; the agent refuses to start: '{JOB_USER_CONFLICT_ERROR}'",
+        lambda r, _: "Remove windows_job_user (comment it out in [os]; unset the variable if it comes from the environment).",
+    ),
+    Rule(
+        "SHUTDOWN_RIGHT_MISSING",
+        "warning",
+        lambda r: r.settings is not None
+        and r.settings.shutdown_on_stop.value is True
+        and r.account is not None
+        and not holds_right(r.rights, SHUTDOWN_PRIVILEGE),
+        lambda r, _: f"shutdown_on_stop is true but {(r.account or {}).get('name')} lacks SeShutdownPrivilege: when the service stops the"
+        " worker, the agent's shutdown command fails and is only logged.",
+        lambda r, _: f"Grant SeShutdownPrivilege to {(r.account or {}).get('sid')} directly (deadline_cloud.cmf.win_user_rights).",
+    ),
+    Rule(
+        "AGENT_USER_IS_ADMIN",
+        "security",
+        lambda r: r.account is not None and any(str(g.get("sid", "")).upper() == ADMINISTRATORS for g in r.account.get("groups") or []),
+        lambda r, _: f"{_account_text(r)} is in Administrators ({ADMINISTRATORS}): every WORKER_AGENT_USER job runs as an administrator.",
+        lambda r, _: "Grant the account SeServiceLogonRight, SeAssignPrimaryTokenPrivilege, SeIncreaseQuotaPrivilege (and"
+        " SeShutdownPrivilege with shutdown_on_stop) directly, then remove it from Administrators.",
+    ),
+    Rule(
+        "AGENT_STARTUP_ERROR",
+        "blocker",
+        lambda r: not r.verdict.starts and not _startup_explained(r),
+        lambda r, _: f"The agent stops at start with: {r.verdict.error}",
+        lambda r, _: "Correct the setting the error names, in worker.toml or the environment.",
+    ),
+    Rule(
+        "MESSAGE_IS_MISLEADING",
+        "info",
+        # Only an agent that gets past its configuration fails jobs with that message.
+        lambda r: _would_print_admin_message(r) if r.verdict.starts else None,
+        lambda r, message: f'The agent fails WORKER_AGENT_USER jobs with "{message}" That text is hard-coded: the agent never'
+        " checks its privileges or group membership. Only the opt-in decides it ([os] run_jobs_as_agent_user = true,"
+        " agent 0.27.3 or later); removing the account from Administrators does not change it.",
+        lambda r, _: "Set [os] run_jobs_as_agent_user = true and restart the service.",
+    ),
+)
 
 # Blockers that already explain a failed startup verdict.
 _STARTUP_FINDINGS = frozenset(
     {
         "ACCOUNT_MISSING",
         "SERVICE_LOGON_RIGHT_MISSING",
+        "RIGHT_DENIED",
         "CONFIG_ENCODING",
         "CONFIG_INVALID",
         "CONFIG_MISSING",
@@ -809,16 +928,42 @@ _STARTUP_FINDINGS = frozenset(
 )
 
 
+def findings(reading: Reading) -> list[dict]:
+    """Every rule's findings for one host, in the table's order, blockers first."""
+    found = [finding for rule in RULES for finding in rule.evaluate(reading)]
+    order = {severity: i for i, severity in enumerate(SEVERITIES)}
+    return sorted(found, key=lambda f: order[f["severity"]])
+
+
 def is_ready(found: list[dict]) -> bool:
     """A WORKER_AGENT_USER job would run once the agent loads what is on disk now."""
     return not any(f["severity"] == "blocker" for f in found)
 
 
-def _config_values(analysis: ConfigAnalysis) -> dict:
-    values: dict[str, dict] = {}
+def _config_entries(analysis: ConfigAnalysis) -> dict:
+    """For every key the agent knows, by table, the value it would load (named ``entries``: in a
+    template, ``x.config.values`` would be the dict's own method)."""
+    entries: dict[str, dict] = {}
     for known in KNOWN_KEYS.values():
-        values.setdefault(known.table, {})[known.key] = _file_setting(analysis.document, known.table, known.key)
-    return values
+        entries.setdefault(known.table, {})[known.key] = _file_setting(analysis.document, known.table, known.key)
+    return entries
+
+
+def _counted(found: list[dict], severity: str) -> str | None:
+    """"2 blockers (AGENT_OPT_IN_MISSING, ENV_OVERRIDE)", or None when there is none of that severity."""
+    of_kind = [f["id"] for f in found if f["severity"] == severity]
+    if not of_kind:
+        return None
+    plural = "" if len(of_kind) == 1 else "s"
+    return f"{len(of_kind)} {severity}{plural} ({', '.join(dict.fromkeys(of_kind))})"
+
+
+def verdict_line(found: list[dict]) -> str:
+    """One line for a person: ready or not, and the findings that say why."""
+    if not is_ready(found):
+        return f"not ready: {_counted(found, 'blocker')}"
+    others = [text for text in (_counted(found, "security"), _counted(found, "warning")) if text]
+    return "ready: a WORKER_AGENT_USER job would run" + (f"; also {', '.join(others)}" if others else "")
 
 
 def describe(raw: dict) -> dict:
@@ -827,7 +972,10 @@ def describe(raw: dict) -> dict:
     found = findings(reading)
     config = reading.config
     account = reading.account
+    ready = is_ready(found)
     return {
+        "ready": ready,
+        "verdict": verdict_line(found),
         "agent": {
             "installed": reading.agent.get("version") is not None,
             "version": reading.agent.get("version"),
@@ -863,7 +1011,7 @@ def describe(raw: dict) -> dict:
             if config.parse_error is None
             else {"message": config.parse_error.message, "line": config.parse_error.line, "column": config.parse_error.column},
             "errors": list(config.schema.errors) if config.schema else [],
-            "values": _config_values(config),
+            "entries": _config_entries(config),
         },
         "environment": {
             name: {"value": value.value, "source": value.source}
@@ -873,7 +1021,6 @@ def describe(raw: dict) -> dict:
         "settings": reading.settings.as_dict() if reading.settings else None,
         "startup": reading.verdict.as_dict(),
         "findings": found,
-        "ready": is_ready(found),
     }
 
 

@@ -241,7 +241,7 @@ def converge_entry(host: str, result: Any) -> dict:
     detail = ""
     if status == "refused":
         detail = " | ".join(f"{r.get('id')}: {r.get('message')} Fix: {r.get('fix')}" for r in result.get("refused") or [])
-    elif status in {"failed", "not_ready"}:
+    elif status in {"failed", "not_ready", "unreachable"}:
         blockers = [f"{f.get('id')}: {f.get('message')}" for f in result.get("findings_after") or [] if f.get("severity") == "blocker"]
         detail = str(result.get("error") or "") or " | ".join(blockers)
     elif status == "restart_pending":

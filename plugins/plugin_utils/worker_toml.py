@@ -7,6 +7,11 @@ quoting, other tables and the line endings. A key that exists changes in place; 
 only shows as a commented-out example (``# run_jobs_as_agent_user = true``, as the agent's
 example file does) takes that line's place; otherwise it goes at the end of its table's own
 lines. Removing a key comments its line out, so the operator still sees what was there.
+
+A key whose table never moved between agent releases, asked for in that table, is also commented
+out wherever else the file assigns it (the agent ignores it there, or refuses to start when it is in
+a capability table): setting [os] run_jobs_as_agent_user moves a copy from [worker] or from the
+end of the file (the last table: [capabilities.attributes] in the agent's example) to [os].
 """
 
 from __future__ import annotations
@@ -89,10 +94,12 @@ def decode(data: bytes, path: str) -> tuple[str, list[str]]:
 # finding things in a tomlkit document
 
 
-def _lookup_table(document: tomlkit.TOMLDocument, dotted: str) -> Any:
-    """The table at ``dotted`` (a Table, an out-of-order proxy or an inline table), or None."""
+def _lookup_table(document: tomlkit.TOMLDocument, dotted: str | tuple[str, ...]) -> Any:
+    """The table at ``dotted`` (a Table, an out-of-order proxy or an inline table), or None.
+
+    ``dotted`` is a table name ("capabilities.amounts") or the parts of its path (keys may hold dots)."""
     node: Any = document
-    for part in dotted.split("."):
+    for part in dotted.split(".") if isinstance(dotted, str) else dotted:
         if not hasattr(node, "get"):
             return None
         node = node.get(part)
@@ -100,7 +107,8 @@ def _lookup_table(document: tomlkit.TOMLDocument, dotted: str) -> Any:
             return None
     if isinstance(node, (Table, InlineTable, OutOfOrderTableProxy)):
         return node
-    raise WorkerTomlError(f"[{dotted}] is not a table in this file but a {type(node).__name__.lower()} value")
+    name = dotted if isinstance(dotted, str) else ".".join(dotted)
+    raise WorkerTomlError(f"[{name}] is not a table in this file but a {type(node).__name__.lower()} value")
 
 
 def _parts(table: Any) -> list[Table]:
@@ -202,26 +210,35 @@ def _line_of(key: Key, item: Item) -> str:
 
 
 def _unset(document: tomlkit.TOMLDocument, setting: Setting, newline: str) -> bool:
-    table = _lookup_table(document, setting.table)
-    if table is None or setting.key not in table:
+    return _comment_out(document, tuple(setting.table.split(".")), setting.key, newline)
+
+
+def _comment_out(document: tomlkit.TOMLDocument, path: tuple[str, ...], key: str, newline: str) -> bool:
+    """Comment out the assignment of ``key`` in the table at ``path`` (() is the top level)."""
+    table = _lookup_table(document, path) if path else document
+    if table is None or key not in table:
         return False
-    position = _assignment_position(table, setting.key)
+    if not path:
+        index = next(i for i, (k, _item) in enumerate(document.body) if k is not None and not k.is_dotted() and k.key == key)
+        position: tuple[Any, int] | None = (None, index)
+    else:
+        position = _assignment_position(table, key)
     if position is None:
         # An inline table has no line per key: the old assignment goes in the line's comment.
-        old = table[setting.key]
-        del table[setting.key]
-        note = f"# {setting.key} = {old.as_string().strip()} (removed)"
-        owner = document.item(setting.table.split(".")[0]) if "." not in setting.table else table
+        old = table.item(key)  # the item (table[key] gives a plain bool for a boolean)
+        del table[key]
+        note = f"# {key} = {old.as_string().strip()} (removed)"
+        owner = document.item(path[0]) if len(path) == 1 else table
         trivia = owner.trivia
         trivia.comment = f"{trivia.comment}; {note[2:]}" if trivia.comment else note
         trivia.comment_ws = trivia.comment_ws or "  "
         return True
     part, index = position
-    container = part.value
-    key, item = container.body[index]
+    container = document if part is None else part.value
+    key_item, item = container.body[index]
     # In dotted keys (os.windows_job_user = ...) the table's name is part of the line.
-    prefix = f"{setting.table}." if part.is_super_table() else ""
-    text = prefix + _line_of(key, item) + item.trivia.comment_ws + item.trivia.comment
+    prefix = f"{'.'.join(path)}." if part is not None and part.is_super_table() else ""
+    text = prefix + _line_of(key_item, item) + item.trivia.comment_ws + item.trivia.comment
     lines = text.splitlines() or [""]
     commented = (newline + item.trivia.indent).join(f"# {line}" for line in lines)
     replacement = Comment(Trivia(indent=item.trivia.indent, comment_ws="", comment=commented, trail=item.trivia.trail or newline))
@@ -237,6 +254,40 @@ def _old_value(document: tomlkit.TOMLDocument, setting: Setting) -> Any:
     if table is None or setting.key not in table:
         return None
     return _plain(table[setting.key])
+
+
+def _stray_paths(document: tomlkit.TOMLDocument, key: str, home: tuple[str, ...]) -> list[tuple[str, ...]]:
+    """Every table other than ``home`` (and the top level) that assigns ``key`` a value."""
+    found: list[tuple[str, ...]] = []
+
+    def walk(table: dict, where: tuple[str, ...]) -> None:
+        if where != home and key in table and not isinstance(table[key], dict):
+            found.append(where)
+        for name, value in table.items():
+            if isinstance(value, dict):
+                walk(value, (*where, name))
+
+    walk(document.unwrap(), ())
+    return found
+
+
+def _table_name(path: tuple[str, ...]) -> str:
+    return ".".join(path) if path else "(top level)"
+
+
+def _remove_strays(document: tomlkit.TOMLDocument, setting: Setting, previous: dict, warnings: list[str]) -> None:
+    """Comment out assignments of a stable key outside its table, where the agent ignores them (or,
+    in a capability table, refuses to start): the setting asked for in its own table is the one kept."""
+    known = agent_config.known_key(setting.table, setting.key)
+    if known is None or not known.table_is_stable:
+        return
+    for path in _stray_paths(document, setting.key, tuple(setting.table.split("."))):
+        old = _plain(_lookup_table(document, path)[setting.key]) if path else _plain(document[setting.key])
+        _comment_out(document, path, setting.key, "\n")
+        previous.setdefault(_table_name(path), {})[setting.key] = old
+        effect = agent_config.stray_key_effect(path)
+        done = f"it is commented out there and set in [{setting.table}]" if setting.state == PRESENT else "it is commented out there"
+        warnings.append(f"{setting.key} was in [{_table_name(path)}] of the file, where the agent {effect}; {done}")
 
 
 def parse_error_message(text: str, path: str) -> str | None:
@@ -263,6 +314,7 @@ def apply_settings(data: bytes | None, settings: list[Setting], path: str) -> Ed
     previous: dict[str, dict[str, Any]] = {}
     for setting in settings:
         previous.setdefault(setting.table, {})[setting.key] = _old_value(document, setting)
+        _remove_strays(document, setting, previous, warnings)
         if setting.state == PRESENT:
             _set(document, setting, "\n")
         else:

@@ -65,9 +65,9 @@ def test_installer_state_is_not_ready_for_the_reasons_the_agent_has(tmp_path):
     }
     config = agent["config"]
     assert (config["path"], config["exists"], config["encoding"], config["parse_error"]) == (TOML, True, "utf-8", None)
-    assert config["values"]["os"]["shutdown_on_stop"] is True
-    assert config["values"]["os"]["run_jobs_as_agent_user"] is None
-    assert config["values"]["worker"]["farm_id"] == "farm-0123456789abcdef0123456789abcdef"
+    assert config["entries"]["os"]["shutdown_on_stop"] is True
+    assert config["entries"]["os"]["run_jobs_as_agent_user"] is None
+    assert config["entries"]["worker"]["farm_id"] == "farm-0123456789abcdef0123456789abcdef"
     assert agent["environment"] == {}
     assert agent["settings"]["run_jobs_as_agent_user"] == {"value": False, "source": "default", "variable": None}
     assert agent["startup"]["starts"] is True

@@ -163,12 +163,15 @@ ALONE = {
     "invalid_toml": (_replace_toml("run_jobs_as_agent_user = true", "run_jobs_as_agent_user = "), ["CONFIG_INVALID"]),
     "missing_table": (_replace_toml("[logging]\n", "[loging]\n"), ["CONFIG_INVALID"]),
     "wrong_type": (_replace_toml("shutdown_on_stop = true", 'shutdown_on_stop = "sometimes"'), ["CONFIG_INVALID"]),
+    # appended at the end, the key lands in [capabilities.attributes], where only capability names go
+    "appended_opt_in": (_bytes(lambda data: data + b"run_jobs_as_agent_user = true\n"), ["CONFIG_INVALID"]),
     # without a file the agent resolves the opt-in from its environment alone, and stops without farm_id
     "no_file": (_no_file, ["CONFIG_MISSING", "AGENT_OPT_IN_MISSING"]),
     "old_agent": (_version("0.27.1"), ["AGENT_VERSION_UNSUPPORTED", "MESSAGE_IS_MISLEADING"]),
     "crashing_agent": (_version("0.27.2"), ["AGENT_VERSION_UNSUPPORTED"]),
     "no_service": (_no_service, ["SERVICE_MISSING"]),
     "no_logon_right": (_no_logon_right, ["SERVICE_LOGON_RIGHT_MISSING"]),
+    "denied_logon_right": (lambda state: state["rights"].__setitem__("SeDenyServiceLogonRight", [AGENT_SID]), ["RIGHT_DENIED"]),
     "misplaced": (_replace_toml("[aws]\n", "[aws]\nverbose = true\n"), ["MISPLACED_KEY"]),
     "no_shutdown_right": (_no_shutdown_right, ["SHUTDOWN_RIGHT_MISSING"]),
     "admin": (_admin, ["AGENT_USER_IS_ADMIN"]),
@@ -185,6 +188,7 @@ SEVERITY = {
     "AGENT_VERSION_UNSUPPORTED": "blocker",
     "SERVICE_MISSING": "blocker",
     "SERVICE_LOGON_RIGHT_MISSING": "blocker",
+    "RIGHT_DENIED": "blocker",
     "AGENT_STARTUP_ERROR": "blocker",
     "MISPLACED_KEY": "warning",
     "AGENT_USER_IS_ADMIN": "security",
@@ -283,12 +287,50 @@ def test_job_user_equal_to_the_agent_user_gets_the_agents_own_refusal():
     assert verdict["error"].startswith("Windows job user override must not be the user running the worker agent: deadline-worker.")
 
 
-def test_a_denied_logon_right_is_missing():
+def test_a_denied_logon_right_names_the_deny_right_not_a_grant():
     state = ready_state()
     state["rights"]["SeDenyServiceLogonRight"] = [AGENT_SID]
     result = describe(state)
-    assert "SERVICE_LOGON_RIGHT_MISSING" in ids(result)
+    assert ids(result) == ["RIGHT_DENIED"]  # the account holds SeServiceLogonRight directly: granting it is no fix
+    denied = finding(result, "RIGHT_DENIED")
+    assert "holds SeDenyServiceLogonRight (Deny log on as a service) directly" in denied["message"]
+    assert "(held directly)" in denied["message"]
+    assert f"from the account {AGENT_SID}" in denied["fix"]
+    assert "Local Security Policy" in denied["fix"] and "GPO" in denied["fix"] and "next policy refresh" in denied["fix"]
+    assert "Grant" not in denied["fix"]
     assert result["account"]["effective_rights"]["SeServiceLogonRight"]["denied"] is True
+    assert result["startup"] == {"starts": False, "error": agent_rules.SERVICE_LOGON_ERROR, "stage": "logon"}
+
+
+GUESTS = "S-1-5-32-546"
+
+
+def test_a_deny_right_through_a_group_names_the_group():
+    state = ready_state()
+    state["accounts"][GUESTS] = {"name": "Guests", "type": "group", "members": [AGENT_SID]}
+    state["rights"]["SeDenyServiceLogonRight"] = [GUESTS]
+    denied = finding(describe(state), "RIGHT_DENIED")
+    assert f"through Guests ({GUESTS})" in denied["message"]
+    assert f"the group Guests ({GUESTS}), or take the account out of that group" in denied["fix"]
+
+
+def test_a_deny_right_without_the_allow_right_gives_both_findings():
+    state = ready_state()
+    state["rights"]["SeServiceLogonRight"] = []
+    state["rights"]["SeDenyServiceLogonRight"] = [AGENT_SID]
+    result = describe(state)
+    assert sorted(ids(result)) == ["RIGHT_DENIED", "SERVICE_LOGON_RIGHT_MISSING"]
+    assert "(held" not in finding(result, "RIGHT_DENIED")["message"]
+
+
+def test_the_roles_refusal_of_a_denied_right_keeps_its_id():
+    from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils import fleet_report
+
+    state = ready_state()
+    state["rights"]["SeDenyServiceLogonRight"] = [AGENT_SID]
+    refused = fleet_report.refusals(describe(state), rights=["SeServiceLogonRight", "SeShutdownPrivilege"])
+    assert [r["id"] for r in refused] == ["RIGHT_DENIED"]
+    assert "SeDenyServiceLogonRight" in refused[0]["message"]
 
 
 def test_parse_error_has_line_and_column_and_values_are_what_the_agent_loads():
@@ -298,7 +340,98 @@ def test_parse_error_has_line_and_column_and_values_are_what_the_agent_loads():
     assert error["line"] is not None and error["column"] is not None
     state = ready_state()
     _replace_toml("run_jobs_as_agent_user = true", 'run_jobs_as_agent_user = "yes"')(state)
-    values = describe(state)["config"]["values"]
-    assert values["os"]["run_jobs_as_agent_user"] is True  # pydantic v1 reads "yes" as true
-    assert values["os"]["windows_job_user"] is None
-    assert set(values) == {"worker", "aws", "logging", "os", "telemetry"}
+    entries = describe(state)["config"]["entries"]
+    assert entries["os"]["run_jobs_as_agent_user"] is True  # pydantic v1 reads "yes" as true
+    assert entries["os"]["windows_job_user"] is None
+    assert set(entries) == {"worker", "aws", "logging", "os", "telemetry"}
+
+
+def test_a_key_in_a_capability_table_is_refused_as_the_agent_refuses_it():
+    state = ready_state()
+    ALONE["appended_opt_in"][0](state)
+    result = describe(state)
+    assert result["config"]["errors"] == ["capabilities -> attributes -> __key__: Value is not a valid Capability name: run_jobs_as_agent_user"]
+    assert result["startup"]["error"].endswith(
+        "1 validation error for ConfigFile\ncapabilities -> attributes -> __key__\n  Value is not a valid Capability name: run_jobs_as_agent_user"
+    )
+    assert "capability names" in finding(result, "CONFIG_INVALID")["fix"]
+
+
+# ---------------------------------------------------------------------------------------------
+# The service account's own user variables (user_environment): machine < user < service
+
+
+def describe_with_user(state: dict, user_environment: dict | None, drop: bool = False) -> dict:
+    raw = read_agent_info(SimulatedState(copy.deepcopy(state)), {"service": "DeadlineWorker", "config_path": simworker.WORKER_TOML, "account": ""})
+    raw["service"]["account_sid"] = AGENT_SID
+    if drop:
+        raw.pop("user_environment", None)
+    else:
+        raw["user_environment"] = user_environment
+    return agent_rules.describe(raw)
+
+
+@pytest.mark.parametrize("drop", [True, False])
+def test_a_reading_without_user_variables_behaves_as_before(drop):
+    result = describe_with_user(ready_state(), None, drop=drop)
+    assert result["findings"] == [] and result["ready"] is True
+    assert result["settings"]["run_jobs_as_agent_user"]["source"] == "file"
+
+
+def test_a_user_variable_that_turns_the_opt_in_off_is_a_blocker_that_says_it_is_unverified():
+    result = describe_with_user(ready_state(), {"DEADLINE_WORKER_RUN_JOBS_AS_AGENT_USER": "false"})
+    assert result["settings"]["run_jobs_as_agent_user"] == {"value": False, "source": "user", "variable": "DEADLINE_WORKER_RUN_JOBS_AS_AGENT_USER"}
+    assert sorted(ids(result)) == ["AGENT_OPT_IN_MISSING", "ENV_USER_VARIABLE", "MESSAGE_IS_MISLEADING"]
+    user = finding(result, "ENV_USER_VARIABLE")
+    assert user["severity"] == "blocker"
+    assert "not verified here" in user["message"]
+    assert f"HKU\\{AGENT_SID}\\Environment" in user["message"]
+    assert "SetEnvironmentVariable('DEADLINE_WORKER_RUN_JOBS_AS_AGENT_USER', $null, 'User')" in user["fix"]
+    assert f'reg delete "HKU\\{AGENT_SID}\\Environment" /v DEADLINE_WORKER_RUN_JOBS_AS_AGENT_USER /f' in user["fix"]
+    assert "user variable" in finding(result, "AGENT_OPT_IN_MISSING")["message"]
+    assert result["environment"]["DEADLINE_WORKER_RUN_JOBS_AS_AGENT_USER"] == {"value": "false", "source": "user"}
+    assert result["ready"] is False
+
+
+def test_a_user_variable_that_turns_the_opt_in_on_is_a_warning():
+    state = ready_state()
+    _replace_toml("run_jobs_as_agent_user = true", "run_jobs_as_agent_user = false")(state)
+    result = describe_with_user(state, {"deadline_worker_run_jobs_as_agent_user": "yes"})
+    assert result["settings"]["run_jobs_as_agent_user"]["value"] is True
+    assert [(f["id"], f["severity"]) for f in result["findings"]] == [("ENV_USER_VARIABLE", "warning")]
+    assert result["ready"] is True
+
+
+def test_a_user_variable_that_sets_a_job_user_is_a_blocker():
+    result = describe_with_user(ready_state(), {"DEADLINE_WORKER_WINDOWS_JOB_USER": "job-user"})
+    assert sorted(ids(result)) == ["ENV_USER_VARIABLE", "JOB_USER_CONFLICT"]
+    assert finding(result, "ENV_USER_VARIABLE")["severity"] == "blocker"
+    assert result["startup"]["error"] == agent_rules.JOB_USER_CONFLICT_ERROR
+
+
+def test_user_variables_rank_between_machine_and_service_variables():
+    state = ready_state()
+    state["environment"] = {"DEADLINE_WORKER_RUN_JOBS_AS_AGENT_USER": "false"}
+    result = describe_with_user(state, {"DEADLINE_WORKER_RUN_JOBS_AS_AGENT_USER": "true"})
+    assert result["settings"]["run_jobs_as_agent_user"]["source"] == "user"  # over the machine's false
+    state["services"]["DeadlineWorker"]["environment"].append("DEADLINE_WORKER_RUN_JOBS_AS_AGENT_USER=0")
+    result = describe_with_user(state, {"DEADLINE_WORKER_RUN_JOBS_AS_AGENT_USER": "true"})
+    assert result["settings"]["run_jobs_as_agent_user"]["source"] == "service"  # the service's own value wins
+    assert "ENV_USER_VARIABLE" not in ids(result)
+    override = finding(result, "ENV_OVERRIDE")
+    assert "user variable" in override["fix"] and "machine variable" in override["fix"] and "Environment value of" in override["fix"]
+
+
+def test_ready_and_a_one_line_verdict_come_first():
+    result = describe(simworker.example_state())
+    assert list(result)[:2] == ["ready", "verdict"]
+    assert result["verdict"] == "not ready: 1 blocker (AGENT_OPT_IN_MISSING)"
+    state = ready_state()
+    state["environment"] = {"DEADLINE_WORKER_RUN_JOBS_AS_AGENT_USER": "false"}
+    state["services"]["DeadlineWorker"]["environment"].append("DEADLINE_WORKER_WINDOWS_JOB_USER=job-user")
+    assert describe(state)["verdict"] == "not ready: 3 blockers (AGENT_OPT_IN_MISSING, ENV_OVERRIDE)"
+    assert describe(ready_state())["verdict"] == "ready: a WORKER_AGENT_USER job would run"
+    state = ready_state()
+    _admin(state)
+    _no_shutdown_right(state)
+    assert describe(state)["verdict"] == "ready: a WORKER_AGENT_USER job would run; also 1 security (AGENT_USER_IS_ADMIN)"

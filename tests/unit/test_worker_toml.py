@@ -271,3 +271,105 @@ def test_validation_refuses_what_the_agent_refuses(tmp_path):
     assert errors == [f"the agent would refuse {PATH}: os -> __root__: {removed}"]
     with pytest.raises(Exception, match="impersonation' option has been removed"):
         agent_loads(data, tmp_path)
+
+
+# ---------------------------------------------------------------------------------------------
+# A misplaced opt-in is moved to [os], not refused after the role has changed the host.
+
+
+def installer_example() -> bytes:
+    """worker.toml of the collection's installer example state (always in the source tree)."""
+    import yaml
+
+    state = yaml.safe_load((simworker.EXAMPLES / "installer-default.yml").read_text(encoding="utf-8"))
+    return state["files"][simworker.WORKER_TOML]["text"].encode()
+
+
+def misplace(data: bytes, where: str, line: str = "run_jobs_as_agent_user = true") -> bytes:
+    """``line`` where an operator might have put it: under a header, before every table, or at the end."""
+    text = data.decode()
+    if where == "(top level)":
+        return f"{line}\n{text}".encode()
+    if where == "end":
+        return f"{text.rstrip()}\n{line}\n".encode()
+    header = f"[{where}]\n"
+    assert header in text
+    return text.replace(header, f"{header}{line}\n", 1).encode()
+
+
+MISPLACED = {
+    "worker": "worker",
+    "aws": "aws",
+    "logging": "logging",
+    "(top level)": "(top level)",
+    "end": "capabilities.attributes",  # the last table of both examples
+    "capabilities.amounts": "capabilities.amounts",
+}
+
+
+@pytest.mark.parametrize("where", sorted(MISPLACED))
+@pytest.mark.parametrize("example", ["installer", "0.33.6"])
+def test_a_misplaced_opt_in_is_commented_out_and_set_in_os(where, example, shared, tmp_path):
+    base = installer_example() if example == "installer" else shared("fixtures", "worker.toml.example-0.33.6").read_bytes()
+    data = misplace(base, where)
+    lands_in = MISPLACED[where]
+    # ground truth first: the agent ignores the key there, or refuses a capability table holding it
+    if lands_in.startswith("capabilities."):
+        with pytest.raises(Exception, match="Value is not a valid Capability name: run_jobs_as_agent_user"):
+            agent_loads(data, tmp_path)
+    else:
+        assert agent_loads(data, tmp_path).os.run_jobs_as_agent_user is None
+
+    edit = apply_settings(data, OPT_IN, PATH)
+    assert changed_lines(data.decode(), edit.text) == [
+        "-run_jobs_as_agent_user = true\n",
+        "+# run_jobs_as_agent_user = true\n",
+        "-# run_jobs_as_agent_user = true\n",
+        "+run_jobs_as_agent_user = true\n",
+    ] or sorted(changed_lines(data.decode(), edit.text)) == sorted(
+        ["-run_jobs_as_agent_user = true\n", "+# run_jobs_as_agent_user = true\n", "-# run_jobs_as_agent_user = true\n", "+run_jobs_as_agent_user = true\n"]
+    )
+    (warning,) = [w for w in edit.warnings if "run_jobs_as_agent_user" in w]
+    assert f"was in [{lands_in}]" in warning and "set in [os]" in warning
+    assert edit.previous[lands_in] == {"run_jobs_as_agent_user": True}
+    assert validate(edit.text, PATH).errors == []
+    assert agent_loads(edit.data, tmp_path).os.run_jobs_as_agent_user is True
+    ids = {"DEADLINE_WORKER_FARM_ID": "farm-" + "0" * 32, "DEADLINE_WORKER_FLEET_ID": "fleet-" + "0" * 32}
+    settings = agent_truth.worker_settings(edit.data, tmp_path, ids)  # 0.33.6's example has no ids
+    assert settings.run_jobs_as_agent_user is True and settings.windows_job_user is None
+    assert apply_settings(edit.data, OPT_IN, PATH).changed is False
+
+
+def test_a_misplaced_copy_is_removed_even_when_os_already_opts_in(tmp_path):
+    data = misplace(misplace(installer_example(), "os"), "worker", "run_jobs_as_agent_user = false")
+    edit = apply_settings(data, OPT_IN, PATH)
+    assert changed_lines(data.decode(), edit.text) == ["-run_jobs_as_agent_user = false\n", "+# run_jobs_as_agent_user = false\n"]
+    assert agent_loads(edit.data, tmp_path).os.run_jobs_as_agent_user is True
+
+
+@pytest.mark.parametrize(
+    ("stray", "commented"),
+    [
+        ("logging.run_jobs_as_agent_user = true\nlogging.verbose = true\n", "# logging.run_jobs_as_agent_user = true\n"),
+        ('logging = { run_jobs_as_agent_user = true, verbose = true }\n', "# run_jobs_as_agent_user = true (removed)"),
+    ],
+)
+def test_dotted_and_inline_strays_are_commented_out(stray, commented, tmp_path):
+    data = stray.encode() + MINIMAL.replace(b"[logging]\n", b"")
+    assert agent_loads(data, tmp_path).os.run_jobs_as_agent_user is None
+    edit = apply_settings(data, OPT_IN, PATH)
+    assert commented in edit.text
+    assert validate(edit.text, PATH).errors == []
+    loaded = agent_loads(edit.data, tmp_path)
+    assert loaded.os.run_jobs_as_agent_user is True
+    assert loaded.logging.verbose is True  # the rest of the table stays
+
+
+def test_absent_also_comments_out_misplaced_copies_and_unstable_keys_are_left():
+    data = misplace(misplace(MINIMAL, "worker", 'windows_job_user = "job"'), "os", "host_metrics_logging = true")
+    edit = apply_settings(data, [Setting("os", "windows_job_user", state=ABSENT), Setting("logging", "host_metrics_logging", True)], PATH)
+    assert '# windows_job_user = "job"' in edit.text
+    assert any("was in [worker]" in w and "commented out there" in w for w in edit.warnings)
+    # host_metrics_logging's table moved between releases: a copy in [os] is not touched
+    assert "[os]\nhost_metrics_logging = true\n" in edit.text
+    assert tomllib.loads(edit.text)["os"] == {"host_metrics_logging": True}
