@@ -216,26 +216,6 @@ def _wrong_account(raw: Mapping, variables: RoleVariables) -> dict | None:
     )
 
 
-def _denied_rights(account: Mapping, rights: Iterable[str]) -> list[dict]:
-    found = []
-    held = agent_rules.rights_with_sources(account)
-    for deny, allow in user_rights.DENY_OVERRIDES.items():
-        if allow not in rights or deny not in held:
-            continue
-        source = held[deny]
-        via = ", ".join(str(g.get("name")) for g in source.get("groups") or [])
-        found.append(
-            _refusal(
-                "RIGHT_DENIED",
-                f"{account.get('name')} holds {deny}" + (" directly" if source.get("direct") else "")
-                + (f" (through {via})" if via else "") + f", which overrides {allow}: granting {allow} would not let it log on",
-                f"remove {deny} from the account and its groups (Local Security Policy, or the GPO that sets it: a domain"
-                " GPO rewrites a local change at the next policy refresh)",
-            )
-        )
-    return found
-
-
 def _future(seconds: int) -> str:
     return (datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=seconds)).isoformat()
 
@@ -295,7 +275,6 @@ def plan(before: Mapping[str, Any], values: Mapping[str, Any]) -> dict:
     if account and not wrong:  # the wrong account's own state is beside the point
         held = {r.casefold() for r in account.get("rights") or []}
         rights_to_grant = [r for r in rights_wanted if r.casefold() not in held]
-        refusals.extend(_denied_rights(account, rights_wanted))
         if variables.leave_groups:
             try:
                 groups_to_leave = plan_membership(account, variables.leave_groups, ABSENT).removed
@@ -321,8 +300,6 @@ def plan(before: Mapping[str, Any], values: Mapping[str, Any]) -> dict:
 
     predicted = agent_rules.describe(predicted_reading(raw, rights_to_grant, groups_to_leave, edit.data if edit else None))
     known = _finding_ids(refusals)
-    if "RIGHT_DENIED" in known:
-        known.add("SERVICE_LOGON_RIGHT_MISSING")  # the same cause, named better
     for f in [] if wrong else predicted["findings"]:  # for the wrong account, that is the cause to fix first
         if f.get("severity") == "blocker" and f["id"] not in known:
             refusals.append(_refusal(str(f["id"]), str(f.get("message") or ""), str(f.get("fix") or "")))

@@ -287,7 +287,8 @@ def test_the_simulated_restart_uses_the_same_verdict(tmp_path, monkeypatch):
         simworker.set_file_bytes(state, data)
         state["services"]["DeadlineWorker"]["environment"] += [f"{k}={v}" for k, v in env.items()]
         path = simworker.save_state(folder / "worker.yml", state)
-        outcome = run_operation(str(path), "control_service", {"name": "DeadlineWorker", "state": "restarted", "timeout": 60, "settle": 1, "if_idle": False, "config_path": "", "account": ""})
+        restart = {"name": "DeadlineWorker", "state": "restarted", "timeout": 60, "settle": 1, "if_idle": False, "config_path": "", "account": ""}
+        outcome = run_operation(str(path), "control_service", restart)
         assert outcome["healthy"] is real.starts, name
         service = simworker.load_state(path)["services"]["DeadlineWorker"]
         assert service["state"] == ("running" if real.starts else "stopped"), name

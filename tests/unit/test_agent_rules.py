@@ -324,11 +324,16 @@ def test_a_deny_right_without_the_allow_right_gives_both_findings():
 
 
 def test_the_roles_refusal_of_a_denied_right_keeps_its_id():
-    from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils import fleet_report
+    import yaml
+
+    from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils import role
 
     state = ready_state()
     state["rights"]["SeDenyServiceLogonRight"] = [AGENT_SID]
-    refused = fleet_report.refusals(describe(state), rights=["SeServiceLogonRight", "SeShutdownPrivilege"])
+    values = yaml.safe_load((simworker.REPO_ROOT / "roles" / "deadline_worker_agent_user" / "defaults" / "main.yml").read_text())
+    raw = read_agent_info(SimulatedState(copy.deepcopy(state)), {"service": "DeadlineWorker", "config_path": simworker.WORKER_TOML, "account": ""})
+    before = agent_rules.result_of(raw)
+    refused = role.plan(before, values)["refused"]
     assert [r["id"] for r in refused] == ["RIGHT_DENIED"]
     assert "SeDenyServiceLogonRight" in refused[0]["message"]
 
