@@ -47,6 +47,7 @@ attributes:
     details: The account's local groups before and after.
 extends_documentation_fragment:
   - deadline_cloud.cmf.windows_account
+  - deadline_cloud.cmf.reading
 notes:
   - Leaving Administrators takes away the rights the account got through it; RV(effective_rights) shows
     what remains, and M(deadline_cloud.cmf.win_user_rights) grants what the account needs directly.

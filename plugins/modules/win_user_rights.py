@@ -51,6 +51,7 @@ attributes:
     details: The account's direct rights before and after.
 extends_documentation_fragment:
   - deadline_cloud.cmf.windows_account
+  - deadline_cloud.cmf.reading
 seealso:
   - module: deadline_cloud.cmf.win_group_member
   - module: ansible.windows.win_user_right

@@ -191,7 +191,8 @@ findings:
   description:
     - Each C({id, severity, message, fix}); severity is V(blocker), V(security), V(warning) or V(info), blockers first.
     - Ids - V(AGENT_OPT_IN_MISSING), V(ENV_OVERRIDE), V(JOB_USER_CONFLICT), V(LEGACY_IMPERSONATION_KEY), V(CONFIG_ENCODING),
-      V(CONFIG_INVALID), V(CONFIG_MISSING), V(AGENT_VERSION_UNSUPPORTED), V(SERVICE_MISSING), V(ACCOUNT_MISSING), V(SERVICE_LOGON_RIGHT_MISSING), V(RIGHT_DENIED),
+      V(CONFIG_INVALID), V(CONFIG_MISSING), V(AGENT_VERSION_UNSUPPORTED), V(SERVICE_MISSING), V(ACCOUNT_MISSING),
+      V(SERVICE_LOGON_RIGHT_MISSING), V(RIGHT_DENIED),
       V(AGENT_STARTUP_ERROR) (blockers); V(AGENT_USER_IS_ADMIN) (security); V(MISPLACED_KEY), V(SHUTDOWN_RIGHT_MISSING), V(CONFIG_NOT_LOADED) (warnings);
       V(ENV_USER_VARIABLE) (a blocker when it turns the opt-in off or sets a job user, else a warning);
       V(MESSAGE_IS_MISLEADING) (info).
@@ -212,4 +213,17 @@ findings:
       severity: blocker
       message: "run_jobs_as_agent_user resolves to false (it is not set anywhere, and the default is false): ..."
       fix: Set [os] run_jobs_as_agent_user = true in worker.toml (deadline_cloud.cmf.worker_toml) and restart the service.
+sessions:
+  description: >-
+    The render sessions the agent runs now, C({busy, count, ids, worker_id}); busy means the agent service process has
+    descendant processes (its session directories and the worker id of C(worker.json) are reported too).
+  returned: always
+  type: dict
+  sample: {busy: true, count: 1, ids: [session-0123], worker_id: worker-0123456789abcdef0123456789abcdef}
+reading:
+  description:
+    - The host's answer as read, for the O(deadline_cloud.cmf.worker_toml#module:reading) option of this collection's
+      other modules (they then need not read the host again). Its shape is internal and may change in any release.
+  returned: always
+  type: dict
 """

@@ -19,10 +19,11 @@ description:
   - Runs on the controller; it reaches the worker through its Windows connection, or the
     C(deadline_cloud.cmf.simulated_worker) connection.
 options:
-  name:
+  service:
     description: The service.
     type: str
     default: DeadlineWorker
+    aliases: [name]
   state:
     description:
       - V(restarted) - stop the service if it runs, then start it. Always a change.
@@ -39,6 +40,37 @@ options:
     description: Seconds the service must stay running, with the same process, to count as healthy.
     type: int
     default: 15
+  idle_timeout:
+    description:
+      - Stop the agent only while it runs no render session, waiting up to this many seconds for that (V(0) looks once).
+      - The host checks for sessions at the moment it would stop the service (the agent service process's descendant
+        processes), so no session starts between the check and the stop. While the agent is busy the module looks again
+        every O(poll_interval) seconds, one remote call each, on the controller (no connection is held open meanwhile).
+      - Unset, the service is stopped whatever it runs, as V(sc stop) would; the agent then interrupts its sessions and the
+        service reschedules them.
+    type: int
+  poll_interval:
+    description: Seconds between two looks at a busy agent.
+    type: int
+    default: 30
+  when_busy:
+    description:
+      - What to do when the agent still runs a session after O(idle_timeout) seconds.
+      - V(skip) - nothing is stopped; the result says RV(restart_pending) (not a failure).
+      - V(interrupt) - a normal service stop whose timeout covers the agent's longest cancelation (600 s notify period plus
+        exit actions); the agent is never killed.
+      - V(fail) - nothing is stopped, and the task fails.
+    type: str
+    choices: [skip, interrupt, fail]
+    default: fail
+  config_path:
+    description:
+      - When set, the same remote call reads the host again after the operation and returns RV(info), the result
+        M(deadline_cloud.cmf.worker_agent_info) would give (the verification, with no second call).
+    type: str
+  account:
+    description: The account RV(info) reports on (default the service's logon account).
+    type: str
 attributes:
   check_mode:
     support: full
@@ -63,6 +95,15 @@ EXAMPLES = r"""
   deadline_cloud.cmf.worker_agent_service:
     name: DeadlineWorker
     state: stopped
+
+- name: Restart the agent when it runs no render, waiting up to an hour; leave it running if it stays busy
+  deadline_cloud.cmf.worker_agent_service:
+    state: restarted
+    idle_timeout: 3600
+    poll_interval: 60
+    when_busy: skip
+    config_path: C:\ProgramData\Amazon\Deadline\Config\worker.toml
+  register: restart
 """
 
 RETURN = r"""
@@ -87,10 +128,47 @@ pid:
   type: int
   sample: 4100
 log_tail:
-  description: The last lines of C(%PROGRAMDATA%\Amazon\Deadline\Logs\worker-agent.log) (empty in check mode).
+  description: The lines C(worker-agent.log) got since the stop (empty in check mode).
   returned: always
   type: list
   elements: str
+busy:
+  description: Whether the agent still ran a session when the module gave up waiting (O(when_busy=skip) or V(fail)).
+  returned: always
+  type: bool
+restart_pending:
+  description: True when O(when_busy=skip) left a busy agent running.
+  returned: always
+  type: bool
+sessions:
+  description: The sessions the host saw at the last look, C({busy, count, ids}).
+  returned: always
+  type: dict
+interrupted:
+  description: How many sessions were running when the service was stopped (interrupted by the stop).
+  returned: success
+  type: int
+polls:
+  description: How many remote calls the module made (one per look while the agent was busy).
+  returned: success
+  type: int
+win32_error:
+  description: The Win32 error the Service Control Manager refused a start or stop with (1069 logon failure, 1058 disabled, ...), else null.
+  returned: success
+  type: int
+events:
+  description: The Service Control Manager's System event log entries about the service since the stop, each C({id, time, message}).
+  returned: success
+  type: list
+  elements: dict
+info:
+  description: The result of M(deadline_cloud.cmf.worker_agent_info) read after the operation, in the same call; with O(config_path) only.
+  returned: when O(config_path) is set
+  type: dict
+info_error:
+  description: Why the host could not be read again after an unhealthy start.
+  returned: when that reading failed
+  type: str
 findings:
   description: The findings of M(deadline_cloud.cmf.worker_agent_info), read when the service is not healthy.
   returned: on failure

@@ -91,6 +91,8 @@ notes:
 seealso:
   - module: deadline_cloud.cmf.worker_agent_info
   - module: deadline_cloud.cmf.worker_agent_service
+extends_documentation_fragment:
+  - deadline_cloud.cmf.reading
 attributes:
   check_mode:
     support: full
