@@ -133,13 +133,12 @@ class AccountChangeAction(CmfAction):
 def _account_in_reading(value: Any, account: str) -> dict | None:
     """The account report inside a reading (worker_agent_info's), when it is of ``account`` (its
     SID, or the name the report carries); None otherwise, and the module reads the host itself."""
-    from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.accounts import is_sid, names_equal, normalize_sid
+    from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.accounts import is_sid, normalize_sid, same_account
 
     report = (reading_of(value) or {}).get("account")
     if not isinstance(report, dict) or not report.get("sid"):
         return None
-    if is_sid(account) and normalize_sid(account) == normalize_sid(str(report["sid"])):
-        return report
-    if names_equal(account, str(report.get("name") or "")):
-        return report
-    return None
+    if is_sid(account):
+        return report if normalize_sid(account) == normalize_sid(str(report["sid"])) else None
+    name, domain, hostname = (str(report.get(k) or "") for k in ("name", "domain", "hostname"))
+    return report if same_account(account, name, domain, hostname) else None
