@@ -401,6 +401,9 @@ def outcome(
         findings_after, ready, verified_by = list(verification.get("findings") or []), bool(verification.get("ready")), "reading after the restart"
     elif check_mode and not refused:
         findings_after, ready, verified_by = list(plan.get("predicted_findings") or []), bool(before.get("ready")), "prediction (check mode)"
+    elif restarted and restart.get("healthy") and "predicted_findings" in plan:
+        # verification turned off: the prediction, now that the agent came back with the changes
+        findings_after, ready, verified_by = list(plan["predicted_findings"]), bool(plan.get("predicted_ready")), "prediction (verification off)"
     elif not changed and not pending and not error and "findings" in before:
         findings_after, ready, verified_by = list(before.get("findings") or []), bool(before.get("ready")), "first reading"
     else:
@@ -463,7 +466,7 @@ def outcome(
         "ready_before": bool(before.get("ready")),
         "findings_after": findings_after,
         "verified_by": verified_by,
-        "plan": {k: v for k, v in plan.items() if k not in ("predicted_findings",)},
+        "plan": dict(plan),
     }
 
 

@@ -501,3 +501,13 @@ def test_tags_select_the_diagnosis_alone_or_skip_the_restart(tmp_path):
     state = state_of(paths["worker-01"])
     assert "control_service" not in state["calls"] and not in_administrators(state)
     assert simworker.read_dump(tmp_path, RESULT, "worker-01")["status"] == "restart_pending"
+
+
+def test_with_verification_off_the_restart_is_trusted_and_the_prediction_reported(tmp_path):
+    run, paths = run_role(tmp_path, {"worker-01": variant("installer-default")}, role_vars={"deadline_worker_agent_user_verify": False})
+    recap_ok(run)
+    state = state_of(paths["worker-01"])
+    assert state["calls"].get("read_agent_info") == 1 and state["calls_total"] <= 5
+    result = simworker.read_dump(tmp_path, RESULT, "worker-01")
+    assert result["status"] == "fixed" and result["ready"] is True
+    assert result["verified_by"] == "prediction (verification off)"
