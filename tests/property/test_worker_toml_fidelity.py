@@ -137,7 +137,7 @@ def line_mutation(draw, lines: list[str]) -> list[str]:
     lines = list(lines)
     kind = draw(
         st.sampled_from(
-            ["insert"] * 6 + ["replace"] * 3 + ["uncomment"] * 4 + ["move_block"] * 2
+            ["insert"] * 6 + ["replace"] * 3 + ["uncomment"] * 4 + ["move_key"] * 3 + ["move_block"] * 2
             + ["drop_header", "duplicate_header", "rename_header", "delete_block", "dotted", "inline"]
         )
     )
@@ -163,6 +163,19 @@ def line_mutation(draw, lines: list[str]) -> list[str]:
         indent, name, _old = ASSIGNMENT.match(lines[i]).groups()
         lines[i] = f"{indent}{name} = {value}"
         return lines
+    if kind == "move_key":  # an assignment taken out of its table and put under another header (or at the end)
+        active = [i for i, line in enumerate(lines) if ASSIGNMENT.match(line) and not line.lstrip().startswith("#")]
+        if not active:
+            return lines
+        i = draw(st.sampled_from(active))
+        line = lines.pop(i)
+        if line.rstrip().endswith(("[", "{", '"""', "\'\'\'")):
+            return [*lines[:i], line, *lines[i:]]  # a multi-line value stays
+        targets = headers(lines)
+        where = draw(st.sampled_from(["end", *targets]))
+        if where == "end":
+            return [*lines, line]
+        return [*lines[: where + 1], line, *lines[where + 1 :]]
     if kind == "uncomment":
         commented = [i for i, line in enumerate(lines) if COMMENTED.match(line.strip())]
         if not commented:
