@@ -294,6 +294,10 @@ def same_error(ours: str | None, real: str | None, stage: str | None) -> bool:
     return ours == real
 
 
+# Findings that say the agent stops at start.
+REFUSALS = {"CONFIG_ENCODING", "CONFIG_INVALID", "LEGACY_IMPERSONATION_KEY", "JOB_USER_CONFLICT", "AGENT_STARTUP_ERROR"}
+
+
 def check_agreement(data: bytes, env: dict[str, str], folder: Path) -> None:
     path = str(folder / "worker.toml")
     real = agent_truth.real_agent(data, folder, env)
@@ -302,10 +306,13 @@ def check_agreement(data: bytes, env: dict[str, str], folder: Path) -> None:
 
     assert verdict.starts is real.starts, f"real agent: {real.error!r}; ours: {verdict.error!r}"
     assert info["startup"]["starts"] is real.starts
+    refusals = {f["id"] for f in info["findings"]} & REFUSALS
     if not real.starts:
         assert same_error(verdict.error, real.error, verdict.stage), f"\nreal: {real.error}\nours: {verdict.error}"
+        assert refusals, info["findings"]  # a finding says why the agent stops
         assert info["ready"] is False
         return
+    assert not refusals, info["findings"]
     resolved = info["settings"]
     assert resolved["run_jobs_as_agent_user"]["value"] is real.run_jobs_as_agent_user
     assert resolved["windows_job_user"]["value"] == real.windows_job_user
