@@ -26,6 +26,7 @@ import yaml
 
 pytest.importorskip("deadline_worker_agent.config.config_file", reason="needs deadline-cloud-worker-agent")
 hypothesis = pytest.importorskip("hypothesis", reason="needs hypothesis (requirements-test.txt)")
+from deadline_worker_agent.config.errors import ConfigurationError  # noqa: E402
 from hypothesis import HealthCheck, example, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from hypothesis.configuration import set_hypothesis_home_dir  # noqa: E402
@@ -331,6 +332,14 @@ def check_role_edit(data: bytes, folder: Path) -> None:
     loaded = agent_truth.load_config_file(edit.data, folder)
     assert loaded.os.run_jobs_as_agent_user is True, edit.text
     assert loaded.os.windows_job_user is None, edit.text
+    try:
+        before = agent_truth.load_config_file(data, folder)
+    except (ConfigurationError, UnicodeDecodeError):  # the agent refused the file before the edit: nothing to keep
+        return
+    # Everything else the agent reads is what it read before the edit.
+    changed = {"run_jobs_as_agent_user", "windows_job_user"}
+    assert {k: v for k, v in loaded.dict().items() if k != "os"} == {k: v for k, v in before.dict().items() if k != "os"}
+    assert {k: v for k, v in loaded.os.dict().items() if k not in changed} == {k: v for k, v in before.os.dict().items() if k not in changed}
 
 
 @pytest.fixture(scope="module")
