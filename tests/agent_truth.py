@@ -72,10 +72,12 @@ def validation_text(error) -> str:
 def real_agent(data: bytes | None, folder: Path, environment: dict[str, str] | None = None) -> RealAgent:
     """The agent's start under its Windows service (no CLI arguments) on these bytes and variables.
 
-    WorkerSettings reads the file and the environment. The job-user/opt-in conflict is raised by
-    Configuration._validate, which on Linux never sees windows_job_user (its win32 branch builds the
-    override); so its exact condition is reproduced from the WorkerSettings values it reads:
-    ``run_jobs_as_agent_user and windows_job_user is not None``, as is _validate's interval check.
+    WorkerSettings reads the file and the environment. Configuration.__init__'s win32 branch and
+    _validate never see windows_job_user on Linux, so their checks are reproduced from the
+    WorkerSettings values they read (config/config.py): a domain job user (``\\`` or ``@``,
+    win_user.is_domain_user) needs windows_job_user_password_arn; the job user beside
+    run_jobs_as_agent_user is refused; and _validate's interval check. (The check that the job user
+    is not the agent's own account needs the Windows account and is left out.)
     """
     from deadline_worker_agent.config.errors import ConfigurationError
     from pydantic.v1 import ValidationError
@@ -88,7 +90,14 @@ def real_agent(data: bytes | None, folder: Path, environment: dict[str, str] | N
         return RealAgent(False, validation_text(error))
     except UnicodeDecodeError as error:  # not caught by ConfigFile.load: entrypoint's generic handler
         return RealAgent(False, str(error))
-    if settings.run_jobs_as_agent_user and settings.windows_job_user is not None:
+    job_user = settings.windows_job_user
+    if job_user is not None and ("\\" in job_user or "@" in job_user) and not settings.windows_job_user_password_arn:
+        return RealAgent(
+            False,
+            f"Domain user '{job_user}' requires 'windows_job_user_password_arn' "
+            "to be set. Domain user passwords must be managed externally via Secrets Manager.",
+        )
+    if settings.run_jobs_as_agent_user and job_user is not None:
         return RealAgent(False, JOB_USER_CONFLICT_ERROR)
     if settings.host_metrics_logging_interval_seconds <= 0:
         return RealAgent(

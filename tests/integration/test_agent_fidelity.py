@@ -125,6 +125,13 @@ VARIANTS: dict[str, tuple[bytes | None, dict[str, str]]] = {
         .encode(),
         {},
     ),
+    # Configuration.__init__ on Windows: a domain job user needs a password ARN (the conflict comes after)
+    "domain_job_user_without_arn": (with_os('windows_job_user = "CORP\\\\render"\n').encode(), {}),
+    "domain_job_user_with_arn": (
+        with_os('windows_job_user = "render@corp.example"\n').encode(),
+        {"DEADLINE_WORKER_WINDOWS_JOB_USER_PASSWORD_ARN": "arn:aws:secretsmanager:us-west-2:123456789012:secret/render-password"},
+    ),
+    "domain_job_user_and_opt_in": (with_os('run_jobs_as_agent_user = true\nwindows_job_user = "CORP\\\\render"\n').encode(), {}),
     "missing_file": (None, {}),
     "missing_file_env_ids": (None, {**IDS_IN_ENV, agent_rules.OPT_IN_VARIABLE: "1"}),
 }

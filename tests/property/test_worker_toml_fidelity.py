@@ -54,6 +54,7 @@ ROLE_SETTINGS = [
     Setting("os", "windows_job_user", state=ABSENT),
     Setting("os", "impersonation", state=ABSENT),
 ]
+ARN = "arn:aws:secretsmanager:us-west-2:123456789012:secret/render-password"
 FARM = "farm-0123456789abcdef0123456789abcdef"
 FLEET = "fleet-0123456789abcdef0123456789abcdef"
 
@@ -97,7 +98,7 @@ VALUES = st.sampled_from(
         "true", "false", '"true"', '"yes"', '"no"', '"maybe"', '""', "0", "1", "2", "-1", "1.0", "0.0", "-1.5", "nan", "inf",
         "[]", '["a"]', "[1]", '[["run_jobs_as_agent_user", true]]', "{}", "{ a = 1 }", "2024-01-01",
         f'"{FARM}"', f'"{FLEET}"', '"farm-123"', '"job-user"', '"render"', '"service-selected"', '"python"',
-        '"C:/ProgramData/Amazon/Deadline/Logs"', '"arn:aws:secretsmanager:us-west-2:123456789012:secret/pw"', '"x"',
+        '"C:/ProgramData/Amazon/Deadline/Logs"', f'"{ARN}"', '"x"', '"CORP\\\\render"', '"render@corp.example"',
     ]
 )
 GOOD_VALUES = {
@@ -245,7 +246,8 @@ def environment(draw) -> dict[str, str]:
         "DEADLINE_WORKER_FARM_ID": [FARM] * 16 + ["farm-123", None],
         "DEADLINE_WORKER_FLEET_ID": [FLEET] * 16 + ["fleet-x", None],
         agent_rules.OPT_IN_VARIABLE: [None] * 6 + ["true", "false", "1", "0", "yes", "No", "on", "maybe", ""],
-        agent_rules.JOB_USER_VARIABLE: [None] * 8 + ["job-user", "render", ""],
+        agent_rules.JOB_USER_VARIABLE: [None] * 8 + ["job-user", "render", "", "CORP\\render", "render@corp.example"],
+        "DEADLINE_WORKER_WINDOWS_JOB_USER_PASSWORD_ARN": [None] * 6 + [ARN, "arn:aws:secretsmanager:bad"],
     }
     for name, values in choices.items():
         value = draw(st.sampled_from(values))
