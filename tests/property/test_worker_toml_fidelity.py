@@ -329,7 +329,7 @@ def check_role_edit(data: bytes, folder: Path) -> None:
         edit = apply_settings(data, ROLE_SETTINGS, path)
     except WorkerTomlError:
         return
-    if validate(edit.text, path).errors:
+    if validate(edit.text, path, edit.original_text).errors:  # as the worker_toml action validates
         return
     loaded = agent_truth.load_config_file(edit.data, folder)
     assert loaded.os.run_jobs_as_agent_user is True, edit.text
