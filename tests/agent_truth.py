@@ -8,8 +8,13 @@ from __future__ import annotations
 import os
 import sys
 from contextlib import contextmanager
+from dataclasses import dataclass
+from itertools import groupby
 from pathlib import Path
 from unittest import mock
+
+# config.py Configuration._validate (its win32 branch, which Linux never runs)
+JOB_USER_CONFLICT_ERROR = "Cannot specify a windows job user when the option to run jobs as the agent user is enabled."
 
 
 @contextmanager
@@ -43,3 +48,68 @@ def worker_settings(data: bytes | None, folder: Path, environment: dict[str, str
         path.write_bytes(data)
     with _agent_environment(path, environment or {}):
         return WorkerSettings()
+
+
+@dataclass(frozen=True)
+class RealAgent:
+    """What the real agent does at start: whether it gets past its configuration, its error text,
+    and the two settings that decide WORKER_AGENT_USER jobs."""
+
+    starts: bool
+    error: str | None
+    run_jobs_as_agent_user: bool | None = None
+    windows_job_user: str | None = None
+
+
+def validation_text(error) -> str:
+    """Configuration.load's own rendering of WorkerSettings' ValidationError."""
+    text = "Configuration is not valid. Validation errors:\n\n"
+    for loc, entries in groupby(error.errors(), lambda err: err["loc"]):
+        text += ".".join(str(c) for c in loc) + ": " + ", ".join(e["msg"] for e in entries) + "\n"
+    return text
+
+
+def real_agent(data: bytes | None, folder: Path, environment: dict[str, str] | None = None) -> RealAgent:
+    """The agent's start under its Windows service (no CLI arguments) on these bytes and variables.
+
+    WorkerSettings reads the file and the environment. Configuration.__init__'s win32 branch and
+    _validate never see windows_job_user on Linux, so their checks are reproduced from the
+    WorkerSettings values they read (config/config.py): a domain job user (``\\`` or ``@``,
+    win_user.is_domain_user) needs windows_job_user_password_arn; the job user beside
+    run_jobs_as_agent_user is refused; and _validate's interval check. (The check that the job user
+    is not the agent's own account needs the Windows account and is left out.)
+    """
+    from deadline_worker_agent.config.errors import ConfigurationError
+    from pydantic.v1 import ValidationError
+
+    try:
+        settings = worker_settings(data, folder, environment)
+    except ConfigurationError as error:
+        return RealAgent(False, str(error))
+    except ValidationError as error:
+        return RealAgent(False, validation_text(error))
+    except UnicodeDecodeError as error:  # not caught by ConfigFile.load: entrypoint's generic handler
+        return RealAgent(False, str(error))
+    job_user = settings.windows_job_user
+    if job_user is not None and ("\\" in job_user or "@" in job_user) and not settings.windows_job_user_password_arn:
+        return RealAgent(
+            False,
+            f"Domain user '{job_user}' requires 'windows_job_user_password_arn' "
+            "to be set. Domain user passwords must be managed externally via Secrets Manager.",
+        )
+    if settings.run_jobs_as_agent_user and job_user is not None:
+        return RealAgent(False, JOB_USER_CONFLICT_ERROR)
+    if settings.host_metrics_logging_interval_seconds <= 0:
+        return RealAgent(
+            False,
+            f"Host metrics logging interval must be a positive number, but got: {settings.host_metrics_logging_interval_seconds!r}",
+        )
+    return RealAgent(True, None, settings.run_jobs_as_agent_user, settings.windows_job_user)
+
+
+def pydantic_errors(text: str) -> tuple[str, list[tuple[str, str]]]:
+    """The header and each (location, message) of a rendered pydantic v1 ValidationError, without
+    the "(type=...)" tail pydantic adds to each message."""
+    lines = text.split("\n")[1:]
+    pairs = [(lines[i], lines[i + 1].strip().rsplit(" (type=", 1)[0]) for i in range(1, len(lines) - 1, 2)]
+    return lines[0], pairs

@@ -68,7 +68,7 @@ class ActionModule(CmfAction):
         warnings = list(edit.warnings)
         if params["validate"]:
             problems = check_settings(settings)
-            verdict = validate(edit.text, path)
+            verdict = validate(edit.text, path, edit.original_text if current.exists else None)
             problems.extend(verdict.errors)
             warnings.extend(verdict.warnings)
             if problems:

@@ -191,9 +191,9 @@ findings:
   description:
     - Each C({id, severity, message, fix}); severity is V(blocker), V(security), V(warning) or V(info), blockers first.
     - Ids - V(AGENT_OPT_IN_MISSING), V(ENV_OVERRIDE), V(JOB_USER_CONFLICT), V(LEGACY_IMPERSONATION_KEY), V(CONFIG_ENCODING),
-      V(CONFIG_INVALID), V(CONFIG_MISSING), V(AGENT_VERSION_UNSUPPORTED), V(SERVICE_MISSING), V(ACCOUNT_MISSING),
-      V(SERVICE_LOGON_RIGHT_MISSING), V(RIGHT_DENIED),
-      V(AGENT_STARTUP_ERROR) (blockers); V(AGENT_USER_IS_ADMIN) (security); V(MISPLACED_KEY), V(SHUTDOWN_RIGHT_MISSING), V(CONFIG_NOT_LOADED) (warnings);
+      V(CONFIG_INVALID), V(CONFIG_MISSING), V(AGENT_VERSION_UNSUPPORTED), V(SERVICE_MISSING), V(ACCOUNT_MISSING), V(SERVICE_LOGON_RIGHT_MISSING),
+      V(RIGHT_DENIED), V(AGENT_STARTUP_ERROR) (blockers); V(AGENT_USER_IS_ADMIN) (security); V(MISPLACED_KEY), V(SHUTDOWN_RIGHT_MISSING),
+      V(CONFIG_NOT_LOADED) (warnings);
       V(ENV_USER_VARIABLE) (a blocker when it turns the opt-in off or sets a job user, else a warning);
       V(MESSAGE_IS_MISLEADING) (info).
     - V(RIGHT_DENIED) says that the account holds C(SeDenyServiceLogonRight) (directly or through the group it names), which

@@ -115,17 +115,22 @@ class DecodedConfig:
         return self.agent_error is None
 
 
+def _utf8_error(data: bytes) -> UnicodeDecodeError:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        return error
+    raise ValueError("the bytes are valid UTF-8")
+
+
 def decode_config(data: bytes, path: str = CONFIG_PATH) -> DecodedConfig:
     if data.startswith(b"\xef\xbb\xbf"):
         try:
             text = data[3:].decode("utf-8")
         except UnicodeDecodeError:
-            text = None
-        return DecodedConfig(
-            "utf-8-bom" if text is not None else "invalid",
-            text,
-            f"Configuration file ({path}) is not valid TOML: Invalid statement (at line 1, column 1)",
-        )
+            # tomllib decodes the whole file before it parses: bad bytes behind the BOM are the error
+            return DecodedConfig("invalid", None, str(_utf8_error(data)))
+        return DecodedConfig("utf-8-bom", text, f"Configuration file ({path}) is not valid TOML: Invalid statement (at line 1, column 1)")
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         try:
             text = data.decode("utf-16")

@@ -654,12 +654,18 @@ def _holders(reading: Reading, right: str) -> str:
     return " and ".join(ways)
 
 
-def _deny_owners(reading: Reading) -> str:
-    """Who holds the deny right: the account and/or the groups it comes through."""
+def _deny_fix(reading: Reading) -> str:
+    """Remove the deny right where it is held: from the account, or from (or out of) the groups it comes through."""
     entry = reading.rights.get(DENY_SERVICE_LOGON_RIGHT) or {}
-    owners = [f"the account {(reading.account or {}).get('sid')}"] if entry.get("direct") else []
-    owners += [f"the group {g.get('name')} ({g.get('sid')}), or take the account out of that group" for g in entry.get("groups") or []]
-    return "; and from ".join(owners)
+    groups = [f"{g.get('name')} ({g.get('sid')})" for g in entry.get("groups") or []]
+    owners = ([f"the account {(reading.account or {}).get('sid')}"] if entry.get("direct") else []) + [f"the group {g}" for g in groups]
+    text = (
+        f"Remove SeDenyServiceLogonRight from {' and from '.join(owners)} in Local Security Policy (secpol.msc: User Rights"
+        " Assignment, 'Deny log on as a service') or in the GPO that sets it"
+    )
+    if groups:
+        text += f" (or take the account out of {', '.join(groups)})"
+    return text + "; when a domain GPO sets it, change the GPO: the next policy refresh rewrites a local change."
 
 
 def _opt_in(reading: Reading) -> ResolvedSetting | None:
@@ -774,9 +780,7 @@ RULES: tuple[Rule, ...] = (
         + (f" (held {_holders(r, SERVICE_LOGON_RIGHT)})" if SERVICE_LOGON_RIGHT in r.rights else "")
         + f": the Service Control Manager cannot start {_service_name(r)} under it ('{SERVICE_LOGON_ERROR}'),"
         " and granting SeServiceLogonRight does not change that.",
-        lambda r, _: f"Remove SeDenyServiceLogonRight from {_deny_owners(r)} in Local Security Policy (secpol.msc: User Rights"
-        " Assignment, 'Deny log on as a service') or in the GPO that sets it; when a domain GPO sets it, change the GPO: the"
-        " next policy refresh rewrites a local change.",
+        lambda r, _: _deny_fix(r),
     ),
     Rule(
         "CONFIG_MISSING",

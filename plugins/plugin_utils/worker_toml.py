@@ -364,9 +364,13 @@ def check_settings(settings: list[Setting]) -> list[str]:
     return errors
 
 
-def validate(text: str, path: str) -> Validation:
+def validate(text: str, path: str, before: str | None = None) -> Validation:
     """What the agent would say about ``text``: refusals are errors, keys it would ignore are too
-    where their table never moved between releases, and warnings where it did."""
+    where their table never moved between releases, and warnings where it did.
+
+    With ``before`` (the file as it was), a key that sat in the same wrong table before the change
+    only warns: the change leaves it as the agent already reads it, and refusing it then would stop
+    a run whose earlier tasks have already changed the host."""
     result = Validation()
     problem = parse_error_message(text, path)
     if problem:
@@ -375,10 +379,18 @@ def validate(text: str, path: str) -> Validation:
     document, _error = agent_config.parse_toml(text)
     report = agent_config.check_document(document or {})
     result.errors.extend(f"the agent would refuse {path}: {error}" for error in report.errors)
+    already = set(_misplaced(before)) if before is not None else set()
     for key, found_in, belongs_in in report.misplaced:
         message = f"{key} is in [{found_in}], where the agent ignores it; it belongs in [{belongs_in}]"
-        if agent_config.KNOWN_KEYS[key].table_is_stable:
+        if (key, found_in, belongs_in) in already:
+            result.warnings.append(message + " (it was there before this change, which leaves it as it was)")
+        elif agent_config.KNOWN_KEYS[key].table_is_stable:
             result.errors.append(message)
         else:
             result.warnings.append(message + " (in the agent releases this collection knows)")
     return result
+
+
+def _misplaced(text: str) -> list[tuple[str, str, str]]:
+    document, _error = agent_config.parse_toml(text)
+    return agent_config.check_document(document).misplaced if document is not None else []

@@ -1,33 +1,22 @@
 # Copyright: contributors to deadline_cloud.cmf
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The simulated worker's restart verdict and worker_agent_info's findings, held against the real
-agent's own loader (deadline-cloud-worker-agent: ConfigFile.load and WorkerSettings).
-
-WorkerSettings reads the file at DEFAULT_CONFIG_PATH[sys.platform] (pointed at a temporary file
-here) and the process environment (set with monkeypatch). The job-user/opt-in conflict is raised by
-Configuration._validate, which on Linux never sees windows_job_user (its win32 branch builds the
-override); so its exact condition is reproduced from the WorkerSettings values it reads:
-``run_jobs_as_agent_user and windows_job_user is not None``, as is _validate's interval check.
+agent's own loader (deadline-cloud-worker-agent: ConfigFile.load and WorkerSettings, through
+agent_truth.real_agent, which also reproduces Configuration._validate's Windows checks).
 """
 
 from __future__ import annotations
 
 import base64
-import os
-import sys
-from dataclasses import dataclass
-from itertools import groupby
 from pathlib import Path
 
+import agent_truth
 import pytest
 import simworker
 
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils import agent_rules
 
-config_file = pytest.importorskip("deadline_worker_agent.config.config_file", reason="needs deadline-cloud-worker-agent")
-from deadline_worker_agent.config.errors import ConfigurationError  # noqa: E402
-from deadline_worker_agent.config.settings import WorkerSettings  # noqa: E402
-from pydantic.v1 import ValidationError  # noqa: E402
+pytest.importorskip("deadline_worker_agent.config.config_file", reason="needs deadline-cloud-worker-agent")
 
 ACCOUNT = {
     "sid": "S-1-5-21-3623811015-3361044348-30300820-1001",
@@ -136,61 +125,24 @@ VARIANTS: dict[str, tuple[bytes | None, dict[str, str]]] = {
         .encode(),
         {},
     ),
+    # Configuration.__init__ on Windows: a domain job user needs a password ARN (the conflict comes after)
+    "domain_job_user_without_arn": (with_os('windows_job_user = "CORP\\\\render"\n').encode(), {}),
+    "domain_job_user_with_arn": (
+        with_os('windows_job_user = "render@corp.example"\n').encode(),
+        {"DEADLINE_WORKER_WINDOWS_JOB_USER_PASSWORD_ARN": "arn:aws:secretsmanager:us-west-2:123456789012:secret/render-password"},
+    ),
+    "domain_job_user_and_opt_in": (with_os('run_jobs_as_agent_user = true\nwindows_job_user = "CORP\\\\render"\n').encode(), {}),
     "missing_file": (None, {}),
     "missing_file_env_ids": (None, {**IDS_IN_ENV, agent_rules.OPT_IN_VARIABLE: "1"}),
 }
 
 
-@dataclass(frozen=True)
-class RealAgent:
-    starts: bool
-    error: str | None
-    run_jobs_as_agent_user: bool | None = None
-    windows_job_user: str | None = None
-
-
-def _validation_text(error: ValidationError) -> str:
-    # Configuration.load's own rendering of WorkerSettings' ValidationError.
-    text = "Configuration is not valid. Validation errors:\n\n"
-    for loc, entries in groupby(error.errors(), lambda err: err["loc"]):
-        text += ".".join(str(c) for c in loc) + ": " + ", ".join(e["msg"] for e in entries) + "\n"
-    return text
+RealAgent = agent_truth.RealAgent
+pydantic_errors = agent_truth.pydantic_errors
 
 
 def real_agent(tmp_path: Path, monkeypatch, data: bytes | None, env: dict[str, str]) -> RealAgent:
-    path = tmp_path / "worker.toml"
-    if data is not None:
-        path.write_bytes(data)
-    monkeypatch.setitem(config_file.DEFAULT_CONFIG_PATH, sys.platform, path)
-    for name in list(os.environ):
-        if name.upper().startswith(("DEADLINE_WORKER_", "DEADLINE_CLOUD_")):
-            monkeypatch.delenv(name)
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    try:
-        settings = WorkerSettings()
-    except ConfigurationError as error:
-        return RealAgent(False, str(error))
-    except ValidationError as error:
-        return RealAgent(False, _validation_text(error))
-    except UnicodeDecodeError as error:  # not caught by ConfigFile.load: entrypoint's generic handler
-        return RealAgent(False, str(error))
-    if settings.run_jobs_as_agent_user and settings.windows_job_user is not None:
-        return RealAgent(False, agent_rules.JOB_USER_CONFLICT_ERROR)
-    if settings.host_metrics_logging_interval_seconds <= 0:
-        return RealAgent(
-            False,
-            f"Host metrics logging interval must be a positive number, but got: {settings.host_metrics_logging_interval_seconds!r}",
-        )
-    return RealAgent(True, None, settings.run_jobs_as_agent_user, settings.windows_job_user)
-
-
-def pydantic_errors(text: str) -> tuple[str, list[tuple[str, str]]]:
-    """The header and each (location, message) of a rendered pydantic v1 ValidationError, without
-    the "(type=...)" tail pydantic adds to each message."""
-    lines = text.split("\n")[1:]
-    pairs = [(lines[i], lines[i + 1].strip().rsplit(" (type=", 1)[0]) for i in range(1, len(lines) - 1, 2)]
-    return lines[0], pairs
+    return agent_truth.real_agent(data, tmp_path, env)
 
 
 def reading(path: str, data: bytes | None, env: dict[str, str]) -> dict:

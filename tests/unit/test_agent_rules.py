@@ -311,7 +311,8 @@ def test_a_deny_right_through_a_group_names_the_group():
     state["rights"]["SeDenyServiceLogonRight"] = [GUESTS]
     denied = finding(describe(state), "RIGHT_DENIED")
     assert f"through Guests ({GUESTS})" in denied["message"]
-    assert f"the group Guests ({GUESTS}), or take the account out of that group" in denied["fix"]
+    assert f"from the group Guests ({GUESTS}) in Local Security Policy" in denied["fix"]
+    assert f"(or take the account out of Guests ({GUESTS}))" in denied["fix"]
 
 
 def test_a_deny_right_without_the_allow_right_gives_both_findings():

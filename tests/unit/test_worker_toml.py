@@ -373,3 +373,18 @@ def test_absent_also_comments_out_misplaced_copies_and_unstable_keys_are_left():
     # host_metrics_logging's table moved between releases: a copy in [os] is not touched
     assert "[os]\nhost_metrics_logging = true\n" in edit.text
     assert tomllib.loads(edit.text)["os"] == {"host_metrics_logging": True}
+
+
+def test_a_misplaced_key_the_settings_do_not_touch_only_warns_when_it_was_there_before(tmp_path):
+    # farm_id in [aws]: the agent ignores it before and after the role's edit, which does not touch it
+    data = misplace(installer_example(), "aws", f'farm_id = "farm-{"1" * 32}"')
+    edit = apply_settings(data, OPT_IN, PATH)
+    verdict = validate(edit.text, PATH, edit.original_text)
+    assert verdict.errors == []
+    assert verdict.warnings == [
+        "farm_id is in [aws], where the agent ignores it; it belongs in [worker] (it was there before this change, which leaves it as it was)"
+    ]
+    assert agent_loads(edit.data, tmp_path).worker.farm_id == "farm-0123456789abcdef0123456789abcdef"  # ground truth: [aws]'s is ignored
+    # without the file as it was, or when the change itself puts it there, it is refused
+    assert validate(edit.text, PATH).errors
+    assert validate(edit.text, PATH, installer_example().decode()).errors
