@@ -10,6 +10,7 @@ findings of worker_agent_info and the simulated worker's restart verdict are bui
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -322,7 +323,7 @@ def _check_capability_table(value: Any, where: str, prefix: str, problems: list[
             amount = as_float(item)
             if amount is None:
                 problems.append((f"{where} -> {name}", NOT_A_FLOAT))
-            elif not amount >= 0:
+            elif math.isnan(amount) or amount < 0:  # pydantic's ge=0 refuses nan too
                 problems.append((f"{where} -> {name}", "ensure this value is greater than or equal to 0"))
             continue
         if not isinstance(item, list):  # list[str]: TOML has no other sequence
