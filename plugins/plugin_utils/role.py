@@ -293,7 +293,7 @@ def plan(before: Mapping[str, Any], values: Mapping[str, Any]) -> dict:
             refusals.append(_refusal(fid, str(error).replace("; nothing was changed", ""), "correct worker.toml by hand"))
         else:
             toml_warnings = list(edit.warnings)
-            checked = validate(edit.text, path)
+            checked = validate(edit.text, path, edit.original_text)  # as worker_toml will check it
             toml_warnings += checked.warnings
             if checked.errors:
                 refusals.append(_refusal("CONFIG_INVALID", "; ".join(checked.errors), "correct worker.toml by hand"))
