@@ -4,16 +4,34 @@
 
 Not part of the test run. For each N it builds N state files from the collection's
 installer-default example with ``faults.latency_ms`` on every remote call, converges them with
-``--forks``, then converges them again (nothing left to change), and prints one table row:
+``--forks``, converges them again (the re-run: nothing should be left to change), then runs
+Ansible's own floor on the same inventory with the same forks: a play of trivial
+``ansible.builtin.debug`` tasks, one per remote call of the floor (3 for a converge, 1 for the
+re-run). For the converge and for the re-run it prints:
 
-- wall time of the converge and of the re-run,
-- remote calls per host (the simulated worker counts them: max over hosts, converge and re-run),
-- controller CPU per host (user + system time of ansible-playbook and its workers, divided by N),
-- the ratio of the converge's wall time to its floor, calls x latency x N / forks: the time the
-  remote calls alone would take with perfect parallelism (1.0 is the unreachable ideal).
+- wall time;
+- remote calls per host, max and min over hosts (the simulated worker counts them);
+- task executions per host, max over hosts, from ansible-playbook's PLAY RECAP: ok + failed +
+  skipped + rescued + unreachable. ``changed`` and ``ignored`` are not added: Ansible counts
+  those tasks in ``ok`` already (strategy/__init__.py increments both), so adding them would count
+  a task twice;
+- controller CPU per host: user + system time of ansible-playbook and its workers, divided by N;
+- wall time against the remote-call floor, minimum calls x latency x waves with waves =
+  ceil(N / forks) and 3 calls for a converge (read, apply, restart with its verification), 1 for
+  an already-right worker. converge.yml runs ``serial: 25%`` by default: at least 4 waves, so
+  below 4 x forks hosts that ratio cannot come near 1;
+- controller CPU against Ansible's own floor measured in the same run (CPU per host of the
+  debug play).
+
+It also prints the bytes of PowerShell each operation sends (the script travels with every call),
+and with ``--busy-percent P --busy-seconds S`` it gives P % of the hosts (spread over the fleet)
+one render session, ``services.DeadlineWorker.sessions: [{id: session-1, ends_after_s: S}]``,
+and reports after the converge the sessions it interrupted (``interrupted_sessions`` over all
+hosts) and the hosts still "restart pending" (``restarts`` still 0).
 
     .venv/bin/python benchmarks/fleet.py                       # N = 1, 10, 100, 300
     .venv/bin/python benchmarks/fleet.py --sizes 1,10 --latency-ms 1000
+    .venv/bin/python benchmarks/fleet.py --sizes 100 --busy-percent 20 --busy-seconds 30
 """
 
 from __future__ import annotations
@@ -22,6 +40,7 @@ import argparse
 import math
 import os
 import platform
+import re
 import resource
 import shutil
 import subprocess
@@ -35,6 +54,17 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "playbooks" / "simulated" / "installer-default.yml"
 CONVERGE = ROOT / "playbooks" / "converge.yml"
+SERVICE = "DeadlineWorker"
+GROUP = "deadline_workers"
+
+# The fewest remote calls that can converge a worker: read it, apply every change in one call,
+# restart with the verification reading returned by the same call; an already-right worker: read.
+FLOOR_CALLS = {"converge": 3, "rerun": 1}
+RUNS = (("converge", "converge"), ("rerun", "re-run"))
+
+# "worker-001 : ok=10 changed=5 unreachable=0 failed=0 skipped=3 rescued=0 ignored=0"
+_RECAP_LINE = re.compile(r"^(?P<host>\S+)\s+:\s+(?P<counts>(?:[a-z]+=\d+\s*)+)$")
+_TASK_COUNTERS = ("ok", "failed", "skipped", "rescued", "unreachable")
 
 
 def children_cpu() -> float:
@@ -42,38 +72,54 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def build_fleet(folder: Path, count: int, latency_ms: int) -> dict[str, Path]:
-    state = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
-    state["faults"] = {"latency_ms": latency_ms}
+def busy_hosts(count: int, percent: float) -> set[int]:
+    """round(count x percent / 100) host numbers (1-based), spread evenly over the fleet."""
+    wanted = min(count, round(count * percent / 100.0))
+    return {1 + (k * count) // wanted for k in range(wanted)} if wanted else set()
+
+
+def build_fleet(folder: Path, count: int, latency_ms: int, busy: set[int], busy_seconds: float) -> dict[str, Path]:
     paths = {}
     for index in range(1, count + 1):
+        state = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
+        state["faults"] = {"latency_ms": latency_ms}
         host = f"worker-{index:03d}"
         state["hostname"] = host.upper()
+        if index in busy:
+            state["services"][SERVICE]["sessions"] = [{"id": "session-1", "ends_after_s": busy_seconds}]
         path = folder / f"{host}.yml"
         path.write_text(yaml.safe_dump(state, sort_keys=False, width=4096), encoding="utf-8")
         paths[host] = path
-    hosts = {
-        host: {"ansible_connection": "deadline_cloud.cmf.simulated_worker", "simulated_worker_state": str(path)}
-        for host, path in paths.items()
-    }
-    inventory = {"all": {"children": {"deadline_workers": {"hosts": hosts}}}}
+    hosts = {host: {"ansible_connection": "deadline_cloud.cmf.simulated_worker", "simulated_worker_state": str(path)} for host, path in paths.items()}
+    inventory = {"all": {"children": {GROUP: {"hosts": hosts}}}}
     (folder / "inventory.yml").write_text(yaml.safe_dump(inventory), encoding="utf-8")
     return paths
 
 
-def calls(paths: dict[str, Path]) -> list[int]:
-    return [int(yaml.safe_load(p.read_text(encoding="utf-8")).get("calls_total") or 0) for p in paths.values()]
+def states(paths: dict[str, Path]) -> dict[str, dict]:
+    return {host: yaml.safe_load(path.read_text(encoding="utf-8")) for host, path in paths.items()}
 
 
-def converge(folder: Path, forks: int, env: dict, log_name: str) -> tuple[float, float, int]:
-    command = [
-        str(Path(sys.executable).parent / "ansible-playbook"),
-        "-i",
-        str(folder / "inventory.yml"),
-        "--forks",
-        str(forks),
-        str(CONVERGE),
-    ]
+def calls(paths: dict[str, Path]) -> dict[str, int]:
+    return {host: int(state.get("calls_total") or 0) for host, state in states(paths).items()}
+
+
+def tasks_per_host(log: Path, hosts: set[str]) -> dict[str, int]:
+    """Task executions per host of the workers, from the last PLAY RECAP of ``log``."""
+    text = log.read_text(encoding="utf-8", errors="replace")
+    recap = text.rsplit("PLAY RECAP", 1)[-1] if "PLAY RECAP" in text else ""
+    found = {}
+    for line in recap.splitlines():
+        match = _RECAP_LINE.match(line.strip())
+        if match and match["host"] in hosts:
+            counts = {key: int(value) for key, value in re.findall(r"([a-z]+)=(\d+)", match["counts"])}
+            found[match["host"]] = sum(counts.get(key, 0) for key in _TASK_COUNTERS)
+    return found
+
+
+def playbook(folder: Path, play: Path, forks: int, env: dict, log_name: str) -> tuple[float, float, int]:
+    """Wall time, controller CPU and return code of one ansible-playbook run."""
+    command = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(folder / "inventory.yml"), "--forks", str(forks), str(play)]
     cpu = children_cpu()
     start = time.perf_counter()
     with open(folder / log_name, "w", encoding="utf-8") as log:
@@ -81,35 +127,81 @@ def converge(folder: Path, forks: int, env: dict, log_name: str) -> tuple[float,
     return time.perf_counter() - start, children_cpu() - cpu, done.returncode
 
 
-def run_size(count: int, forks: int, latency_ms: int, env: dict, keep: bool) -> dict:
+def floor_play(folder: Path, tasks: int) -> Path:
+    play = [
+        {
+            "name": f"Ansible's floor: {tasks} trivial task(s) per host",
+            "hosts": GROUP,
+            "gather_facts": False,
+            "tasks": [{"name": f"Trivial task {n}", "ansible.builtin.debug": {"msg": f"call {n}"}} for n in range(1, tasks + 1)],
+        }
+    ]
+    path = folder / f"floor-{tasks}.yml"
+    path.write_text(yaml.safe_dump(play, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def run_size(count: int, forks: int, latency_ms: int, env: dict, *, keep: bool, busy_percent: float, busy_seconds: float) -> dict:
     folder = Path(tempfile.mkdtemp(prefix=f"deadline-cmf-bench-{count}-"))
     try:
-        paths = build_fleet(folder, count, latency_ms)
-        wall, cpu, rc = converge(folder, forks, env, "converge.log")
-        first = calls(paths)
-        rerun_wall, _rerun_cpu, rerun_rc = converge(folder, forks, env, "rerun.log")
-        second = [b - a for a, b in zip(first, calls(paths), strict=True)]
-        if rc or rerun_rc:
-            print(f"N={count}: ansible-playbook failed (rc {rc}/{rerun_rc}); see {folder}", file=sys.stderr)
+        busy = busy_hosts(count, busy_percent)
+        paths = build_fleet(folder, count, latency_ms, busy, busy_seconds)
+        hosts = set(paths)
+        waves = math.ceil(count / forks)
+        row: dict = {"n": count, "busy": len(busy)}
+        failed = []
+        before = dict.fromkeys(paths, 0)
+        for run, _label in RUNS:
+            wall, cpu, rc = playbook(folder, CONVERGE, forks, env, f"{run}.log")
+            after = calls(paths)
+            made = [after[host] - before[host] for host in paths]
+            before = after
+            if run == "converge":
+                settled = states(paths).values()
+                row["interrupted"] = sum(len(s["services"][SERVICE].get("interrupted_sessions") or []) for s in settled)
+                row["restart_pending"] = sum(1 for s in settled if not s["services"][SERVICE].get("restarts"))
+            tasks = tasks_per_host(folder / f"{run}.log", hosts)
+            floor_wall = FLOOR_CALLS[run] * latency_ms / 1000.0 * waves
+            row[run] = {
+                "wall": wall,
+                "calls_max": max(made),
+                "calls_min": min(made),
+                "tasks_max": max(tasks.values()) if len(tasks) == count else None,
+                "cpu_per_host": cpu / count,
+                "floor_wall": floor_wall,
+                "wall_ratio": wall / floor_wall if floor_wall else float("nan"),
+            }
+            if rc or len(tasks) != count:
+                failed.append(f"{run} rc {rc}, {len(tasks)} of {count} hosts in its PLAY RECAP")
+        for run, _label in RUNS:
+            _wall, cpu, rc = playbook(folder, floor_play(folder, FLOOR_CALLS[run]), forks, env, f"floor-{run}.log")
+            row[run]["floor_cpu_per_host"] = cpu / count
+            row[run]["cpu_ratio"] = row[run]["cpu_per_host"] / (cpu / count) if cpu else float("nan")
+            if rc:
+                failed.append(f"floor play of the {run} rc {rc}")
+        if failed:
+            print(f"N={count}: {'; '.join(failed)}; see {folder}", file=sys.stderr)
             keep = True
-        floor = max(first) * latency_ms / 1000.0 * count / forks
-        # below `forks` hosts the calls of one host run one after another: that floor is higher
-        waves_floor = max(first) * latency_ms / 1000.0 * math.ceil(count / forks)
-        return {
-            "n": count,
-            "wall": wall,
-            "rerun_wall": rerun_wall,
-            "calls": max(first),
-            "calls_min": min(first),
-            "rerun_calls": max(second),
-            "cpu_per_host": cpu / count,
-            "floor": floor,
-            "ratio": wall / floor if floor else float("nan"),
-            "waves_ratio": wall / waves_floor if waves_floor else float("nan"),
-        }
+        return row
     finally:
         if not keep:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def script_sizes(collections: Path) -> list[tuple[str, int]]:
+    """Bytes of PowerShell each operation sends to a Windows host (UTF-8, includes expanded)."""
+    sys.path.insert(0, str(collections))
+    from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._operations import OPERATIONS
+    from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._powershell import script_text
+
+    return [(name, len(script_text(name).encode("utf-8"))) for name in OPERATIONS]
+
+
+def print_table(header: list[str], rows: list[list]) -> None:
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for row in rows:
+        print("| " + " | ".join(str(cell) for cell in row) + " |", flush=True)
 
 
 def main() -> int:
@@ -118,7 +210,11 @@ def main() -> int:
     parser.add_argument("--forks", type=int, default=25)
     parser.add_argument("--latency-ms", type=int, default=500, help="simulated latency of every remote call")
     parser.add_argument("--keep", action="store_true", help="keep each fleet's folder (state files and logs)")
+    parser.add_argument("--busy-percent", type=float, default=0.0, help="percentage of hosts that run one render session")
+    parser.add_argument("--busy-seconds", type=float, default=30.0, help="that session ends this many seconds after a call first sees it")
     args = parser.parse_args()
+    if not 0 <= args.busy_percent <= 100:
+        parser.error("--busy-percent must be between 0 and 100")
 
     collections = Path(tempfile.mkdtemp(prefix="deadline-cmf-bench-collections-"))
     link = collections / "ansible_collections" / "deadline_cloud" / "cmf"
@@ -136,20 +232,44 @@ def main() -> int:
     print(
         f"machine: {platform.system()} {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()};"
         f" forks={args.forks}, latency={args.latency_ms} ms per remote call"
+        + (f"; {args.busy_percent:g}% of hosts busy for {args.busy_seconds:g} s" if args.busy_percent else "")
     )
-    header = (
-        "| N | converge wall (s) | re-run wall (s) | calls/host converge | calls/host re-run"
-        " | controller CPU/host (s) | floor (s) | wall / floor | wall / (calls x latency x ceil(N/forks)) |"
-    )
-    print(header)
-    print("|" + "---|" * 9)
     try:
+        print("\nPowerShell sent per call, by operation:\n")
+        print_table(["operation", "script bytes"], [[name, size] for name, size in script_sizes(collections)])
+        print("\nConverge and re-run (floors: " + ", ".join(f"{label} {FLOOR_CALLS[run]} call(s)" for run, label in RUNS) + "):\n")
+        print_table(
+            [
+                "N",
+                "run",
+                "wall (s)",
+                "calls/host max",
+                "calls/host min",
+                "tasks/host max",
+                "controller CPU/host (s)",
+                "call floor (s)",
+                "wall / call floor",
+                "Ansible floor CPU/host (s)",
+                "CPU / Ansible floor",
+            ],
+            [],
+        )
+        rows = []
         for size in (int(s) for s in args.sizes.split(",") if s.strip()):
-            row = run_size(size, args.forks, args.latency_ms, env, args.keep)
-            print(
-                f"| {row['n']} | {row['wall']:.1f} | {row['rerun_wall']:.1f} | {row['calls']}"
-                f" | {row['rerun_calls']} | {row['cpu_per_host']:.2f} | {row['floor']:.1f} | {row['ratio']:.2f} | {row['waves_ratio']:.2f} |",
-                flush=True,
+            row = run_size(size, args.forks, args.latency_ms, env, keep=args.keep, busy_percent=args.busy_percent, busy_seconds=args.busy_seconds)
+            rows.append(row)
+            for run, label in RUNS:
+                r = row[run]
+                print(
+                    f"| {row['n']} | {label} | {r['wall']:.1f} | {r['calls_max']} | {r['calls_min']} | {r['tasks_max'] if r['tasks_max'] is not None else '?'}"
+                    f" | {r['cpu_per_host']:.2f} | {r['floor_wall']:.1f} | {r['wall_ratio']:.2f} | {r['floor_cpu_per_host']:.2f} | {r['cpu_ratio']:.2f} |",
+                    flush=True,
+                )
+        if args.busy_percent:
+            print("\nRender sessions, after the converge:\n")
+            print_table(
+                ["N", "busy hosts", "sessions interrupted", "hosts restart pending"],
+                [[row["n"], row["busy"], row["interrupted"], row["restart_pending"]] for row in rows],
             )
     finally:
         shutil.rmtree(collections, ignore_errors=True)
