@@ -82,8 +82,12 @@ def write_inventory(tmp_path: Path, states: dict[str, Path], extra_vars: dict | 
 
 
 def ansible_env(**extra: str) -> dict:
-    env = dict(os.environ)
+    # no AWS credentials, and no instance metadata lookups: the Deadline Cloud API is never asked here
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(
+        AWS_EC2_METADATA_DISABLED="true",
+        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+        AWS_CONFIG_FILE=os.devnull,
         ANSIBLE_COLLECTIONS_PATH=str(collections_root()),
         ANSIBLE_HOST_KEY_CHECKING="False",
         ANSIBLE_RETRY_FILES_ENABLED="False",

@@ -14,9 +14,9 @@ from __future__ import annotations
 import time
 from typing import ClassVar
 
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils import agent_rules
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils import agent_rules, deadline_api
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.action import CmfAction
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host import Host, HostOperationError
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host import Host, HostOperationError, reading_of
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.role import INTERRUPT_STOP_TIMEOUT
 
 ARGUMENT_SPEC = {
@@ -29,7 +29,26 @@ ARGUMENT_SPEC = {
     "when_busy": {"type": "str", "default": "fail", "choices": ["skip", "interrupt", "fail"]},
     "config_path": {"type": "str"},
     "account": {"type": "str"},
+    "ask_service": {"type": "bool", "default": False},
+    "reading": {"type": "dict"},
 }
+
+
+def _service_ids(reading: dict | None) -> dict:
+    """The farm, fleet and worker ids and the region that the Deadline Cloud API needs, from a
+    reading of the host (worker.toml's [worker] and [aws], worker.json, the service's Environment)."""
+    raw = reading_of(reading)
+    if not raw:
+        return {}
+    entries = (agent_rules.describe(raw).get("config") or {}).get("entries") or {}
+    environment = agent_rules.service_environment(raw.get("machine_environment"), (raw.get("service") or {}).get("environment"))
+    region = (entries.get("aws") or {}).get("region") or getattr(environment.get("AWS_DEFAULT_REGION"), "value", None)
+    return {
+        "farm_id": (entries.get("worker") or {}).get("farm_id"),
+        "fleet_id": (entries.get("worker") or {}).get("fleet_id"),
+        "worker_id": (raw.get("sessions") or {}).get("worker_id"),
+        "region": region,
+    }
 
 
 def _would(params: dict, service: dict) -> dict:
@@ -102,9 +121,19 @@ class ActionModule(CmfAction):
         waits = stops and params["idle_timeout"] is not None
         deadline = time.monotonic() + max(0, params["idle_timeout"] or 0)
         polls = 0
+        # Busy, as the service shows it: where the controller can ask the Deadline Cloud API, a
+        # worker it sees busy is not stopped even when the host sees no process (busy wins).
+        ids = _service_ids(params["reading"]) if waits and params["ask_service"] else {}
+        connection = deadline_api.connect(ids.get("region")) if waits and params["ask_service"] else None
+        view = None
         while True:
-            outcome = self._control(host, params, if_idle=waits, timeout=params["timeout"])
-            polls += 1
+            if connection is not None:
+                view = deadline_api.ask(connection, ids.get("farm_id"), ids.get("fleet_id"), ids.get("worker_id"))
+            if view is not None and view.checked and view.busy:
+                outcome = {"busy": True, "sessions": {"busy": True, "count": len(view.active_sessions) or 1, "ids": view.active_sessions}}
+            else:
+                outcome = self._control(host, params, if_idle=waits, timeout=params["timeout"])
+                polls += 1
             if not outcome.get("busy"):
                 break
             if time.monotonic() + params["poll_interval"] > deadline:
@@ -112,6 +141,7 @@ class ActionModule(CmfAction):
                 count = int(sessions.get("count") or 1)
                 if params["when_busy"] == "skip":
                     return {
+                        "service_view": view.as_dict() if view is not None else None,
                         "changed": False,
                         "restarted": False,
                         "restart_pending": True,
@@ -148,6 +178,7 @@ class ActionModule(CmfAction):
             "sessions": outcome.get("sessions") or {},
             "interrupted": int(outcome.get("interrupted") or 0),
             "polls": polls,
+            "service_view": view.as_dict() if view is not None else None,
             "win32_error": outcome.get("win32_error"),
             "log_tail": list(outcome.get("log_tail") or []),
             "events": list(outcome.get("events") or []),

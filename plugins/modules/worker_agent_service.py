@@ -71,6 +71,16 @@ options:
   account:
     description: The account RV(info) reports on (default the service's logon account).
     type: str
+  ask_service:
+    description:
+      - While waiting for idle (O(idle_timeout)), also ask the AWS Deadline Cloud API whether the worker runs work
+        (C(GetWorker) status, C(ListSessionsForWorker)); busy wins when the host and the service disagree.
+      - Needs boto3, AWS credentials and a region on the controller, and O(reading) for the farm, fleet and worker ids (worker.toml's
+        C([worker]), the host's C(worker.json)); without them the host's own view decides and RV(service_view) says why.
+    type: bool
+    default: false
+extends_documentation_fragment:
+  - deadline_cloud.cmf.reading
 attributes:
   check_mode:
     support: full
@@ -161,6 +171,10 @@ events:
   returned: success
   type: list
   elements: dict
+service_view:
+  description: What the Deadline Cloud API said, C({checked, busy, status, active_sessions, reason}); null when it was not to be asked.
+  returned: success
+  type: dict
 info:
   description: The result of M(deadline_cloud.cmf.worker_agent_info) read after the operation, in the same call; with O(config_path) only.
   returned: when O(config_path) is set

@@ -20,7 +20,10 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils import deadline_api
+
 SEVERITIES = ("blocker", "security", "warning", "info")
+_VIEW_FIELDS = ("checked", "busy", "status", "active_sessions", "reason")
 
 
 _MAX_NAMES = 6
@@ -261,6 +264,7 @@ def converge_entry(host: str, result: Any) -> dict:
         "detail": detail,
         "sessions": sessions,
         "interrupted_sessions": int(result.get("interrupted_sessions") or 0),
+        "service_view": result.get("service_view") if isinstance(result.get("service_view"), Mapping) else None,
     }
 
 
@@ -270,10 +274,13 @@ def converge_summary(results: Mapping[str, Any]) -> dict:
     counts = dict.fromkeys(CONVERGE_STATUSES, 0)
     for entry in hosts:
         counts[entry["status"]] = counts.get(entry["status"], 0) + 1
+    views = [deadline_api.ServiceView(**{k: v for k, v in e["service_view"].items() if k in _VIEW_FIELDS}) for e in hosts if e.get("service_view")]
     return {
         "total": len(hosts),
         "counts": counts,
         "interrupted_sessions": sum(e.get("interrupted_sessions", 0) for e in hosts),
+        # said once for the run, not per host (the same controller asks for every host)
+        "service_api": deadline_api.not_asked_notice(views) or ("the Deadline Cloud API confirmed it for every host restarted" if views else ""),
         "hosts": hosts,
     }
 
@@ -287,6 +294,8 @@ def converge_lines(summary: Mapping[str, Any]) -> list[str]:
     lines = [head]
     if summary.get("interrupted_sessions"):
         lines.append(f"sessions interrupted: {summary['interrupted_sessions']}")
+    if summary.get("service_api"):
+        lines.append(f"busy or idle: {summary['service_api']}")
     for status in ("refused", "failed", "not_ready", "restart_pending", "unreachable"):
         group = [e for e in summary["hosts"] if e["status"] == status]
         if group:

@@ -76,6 +76,7 @@ class RoleVariables:
     idle_timeout: int
     idle_poll: int
     when_busy: str
+    ask_service: bool
     force_restart: bool
     restart_timeout: int
     restart_settle: int
@@ -168,6 +169,7 @@ def check_variables(values: Mapping[str, Any]) -> RoleVariables:
         idle_timeout=_seconds(values, "idle_timeout", 0),
         idle_poll=_seconds(values, "idle_poll", 1),
         when_busy=_choice(values, "when_busy", WHEN_BUSY),
+        ask_service=_flag(values, "ask_service"),
         force_restart=_flag(values, "force_restart"),
         restart_timeout=_seconds(values, "restart_timeout", 1),
         restart_settle=_seconds(values, "restart_settle", 0),
@@ -456,6 +458,7 @@ def outcome(
             else ("the restart was not allowed" if pending else "")
         ),
         "interrupted_sessions": int(restart.get("interrupted") or 0) if _ran(restart) else 0,
+        "service_view": restart.get("service_view") if _ran(restart) else None,
         "service": {
             "state": restart.get("state") if _ran(restart) else (before.get("service") or {}).get("state"),
             "healthy": restart.get("healthy") if _ran(restart) else None,

@@ -217,3 +217,20 @@ def test_notice_once_per_run():
         "the Deadline Cloud API was not asked (no AWS credentials on the controller, 2 hosts; worker_id not known):"
         " the host's own view decides"
     )
+
+
+def test_the_ids_and_region_come_from_the_hosts_reading():
+    import simworker
+
+    from ansible_collections.deadline_cloud.cmf.plugins.action.worker_agent_service import _service_ids
+    from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._simulated import SimulatedState
+    from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._simulated_agent import read_agent_info
+
+    state = simworker.example_state()
+    state["files"][r"C:\ProgramData\Amazon\Deadline\Cache\worker.json"] = {"text": '{"worker_id": "worker-0123456789abcdef0123456789abcdef"}'}
+    raw = read_agent_info(SimulatedState(state), {"service": "DeadlineWorker", "config_path": simworker.WORKER_TOML, "account": ""})
+    ids = _service_ids({"reading": raw})
+    assert ids["farm_id"] == "farm-0123456789abcdef0123456789abcdef"
+    assert ids["fleet_id"] == "fleet-0123456789abcdef0123456789abcdef"
+    assert ids["region"] == "us-west-2"  # the service's AWS_DEFAULT_REGION
+    assert _service_ids(None) == {}
