@@ -2,7 +2,9 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # Adds one account to local groups (present) or removes it from them (absent), by SID, in one call.
 # Every group is resolved and every removal checked against the safety rules before anything
-# changes. Result: added, removed ([{name, sid}]), before (its groups before), report (after).
+# changes. Result: added, removed ([{name, sid}]), before (its groups before, [{name, sid, indirect}]),
+# report (read_account's, after). Refusals: GROUP_NOT_FOUND, REMOVAL_REFUSED, DOMAIN_CONTROLLER,
+# ACCOUNT_NOT_FOUND, DOMAIN_UNREACHABLE, ACCOUNT_LOOKUP_FAILED, CONSTRAINED_LANGUAGE.
 param(
     [Parameter(Mandatory)][string]$Account,
     [Parameter(Mandatory)][string[]]$Groups,
@@ -12,13 +14,85 @@ $ErrorActionPreference = 'Stop'
 $Ansible.Changed = $false
 #cmf:include Accounts
 
+$AdministratorsSid = 'S-1-5-32-544'
+# English names of BUILTIN groups, so one task also names them on a localized host.
+$WellKnownGroups = @{
+    'administrators' = 'S-1-5-32-544'; 'users' = 'S-1-5-32-545'; 'guests' = 'S-1-5-32-546'
+    'power users' = 'S-1-5-32-547'; 'account operators' = 'S-1-5-32-548'; 'server operators' = 'S-1-5-32-549'
+    'print operators' = 'S-1-5-32-550'; 'backup operators' = 'S-1-5-32-551'; 'replicator' = 'S-1-5-32-552'
+    'remote desktop users' = 'S-1-5-32-555'; 'network configuration operators' = 'S-1-5-32-556'
+    'performance monitor users' = 'S-1-5-32-558'; 'performance log users' = 'S-1-5-32-559'
+    'distributed com users' = 'S-1-5-32-562'; 'iis_iusrs' = 'S-1-5-32-568'; 'cryptographic operators' = 'S-1-5-32-569'
+    'event log readers' = 'S-1-5-32-573'; 'hyper-v administrators' = 'S-1-5-32-578'; 'remote management users' = 'S-1-5-32-580'
+}
+
+function Get-BuiltinDomainName {
+    # The name Windows gives the BUILTIN domain (S-1-5-32) here: VORDEFINIERT on a German host.
+    try {
+        $name = (New-Object Security.Principal.SecurityIdentifier $AdministratorsSid).Translate([Security.Principal.NTAccount]).Value
+        return $name.Split('\', 2)[0]
+    }
+    catch {
+        return 'BUILTIN'
+    }
+}
+
+function Resolve-CmfLocalGroup {
+    # A local group (from Get-CmfLocalGroups) named by SID, local name, .\ / BUILTIN\ (or its localized
+    # name) / HOST\ name, or the English name of a BUILTIN group; $null when there is none.
+    param([string]$Group, [object[]]$LocalGroups, [string]$BuiltinName)
+    $text = $Group.Trim()
+    if (Test-CmfSid $text) {
+        $sid = 'S' + $text.Substring(1)
+        return $LocalGroups | Where-Object { $_.sid -eq $sid } | Select-Object -First 1
+    }
+    if ($text.Contains('\')) {
+        $domain, $text = $text.Split('\', 2)
+        # -notcontains ignores case, as Windows does for these names
+        if (@('.', 'BUILTIN', $BuiltinName, $env:COMPUTERNAME) -notcontains $domain) {
+            return $null  # a domain group is not a local group
+        }
+    }
+    $match = $LocalGroups | Where-Object { $_.name -eq $text } | Select-Object -First 1  # -eq ignores case
+    if ($match) { return $match }
+    $alias = $WellKnownGroups[$text.ToLowerInvariant()]
+    if ($alias) {
+        return $LocalGroups | Where-Object { $_.sid -eq $alias } | Select-Object -First 1
+    }
+    $null
+}
+
+function Get-CmfRemovalRefusal {
+    # Why removing the account from a group is refused (the rules of group_membership.removal_refusal), or $null.
+    param([hashtable]$Report, [hashtable]$Group)
+    $prefix = "refusing to remove $($Report.name) ($($Report.sid)) from $($Group.name) ($($Group.sid)), nothing was changed: "
+    $held = @($Report.groups | Where-Object { $_.sid -eq $Group.sid }) | Select-Object -First 1
+    if ($held -and $held.indirect) {
+        $carriers = @($Report.group_members[$Group.sid] | Where-Object { $_.type -eq 'group' } | ForEach-Object { $_.name })
+        return $prefix + "it is a member only through a group nested in it ($($carriers -join ', ')): remove it from that group, or that group from $($Group.name)"
+    }
+    if ($Group.sid -ne $AdministratorsSid) { return $null }
+    if ($Report.connection_sid -eq $Report.sid) {
+        return $prefix + 'it is the account Ansible is connected as, which would lose administrator rights mid-run'
+    }
+    if ($Report.sid -match '^S-1-5-21-.*-500$') {
+        return $prefix + 'it is the built-in Administrator (RID 500), the account of last resort'
+    }
+    $others = @($Report.group_members[$Group.sid] | Where-Object { $_.sid -ne $Report.sid -and -not $_.orphaned -and $_.enabled })
+    if ($others.Count -eq 0) {
+        return $prefix + 'it would leave the group with no enabled member'
+    }
+    $null
+}
+
 try {
     $report = Get-AccountReport -Account $Account
     $localGroups = @(Get-CmfLocalGroups)
+    $builtinName = Get-BuiltinDomainName
     $wanted = [Collections.Generic.List[object]]@()
     $missing = [Collections.Generic.List[string]]@()
     foreach ($name in $Groups) {
-        $group = Resolve-CmfLocalGroup -Group $name -LocalGroups $localGroups
+        $group = Resolve-CmfLocalGroup -Group $name -LocalGroups $localGroups -BuiltinName $builtinName
         if (-not $group) { $missing.Add($name) }
         elseif (-not ($wanted | Where-Object { $_.sid -eq $group.sid })) { $wanted.Add($group) }
     }
@@ -26,6 +100,7 @@ try {
         $known = ($localGroups | ForEach-Object { $_.name } | Sort-Object) -join ', '
         throw (New-CmfRefusal 'GROUP_NOT_FOUND' "no local group $($missing -join ', ') on $env:COMPUTERNAME (local groups: $known)")
     }
+    # Membership through a nested group counts: the token has it, nothing to add.
     $current = @($report.groups | ForEach-Object { $_.sid })
     $toAdd = @(if ($State -eq 'present') { $wanted | Where-Object { $current -notcontains $_.sid } })
     $toRemove = @(if ($State -eq 'absent') { $wanted | Where-Object { $current -contains $_.sid } })
