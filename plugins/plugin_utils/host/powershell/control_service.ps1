@@ -66,7 +66,7 @@ function Get-LogLinesSince([string]$Path, [long]$Offset) {
 function Get-ServiceEvents([string]$ServiceName, [string]$DisplayName, [DateTime]$Since) {
     # The Service Control Manager's words on this service since $Since: a start refused for the logon
     # (7000), a service that ended at once (7023, 7034, 7031) or whose process would not run (7009).
-    # Their first insertion string is the service's display name.
+    # One of their insertion strings is the service's display name (the first, except for 7009).
     $filter = @{ LogName = 'System'; ProviderName = 'Service Control Manager'; Id = $ServiceControlManagerEvents; StartTime = $Since }
     try {
         $found = @(Get-WinEvent -FilterHashtable $filter -ErrorAction Stop)
@@ -77,8 +77,8 @@ function Get-ServiceEvents([string]$ServiceName, [string]$DisplayName, [DateTime
         return @()
     }
     $about = @($found | Where-Object {
-            $subject = $(if ($_.Properties.Count -gt 0) { [string]$_.Properties[0].Value } else { '' })
-            $subject -eq $DisplayName -or $subject -eq $ServiceName
+            $values = @($_.Properties | ForEach-Object { [string]$_.Value })
+            ($values -contains $DisplayName) -or ($values -contains $ServiceName)
         })
     @($about | Sort-Object -Property TimeCreated | ForEach-Object {
             $message = $_.Message

@@ -17,6 +17,13 @@ $ErrorActionPreference = 'Stop'
 $Ansible.Changed = $false
 #cmf:include Accounts
 
+# Before anything else: under ConstrainedLanguage even the lookups below may fail, less clearly.
+$languageRefusal = Get-CmfLanguageRefusal
+if ($languageRefusal) {
+    $Ansible.Result = $languageRefusal
+    return
+}
+
 try {
     $Ansible.Result = Get-AccountReport -Account $Account
 }

@@ -85,6 +85,13 @@ function Get-CmfRemovalRefusal {
     $null
 }
 
+# Before anything else: under ConstrainedLanguage even the lookups below may fail, less clearly.
+$languageRefusal = Get-CmfLanguageRefusal
+if ($languageRefusal) {
+    $Ansible.Result = $languageRefusal
+    return
+}
+
 try {
     $report = Get-AccountReport -Account $Account
     $localGroups = @(Get-CmfLocalGroups)

@@ -27,6 +27,13 @@ function Get-GpoDefinedRights {
     }
 }
 
+# Before anything else: under ConstrainedLanguage even the lookups below may fail, less clearly.
+$languageRefusal = Get-CmfLanguageRefusal
+if ($languageRefusal) {
+    $Ansible.Result = $languageRefusal
+    return
+}
+
 try {
     Assert-CmfNotDomainController
     Initialize-CmfNative
