@@ -15,52 +15,6 @@ $Ansible.Changed = $false
 #cmf:include Accounts
 
 $AdministratorsSid = 'S-1-5-32-544'
-# English names of BUILTIN groups, so one task also names them on a localized host.
-$WellKnownGroups = @{
-    'administrators' = 'S-1-5-32-544'; 'users' = 'S-1-5-32-545'; 'guests' = 'S-1-5-32-546'
-    'power users' = 'S-1-5-32-547'; 'account operators' = 'S-1-5-32-548'; 'server operators' = 'S-1-5-32-549'
-    'print operators' = 'S-1-5-32-550'; 'backup operators' = 'S-1-5-32-551'; 'replicator' = 'S-1-5-32-552'
-    'remote desktop users' = 'S-1-5-32-555'; 'network configuration operators' = 'S-1-5-32-556'
-    'performance monitor users' = 'S-1-5-32-558'; 'performance log users' = 'S-1-5-32-559'
-    'distributed com users' = 'S-1-5-32-562'; 'iis_iusrs' = 'S-1-5-32-568'; 'cryptographic operators' = 'S-1-5-32-569'
-    'event log readers' = 'S-1-5-32-573'; 'hyper-v administrators' = 'S-1-5-32-578'; 'remote management users' = 'S-1-5-32-580'
-}
-
-function Get-BuiltinDomainName {
-    # The name Windows gives the BUILTIN domain (S-1-5-32) here: VORDEFINIERT on a German host.
-    try {
-        $name = (New-Object Security.Principal.SecurityIdentifier $AdministratorsSid).Translate([Security.Principal.NTAccount]).Value
-        return $name.Split('\', 2)[0]
-    }
-    catch {
-        return 'BUILTIN'
-    }
-}
-
-function Resolve-CmfLocalGroup {
-    # A local group (from Get-CmfLocalGroups) named by SID, local name, .\ / BUILTIN\ (or its localized
-    # name) / HOST\ name, or the English name of a BUILTIN group; $null when there is none.
-    param([string]$Group, [object[]]$LocalGroups, [string]$BuiltinName)
-    $text = $Group.Trim()
-    if (Test-CmfSid $text) {
-        $sid = 'S' + $text.Substring(1)
-        return $LocalGroups | Where-Object { $_.sid -eq $sid } | Select-Object -First 1
-    }
-    if ($text.Contains('\')) {
-        $domain, $text = $text.Split('\', 2)
-        # -notcontains ignores case, as Windows does for these names
-        if (@('.', 'BUILTIN', $BuiltinName, $env:COMPUTERNAME) -notcontains $domain) {
-            return $null  # a domain group is not a local group
-        }
-    }
-    $match = $LocalGroups | Where-Object { $_.name -eq $text } | Select-Object -First 1  # -eq ignores case
-    if ($match) { return $match }
-    $alias = $WellKnownGroups[$text.ToLowerInvariant()]
-    if ($alias) {
-        return $LocalGroups | Where-Object { $_.sid -eq $alias } | Select-Object -First 1
-    }
-    $null
-}
 
 function Get-CmfRemovalRefusal {
     # Why removing the account from a group is refused (the rules of group_membership.removal_refusal), or $null.
@@ -95,7 +49,7 @@ if ($languageRefusal) {
 try {
     $report = Get-AccountReport -Account $Account
     $localGroups = @(Get-CmfLocalGroups)
-    $builtinName = Get-BuiltinDomainName
+    $builtinName = Get-CmfBuiltinDomainName
     $wanted = [Collections.Generic.List[object]]@()
     $missing = [Collections.Generic.List[string]]@()
     foreach ($name in $Groups) {

@@ -1,7 +1,7 @@
 # Copyright: contributors to deadline_cloud.cmf
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # Accounts and local groups (#cmf:include Accounts): resolving an account and the report read_account
-# returns. The same rules as plugin_utils/accounts.py, user_rights.py and group_membership.py, which
+# returns, and naming local groups. The same rules as plugin_utils/accounts.py, user_rights.py and group_membership.py, which
 # the simulated worker runs: keep them in step.
 #  - Names resolve through NTAccount.Translate, `.\name` meaning this computer; groups and members
 #    are compared by SID. LocalSystem, LocalService and NetworkService map to their SIDs first.
@@ -249,4 +249,51 @@ function Get-AccountReport {
         group_members = $groupMembers
         connection_sid = [Security.Principal.WindowsIdentity]::GetCurrent().User.Value
     }
+}
+
+# English names of BUILTIN groups, so one task also names them on a localized host.
+$script:WellKnownGroups = @{
+    'administrators' = 'S-1-5-32-544'; 'users' = 'S-1-5-32-545'; 'guests' = 'S-1-5-32-546'
+    'power users' = 'S-1-5-32-547'; 'account operators' = 'S-1-5-32-548'; 'server operators' = 'S-1-5-32-549'
+    'print operators' = 'S-1-5-32-550'; 'backup operators' = 'S-1-5-32-551'; 'replicator' = 'S-1-5-32-552'
+    'remote desktop users' = 'S-1-5-32-555'; 'network configuration operators' = 'S-1-5-32-556'
+    'performance monitor users' = 'S-1-5-32-558'; 'performance log users' = 'S-1-5-32-559'
+    'distributed com users' = 'S-1-5-32-562'; 'iis_iusrs' = 'S-1-5-32-568'; 'cryptographic operators' = 'S-1-5-32-569'
+    'event log readers' = 'S-1-5-32-573'; 'hyper-v administrators' = 'S-1-5-32-578'; 'remote management users' = 'S-1-5-32-580'
+}
+
+function Get-CmfBuiltinDomainName {
+    # The name Windows gives the BUILTIN domain (S-1-5-32) here: VORDEFINIERT on a German host.
+    try {
+        $name = (New-Object Security.Principal.SecurityIdentifier 'S-1-5-32-544').Translate([Security.Principal.NTAccount]).Value
+        return $name.Split('\', 2)[0]
+    }
+    catch {
+        return 'BUILTIN'
+    }
+}
+
+function Resolve-CmfLocalGroup {
+    # A local group (from Get-CmfLocalGroups) named by SID, local name, .\ / BUILTIN\ (or its localized
+    # name) / HOST\ name, or the English name of a BUILTIN group; $null when there is none.
+    param([string]$Group, [object[]]$LocalGroups, [string]$BuiltinName)
+    $text = $Group.Trim()
+    if (Test-CmfSid $text) {
+        $sid = 'S' + $text.Substring(1)
+        return $LocalGroups | Where-Object { $_.sid -eq $sid } | Select-Object -First 1
+    }
+    if ($text.Contains('\')) {
+        $domain, $text = $text.Split('\', 2)
+        # -notcontains ignores case, as Windows does for these names
+        if (@('.', 'BUILTIN', $BuiltinName, $env:COMPUTERNAME) -notcontains $domain) {
+            return $null  # a domain group is not a local group
+        }
+    }
+    $match = $LocalGroups | Where-Object { $_.name -eq $text } | Select-Object -First 1  # -eq ignores case
+    if ($match) { return $match }
+    $alias = $script:WellKnownGroups[$text.ToLowerInvariant()]
+    if ($alias) {
+        return $LocalGroups | Where-Object { $_.sid -eq $alias } | Select-Object -First 1
+    }
+    $null
 }
