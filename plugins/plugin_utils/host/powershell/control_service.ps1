@@ -121,7 +121,10 @@ if (-not $info.exists) {
     return
 }
 $configText = ''
-if ($ConfigPath) { $configText = Read-CmfTextFile $ConfigPath }
+if ($ConfigPath) {
+    # Only the log folder and the session root come from it: defaults are better than no stop.
+    try { $configText = Read-CmfTextFile $ConfigPath } catch { Write-Warning "cannot read $ConfigPath`: $($_.Exception.Message)" }
+}
 $logPath = Get-LogPath $configText
 $logOffset = Get-FileLength $logPath
 $since = [DateTime]::Now.AddSeconds(-1)  # Get-WinEvent compares local times

@@ -140,7 +140,11 @@ function Get-CmfAgentReading {
     if (-not $accountName -and $serviceInfo.exists) { $accountName = [string]$serviceInfo.account }
     $accountReport = $null
     $accountError = $null
-    if ($accountName) {
+    $languageRefusal = Get-CmfLanguageRefusal
+    if ($accountName -and $languageRefusal) {
+        $accountError = @{ code = $languageRefusal.error_code; message = $languageRefusal.error }
+    }
+    elseif ($accountName) {
         try {
             $accountReport = Get-AccountReport -Account $accountName
         }
