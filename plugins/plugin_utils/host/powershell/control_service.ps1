@@ -5,7 +5,7 @@
 # it with a backoff, so "started" proves nothing: healthy means still running after $Settle
 # seconds with the same process id. With $IfIdle, a running service that runs a render session now
 # is left alone (busy: true): a stop interrupts the session's task at once (domain notes, stopping).
-# Result: changed, state (running|stopped), restarted, healthy, pid, previous_pid, error (the system's
+# Result: changed, state (running|stopped), restarted, healthy, pid, previous_pid (before acting), error (the system's
 #   message of a failed start/stop, or why it is unhealthy), win32_error (the native code of a failed
 #   start/stop: 1069 logon failure, 1058 disabled, 1061 not accepting controls ...), exit_code,
 #   service_specific_exit_code, busy (a session ran when the call began: with $IfIdle and a stop due,
@@ -168,7 +168,7 @@ if (-not $skipped -and $null -eq $failure -and ($State -eq 'restarted' -or ($Sta
     }
 }
 
-$pidBefore = (Get-AgentServiceInfo -Name $Name).pid
+$pidAfterAction = (Get-AgentServiceInfo -Name $Name).pid
 $healthy = $false
 if ($skipped) {
     $healthy = $wasRunning
@@ -180,10 +180,10 @@ elseif ($State -eq 'stopped') {
     $controller.Refresh()
     $healthy = $controller.Status -eq 'Stopped'
 }
-elseif ($null -ne $pidBefore) {
+elseif ($null -ne $pidAfterAction) {
     if ($started) { Start-Sleep -Seconds $Settle }
     $after = Get-AgentServiceInfo -Name $Name
-    $healthy = ($after.state -eq 'running') -and ($after.pid -eq $pidBefore)
+    $healthy = ($after.state -eq 'running') -and ($after.pid -eq $pidAfterAction)
 }
 $final = Get-AgentServiceInfo -Name $Name
 $errorText = $null
@@ -209,7 +209,7 @@ $Ansible.Result = @{
     restarted = $restarted
     healthy = [bool]$healthy
     pid = $final.pid
-    previous_pid = $pidBefore
+    previous_pid = $info.pid  # before this call acted (null when it was not running)
     error = $errorText
     win32_error = $win32Error
     exit_code = $final.exit_code
