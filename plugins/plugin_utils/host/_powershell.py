@@ -25,7 +25,7 @@ UNEXPECTED = "HOST_ERROR"
 # powershell/lib/Name.ps1, so that helpers shared by several operations exist once while each
 # operation still travels to the host as one self-contained script holding only the helpers it
 # uses. Includes nest (a lib may include the libs it needs), and a lib already expanded earlier in
-# the same script expands to nothing: two libs may need the same helper, and it must be sent once.
+# the same script expands to a one-line comment: two libs may need the same helper, sent once.
 _INCLUDE = re.compile(r"^#cmf:include (?P<name>[A-Za-z0-9]+)[ \t]*$", re.MULTILINE)
 
 
@@ -62,13 +62,13 @@ def _exception_messages(exception: dict) -> list[str]:
     # outer one is often a wrapper ("Exception calling "Start" with "0" argument(s)") whose real
     # cause (the Win32 error) is only in the inner ones.
     messages: list[str] = []
-    seen = 0
-    while isinstance(exception, dict) and seen < 10:
+    depth = 0
+    while isinstance(exception, dict) and depth < 10:
         message = str(exception.get("message") or "").strip()
         if message and not any(message in known for known in messages):
             messages.append(message)
         exception = exception.get("inner_exception")
-        seen += 1
+        depth += 1
     return messages
 
 
