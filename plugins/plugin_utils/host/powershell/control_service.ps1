@@ -143,7 +143,8 @@ if (-not $skipped -and $wouldStop) {
     if ($controller.Status -eq 'StartPending') { [void](Wait-Status $controller 'Running' $Timeout) }
     $controller.Refresh()
     if ($controller.Status -ne 'Stopped' -and $controller.Status -ne 'StopPending') {
-        if ($sessions.busy) { $interrupted = [int]$sessions['count']  # not .count: on a hashtable that could mean its size }
+        # By key: on a hashtable, .count could mean its number of entries.
+        if ($sessions.busy) { $interrupted = [int]$sessions['count'] }
         $failure = Invoke-ServiceControl $controller 'Stop'
     }
     if ($null -eq $failure) {
