@@ -159,3 +159,141 @@ def test_a_renamed_parameter_is_caught():
 
 def test_a_syntax_error_is_caught():
     assert errors_in(b"param([string]$Path)\nif ($Path {\n")
+
+
+# What each operation sends: only the helpers it uses, each once.
+
+LIBS = sorted(p.stem for p in (SCRIPTS / "lib").glob("*.ps1"))
+
+
+def functions_defined(text: str) -> list[str]:
+    return re.findall(r"^\s*function\s+([\w-]+)", code_of(text), re.MULTILINE)
+
+
+@pytest.mark.parametrize("operation", sorted(OPERATIONS))
+def test_each_helper_is_sent_once_even_when_two_libs_include_it(operation):
+    defined = functions_defined(script_text(operation))
+    assert len(defined) == len(set(defined)), sorted(name for name in defined if defined.count(name) > 1)
+    assert not re.search(r"^#cmf:include", script_text(operation), re.MULTILINE), "an include left unexpanded"
+
+
+def test_a_lib_included_by_two_libs_is_sent_once():
+    # AgentReading includes Refusal directly and again through AgentService and Accounts.
+    text = script_text("read_agent_info")
+    assert text.count("function New-CmfRefusal") == 1
+    assert "function Get-AccountReport" in text and "function Get-AgentServiceInfo" in text
+
+
+@pytest.mark.parametrize("operation", ["read_file", "write_file"])
+def test_operations_without_native_calls_send_no_csharp(operation):
+    text = script_text(operation)
+    assert "Add-Type" not in text
+    assert "DllImport" not in text
+    assert "function Get-AccountReport" not in text
+
+
+@pytest.mark.parametrize("operation", sorted(OPERATIONS))
+def test_csharp_is_compiled_only_inside_the_guarded_initializer(operation):
+    # Add-Type -TypeDefinition at top level would compile on every call, also when no native call is made.
+    tree = PARSER.parse(script_text(operation).encode())
+    source = script_text(operation).encode()
+
+    def walk(node: Node, function: str | None) -> None:
+        if node.type == "function_statement":
+            name = next(c for c in node.children if c.type == "function_name")
+            function = source[name.start_byte : name.end_byte].decode()
+        if node.type == "command" and source[node.start_byte : node.end_byte].startswith(b"Add-Type -TypeDefinition"):
+            assert function == "Initialize-CmfNative", f"Add-Type -TypeDefinition outside Initialize-CmfNative in {operation}"
+        for child in node.children:
+            walk(child, function)
+
+    walk(tree.root_node, None)
+
+
+def csharp_sources() -> list[str]:
+    found = []
+    for path in ALL_FILES:
+        found += re.findall(r"Add-Type -TypeDefinition @'\n(.*?)\n'@", path.read_text(), re.DOTALL)
+    return found
+
+
+def test_there_is_csharp_to_check():
+    assert csharp_sources()
+
+
+@pytest.mark.parametrize(
+    ("construct", "pattern"),
+    [
+        ("interpolated string", r"\$\""),
+        ("out variable declaration", r"\bout\s+var\b"),
+        ("null-conditional operator", r"\?\.|\?\["),
+        ("nameof", r"\bnameof\s*\("),
+        ("expression-bodied member or lambda", r"=>"),
+        ("auto-property initializer", r"\{\s*get;[^}]*\}\s*="),
+    ],
+)
+def test_csharp_compiles_with_the_csharp_5_compiler_of_windows_powershell(construct, pattern):
+    for source in csharp_sources():
+        assert not re.search(pattern, source), f"C# 6+ {construct}: Windows PowerShell 5.1 cannot compile it"
+
+
+@pytest.mark.parametrize("operation", sorted(OPERATIONS))
+def test_no_windows_edge_traps_in_the_code(operation):
+    text = code_of(script_text(operation))
+    assert not re.search(r"SHA256\]::Create|SHA256Managed", text), "throws on a FIPS host"
+    assert "2>&1" not in text, "Windows PowerShell 5.1 stops at the first stderr line under ErrorActionPreference Stop"
+    assert not re.search(r"::Replace\([^)]*\$null", text), "PowerShell passes $null to a .NET string as ''"
+
+
+def test_refusal_codes_of_the_contract_are_raised_by_the_scripts():
+    sent = "\n".join(code_of(script_text(op)) for op in OPERATIONS)
+    for code in (
+        "ACCOUNT_NOT_FOUND",
+        "DOMAIN_UNREACHABLE",
+        "ACCOUNT_LOOKUP_FAILED",
+        "DOMAIN_CONTROLLER",
+        "CONSTRAINED_LANGUAGE",
+        "LSA_ERROR",
+        "GROUP_NOT_FOUND",
+        "REMOVAL_REFUSED",
+        "SERVICE_NOT_FOUND",
+        "FILE_CHANGED",
+        "FILE_EXISTS",
+        "FOLDER_NOT_FOUND",
+    ):
+        assert f"'{code}'" in sent or f'"{code}"' in sent, code
+
+
+class _FailingAction:
+    """win_powershell's answer when the script threw: the error record nests the real cause."""
+
+    def __init__(self, error: dict) -> None:
+        self.error = error
+
+    def _execute_module(self, module_name: str, module_args: dict, task_vars: dict) -> dict:
+        return {"failed": True, "changed": False, "result": {}, "error": [self.error], "msg": "script failed"}
+
+
+def test_a_host_error_names_the_inner_cause_that_win_powershell_reports():
+    # The shape win_powershell gives an ErrorRecord's exception: message, type, inner_exception.
+    record = {
+        "output": 'Exception calling "Start" with "0" argument(s): "Cannot start service DeadlineWorker on computer \'.\'."',
+        "exception": {
+            "message": 'Exception calling "Start" with "0" argument(s): "Cannot start service DeadlineWorker on computer \'.\'."',
+            "type": "System.Management.Automation.MethodInvocationException",
+            "inner_exception": {
+                "message": "Cannot start service DeadlineWorker on computer '.'.",
+                "type": "System.InvalidOperationException",
+                "inner_exception": {
+                    "message": "The service did not start due to a logon failure",
+                    "type": "System.ComponentModel.Win32Exception",
+                    "inner_exception": None,
+                },
+            },
+        },
+    }
+    host = PowerShellHost(_FailingAction(record), {}, check_mode=False)
+    with pytest.raises(Exception, match="due to a logon failure") as raised:
+        host.read_file(r"C:\ProgramData\Amazon\Deadline\Config\worker.toml")
+    # The wrapper's text already quotes the middle one: it is not repeated.
+    assert str(raised.value).count("Cannot start service DeadlineWorker") == 1

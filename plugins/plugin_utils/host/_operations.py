@@ -43,6 +43,16 @@ OPERATIONS: dict[str, Operation] = {
         _op("set_group_membership", "account", "groups", "state", changes_host=True),
         # the agent and its service
         _op("read_agent_info", "service", "config_path", "account", changes_host=False),
-        _op("control_service", "name", "state", "timeout", "settle", "if_idle", "config_path", "account", changes_host=True),
+        _op(
+            "control_service",
+            "name",
+            "state",
+            "timeout",
+            "settle",
+            "if_idle",
+            "config_path",
+            "account",
+            changes_host=True,
+        ),
     )
 }

@@ -21,9 +21,11 @@ _RESULT_DEPTH = 10  # win_powershell's default of 2 would stringify nested resul
 UNEXPECTED = "HOST_ERROR"
 
 
-# A line `#cmf:include Name` (after the param block) is replaced by powershell/lib/Name.ps1, so
-# that helpers shared by several operations (resolving an account, reading its rights) exist once
-# while each operation still travels to the host as one self-contained script.
+# A line `#cmf:include Name` (after the param block, or inside a lib) is replaced by
+# powershell/lib/Name.ps1, so that helpers shared by several operations exist once while each
+# operation still travels to the host as one self-contained script holding only the helpers it
+# uses. Includes nest (a lib may include the libs it needs), and a lib already expanded earlier in
+# the same script expands to a one-line comment: two libs may need the same helper, sent once.
 _INCLUDE = re.compile(r"^#cmf:include (?P<name>[A-Za-z0-9]+)[ \t]*$", re.MULTILINE)
 
 
@@ -34,9 +36,20 @@ def _resource(relative: str) -> str:
     return data.decode("utf-8")
 
 
+def _expand(text: str, included: set[str]) -> str:
+    def include(match: re.Match[str]) -> str:
+        name = match.group("name")
+        if name in included:
+            return f"# (lib {name} is already included above)"
+        included.add(name)
+        return _expand(_resource(f"lib/{name}.ps1"), included).rstrip("\n")
+
+    return _INCLUDE.sub(include, text)
+
+
 def script_text(operation: str) -> str:
     """The script of ``operation`` as it is sent to the host, with its includes expanded."""
-    return _INCLUDE.sub(lambda m: _resource(f"lib/{m.group('name')}.ps1").rstrip("\n"), _resource(f"{operation}.ps1"))
+    return _expand(_resource(f"{operation}.ps1"), set())
 
 
 def powershell_parameter_name(name: str) -> str:
@@ -44,11 +57,28 @@ def powershell_parameter_name(name: str) -> str:
     return "".join(part[:1].upper() + part[1:] for part in name.split("_"))
 
 
+def _exception_messages(exception: dict) -> list[str]:
+    # win_powershell reports an exception as {message, type, ..., inner_exception: {...}}: the
+    # outer one is often a wrapper ("Exception calling "Start" with "0" argument(s)") whose real
+    # cause (the Win32 error) is only in the inner ones.
+    messages: list[str] = []
+    depth = 0
+    while isinstance(exception, dict) and depth < 10:
+        message = str(exception.get("message") or "").strip()
+        if message and not any(message in known for known in messages):
+            messages.append(message)
+        exception = exception.get("inner_exception")
+        depth += 1
+    return messages
+
+
 def _first_error_message(result: dict) -> str:
     for record in result.get("error") or []:
-        message = (record.get("exception") or {}).get("message") or record.get("output")
-        if message:
-            return str(message).strip()
+        messages = _exception_messages(record.get("exception") or {})
+        if messages:
+            return ": ".join(messages)
+        if record.get("output"):
+            return str(record["output"]).strip()
     return str(result.get("msg") or "the script failed without an error record")
 
 

@@ -1,12 +1,14 @@
 # Copyright: contributors to deadline_cloud.cmf
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-# Reads one account: its SID and name, its local groups, its direct rights, every local group's rights,
-# the members of its groups (enabled or not) and the connecting account's SID. Read-only, so it also
-# runs in check mode. Result (Get-AccountReport in lib/Accounts.ps1):
+# Reads one account: its SID and name, its local groups (nested membership included), its direct
+# rights, its groups' rights and members (enabled or not) and the connecting account's SID.
+# Read-only, so it also runs in check mode. Result (Get-AccountReport in lib/Accounts.ps1):
 #   hostname, sid, name (DOMAIN\name), domain, type (user|group|well_known), enabled,
-#   groups [{name, sid}], rights [..], group_rights {group sid: [..]} (every local group),
-#   local_groups [{name, sid}], group_members {group sid: [{sid, name, type, enabled, orphaned}]}
-#   (the account's groups), connection_sid
+#   groups [{name, sid, indirect}], rights [..], group_rights {group sid: [..]} (the account's groups),
+#   local_groups [{name, sid}] (every local group), group_members {group sid: [{sid, name, type,
+#   enabled, orphaned (, unreadable)}]} (the account's groups), connection_sid
+# Refusals: ACCOUNT_NOT_FOUND, DOMAIN_UNREACHABLE, ACCOUNT_LOOKUP_FAILED, DOMAIN_CONTROLLER,
+# CONSTRAINED_LANGUAGE, LSA_ERROR.
 [CmdletBinding(SupportsShouldProcess)]
 param(
     [Parameter(Mandatory)][string]$Account
@@ -14,6 +16,13 @@ param(
 $ErrorActionPreference = 'Stop'
 $Ansible.Changed = $false
 #cmf:include Accounts
+
+# Before anything else: under ConstrainedLanguage even the lookups below may fail, less clearly.
+$languageRefusal = Get-CmfLanguageRefusal
+if ($languageRefusal) {
+    $Ansible.Result = $languageRefusal
+    return
+}
 
 try {
     $Ansible.Result = Get-AccountReport -Account $Account

@@ -2,7 +2,9 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # Adds one account to local groups (present) or removes it from them (absent), by SID, in one call.
 # Every group is resolved and every removal checked against the safety rules before anything
-# changes. Result: added, removed ([{name, sid}]), before (its groups before), report (after).
+# changes. Result: added, removed ([{name, sid}]), before (its groups before, [{name, sid, indirect}]),
+# report (read_account's, after). Refusals: GROUP_NOT_FOUND, REMOVAL_REFUSED, DOMAIN_CONTROLLER,
+# ACCOUNT_NOT_FOUND, DOMAIN_UNREACHABLE, ACCOUNT_LOOKUP_FAILED, CONSTRAINED_LANGUAGE.
 param(
     [Parameter(Mandatory)][string]$Account,
     [Parameter(Mandatory)][string[]]$Groups,
@@ -12,13 +14,46 @@ $ErrorActionPreference = 'Stop'
 $Ansible.Changed = $false
 #cmf:include Accounts
 
+$AdministratorsSid = 'S-1-5-32-544'
+
+function Get-CmfRemovalRefusal {
+    # Why removing the account from a group is refused (the rules of group_membership.removal_refusal), or $null.
+    param([hashtable]$Report, [hashtable]$Group)
+    $prefix = "refusing to remove $($Report.name) ($($Report.sid)) from $($Group.name) ($($Group.sid)), nothing was changed: "
+    $held = @($Report.groups | Where-Object { $_.sid -eq $Group.sid }) | Select-Object -First 1
+    if ($held -and $held.indirect) {
+        $carriers = @($Report.group_members[$Group.sid] | Where-Object { $_.type -eq 'group' } | ForEach-Object { $_.name })
+        return $prefix + "it is a member only through a group nested in it ($($carriers -join ', ')): remove it from that group, or that group from $($Group.name)"
+    }
+    if ($Group.sid -ne $AdministratorsSid) { return $null }
+    if ($Report.connection_sid -eq $Report.sid) {
+        return $prefix + 'it is the account Ansible is connected as, which would lose administrator rights mid-run'
+    }
+    if ($Report.sid -match '^S-1-5-21-.*-500$') {
+        return $prefix + 'it is the built-in Administrator (RID 500), the account of last resort'
+    }
+    $others = @($Report.group_members[$Group.sid] | Where-Object { $_.sid -ne $Report.sid -and -not $_.orphaned -and $_.enabled })
+    if ($others.Count -eq 0) {
+        return $prefix + 'it would leave the group with no enabled member'
+    }
+    $null
+}
+
+# Before anything else: under ConstrainedLanguage even the lookups below may fail, less clearly.
+$languageRefusal = Get-CmfLanguageRefusal
+if ($languageRefusal) {
+    $Ansible.Result = $languageRefusal
+    return
+}
+
 try {
     $report = Get-AccountReport -Account $Account
     $localGroups = @(Get-CmfLocalGroups)
+    $builtinName = Get-CmfBuiltinDomainName
     $wanted = [Collections.Generic.List[object]]@()
     $missing = [Collections.Generic.List[string]]@()
     foreach ($name in $Groups) {
-        $group = Resolve-CmfLocalGroup -Group $name -LocalGroups $localGroups
+        $group = Resolve-CmfLocalGroup -Group $name -LocalGroups $localGroups -BuiltinName $builtinName
         if (-not $group) { $missing.Add($name) }
         elseif (-not ($wanted | Where-Object { $_.sid -eq $group.sid })) { $wanted.Add($group) }
     }
@@ -26,6 +61,7 @@ try {
         $known = ($localGroups | ForEach-Object { $_.name } | Sort-Object) -join ', '
         throw (New-CmfRefusal 'GROUP_NOT_FOUND' "no local group $($missing -join ', ') on $env:COMPUTERNAME (local groups: $known)")
     }
+    # Membership through a nested group counts: the token has it, nothing to add.
     $current = @($report.groups | ForEach-Object { $_.sid })
     $toAdd = @(if ($State -eq 'present') { $wanted | Where-Object { $current -notcontains $_.sid } })
     $toRemove = @(if ($State -eq 'absent') { $wanted | Where-Object { $current -contains $_.sid } })

@@ -2,7 +2,10 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # Grants (present) or revokes (absent) user rights held directly by one account, through the LSA on
 # its SID, in one call: only the difference is applied. $Rights are canonical constants, checked on
-# the controller. Result: added, removed, before (direct rights before), report (read_account's, after).
+# the controller. Result: added, removed, before (direct rights before), report (read_account's, after),
+# gpo_rights (those of added/removed that a domain GPO defines: the next policy refresh rewrites them;
+# [] when none or when the policy result cannot be read). Refusals: LSA_ERROR ("<function> failed:
+# 0x<NTSTATUS> (<system text>)"), DOMAIN_CONTROLLER, CONSTRAINED_LANGUAGE, the account's lookup errors.
 param(
     [Parameter(Mandatory)][string]$Account,
     [Parameter(Mandatory)][AllowEmptyCollection()][string[]]$Rights,
@@ -12,7 +15,28 @@ $ErrorActionPreference = 'Stop'
 $Ansible.Changed = $false
 #cmf:include Accounts
 
+function Get-GpoDefinedRights {
+    # The rights a domain GPO sets on this computer (the policy result of its last refresh); the
+    # namespace exists only on a domain member that has applied policy, and reading it may be refused.
+    try {
+        $entries = @(Get-CimInstance -Namespace 'root\rsop\computer' -ClassName RSOP_UserPrivilegeRight -Filter 'precedence=1')
+        return @($entries | ForEach-Object { [string]$_.UserRight })
+    }
+    catch {
+        return @()
+    }
+}
+
+# Before anything else: under ConstrainedLanguage even the lookups below may fail, less clearly.
+$languageRefusal = Get-CmfLanguageRefusal
+if ($languageRefusal) {
+    $Ansible.Result = $languageRefusal
+    return
+}
+
 try {
+    Assert-CmfNotDomainController
+    Initialize-CmfNative
     $resolved = Resolve-CmfAccount -Account $Account
     $before = @(Get-CmfRights -Sid $resolved.sid)
     # -contains compares case-insensitively, as the LSA does
@@ -21,11 +45,17 @@ try {
     [DeadlineCloudCmf.Lsa]::AddRights($resolved.sid, [string[]]$added)
     [DeadlineCloudCmf.Lsa]::RemoveRights($resolved.sid, [string[]]$removed)
     $Ansible.Changed = ($added.Count + $removed.Count) -gt 0
+    $gpoRights = @()
+    if ($Ansible.Changed) {
+        $defined = @(Get-GpoDefinedRights)
+        $gpoRights = @(@($added) + @($removed) | Where-Object { $defined -contains $_ })
+    }
     $Ansible.Result = @{
-        added = $added
-        removed = $removed
-        before = $before
+        added = @($added)
+        removed = @($removed)
+        before = @($before)
         report = Get-AccountReport -Account $resolved.sid
+        gpo_rights = @($gpoRights)
     }
 }
 catch {

@@ -3,6 +3,8 @@
 # Replaces a file with new bytes, atomically, only if it still has the hash that was read.
 # The new content goes to a temporary file in the same folder; [IO.File]::Replace then swaps it
 # in and keeps the target's ACL (Move-Item would carry the temporary file's ACL instead).
+# Result: sha256 (of the new bytes), backup_file (null when no backup).
+# Refusals: FILE_CHANGED, FILE_EXISTS, FOLDER_NOT_FOUND.
 param(
     [Parameter(Mandatory)][string]$Path,
     [Parameter(Mandatory)][AllowEmptyString()][string]$Content,
@@ -12,18 +14,22 @@ param(
 $ErrorActionPreference = 'Stop'
 $Ansible.Changed = $false
 
-function Get-Sha256Hex([byte[]]$Bytes) {
-    $sha = [Security.Cryptography.SHA256]::Create()
-    try {
-        return [BitConverter]::ToString($sha.ComputeHash($Bytes)).Replace('-', '').ToLowerInvariant()
-    }
-    finally {
-        $sha.Dispose()
-    }
-}
+#cmf:include Sha256
 
 function Set-Refusal([string]$Code, [string]$Message) {
     $Ansible.Result = @{ error_code = $Code; error = $Message }
+}
+
+function Get-FreeBackupName([string]$Target) {
+    # One-second resolution: two writes in the same second get -1, -2 ... rather than collide.
+    $stem = '{0}.{1}' -f $Target, [DateTime]::UtcNow.ToString('yyyyMMdd-HHmmss')
+    $candidate = "$stem.bak"
+    $suffix = 0
+    while ([IO.File]::Exists($candidate) -or [IO.Directory]::Exists($candidate)) {
+        $suffix += 1
+        $candidate = "$stem-$suffix.bak"
+    }
+    $candidate
 }
 
 $folder = [IO.Path]::GetDirectoryName($Path)
@@ -40,7 +46,7 @@ if (-not $exists -and $ExpectedSha256) {
     Set-Refusal 'FILE_CHANGED' "$Path was removed since it was read"
     return
 }
-if ($exists -and (Get-Sha256Hex ([IO.File]::ReadAllBytes($Path))) -ne $ExpectedSha256.ToLowerInvariant()) {
+if ($exists -and (Get-CmfSha256Hex ([IO.File]::ReadAllBytes($Path))) -ne $ExpectedSha256.ToLowerInvariant()) {
     Set-Refusal 'FILE_CHANGED' "$Path changed since it was read"
     return
 }
@@ -48,16 +54,37 @@ if ($exists -and (Get-Sha256Hex ([IO.File]::ReadAllBytes($Path))) -ne $ExpectedS
 $bytes = [Convert]::FromBase64String($Content)
 $temp = [IO.Path]::Combine($folder, ".{0}.{1}.tmp" -f [IO.Path]::GetFileName($Path), [Guid]::NewGuid().ToString('N'))
 $backupFile = $null
+# ReplaceFile moves the original aside under a name of its own before it moves the new file in.
+# When the second move fails (Win32 1177 ERROR_UNABLE_TO_MOVE_REPLACEMENT_2 and friends) the target
+# is gone: the original is put back from that name and the temporary file, the only copy of the new
+# bytes, is deleted only once the target exists again. Without a backup the original still goes
+# aside under a name of ours, deleted after success: with no name ([NullString]::Value, never $null,
+# which PowerShell passes as "") a failure 1176 leaves it under a name Windows chose, out of reach.
+$aside = $(if ($Backup) { Get-FreeBackupName $Path } else { '{0}.{1}.old' -f $temp, 'replace' })
 try {
     [IO.File]::WriteAllBytes($temp, $bytes)
     if ($exists) {
-        if ($Backup) {
-            $backupFile = '{0}.{1}.bak' -f $Path, [DateTime]::UtcNow.ToString('yyyyMMdd-HHmmss')
-            # Replace moves the original to the backup name, so the copy keeps its own ACL too.
-            [IO.File]::Replace($temp, $Path, $backupFile)
+        try {
+            [IO.File]::Replace($temp, $Path, $aside)
         }
-        else {
-            [IO.File]::Replace($temp, $Path, $null)
+        catch {
+            $failure = $_
+            if (-not [IO.File]::Exists($Path)) {
+                if ([IO.File]::Exists($aside)) {
+                    [IO.File]::Move($aside, $Path)  # the original back, with its own ACL
+                }
+                elseif ([IO.File]::Exists($temp)) {
+                    [IO.File]::Move($temp, $Path)  # no original left to restore: the new bytes at least
+                }
+            }
+            throw $failure
+        }
+        if ($Backup) {
+            $backupFile = $aside
+        }
+        elseif ([IO.File]::Exists($aside)) {
+            # The new file is in place: an old copy that cannot be deleted now is left, not an error.
+            try { [IO.File]::Delete($aside) } catch { Write-Warning "could not delete $aside`: $($_.Exception.Message)" }
         }
     }
     else {
@@ -65,9 +92,9 @@ try {
     }
 }
 finally {
-    if ([IO.File]::Exists($temp)) {
+    if ([IO.File]::Exists($temp) -and [IO.File]::Exists($Path)) {
         [IO.File]::Delete($temp)
     }
 }
 $Ansible.Changed = $true
-$Ansible.Result = @{ sha256 = (Get-Sha256Hex $bytes); backup_file = $backupFile }
+$Ansible.Result = @{ sha256 = (Get-CmfSha256Hex $bytes); backup_file = $backupFile }

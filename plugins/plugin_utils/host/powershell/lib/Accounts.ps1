@@ -1,200 +1,33 @@
 # Copyright: contributors to deadline_cloud.cmf
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-# Accounts, local groups and user rights, shared by the account operations (#cmf:include Accounts).
-# The same rules as plugin_utils/accounts.py, user_rights.py and group_membership.py, which the
-# simulated worker runs: keep them in step.
+# Accounts and local groups (#cmf:include Accounts): resolving an account and the report read_account
+# returns, and naming local groups. The same rules as plugin_utils/accounts.py, user_rights.py and group_membership.py, which
+# the simulated worker runs: keep them in step.
 #  - Names resolve through NTAccount.Translate, `.\name` meaning this computer; groups and members
-#    are compared by SID.
-#  - Rights go through the LSA on the account's SID, never secedit (an export and import of the
-#    whole policy rewrites other accounts' rights).
+#    are compared by SID. LocalSystem, LocalService and NetworkService map to their SIDs first.
 #  - Local groups are read through ADSI and the members' objectSid: it survives orphaned SIDs, on
-#    which Get-LocalGroupMember fails.
+#    which Get-LocalGroupMember fails. Membership is decided from objectSid alone, each member on
+#    its own (one unreadable member must not hide the others); names and flags are read only for
+#    the account's own groups.
+#  - Nested membership (a domain group inside a local group) comes from NetUserGetLocalGroups with
+#    LG_INCLUDE_INDIRECT, as the account's token has it.
 
-if (-not ('DeadlineCloudCmf.Lsa' -as [type])) {
-    Add-Type -TypeDefinition @'
-using System;
-using System.Collections.Generic;
-using System.ComponentModel;
-using System.Runtime.InteropServices;
-using System.Security.Principal;
+#cmf:include Refusal
+#cmf:include Native
 
-namespace DeadlineCloudCmf
-{
-    // A refusal with a stable code, reported to the controller as error_code / error.
-    public class OperationRefused : Exception
-    {
-        public string Code { get; private set; }
-        public OperationRefused(string code, string message) : base(message) { Code = code; }
+# Win32 errors that mean the domain could not be asked: ERROR_NO_SUCH_DOMAIN, ERROR_NO_LOGON_SERVERS,
+# RPC_S_SERVER_UNAVAILABLE, ERROR_TRUSTED_RELATIONSHIP_FAILURE, ERROR_TRUSTED_DOMAIN_FAILURE.
+$script:DomainUnreachableErrors = @(1355, 1311, 1722, 1789, 1788)
+
+function Assert-CmfNotDomainController {
+    # A domain controller has no local groups (its "local" groups are the domain's BUILTIN ones) and
+    # `.\name` names nothing on it: converging a worker there would change the whole domain.
+    $system = Get-CimInstance -ClassName Win32_OperatingSystem -Property ProductType
+    if ([int]$system.ProductType -eq 2) {
+        throw (New-CmfRefusal 'DOMAIN_CONTROLLER' ("$env:COMPUTERNAME is a domain controller: it has no local groups or local accounts " +
+                '(changing its groups and rights would change them for every domain controller of the domain). ' +
+                'Run the worker on a member server or workstation.'))
     }
-
-    public static class Lsa
-    {
-        const uint STATUS_OBJECT_NAME_NOT_FOUND = 0xC0000034;  // the account holds no right
-        const int POLICY_LOOKUP_NAMES = 0x00000800;
-        const int POLICY_CREATE_ACCOUNT = 0x00000010;
-        const int POLICY_VIEW_LOCAL_INFORMATION = 0x00000001;
-
-        [StructLayout(LayoutKind.Sequential)]
-        struct LSA_OBJECT_ATTRIBUTES
-        {
-            public int Length;
-            public IntPtr RootDirectory;
-            public IntPtr ObjectName;
-            public int Attributes;
-            public IntPtr SecurityDescriptor;
-            public IntPtr SecurityQualityOfService;
-        }
-
-        [StructLayout(LayoutKind.Sequential, CharSet = CharSet.Unicode)]
-        struct LSA_UNICODE_STRING
-        {
-            public ushort Length;
-            public ushort MaximumLength;
-            public IntPtr Buffer;
-        }
-
-        [DllImport("advapi32.dll")]
-        static extern uint LsaOpenPolicy(IntPtr SystemName, ref LSA_OBJECT_ATTRIBUTES ObjectAttributes, int DesiredAccess, out IntPtr PolicyHandle);
-        [DllImport("advapi32.dll")]
-        static extern uint LsaEnumerateAccountRights(IntPtr PolicyHandle, byte[] AccountSid, out IntPtr UserRights, out uint CountOfRights);
-        [DllImport("advapi32.dll")]
-        static extern uint LsaAddAccountRights(IntPtr PolicyHandle, byte[] AccountSid, LSA_UNICODE_STRING[] UserRights, uint CountOfRights);
-        [DllImport("advapi32.dll")]
-        static extern uint LsaRemoveAccountRights(IntPtr PolicyHandle, byte[] AccountSid, [MarshalAs(UnmanagedType.U1)] bool AllRights, LSA_UNICODE_STRING[] UserRights, uint CountOfRights);
-        [DllImport("advapi32.dll")]
-        static extern uint LsaNtStatusToWinError(uint Status);
-        [DllImport("advapi32.dll")]
-        static extern uint LsaFreeMemory(IntPtr Buffer);
-        [DllImport("advapi32.dll")]
-        static extern uint LsaClose(IntPtr PolicyHandle);
-
-        static void Check(uint status, string what)
-        {
-            if (status != 0)
-                throw new Win32Exception((int)LsaNtStatusToWinError(status), what);
-        }
-
-        static IntPtr Open(int access)
-        {
-            LSA_OBJECT_ATTRIBUTES attributes = new LSA_OBJECT_ATTRIBUTES();
-            attributes.Length = Marshal.SizeOf(typeof(LSA_OBJECT_ATTRIBUTES));
-            IntPtr handle;
-            Check(LsaOpenPolicy(IntPtr.Zero, ref attributes, access, out handle), "LsaOpenPolicy");
-            return handle;
-        }
-
-        static byte[] SidBytes(string sid)
-        {
-            SecurityIdentifier identifier = new SecurityIdentifier(sid);
-            byte[] bytes = new byte[identifier.BinaryLength];
-            identifier.GetBinaryForm(bytes, 0);
-            return bytes;
-        }
-
-        public static string[] EnumerateRights(string sid)
-        {
-            IntPtr policy = Open(POLICY_LOOKUP_NAMES);
-            try
-            {
-                IntPtr buffer;
-                uint count;
-                uint status = LsaEnumerateAccountRights(policy, SidBytes(sid), out buffer, out count);
-                if (status == STATUS_OBJECT_NAME_NOT_FOUND)
-                    return new string[0];
-                Check(status, "LsaEnumerateAccountRights");
-                try
-                {
-                    List<string> rights = new List<string>();
-                    int size = Marshal.SizeOf(typeof(LSA_UNICODE_STRING));
-                    for (int i = 0; i < count; i++)
-                    {
-                        LSA_UNICODE_STRING right = (LSA_UNICODE_STRING)Marshal.PtrToStructure(
-                            new IntPtr(buffer.ToInt64() + (long)i * size), typeof(LSA_UNICODE_STRING));
-                        rights.Add(Marshal.PtrToStringUni(right.Buffer, right.Length / 2));
-                    }
-                    return rights.ToArray();
-                }
-                finally { LsaFreeMemory(buffer); }
-            }
-            finally { LsaClose(policy); }
-        }
-
-        static void Change(string sid, string[] rights, bool add)
-        {
-            if (rights.Length == 0)
-                return;
-            LSA_UNICODE_STRING[] strings = new LSA_UNICODE_STRING[rights.Length];
-            try
-            {
-                for (int i = 0; i < rights.Length; i++)
-                {
-                    strings[i].Buffer = Marshal.StringToHGlobalUni(rights[i]);
-                    strings[i].Length = (ushort)(rights[i].Length * 2);
-                    strings[i].MaximumLength = (ushort)(rights[i].Length * 2 + 2);
-                }
-                IntPtr policy = Open(POLICY_LOOKUP_NAMES | POLICY_CREATE_ACCOUNT | POLICY_VIEW_LOCAL_INFORMATION);
-                try
-                {
-                    if (add)
-                        Check(LsaAddAccountRights(policy, SidBytes(sid), strings, (uint)strings.Length), "LsaAddAccountRights");
-                    else
-                        Check(LsaRemoveAccountRights(policy, SidBytes(sid), false, strings, (uint)strings.Length), "LsaRemoveAccountRights");
-                }
-                finally { LsaClose(policy); }
-            }
-            finally
-            {
-                foreach (LSA_UNICODE_STRING s in strings)
-                    if (s.Buffer != IntPtr.Zero) Marshal.FreeHGlobal(s.Buffer);
-            }
-        }
-
-        public static void AddRights(string sid, string[] rights) { Change(sid, rights, true); }
-        public static void RemoveRights(string sid, string[] rights) { Change(sid, rights, false); }
-    }
-}
-'@
-}
-
-$script:AdministratorsSid = 'S-1-5-32-544'
-# English names of BUILTIN groups, so one task also names them on a localized host.
-$script:WellKnownGroups = @{
-    'administrators' = 'S-1-5-32-544'; 'users' = 'S-1-5-32-545'; 'guests' = 'S-1-5-32-546'
-    'power users' = 'S-1-5-32-547'; 'account operators' = 'S-1-5-32-548'; 'server operators' = 'S-1-5-32-549'
-    'print operators' = 'S-1-5-32-550'; 'backup operators' = 'S-1-5-32-551'; 'replicator' = 'S-1-5-32-552'
-    'remote desktop users' = 'S-1-5-32-555'; 'network configuration operators' = 'S-1-5-32-556'
-    'performance monitor users' = 'S-1-5-32-558'; 'performance log users' = 'S-1-5-32-559'
-    'distributed com users' = 'S-1-5-32-562'; 'iis_iusrs' = 'S-1-5-32-568'; 'cryptographic operators' = 'S-1-5-32-569'
-    'event log readers' = 'S-1-5-32-573'; 'hyper-v administrators' = 'S-1-5-32-578'; 'remote management users' = 'S-1-5-32-580'
-}
-
-function New-CmfRefusal {
-    param([string]$Code, [string]$Message)
-    New-Object -TypeName DeadlineCloudCmf.OperationRefused -ArgumentList $Code, $Message
-}
-
-function Get-CmfInnerException {
-    # .NET exceptions reach PowerShell wrapped in MethodInvocationException: the original one.
-    param([Exception]$Exception)
-    while ($Exception -is [Management.Automation.MethodInvocationException] -and $Exception.InnerException) {
-        $Exception = $Exception.InnerException
-    }
-    $Exception
-}
-
-function Get-CmfRefusal {
-    # The @{ error_code; error } result for an error record that holds a refusal, else $null.
-    param([Management.Automation.ErrorRecord]$ErrorRecord)
-    $cause = Get-CmfInnerException $ErrorRecord.Exception
-    if ($cause -is [DeadlineCloudCmf.OperationRefused]) {
-        return @{ error_code = $cause.Code; error = $cause.Message }
-    }
-    $null
-}
-
-function Test-CmfSid {
-    param([string]$Text)
-    $Text -match '^[Ss]-1-\d+(-\d+)+$'
 }
 
 function ConvertTo-CmfAccountName {
@@ -208,30 +41,69 @@ function ConvertTo-CmfAccountName {
     }
 }
 
+function Get-CmfWin32Code {
+    # The Win32 error behind a failed Translate, or $null. .NET Framework throws a plain
+    # SystemException holding only the system's text for the code: it is compared with the texts
+    # this host gives for the known codes (the same language), never with English words.
+    param([Exception]$Exception)
+    if ($Exception -is [ComponentModel.Win32Exception]) { return $Exception.NativeErrorCode }
+    foreach ($code in $script:DomainUnreachableErrors) {
+        if ($Exception.Message -eq (New-Object ComponentModel.Win32Exception $code).Message) { return $code }
+    }
+    $null
+}
+
+function Test-CmfDomainResolves {
+    # Whether the host can map the domain part of a name to a SID (it knows and reached the domain).
+    param([string]$Domain)
+    try {
+        [void](New-Object Security.Principal.NTAccount $Domain).Translate([Security.Principal.SecurityIdentifier])
+        $true
+    }
+    catch {
+        $false
+    }
+}
+
 function Resolve-CmfAccount {
-    # @{ sid; name } of an account given as name, .\name, HOST\name, DOMAIN\name, name@domain or SID.
+    # @{ sid; name; domain } of an account given as name, .\name, HOST\name, DOMAIN\name, name@domain or SID.
     param([string]$Account)
     $text = $Account.Trim()
+    $wellKnown = Get-CmfServiceAccountSid $text
     try {
-        if (Test-CmfSid $text) {
+        if ($wellKnown) {
+            $sid = New-Object Security.Principal.SecurityIdentifier $wellKnown
+        }
+        elseif (Test-CmfSid $text) {
             $sid = New-Object Security.Principal.SecurityIdentifier ('S' + $text.Substring(1))
-            $name = $sid.Translate([Security.Principal.NTAccount]).Value
         }
         else {
             if ($text.StartsWith('.\')) {
                 $text = "$env:COMPUTERNAME\" + $text.Substring(2)
             }
             $sid = (New-Object Security.Principal.NTAccount $text).Translate([Security.Principal.SecurityIdentifier])
-            $name = $sid.Translate([Security.Principal.NTAccount]).Value
         }
+        $name = $sid.Translate([Security.Principal.NTAccount]).Value
     }
     catch {
         $cause = Get-CmfInnerException $_.Exception
         if ($cause -is [Security.Principal.IdentityNotMappedException]) {
-            throw (New-CmfRefusal 'ACCOUNT_NOT_FOUND' "account '$Account' does not exist on $env:COMPUTERNAME")
+            $domain = $null
+            if ($text.Contains('\')) { $domain = $text.Split('\', 2)[0] }
+            elseif ($text.Contains('@')) { $domain = $text.Split('@', 2)[1] }
+            if ($domain -and $domain -ne $env:COMPUTERNAME -and -not (Test-CmfDomainResolves $domain)) {
+                # A name whose domain does not resolve either: a domain that does not exist and one that
+                # cannot be reached look the same from here.
+                throw (New-CmfRefusal 'ACCOUNT_NOT_FOUND' ("account '$Account' does not resolve on ${env:COMPUTERNAME}, nor does its " +
+                        "domain '$domain': either no such domain is known to this host, or its domain controllers cannot be reached"))
+            }
+            throw (New-CmfRefusal 'ACCOUNT_NOT_FOUND' "account '$Account' does not exist (as resolved from $env:COMPUTERNAME)")
         }
-        # Translate raises a plain SystemException when the domain cannot be asked (no trust, no DC).
-        throw (New-CmfRefusal 'DOMAIN_UNREACHABLE' "account '$Account' cannot be resolved from ${env:COMPUTERNAME}: $($cause.Message)")
+        $code = Get-CmfWin32Code $cause
+        if ($null -ne $code -and $script:DomainUnreachableErrors -contains $code) {
+            throw (New-CmfRefusal 'DOMAIN_UNREACHABLE' "account '$Account' cannot be resolved: $env:COMPUTERNAME cannot contact its domain (Win32 $code`: $($cause.Message))")
+        }
+        throw (New-CmfRefusal 'ACCOUNT_LOOKUP_FAILED' "account '$Account' could not be looked up on ${env:COMPUTERNAME}: $($cause.GetType().FullName): $($cause.Message)")
     }
     $parts = $name.Split('\', 2)
     @{ sid = $sid.Value; name = $name; domain = $(if ($parts.Count -eq 2) { $parts[0] } else { '' }) }
@@ -249,34 +121,63 @@ function Get-CmfLocalGroups {
     }
 }
 
-function Get-CmfGroupMembers {
-    # Members of a local group by objectSid: @{ sid; name; type; enabled; orphaned }. The ADsPath of an
-    # orphan is WinNT://S-1-..., with no account behind it to ask; it is kept, never an error.
+function Get-CmfMemberProperty {
+    # A property of a member as the group's Members call returns it (a COM object), without binding
+    # a DirectoryEntry to it: that bind asks the member's domain and fails for an orphan or a
+    # domain that cannot be reached.
+    param($Member, [string]$Property)
+    $Member.GetType().InvokeMember($Property, [Reflection.BindingFlags]::GetProperty, $null, $Member, $null)
+}
+
+function Get-CmfMemberSids {
+    # The members of a local group: @{ sid; path; raw } each, sid $null when it could not be read.
     param($Group)
     foreach ($raw in @($Group.psbase.Invoke('Members'))) {
-        $member = ([ADSI]$raw).psbase
-        $sid = (New-Object Security.Principal.SecurityIdentifier ([byte[]]$member.InvokeGet('objectSid')), 0).Value
-        $path = [string]$member.InvokeGet('ADsPath')
-        if ($path -match '^WinNT://S-1-[0-9-]+$') {
-            @{ sid = $sid; name = $sid; type = 'unknown'; enabled = $false; orphaned = $true }
-            continue
+        $sid = $null
+        $path = $null
+        try {
+            $path = [string](Get-CmfMemberProperty $raw 'ADsPath')
+            $sid = (New-Object Security.Principal.SecurityIdentifier ([byte[]](Get-CmfMemberProperty $raw 'objectSid')), 0).Value
         }
-        $class = [string]$member.SchemaClassName
-        $enabled = $true
-        if ($class -eq 'User') {
-            try {
-                $enabled = -not ([int]$member.InvokeGet('UserFlags') -band 0x2)  # ADS_UF_ACCOUNTDISABLE
+        catch {
+            if ($path -match '^WinNT://(S-1-[0-9-]+)$') { $sid = $Matches[1] }
+        }
+        @{ sid = $sid; path = $path; raw = $raw }
+    }
+}
+
+function Get-CmfGroupMembers {
+    # Members of a local group: @{ sid; name; type; enabled; orphaned } (+ unreadable). The ADsPath of
+    # an orphan is WinNT://S-1-..., with no account behind it to ask; it is kept, never an error.
+    param($Group)
+    foreach ($member in @(Get-CmfMemberSids -Group $Group)) {
+        $label = $(if ($member.sid) { $member.sid } else { [string]$member.path })
+        try {
+            if ($null -eq $member.sid) { throw 'objectSid unreadable' }
+            if ($member.path -match '^WinNT://S-1-[0-9-]+$') {
+                @{ sid = $member.sid; name = $member.sid; type = 'unknown'; enabled = $false; orphaned = $true }
+                continue
             }
-            catch {
-                $enabled = $true  # a domain user whose flags cannot be read from here: counted as live
+            $class = [string](Get-CmfMemberProperty $member.raw 'Class')
+            $enabled = $true
+            if ($class -eq 'User') {
+                try {
+                    $enabled = -not ([int](Get-CmfMemberProperty $member.raw 'UserFlags') -band 0x2)  # ADS_UF_ACCOUNTDISABLE
+                }
+                catch {
+                    $enabled = $true  # a domain user whose flags cannot be read from here: counted as live
+                }
+            }
+            @{
+                sid = $member.sid
+                name = ConvertTo-CmfAccountName $member.sid
+                type = $(if ($class -eq 'Group') { 'group' } else { 'user' })
+                enabled = [bool]$enabled
+                orphaned = $false
             }
         }
-        @{
-            sid = $sid
-            name = ConvertTo-CmfAccountName $sid
-            type = $(if ($class -eq 'Group') { 'group' } else { 'user' })
-            enabled = [bool]$enabled
-            orphaned = $false
+        catch {
+            @{ sid = $label; name = $label; type = 'unknown'; enabled = $true; orphaned = $false; unreadable = $true }
         }
     }
 }
@@ -292,27 +193,47 @@ function Get-CmfAccountType {
     @{ type = 'well_known'; enabled = $true }
 }
 
-function Get-CmfRights {
-    param([string]$Sid)
-    [string[]]@([DeadlineCloudCmf.Lsa]::EnumerateRights($Sid) | Sort-Object)
+function Get-CmfIndirectGroupNames {
+    # Local group names the account is in, nested membership included; $null when netapi32 cannot
+    # tell (an account that is not a user: a group, a well-known SID): then direct membership alone.
+    param([string]$Name)
+    Initialize-CmfNative
+    try {
+        @([DeadlineCloudCmf.NetApi]::LocalGroupsWithIndirect($Name))
+    }
+    catch {
+        $null
+    }
 }
 
 function Get-AccountReport {
     # The report read_account returns (see read_account.ps1); other operations include this file and call it.
     param([Parameter(Mandatory)][string]$Account)
+    Assert-CmfNotDomainController
     $resolved = Resolve-CmfAccount -Account $Account
     $kind = Get-CmfAccountType -Sid $resolved.sid
     $localGroups = @(Get-CmfLocalGroups)
+    $direct = @{}
+    foreach ($group in $localGroups) {
+        foreach ($member in @(Get-CmfMemberSids -Group $group.entry)) {
+            if ($member.sid -eq $resolved.sid) { $direct[$group.sid] = $true; break }
+        }
+    }
+    $withIndirect = $null
+    if ($kind.type -eq 'user') {
+        $names = Get-CmfIndirectGroupNames -Name $resolved.name
+        if ($null -ne $names) { $withIndirect = @($names) }
+    }
     $groups = [Collections.Generic.List[object]]@()
     $groupRights = @{}
     $groupMembers = @{}
     foreach ($group in $localGroups) {
+        $isDirect = $direct.ContainsKey($group.sid)
+        $isIndirect = (-not $isDirect) -and ($null -ne $withIndirect) -and ($withIndirect -contains $group.name)
+        if (-not ($isDirect -or $isIndirect)) { continue }
+        $groups.Add(@{ name = $group.name; sid = $group.sid; indirect = [bool]$isIndirect })
         $groupRights[$group.sid] = @(Get-CmfRights -Sid $group.sid)
-        $members = @(Get-CmfGroupMembers -Group $group.entry)
-        if (@($members | Where-Object { $_.sid -eq $resolved.sid }).Count -gt 0) {
-            $groups.Add(@{ name = $group.name; sid = $group.sid })
-            $groupMembers[$group.sid] = $members
-        }
+        $groupMembers[$group.sid] = @(Get-CmfGroupMembers -Group $group.entry)
     }
     @{
         hostname = $env:COMPUTERNAME
@@ -330,10 +251,32 @@ function Get-AccountReport {
     }
 }
 
+# English names of BUILTIN groups, so one task also names them on a localized host.
+$script:WellKnownGroups = @{
+    'administrators' = 'S-1-5-32-544'; 'users' = 'S-1-5-32-545'; 'guests' = 'S-1-5-32-546'
+    'power users' = 'S-1-5-32-547'; 'account operators' = 'S-1-5-32-548'; 'server operators' = 'S-1-5-32-549'
+    'print operators' = 'S-1-5-32-550'; 'backup operators' = 'S-1-5-32-551'; 'replicator' = 'S-1-5-32-552'
+    'remote desktop users' = 'S-1-5-32-555'; 'network configuration operators' = 'S-1-5-32-556'
+    'performance monitor users' = 'S-1-5-32-558'; 'performance log users' = 'S-1-5-32-559'
+    'distributed com users' = 'S-1-5-32-562'; 'iis_iusrs' = 'S-1-5-32-568'; 'cryptographic operators' = 'S-1-5-32-569'
+    'event log readers' = 'S-1-5-32-573'; 'hyper-v administrators' = 'S-1-5-32-578'; 'remote management users' = 'S-1-5-32-580'
+}
+
+function Get-CmfBuiltinDomainName {
+    # The name Windows gives the BUILTIN domain (S-1-5-32) here: VORDEFINIERT on a German host.
+    try {
+        $name = (New-Object Security.Principal.SecurityIdentifier 'S-1-5-32-544').Translate([Security.Principal.NTAccount]).Value
+        return $name.Split('\', 2)[0]
+    }
+    catch {
+        return 'BUILTIN'
+    }
+}
+
 function Resolve-CmfLocalGroup {
-    # A local group (from Get-CmfLocalGroups) named by SID, local name, .\ / BUILTIN\ / HOST\ name,
-    # or the English name of a BUILTIN group; $null when there is none.
-    param([string]$Group, [object[]]$LocalGroups)
+    # A local group (from Get-CmfLocalGroups) named by SID, local name, .\ / BUILTIN\ (or its localized
+    # name) / HOST\ name, or the English name of a BUILTIN group; $null when there is none.
+    param([string]$Group, [object[]]$LocalGroups, [string]$BuiltinName)
     $text = $Group.Trim()
     if (Test-CmfSid $text) {
         $sid = 'S' + $text.Substring(1)
@@ -341,7 +284,8 @@ function Resolve-CmfLocalGroup {
     }
     if ($text.Contains('\')) {
         $domain, $text = $text.Split('\', 2)
-        if ($domain -ne '.' -and $domain -ne 'BUILTIN' -and $domain -ne $env:COMPUTERNAME) {
+        # -notcontains ignores case, as Windows does for these names
+        if (@('.', 'BUILTIN', $BuiltinName, $env:COMPUTERNAME) -notcontains $domain) {
             return $null  # a domain group is not a local group
         }
     }
@@ -350,24 +294,6 @@ function Resolve-CmfLocalGroup {
     $alias = $script:WellKnownGroups[$text.ToLowerInvariant()]
     if ($alias) {
         return $LocalGroups | Where-Object { $_.sid -eq $alias } | Select-Object -First 1
-    }
-    $null
-}
-
-function Get-CmfRemovalRefusal {
-    # Why removing the account from a group is refused (the rules of group_membership.removal_refusal), or $null.
-    param([hashtable]$Report, [hashtable]$Group)
-    if ($Group.sid -ne $script:AdministratorsSid) { return $null }
-    $prefix = "refusing to remove $($Report.name) ($($Report.sid)) from $($Group.name) ($($script:AdministratorsSid)), nothing was changed: "
-    if ($Report.connection_sid -eq $Report.sid) {
-        return $prefix + 'it is the account Ansible is connected as, which would lose administrator rights mid-run'
-    }
-    if ($Report.sid -match '^S-1-5-21-.*-500$') {
-        return $prefix + 'it is the built-in Administrator (RID 500), the account of last resort'
-    }
-    $others = @($Report.group_members[$Group.sid] | Where-Object { $_.sid -ne $Report.sid -and -not $_.orphaned -and $_.enabled })
-    if ($others.Count -eq 0) {
-        return $prefix + 'it would leave the group with no enabled member'
     }
     $null
 }

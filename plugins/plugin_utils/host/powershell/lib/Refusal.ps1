@@ -1,0 +1,48 @@
+# Copyright: contributors to deadline_cloud.cmf
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# Refusals (#cmf:include Refusal): a refusal is an exception carrying a stable code in its Data,
+# reported to the controller as @{ error_code; error }. Plain PowerShell, no Add-Type, so that
+# operations which do not call native code compile nothing.
+
+function New-CmfRefusal {
+    param([string]$Code, [string]$Message)
+    $refusal = New-Object -TypeName System.Exception -ArgumentList $Message
+    $refusal.Data['CmfCode'] = $Code
+    $refusal
+}
+
+function Get-CmfInnerException {
+    # .NET exceptions reach PowerShell wrapped in MethodInvocationException: the original one.
+    param([Exception]$Exception)
+    while ($Exception -is [Management.Automation.MethodInvocationException] -and $Exception.InnerException) {
+        $Exception = $Exception.InnerException
+    }
+    $Exception
+}
+
+function Get-CmfRefusal {
+    # The @{ error_code; error } result for an error record that holds a refusal, else $null.
+    param([Management.Automation.ErrorRecord]$ErrorRecord)
+    $cause = Get-CmfInnerException $ErrorRecord.Exception
+    if ($null -ne $cause -and $cause.Data.Contains('CmfCode')) {
+        return @{ error_code = [string]$cause.Data['CmfCode']; error = $cause.Message }
+    }
+    $null
+}
+
+function Test-CmfSid {
+    param([string]$Text)
+    $Text -match '^[Ss]-1-\d+(-\d+)+$'
+}
+
+function Get-CmfServiceAccountSid {
+    # The SID of a service logon name that does not always translate by name (LocalSystem has no
+    # account of that name; NT AUTHORITY's names are localized), else $null.
+    param([string]$Name)
+    switch -Regex ($Name.Trim()) {
+        '^(LocalSystem|(NT AUTHORITY\\)?SYSTEM|\.\\LocalSystem)$' { return 'S-1-5-18' }
+        '^(NT AUTHORITY\\)?Local ?Service$' { return 'S-1-5-19' }
+        '^(NT AUTHORITY\\)?Network ?Service$' { return 'S-1-5-20' }
+    }
+    $null
+}
