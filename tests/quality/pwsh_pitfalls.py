@@ -56,8 +56,8 @@ RULES = {
         ),
         Rule(
             "PS004",
-            "the Managed hash classes (what SHA256.Create() returns on .NET Framework) and MD5 throw on a host with the FIPS policy on",
-            "use SHA256CryptoServiceProvider (or SHA1/SHA384/SHA512CryptoServiceProvider)",
+            "the Managed hash classes (what SHA256/384/512.Create() give on .NET Framework) and MD5 throw on a host with the FIPS policy on",
+            "use [Security.Cryptography.SHA256CryptoServiceProvider]::new() (or SHA1/SHA384/SHA512CryptoServiceProvider)",
         ),
         Rule(
             "PS005",
@@ -147,6 +147,18 @@ _STATEMENT_STRUCTURE = frozenset(
         "named_block_list",
     }
 )
+# Statements that output nothing.
+_NO_OUTPUT = frozenset(
+    {
+        "assignment_expression",
+        "post_increment_expression",
+        "post_decrement_expression",
+        "pre_increment_expression",
+        "pre_decrement_expression",
+    }
+)
+# `> $null`, `1> $null`, `*> $null` at the end of a statement (the grammar keeps `1>` as a bare token).
+_TO_NULL = re.compile(r"(?:^|\s)[1*]?>\s*\$null\s*$", re.IGNORECASE)
 _LOOPS = frozenset({"foreach_statement", "for_statement", "while_statement", "do_statement"})
 
 
@@ -225,6 +237,26 @@ _CS_MODIFIERS = _words(
     "public private protected internal static readonly const virtual override abstract sealed extern unsafe "
     "volatile new async partial"
 )
+
+
+_CS_STRING_TYPES = _words("string String System.String")
+# A method declaration: `Name(parameters)` followed by its body, `=>` or `;` (extern, interface).
+_CS_DECLARATION = re.compile(r"\b(?P<name>[A-Za-z_]\w*)\s*\((?P<parameters>[^()]*)\)\s*(?:\{|=>|;)")
+
+
+def _split_top_level(text: str) -> list[str]:
+    """``text`` split at the commas outside <> and [] (`Dictionary<string, int> d, int[,] a`)."""
+    parts, depth, start = [], 0, 0
+    for k, char in enumerate(text):
+        if char in "<[":
+            depth += 1
+        elif char in ">]":
+            depth -= 1
+        elif char == "," and depth == 0:
+            parts.append(text[start:k])
+            start = k + 1
+    parts.append(text[start:])
+    return parts
 
 
 @dataclass(frozen=True)
@@ -328,6 +360,9 @@ def csharp5_violations(code: str, member_definition: bool = False) -> list[tuple
     masked, found = _mask_csharp(code)
     tokens = [_Token(m.group(), m.start()) for m in _CS_TOKEN.finditer(masked)]
 
+    # `out _` is a discard unless `_` is a variable of the code (`IntPtr _ = IntPtr.Zero;`).
+    underscore_declared = bool(re.search(r"\b(?!out\b)[A-Za-z_][\w.]*[>\]?]?\s+_\s*[=;,)]", masked))
+
     def at(k: int) -> _Token | None:
         return tokens[k] if 0 <= k < len(tokens) else None
 
@@ -370,7 +405,7 @@ def csharp5_violations(code: str, member_definition: bool = False) -> list[tuple
             found.append((token.start, "throw expression (C# 7)"))
         elif text == "nameof" and nxt and nxt.text == "(":
             found.append((token.start, "nameof() (C# 6)"))
-        elif text == "out" and nxt and nxt.text in ("var", "_"):
+        elif text == "out" and nxt and (nxt.text == "var" or (nxt.text == "_" and not underscore_declared)):
             found.append((token.start, f"out {nxt.text} (C# 7)"))
         elif text == "is" and nxt and nxt.text in ("var", "null", "not"):
             found.append((token.start, f"is {nxt.text} pattern (C# 7+)"))
@@ -540,31 +575,63 @@ class _Script:
 
     # -- PS001
 
-    # .NET methods whose parameter at that position is `object`, where $null does arrive as null.
+    # .NET methods whose parameter there is `object` (or null means the same as ""), where a bare
+    # $null is right: None for every position.
     _OBJECT_PARAMETERS: dict[str, frozenset[int] | None] = {
-        "getvalue": frozenset({1}),  # RegistryKey.GetValue(name, defaultValue)
+        "getvalue": None,  # RegistryKey.GetValue(name, defaultValue), FieldInfo/PropertyInfo.GetValue(object)
+        "getconstructor": None,  # GetConstructor(flags, Binder, Type[], ParameterModifier[])
+        "parseexact": frozenset({2}),  # DateTime.ParseExact(text, format, IFormatProvider)
+        "setvalue": None,  # FieldInfo/PropertyInfo.SetValue(object, object)
         "invoke": None,  # DirectoryEntry.Invoke(method, params object[]), MethodInfo.Invoke(object, object[])
+        "invokemember": None,  # Type.InvokeMember(name, flags, binder, target, args)
         "equals": None,
         "referenceequals": None,
     }
 
+    def _csharp_parameter_types(self) -> dict[str, list[list[str]]]:
+        """The parameter types of each method the script's own Add-Type C# declares, by name."""
+        methods: dict[str, list[list[str]]] = {}
+        for literal, _ in self._add_type_sources():
+            masked, _ = _mask_csharp(self._string_content(literal)[0])
+            for match in _CS_DECLARATION.finditer(masked):
+                name, parameters = match.group("name"), match.group("parameters")
+                if name in _CS_KEYWORDS:
+                    continue
+                types = []
+                for parameter in filter(None, (p.strip() for p in _split_top_level(parameters))):
+                    words = re.sub(r"\[[^\]]*\]\s*", "", parameter).split("=")[0].split()  # no attributes, no default
+                    words = [w for w in words if w not in ("ref", "out", "in", "params", "this")]
+                    types.append(" ".join(words[:-1]))
+                methods.setdefault(name.lower(), []).append(types)
+        return methods
+
     def _null_arguments(self) -> Iterator[Finding]:
+        declared = self._csharp_parameter_types()
         for node in _walk(self.root):
             if node.type != "invokation_expression":
                 continue
             member = next((c for c in node.children if c.type == "member_name"), None)
             arguments = next((c for c in node.children if c.type == "argument_list"), None)
-            if member is None or arguments is None:
+            listed = arguments.child_by_field_name("argument_expression_list") if arguments is not None else None
+            if member is None or listed is None:
                 continue
             method = self.text(member)
-            exempt = self._OBJECT_PARAMETERS.get(method.lower(), frozenset())
-            listed = arguments.child_by_field_name("argument_expression_list")
-            if listed is None:
-                continue
-            for position, argument in enumerate(c for c in listed.named_children if c.type == "argument_expression"):
-                value = _unwrap(argument)
-                if value.type == "variable" and self.text(value).lower() == "$null" and (exempt is not None and position not in exempt):
-                    yield self.finding("PS001", value, f"$null as argument {position + 1} of {method}()")
+            values = [_unwrap(c) for c in listed.named_children if c.type == "argument_expression"]
+            count = len(values)
+            for position, value in enumerate(values):
+                if value.type != "variable" or self.text(value).lower() != "$null":
+                    continue
+                if method.lower() in declared:  # the script's own C#: its signature says
+                    overloads = declared[method.lower()]
+                    if not any(position < len(types) and types[position] in _CS_STRING_TYPES for types in overloads):
+                        continue
+                else:
+                    exempt = self._OBJECT_PARAMETERS.get(method.lower(), frozenset())
+                    if exempt is None or position in exempt:
+                        continue
+                    if method.startswith("Begin") and position >= count - 2:
+                        continue  # the APM pattern's AsyncCallback and object state
+                yield self.finding("PS001", value, f"$null as argument {position + 1} of {method}()")
 
     # -- PS002
 
@@ -643,9 +710,10 @@ class _Script:
     def _list_functions(self) -> dict[str, str]:
         """Functions of the script that output a list, with the reason. The heuristic: a function
         whose own output (a `return` value or a statement that is neither assigned nor a method call)
-        is an array: `@(...)`, a `[T[]]` cast, `,x`, `a, b`, a pipeline that ends in
+        is an array: `@(...)`, a `[T[]]` cast, `a, b`, a pipeline that ends in
         `Select-Object -First/-Last` with a count other than 1, or the call of another such function;
-        or that emits from inside a loop (foreach, for, while, do)."""
+        or that emits from inside a loop (foreach, for, while, do). `return ,$list` is no list here:
+        it hands the list over as one object, so assigning it keeps it whole (and @() would nest it)."""
         found: dict[str, str] = {}
         changed = True
         while changed:
@@ -678,7 +746,7 @@ class _Script:
                 if reason:
                     return f"outputs {reason}"
                 loop = self._enclosing_loop(node, body)
-                if loop is not None and self._emits(node):
+                if loop is not None and self._emits(node) and not self._leaves_after(node):
                     return f"outputs from inside a {loop.type.removesuffix('_statement')} loop"
         return None
 
@@ -694,6 +762,13 @@ class _Script:
             parent = parent.parent
         return parent == body
 
+    def _leaves_after(self, statement: Node) -> bool:
+        """The statement after ``statement`` is `break` or `return`: it outputs one value, once."""
+        following = statement.next_named_sibling
+        while following is not None and following.type == "comment":
+            following = following.next_named_sibling
+        return following is not None and following.type == "flow_control_statement" and following.children[0].type in ("break", "return")
+
     def _enclosing_loop(self, node: Node, body: Node) -> Node | None:
         parent = node.parent
         while parent is not None and parent != body:
@@ -702,37 +777,38 @@ class _Script:
             parent = parent.parent
         return None
 
+    def _parts(self, pipeline: Node) -> list[Node]:
+        """The elements of a pipeline (`a | b | c`), without its redirections."""
+        named = [c for c in pipeline.named_children if c.type != "comment"]
+        chain = named[0] if len(named) == 1 and named[0].type == "pipeline_chain" else pipeline
+        return [c for c in chain.named_children if c.type not in ("comment", "redirections")]
+
     def _is_output_statement(self, pipeline: Node) -> bool:
-        """A statement whose value goes to the output: not an assignment, not [void], not | Out-Null."""
+        """A statement whose value goes to the output: not an assignment, an increment, [void],
+        `| Out-Null` or `> $null`."""
         core = _unwrap(pipeline)
-        if core.type == "assignment_expression":
+        if core.type == "expression_with_unary_operator":
+            core = core.children[0]
+        if core.type in _NO_OUTPUT:
             return False
-        if core.type in ("expression_with_unary_operator", "cast_expression"):
-            cast = core if core.type == "cast_expression" else next((c for c in core.children if c.type == "cast_expression"), None)
-            if cast is not None and self.text(cast).lower().startswith("[void]"):
-                return False
-        elements = [c for c in pipeline.named_children if c.type != "comment"]
-        chain = elements[0] if len(elements) == 1 and elements[0].type == "pipeline_chain" else pipeline
-        commands = [c for c in chain.named_children if c.type == "command"]
-        return not (commands and (self.command_name(commands[-1]) or "").lower() == "out-null")
+        if core.type == "cast_expression" and self.text(core).lower().startswith("[void]"):
+            return False
+        if _TO_NULL.search(self.text(pipeline)):
+            return False
+        last = _unwrap(self._parts(pipeline)[-1])
+        return not (last.type == "command" and (self.command_name(last) or "").lower() == "out-null")
 
     def _emits(self, pipeline: Node) -> bool:
-        """A statement in a loop that surely outputs something: a value that is no method call (those
-        are often void), a pipeline that starts from a value, or Write-Output."""
-        chain = pipeline.named_children[0] if pipeline.named_children and pipeline.named_children[0].type == "pipeline_chain" else pipeline
-        parts = [c for c in chain.named_children if c.type != "comment"]
-        if not parts:
-            return False
+        """An output statement in a loop that surely outputs something: a value that is no method
+        call (those are often void), a pipeline that starts from a value, or Write-Output."""
+        parts = self._parts(pipeline)
         first = _unwrap(parts[0])
         if first.type == "command":
             return (self.command_name(first) or "").lower() == "write-output"
-        if len(parts) > 1:
-            return True
-        return first.type not in ("invokation_expression", "flow_control_statement")
+        return len(parts) > 1 or first.type != "invokation_expression"
 
     def _list_value(self, pipeline: Node, known: dict[str, str]) -> str | None:
-        chain = pipeline.named_children[0] if pipeline.named_children and pipeline.named_children[0].type == "pipeline_chain" else pipeline
-        parts = [c for c in chain.named_children if c.type != "comment"]
+        parts = self._parts(pipeline)
         if len(parts) > 1:
             first, last = _unwrap(parts[0]), _unwrap(parts[-1])
             last_name = (self.command_name(last) or "").lower() if last.type == "command" else ""
@@ -751,7 +827,7 @@ class _Script:
         if value.type == "expression_with_unary_operator":
             first = value.children[0]
             if first.type == ",":
-                return "an array (unary comma)"
+                return None  # `,$list` hands the list over whole: assigning it keeps it, @() would nest it
             if first.type == "cast_expression":
                 value = first
         if value.type == "cast_expression":
@@ -807,6 +883,9 @@ class _Script:
             if kind == "hash_entry":
                 return "a hashtable value"
             if kind == "assignment_expression" and current == parent.child_by_field_name("value"):
+                left = next((c for c in parent.children if c.type == "left_assignment_expression"), None)
+                if left is not None and "," in self.text(left):
+                    return None  # `$first, $rest = ...` takes the items apart
                 return "assigned"
             if kind == "command_elements":
                 return "passed as a command argument"
@@ -825,9 +904,22 @@ class _Script:
 
     # -- PS004
 
+    # What .NET Framework's CryptoConfig gives for these names: SHA256/384/512 are the Managed classes
+    # and MD5 is MD5CryptoServiceProvider, none FIPS-validated (SHA1 is SHA1CryptoServiceProvider).
     _FIPS_TYPE = re.compile(r"(?:^|\.)(?:SHA1|SHA256|SHA384|SHA512|RIPEMD160)Managed$", re.IGNORECASE)
-    _FIPS_FACTORY = re.compile(r"(?:^|\.)(?:SHA1|SHA256|SHA384|SHA512|MD5|HashAlgorithm)$", re.IGNORECASE)
-    _FIPS_CSHARP = re.compile(r"\b(?:(?:SHA1|SHA256|SHA384|SHA512|RIPEMD160)Managed\b|(?:SHA1|SHA256|SHA384|SHA512|MD5|HashAlgorithm)\s*\.\s*Create\s*\()")
+    _FIPS_FACTORY = re.compile(r"(?:^|\.)(?:SHA256|SHA384|SHA512|MD5|HashAlgorithm)$", re.IGNORECASE)
+    _FIPS_NAME = re.compile(r"^(?:System\.Security\.Cryptography\.)?(?:SHA-?(?:256|384|512)(?:Managed)?|MD5\w*)$", re.IGNORECASE)
+    _FIPS_CSHARP_TYPE = re.compile(r"\b(?:SHA1|SHA256|SHA384|SHA512|RIPEMD160)Managed\b")
+    _FIPS_CSHARP_FACTORY = re.compile(r"\b(?P<type>SHA256|SHA384|SHA512|MD5|HashAlgorithm)\s*\.\s*Create\s*\(")
+    _CSHARP_STRING_ARGUMENT = re.compile(r'\s*(?:"(?P<name>[^"]*)"\s*)?\)')
+
+    def _fips_factory(self, type_name: str, argument: str | None) -> bool:
+        """``Type.Create(argument)`` gives an implementation that throws on a FIPS host; ``argument``
+        is the algorithm name given, "" for none, None for one that is not a literal."""
+        if argument is None:
+            return False
+        name = argument or type_name.rsplit(".", 1)[-1]
+        return bool(self._FIPS_NAME.match(name))
 
     def _fips_hashes(self) -> Iterator[Finding]:
         for node in _walk(self.root):
@@ -841,12 +933,29 @@ class _Script:
                 if target is None or member is None or target.type != "type_literal" or self.text(member).lower() != "create":
                     continue
                 spec = next((c for c in target.children if c.type == "type_spec"), None)
-                if spec is not None and self._FIPS_FACTORY.search(self.text(spec)):
-                    yield self.finding("PS004", node, f"{self.text(target)}::Create()")
+                if spec is None or not self._FIPS_FACTORY.search(self.text(spec)):
+                    continue
+                arguments = next((c for c in node.children if c.type == "argument_list"), None)
+                listed = arguments.child_by_field_name("argument_expression_list") if arguments is not None else None
+                argument: str | None = ""
+                if listed is not None:
+                    first = _unwrap(listed.named_children[0])
+                    argument = self.text(first).strip("'\"") if first.type == "string_literal" else None
+                if self._fips_factory(self.text(spec), argument):
+                    yield self.finding("PS004", node, f"{self.text(node)}")
             elif node.type == "command" and (self.command_name(node) or "").lower() == "new-object":
                 for argument in self.command_arguments(node):
                     if argument.type != "command_parameter" and self._FIPS_TYPE.search(self.text(argument).strip("'\"")):
                         yield self.finding("PS004", argument, f"New-Object {self.text(argument)}")
+
+    def _fips_hashes_in_csharp(self, code: str) -> Iterator[tuple[int, str]]:
+        masked, _ = _mask_csharp(code)
+        for match in self._FIPS_CSHARP_TYPE.finditer(masked):
+            yield match.start(), match.group()
+        for match in self._FIPS_CSHARP_FACTORY.finditer(masked):
+            literal = self._CSHARP_STRING_ARGUMENT.match(code, match.end())  # the original: masking blanks strings
+            if self._fips_factory(match.group("type"), (literal.group("name") or "") if literal else None):
+                yield match.start(), f"{match.group('type')}.Create()"
 
     # -- PS005 (and PS004 in the C#)
 
@@ -906,6 +1015,5 @@ class _Script:
 
             for offset, what in csharp5_violations(code, member_definition):
                 yield self.finding("PS005", byte_of(offset), what)
-            masked, _ = _mask_csharp(code)
-            for match in self._FIPS_CSHARP.finditer(masked):
-                yield self.finding("PS004", byte_of(match.start()), f"{match.group().rstrip('(').strip()} in Add-Type C#")
+            for offset, what in self._fips_hashes_in_csharp(code):
+                yield self.finding("PS004", byte_of(offset), f"{what} in Add-Type C#")

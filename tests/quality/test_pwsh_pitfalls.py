@@ -29,6 +29,18 @@ FLAGGED = [
     ("PS001", "[IO.File]::Replace($temp, $Path, $null)  # <-"),
     ("PS001", "$text = [IO.Path]::Combine(\n    $folder,\n    $null)  # <-"),
     ("PS001", "$builder = [Text.StringBuilder]::new()\n[void]$builder.Append($null)  # <-"),
+    # a method of the script's own C#, whose signature says the parameter is a string
+    (
+        "PS001",
+        ps("""
+            Add-Type -TypeDefinition @'
+            public static class Lsa {
+                public static void Grant(string sid, string[] rights, object state) { }
+            }
+            '@
+            [Lsa]::Grant($null, $null, $null)  # <-
+        """),
+    ),
     # PS002: a native command, stderr redirected, $ErrorActionPreference Stop
     ("PS002", "$ErrorActionPreference = 'Stop'\n$output = & $python -c $code 2>&1  # <-"),
     ("PS002", "$ErrorActionPreference = 'Stop'\nC:\\Tools\\probe.exe --version 2>&1  # <-"),
@@ -69,7 +81,6 @@ FLAGGED = [
             $Ansible.Result = @{ tail = Get-Tail $x }  # <-
         """),
     ),
-    ("PS003", "function Get-Pair { return ,$x }\n$count = (Get-Pair).Count  # <-"),
     ("PS003", "function Get-Items {\n    foreach ($i in 1..3) { @{ n = $i } }\n}\nWrite-Items -Items (Get-Items)  # <-"),
     ("PS003", "function Get-Items {\n    $list | Select-Object -First 5\n}\n$first = (Get-Items)[0]  # <-"),
     # a function that outputs another one's list outputs a list too
@@ -87,6 +98,7 @@ FLAGGED = [
     ("PS004", "$sha = [System.Security.Cryptography.SHA256Managed]::new()  # <-"),
     ("PS004", "$sha = New-Object Security.Cryptography.SHA1Managed  # <-"),
     ("PS004", "$md5 = [Security.Cryptography.MD5]::Create()  # <-"),
+    ("PS004", "$sha = [Security.Cryptography.HashAlgorithm]::Create('SHA-512')  # <-"),
     (
         "PS004",
         add_type("""
@@ -97,6 +109,7 @@ FLAGGED = [
             }
         """),
     ),
+    ("PS004", add_type('public static class H {\n    static object A() { return HashAlgorithm.Create("SHA256"); }  // <-\n}')),
     # PS005: C# beyond C# 5 in Add-Type
     ("PS005", add_type('public class A {\n    public string Name => "a";  // <-\n}')),
     ("PS005", add_type("public class A {\n    public static int Twice(int x) => x * 2;  // <-\n}")),
@@ -152,6 +165,18 @@ PASSING = [
     ("PS001", "[IO.File]::Replace($temp, $Path, [NullString]::Value)"),
     ("PS001", "$value = $key.GetValue('Environment', $null)"),  # RegistryKey.GetValue(string, object)
     ("PS001", "if ($null -eq $x) { Set-Thing -Value $null }\n$x.Method($nullable)"),
+    ("PS001", "$connect = $socket.BeginConnect($hostname, $port, $null, $null)"),  # AsyncCallback, object
+    (
+        "PS001",
+        ps("""
+            Add-Type -TypeDefinition @'
+            public static class Lsa {
+                public static void Grant(string[] rights, object state) { }
+            }
+            '@
+            [Lsa]::Grant($null, $null)
+        """),
+    ),
     ("PS002", "$output = & $python -c $code 2>&1"),  # $ErrorActionPreference is Continue
     (
         "PS002",
@@ -183,10 +208,13 @@ PASSING = [
             foreach ($l in Get-Lines) { }
             if (Get-Lines) { }
             $text = (Get-Lines) -join ','
+            $first, $rest = Get-Lines
             Get-Lines | ForEach-Object { $_ }
         """),
     ),
-    # one item by design, a hashtable, and a loop that only calls methods
+    # `,$list` hands the list over whole: assigning it keeps it
+    ("PS003", "function Get-Pair { return ,[string[]]@('a') }\n$pair = Get-Pair"),
+    # one item by design, a hashtable, and loops that only count or call methods
     ("PS003", "function Find-Group { return $groups | Where-Object { $_.sid -eq $sid } | Select-Object -First 1 }\n$group = Find-Group"),
     ("PS003", "function Get-Report { $l = @(Get-Lines); return @{ lines = $l } }\nfunction Get-Lines { ,@('a') }\n$report = Get-Report"),
     (
@@ -194,7 +222,7 @@ PASSING = [
         ps("""
             function Get-Count {
                 $names = [Collections.Generic.List[string]]@()
-                foreach ($i in 1..3) { $names.Add([string]$i) }
+                foreach ($i in 1..3) { $names.Add([string]$i) > $null; $n++ }
                 return $names.Count
             }
             $count = Get-Count
@@ -206,6 +234,27 @@ PASSING = [
             $sha = [Security.Cryptography.SHA256CryptoServiceProvider]::new()
             $other = New-Object Security.Cryptography.SHA256CryptoServiceProvider
             $ok = $sha -is [Security.Cryptography.SHA256]
+        """),
+    ),
+    # CryptoConfig maps SHA1 (and no name) to SHA1CryptoServiceProvider; a CSP by name is fine too
+    (
+        "PS004",
+        ps("""
+            $sha1 = [Security.Cryptography.SHA1]::Create()
+            $default = [Security.Cryptography.HashAlgorithm]::Create()
+            $named = [Security.Cryptography.SHA256]::Create('System.Security.Cryptography.SHA256CryptoServiceProvider')
+        """),
+    ),
+    (
+        "PS004",
+        add_type("""
+            public static class H {
+                public static byte[] Hash(byte[] b) {
+                    // not SHA256.Create() nor SHA256Managed: they throw with the FIPS policy on
+                    using (var sha = new System.Security.Cryptography.SHA256CryptoServiceProvider()) { return sha.ComputeHash(b); }
+                }
+                static object Named() { return System.Security.Cryptography.HashAlgorithm.Create("SHA256CryptoServiceProvider"); }
+            }
         """),
     ),
     ("PS005", "Add-Type -AssemblyName System.ServiceProcess"),
@@ -292,6 +341,12 @@ def test_a_finding_points_at_the_column_and_says_why_and_how_to_fix():
 def test_csharp_in_strings_and_comments_is_not_code():
     assert csharp5_violations('var s = "x?.y => nameof(z)"; // out var q\n/* (int, string) */ char c = \'"\';') == []
     assert [what for _, what in csharp5_violations('var s = $"{x}";')] == ['interpolated string $"..." (C# 6)']
+
+
+def test_out_underscore_is_a_discard_only_when_no_variable_is_named_underscore():
+    call = "Native.Duplicate(handle, out _, 0);"
+    assert [what for _, what in csharp5_violations(call)] == ["out _ (C# 7)"]
+    assert csharp5_violations("IntPtr _ = IntPtr.Zero;\n" + call) == []
 
 
 class _RecordingAction:
