@@ -7,11 +7,19 @@ tree cannot say it: inside the C# source given to Add-Type, and for a `2>$null` 
 the grammar keeps as a bare token. Every rule is a heuristic that errs on the quiet side: it flags
 the shapes that broke real scripts, not every shape that could.
 
-    PS001  a bare $null as a .NET method argument
-    PS002  a native command with stderr redirected while $ErrorActionPreference is Stop
-    PS003  a script function's list output used without @(...)
+    PS001  a bare $null as a .NET method argument (but where the parameter is known to be an
+           object: a table of such methods, and the signatures of the script's own Add-Type C#)
+    PS002  a native command (`& ...`, a path, a .exe, a bare word that is no cmdlet, alias or
+           function) with stderr redirected while $ErrorActionPreference is Stop: set in its own
+           scope before it, else in the enclosing one, else the value the script starts with
+    PS003  a list function's call used as one value (assigned, a hashtable value, an argument,
+           indexed) outside @(...). A list function is a script function whose own output is
+           `@(...)`, a `[T[]]` cast, `a, b`, `... | Select-Object -First/-Last n` (n other than 1),
+           another list function's output, or an output from inside a loop
     PS004  a SHA/MD5 implementation that throws on a FIPS host
-    PS005  C# in Add-Type that the C# 5 compiler of Windows PowerShell 5.1 refuses
+    PS005  C# in Add-Type (-TypeDefinition, -MemberDefinition, or positional; a literal or a
+           variable set to one) that the C# 5 compiler of Windows PowerShell 5.1 refuses;
+           `#if` is not understood, and `out int x` at a call is not told from a declaration
 """
 
 from __future__ import annotations
@@ -713,7 +721,7 @@ class _Script:
         is an array: `@(...)`, a `[T[]]` cast, `a, b`, a pipeline that ends in
         `Select-Object -First/-Last` with a count other than 1, or the call of another such function;
         or that emits from inside a loop (foreach, for, while, do). `return ,$list` is no list here:
-        it hands the list over as one object, so assigning it keeps it whole (and @() would nest it)."""
+        it hands the list over as one object, so assigning it keeps it whole: the fix on the producing side."""
         found: dict[str, str] = {}
         changed = True
         while changed:
@@ -827,7 +835,7 @@ class _Script:
         if value.type == "expression_with_unary_operator":
             first = value.children[0]
             if first.type == ",":
-                return None  # `,$list` hands the list over whole: assigning it keeps it, @() would nest it
+                return None  # `,$list` hands the list over whole: assigning it keeps it
             if first.type == "cast_expression":
                 value = first
         if value.type == "cast_expression":
