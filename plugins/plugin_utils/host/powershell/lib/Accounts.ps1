@@ -199,7 +199,9 @@ function Get-CmfIndirectGroupNames {
     param([string]$Name)
     Initialize-CmfNative
     try {
-        @([DeadlineCloudCmf.NetApi]::LocalGroupsWithIndirect($Name))
+        # The unary comma returns the array whole: no groups stays an empty list, not $null (which
+        # means "cannot tell" here).
+        return , @([DeadlineCloudCmf.NetApi]::LocalGroupsWithIndirect($Name))
     }
     catch {
         $null
