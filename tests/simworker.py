@@ -98,9 +98,15 @@ def ansible_env(**extra: str) -> dict:
     return env
 
 
+def ansible_bin() -> Path:
+    """The folder of the ansible-playbook the tests run: this venv's, or CMF_ANSIBLE_BIN's (the tests
+    of the newest ansible-core rerun the playbook tests with another venv's)."""
+    chosen = os.environ.get("CMF_ANSIBLE_BIN")
+    return Path(chosen) if chosen else Path(sys.executable).parent
+
+
 def run_playbook(playbook: Path, inventory: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    bindir = Path(sys.executable).parent
-    command = [str(bindir / "ansible-playbook"), "-i", str(inventory), str(playbook), *args]
+    command = [str(ansible_bin() / "ansible-playbook"), "-i", str(inventory), str(playbook), *args]
     return subprocess.run(command, capture_output=True, text=True, env=env or ansible_env(), check=False, timeout=600)
 
 
