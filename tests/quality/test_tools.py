@@ -171,3 +171,13 @@ def test_galaxy_importer_accepts_the_built_tarball(tmp_path):
     assert "Importer processing completed successfully" in output
     problems = [line for line in output.splitlines() if line.startswith(("WARNING", "ERROR"))]
     assert problems == [], output[-6000:]
+
+
+def test_ansible_test_units(tmp_path):
+    """The unit tests as ansible-test runs them: its own pytest configuration, in a fresh venv with
+    tests/unit/requirements.txt, on the collection laid out as ansible_collections/deadline_cloud/cmf."""
+    result = ansible_test(tmp_path, "units", "--venv")
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-8000:]
+    passed = re.search(r"(\d+) passed", output)
+    assert passed and int(passed.group(1)) >= 50, output[-4000:]
