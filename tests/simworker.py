@@ -81,9 +81,16 @@ def write_inventory(tmp_path: Path, states: dict[str, Path], extra_vars: dict | 
     return path
 
 
+def ansible_home() -> Path:
+    """ANSIBLE_HOME of the tests' Ansible runs (its tmp, galaxy cache, installed collections): a
+    temporary folder beside collections_root(), so that no run writes into the user's ~/.ansible."""
+    return collections_root() / "ansible-home"
+
+
 def ansible_env(**extra: str) -> dict:
     env = dict(os.environ)
     env.update(
+        ANSIBLE_HOME=str(ansible_home()),
         ANSIBLE_COLLECTIONS_PATH=str(collections_root()),
         ANSIBLE_HOST_KEY_CHECKING="False",
         ANSIBLE_RETRY_FILES_ENABLED="False",
