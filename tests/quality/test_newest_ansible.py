@@ -31,7 +31,9 @@ def newest_bin() -> Path:
             f"{NEWEST_VENV.name} (ansible-core {NEWEST_CORE}) is missing: tests/run.sh creates it with Python 3.12 or 3.13 "
             "(python3.12 or python3.13 on PATH, or pyenv's); install one, or name one with PYTHON_NEWEST=/path/to/python3.12"
         )
-    version = subprocess.run([str(bin_dir / "ansible"), "--version"], capture_output=True, text=True, check=False).stdout
+    version = subprocess.run(
+        [str(bin_dir / "ansible"), "--version"], capture_output=True, text=True, check=False, env=simworker.ansible_env()
+    ).stdout
     assert re.search(rf"\[core {re.escape(NEWEST_CORE)}\.\d+\]", version), version
     return bin_dir
 
