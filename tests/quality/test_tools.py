@@ -162,7 +162,10 @@ def test_galaxy_importer_accepts_the_built_tarball(tmp_path):
     assert build.returncode == 0, build.stderr
     (tarball,) = tmp_path.glob("deadline_cloud-cmf-*.tar.gz")
     config = tmp_path / "galaxy-importer.cfg"
-    config.write_text("[galaxy-importer]\nRUN_ANSIBLE_TEST = False\nRUN_ANSIBLE_LINT = True\n")
+    # its ansible-lint's temporary files go to ANSIBLE_LOCAL_TMP (default ~/.ansible/tmp): the test's own
+    config.write_text(
+        f"[galaxy-importer]\nRUN_ANSIBLE_TEST = False\nRUN_ANSIBLE_LINT = True\nANSIBLE_LOCAL_TMP = {tmp_path / 'ansible-tmp'}\n"
+    )
     clean.update(GALAXY_IMPORTER_CONFIG=str(config), PATH=f"{BIN}{os.pathsep}{clean.get('PATH', '')}")
     # it leaves importer_result.json in its working folder: not in the source tree
     result = run([sys.executable, "-m", "galaxy_importer.main", str(tarball)], cwd=tmp_path, env=clean)
@@ -171,6 +174,7 @@ def test_galaxy_importer_accepts_the_built_tarball(tmp_path):
     assert "Importer processing completed successfully" in output
     problems = [line for line in output.splitlines() if line.startswith(("WARNING", "ERROR"))]
     assert problems == [], output[-6000:]
+    assert (tmp_path / "ansible-tmp").is_dir()  # its ansible-lint ran with the test's temporary folder
 
 
 def test_ansible_test_units(tmp_path):
