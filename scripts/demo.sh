@@ -1,17 +1,33 @@
 #!/usr/bin/env bash
 # The main job on a small simulated fleet: diagnose, converge, diagnose again.
 #   bash scripts/demo.sh
-# Sets up .venv (see scripts/ensure-venv.sh), copies the collection's example worker states into a
-# new temporary folder (nothing in the repository changes) and runs the collection's playbooks on them.
+# Sets up its own virtual environment .venv-demo with only what the playbooks need
+# (requirements-demo.txt: ansible-core and the collection's requirements), copies the collection's
+# example worker states into .demo/ (emptied at each run; nothing tracked changes) and runs the
+# collection's playbooks on them.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-# shellcheck source=scripts/ensure-venv.sh
-. scripts/ensure-venv.sh
 
-work="$(mktemp -d "${TMPDIR:-/tmp}/deadline-cmf-demo.XXXXXX")"
+venv="${DEADLINE_CMF_DEMO_VENV:-.venv-demo}"
+if [ ! -x "$venv/bin/python" ]; then
+    "${PYTHON:-python3}" -m venv "$venv"
+fi
+stamp="$venv/.requirements.sha256"
+wanted="$(cat requirements.txt requirements-demo.txt | sha256sum | cut -d' ' -f1)"
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$wanted" ]; then
+    echo "== Installing ansible-core and the collection's requirements into $venv (requirements-demo.txt, about 70 MB)"
+    "$venv/bin/python" -m pip install --disable-pip-version-check --progress-bar on -r requirements-demo.txt
+    echo "$wanted" > "$stamp"
+fi
+PATH="$PWD/$venv/bin:$PATH"
+export PATH
+
+work="$PWD/.demo"
+rm -rf "$work"
 mkdir -p "$work/collections/ansible_collections/deadline_cloud"
 ln -s "$PWD" "$work/collections/ansible_collections/deadline_cloud/cmf"
-export ANSIBLE_COLLECTIONS_PATH="$work/collections" ANSIBLE_HOST_KEY_CHECKING=False ANSIBLE_RETRY_FILES_ENABLED=False
+export ANSIBLE_COLLECTIONS_PATH="$work/collections" ANSIBLE_HOME="$work/ansible-home"
+export ANSIBLE_HOST_KEY_CHECKING=False ANSIBLE_RETRY_FILES_ENABLED=False
 
 # One worker as the installer leaves it, and one of each kind a real fleet holds.
 declare -A fleet=(

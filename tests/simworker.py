@@ -81,6 +81,12 @@ def write_inventory(tmp_path: Path, states: dict[str, Path], extra_vars: dict | 
     return path
 
 
+def ansible_home() -> Path:
+    """ANSIBLE_HOME of the tests' Ansible runs (its tmp, galaxy cache, installed collections): a
+    temporary folder beside collections_root(), so that no run writes into the user's ~/.ansible."""
+    return collections_root() / "ansible-home"
+
+
 def ansible_env(**extra: str) -> dict:
     # no AWS credentials, and no instance metadata lookups: the Deadline Cloud API is never asked here
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
@@ -88,6 +94,7 @@ def ansible_env(**extra: str) -> dict:
         AWS_EC2_METADATA_DISABLED="true",
         AWS_SHARED_CREDENTIALS_FILE=os.devnull,
         AWS_CONFIG_FILE=os.devnull,
+        ANSIBLE_HOME=str(ansible_home()),
         ANSIBLE_COLLECTIONS_PATH=str(collections_root()),
         ANSIBLE_HOST_KEY_CHECKING="False",
         ANSIBLE_RETRY_FILES_ENABLED="False",
@@ -102,9 +109,15 @@ def ansible_env(**extra: str) -> dict:
     return env
 
 
+def ansible_bin() -> Path:
+    """The folder of the ansible-playbook the tests run: this venv's, or CMF_ANSIBLE_BIN's (the tests
+    of the newest ansible-core rerun the playbook tests with another venv's)."""
+    chosen = os.environ.get("CMF_ANSIBLE_BIN")
+    return Path(chosen) if chosen else Path(sys.executable).parent
+
+
 def run_playbook(playbook: Path, inventory: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    bindir = Path(sys.executable).parent
-    command = [str(bindir / "ansible-playbook"), "-i", str(inventory), str(playbook), *args]
+    command = [str(ansible_bin() / "ansible-playbook"), "-i", str(inventory), str(playbook), *args]
     return subprocess.run(command, capture_output=True, text=True, env=env or ansible_env(), check=False, timeout=600)
 
 

@@ -14,6 +14,7 @@ description:
     (C(faults.latency_ms), C(faults.fail_next), C(faults.modify_between_read_and_write)).
   - Only the operations of this collection exist on it; generic modules (for example
     M(ansible.windows.win_ping) or fact gathering) fail with a message that says so.
+  - The state file's format is described in C(docs/simulated_worker.md) of the collection.
 author:
   - Deadline Cloud CMF maintainers
 version_added: 0.1.0

@@ -16,6 +16,12 @@ import simworker
 BIN = Path(sys.executable).parent
 
 
+def run_ansible_home(ephemeral: Path) -> Path:
+    """The run's own ANSIBLE_HOME, into which molecule's prerun installs the collection (not the
+    user's ~/.ansible); beside the ephemeral folder, which molecule empties when it destroys."""
+    return ephemeral.with_name(f"{ephemeral.name}-ansible-home")
+
+
 def molecule(scenario: str, ephemeral: Path, *, extra_env: dict | None = None) -> subprocess.CompletedProcess:
     command = BIN / "molecule"
     if not command.exists():
@@ -29,6 +35,8 @@ def molecule(scenario: str, ephemeral: Path, *, extra_env: dict | None = None) -
     env["NO_COLOR"] = "1"
     # a folder of this run's own: two runs of the scenario at once must not share state files
     env["MOLECULE_EPHEMERAL_DIRECTORY"] = str(ephemeral)
+    env["ANSIBLE_HOME"] = str(run_ansible_home(ephemeral))
+    env["ANSIBLE_LOCAL_TEMP"] = str(run_ansible_home(ephemeral) / "tmp")
     env["MOLECULE_NO_LOG"] = "false"
     return subprocess.run(
         [str(command), "test", "-s", scenario],
@@ -41,13 +49,23 @@ def molecule(scenario: str, ephemeral: Path, *, extra_env: dict | None = None) -
     )
 
 
+def installed_in_users_home() -> float | None:
+    """When a copy of the collection was last installed into the user's own ~/.ansible, if ever."""
+    copy = Path.home() / ".ansible" / "collections" / "ansible_collections" / "deadline_cloud" / "cmf"
+    return copy.stat().st_mtime if copy.exists() else None
+
+
 def test_default_scenario_converges_three_simulated_workers_idempotently(tmp_path):
+    before = installed_in_users_home()
     run = molecule("default", tmp_path)
     output = run.stdout + run.stderr
     assert run.returncode == 0, output[-6000:]
     summary = [line for line in output.splitlines() if line.startswith("default > ")]
     for step in ("create", "converge", "idempotence", "verify"):
         assert f"default > {step}: Executed: Successful" in summary, summary
+    # molecule installed the collection into the run's own ANSIBLE_HOME, not the user's home
+    assert (run_ansible_home(tmp_path) / "collections" / "ansible_collections" / "deadline_cloud" / "cmf" / "MANIFEST.json").exists()
+    assert installed_in_users_home() == before
 
 
 def test_windows_scenario_runs_against_a_real_host_when_one_is_given(tmp_path):

@@ -5,7 +5,6 @@ sanity, and a built tarball that installs and runs from where it was installed."
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import shutil
@@ -71,29 +70,45 @@ def test_ansible_doc_renders_the_connection():
     assert "simulated_worker_state" in result.stdout
 
 
-def _ensure_pip_bootstrap_offline() -> None:
+def ansible_test_home() -> Path:
+    """The HOME ansible-test runs with: its sanity venvs and pip bootstrap cache (~/.ansible/test)
+    stay inside the checkout's ignored .cache/, kept between runs, instead of the user's home."""
+    home = REPO / ".cache" / "ansible-test-home"
+    home.mkdir(parents=True, exist_ok=True)
+    return home
+
+
+def _ensure_pip_bootstrap_offline(bin_dir: Path = BIN) -> None:
     """ansible-test downloads get-pip.py for each sanity venv; where that cannot happen, a stand-in
     that bootstraps pip from ensurepip takes its place. A cache that has the real script is untouched."""
-    spec = importlib.util.find_spec("ansible_test")
-    assert spec is not None and spec.origin is not None
-    requirements = Path(spec.origin).parent / "_internal" / "python_requirements.py"
+    found = subprocess.run(
+        [str(bin_dir / "python"), "-c", "import ansible_test, sys; sys.stdout.write(ansible_test.__file__)"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    requirements = Path(found).parent / "_internal" / "python_requirements.py"
     match = re.search(r"pip='([\d.]+)'", requirements.read_text())
     assert match, "ansible-test no longer names its pip version where this test looks"
     version = match.group(1)
-    cache = Path.home() / ".ansible" / "test" / "cache" / f"get_pip_{version.replace('.', '_')}.py"
+    cache = ansible_test_home() / ".ansible" / "test" / "cache" / f"get_pip_{version.replace('.', '_')}.py"
     if not cache.exists():
         cache.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO / "tests" / "tools" / "get_pip_standin.py", cache)
 
 
-def _sanity(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess, list[str]]:
-    _ensure_pip_bootstrap_offline()
+def ansible_test(tmp_path: Path, command: str, *args: str, bin_dir: Path = BIN, python: str | None = None) -> subprocess.CompletedProcess:
+    """``ansible-test <command>`` of the venv in ``bin_dir`` on a copy of the collection laid out as
+    ansible_collections/deadline_cloud/cmf, with its requirements and its HOME in ansible_test_home()."""
+    _ensure_pip_bootstrap_offline(bin_dir)
     root = copy_collection(tmp_path)
-    python = f"{sys.version_info.major}.{sys.version_info.minor}"
-    env = simworker.ansible_env()
+    python = python or f"{sys.version_info.major}.{sys.version_info.minor}"
+    env = simworker.ansible_env(HOME=str(ansible_test_home()))
     env.pop("ANSIBLE_COLLECTIONS_PATH", None)
-    command = [str(BIN / "ansible-test"), "sanity", "--requirements", "--python", python, "--color", "no", *args]
-    result = run(command, cwd=root, env=env, timeout=1800)
+    full = [str(bin_dir / "ansible-test"), command, "--requirements", "--python", python, "--color", "no", *args]
+    return run(full, cwd=root, env=env, timeout=1800)
+
+
+def _sanity(tmp_path: Path, *args: str, bin_dir: Path = BIN, python: str | None = None) -> tuple[subprocess.CompletedProcess, list[str]]:
+    result = ansible_test(tmp_path, "sanity", *args, bin_dir=bin_dir, python=python)
     ran = re.findall(r'Running sanity test "([\w-]+)"', result.stdout + result.stderr)
     return result, ran
 
@@ -147,7 +162,10 @@ def test_galaxy_importer_accepts_the_built_tarball(tmp_path):
     assert build.returncode == 0, build.stderr
     (tarball,) = tmp_path.glob("deadline_cloud-cmf-*.tar.gz")
     config = tmp_path / "galaxy-importer.cfg"
-    config.write_text("[galaxy-importer]\nRUN_ANSIBLE_TEST = False\nRUN_ANSIBLE_LINT = True\n")
+    # its ansible-lint's temporary files go to ANSIBLE_LOCAL_TMP (default ~/.ansible/tmp): the test's own
+    config.write_text(
+        f"[galaxy-importer]\nRUN_ANSIBLE_TEST = False\nRUN_ANSIBLE_LINT = True\nANSIBLE_LOCAL_TMP = {tmp_path / 'ansible-tmp'}\n"
+    )
     clean.update(GALAXY_IMPORTER_CONFIG=str(config), PATH=f"{BIN}{os.pathsep}{clean.get('PATH', '')}")
     # it leaves importer_result.json in its working folder: not in the source tree
     result = run([sys.executable, "-m", "galaxy_importer.main", str(tarball)], cwd=tmp_path, env=clean)
@@ -156,3 +174,14 @@ def test_galaxy_importer_accepts_the_built_tarball(tmp_path):
     assert "Importer processing completed successfully" in output
     problems = [line for line in output.splitlines() if line.startswith(("WARNING", "ERROR"))]
     assert problems == [], output[-6000:]
+    assert (tmp_path / "ansible-tmp").is_dir()  # its ansible-lint ran with the test's temporary folder
+
+
+def test_ansible_test_units(tmp_path):
+    """The unit tests as ansible-test runs them: its own pytest configuration, in a fresh venv with
+    tests/unit/requirements.txt, on the collection laid out as ansible_collections/deadline_cloud/cmf."""
+    result = ansible_test(tmp_path, "units", "--venv")
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-8000:]
+    passed = re.search(r"(\d+) passed", output)
+    assert passed and int(passed.group(1)) >= 50, output[-4000:]

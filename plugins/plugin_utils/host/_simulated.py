@@ -13,6 +13,7 @@ import base64
 import contextlib
 import datetime
 import fcntl
+import io
 import json
 import os
 import tempfile
@@ -20,7 +21,15 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import yaml
+try:
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+    from ruamel.yaml.scalarstring import LiteralScalarString
+except ImportError as error:  # the controller lacks the collection's requirements.txt
+    RUAMEL_IMPORT_ERROR: ImportError | None = error
+    YAMLError = ValueError  # never raised: load() stops before parsing
+else:
+    RUAMEL_IMPORT_ERROR = None
 
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host import Host, path_key
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._errors import HostOperationError
@@ -85,13 +94,38 @@ class SimulatedState:
             readable = not text.startswith("\ufeff")
         except UnicodeDecodeError:
             readable = False
-        entry = {"text": text} if readable else {"base64": base64.b64encode(data).decode("ascii")}
+        entry = {"text": _readable_text(text)} if readable else {"base64": base64.b64encode(data).decode("ascii")}
         entry["modified"] = utc_now()  # an optional field: hand-written states may leave it out
         self._files()[name] = entry
 
     def modified_at(self, path: str) -> str | None:
         name = self.file_name(path)
         return None if name is None else (self._files()[name] or {}).get("modified")
+
+
+def _readable_text(text: str) -> str:
+    """Text as the state file should show it: a block scalar (``text: |``) when it has several
+    lines that YAML keeps exactly that way (no CR, no trailing blanks, no control characters, no
+    indented first line), else a plain string, which the dumper quotes as needed."""
+    if RUAMEL_IMPORT_ERROR is not None or "\n" not in text.rstrip("\n"):
+        return text
+    lines = text.split("\n")
+    plain = all(line == line.rstrip() and all(ch == "\t" or ch.isprintable() for ch in line) for line in lines)
+    if plain and not text[:1].isspace() and "\t" not in text:
+        return LiteralScalarString(text)
+    return text
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with the round-trip loader's types (CommentedMap, CommentedSeq, scalar strings)
+    made plain dicts, lists and strings, for results that leave the simulator."""
+    if isinstance(value, dict):
+        return {_plain(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    if isinstance(value, str):
+        return str(value)
+    return value
 
 
 # The operations, by name. Each takes the state and the operation's parameters and returns a
@@ -116,6 +150,12 @@ class StateFile:
         self.path = os.path.abspath(path)
 
     def load(self) -> dict:
+        """The state: a JSON file as JSON, else YAML read round-trip (ruamel.yaml), so that what
+        save() writes back keeps the file's comments, key order and block scalars."""
+        if RUAMEL_IMPORT_ERROR is not None:
+            raise StateFileError(
+                f"the simulated worker needs ruamel.yaml (pip install -r requirements.txt of the collection): {RUAMEL_IMPORT_ERROR}"
+            )
         try:
             with open(self.path, encoding="utf-8") as handle:
                 text = handle.read()
@@ -124,8 +164,8 @@ class StateFile:
         except OSError as error:
             raise StateFileError(f"simulated worker state file {self.path} cannot be read: {error}") from None
         try:
-            data = json.loads(text) if self._is_json(text) else yaml.safe_load(text)
-        except (ValueError, yaml.YAMLError) as error:
+            data = json.loads(text) if self._is_json(text) else self._yaml().load(text)
+        except (ValueError, YAMLError) as error:
             raise StateFileError(f"simulated worker state file {self.path} is not valid YAML or JSON: {error}") from None
         if not isinstance(data, dict):
             raise StateFileError(f"simulated worker state file {self.path} must hold a mapping, not {type(data).__name__}")
@@ -133,8 +173,12 @@ class StateFile:
 
     def save(self, data: dict) -> None:
         folder = os.path.dirname(self.path)
-        as_json = self.path.endswith(".json")
-        text = json.dumps(data, indent=2) + "\n" if as_json else yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=4096)
+        if self.path.endswith(".json"):
+            text = json.dumps(data, indent=2) + "\n"
+        else:
+            buffer = io.StringIO()
+            self._yaml().dump(data, buffer)
+            text = buffer.getvalue()
         fd, temp = tempfile.mkstemp(prefix=".state-", dir=folder)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -144,6 +188,14 @@ class StateFile:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temp)
             raise
+
+    @staticmethod
+    def _yaml() -> YAML:
+        yaml = YAML(typ="rt")
+        yaml.width = 4096  # long values (base64, SIDs lists) stay on one line
+        yaml.preserve_quotes = True
+        yaml.allow_unicode = True
+        return yaml
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[dict]:
@@ -207,7 +259,7 @@ def run_operation(state_path: str, operation: str, parameters: dict) -> dict:
             raise ConnectionDropped(
                 f"simulated worker {state.hostname}: the connection dropped during {operation} (fault fail_next)"
             )
-        result = implementation(state, parameters)
+        result = _plain(implementation(state, parameters))
         _another_writer_changes(state, faults, operation, parameters)
     if latency:
         time.sleep(latency)
