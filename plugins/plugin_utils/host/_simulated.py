@@ -163,6 +163,12 @@ class StateFile:
         return self.path.endswith(".json") or text.lstrip().startswith("{")
 
 
+def _end_finished_sessions(state: SimulatedState) -> None:
+    from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._simulated_agent import end_finished_sessions
+
+    end_finished_sessions(state)
+
+
 def _count_call(data: dict, operation: str) -> None:
     calls = data.get("calls")
     if not isinstance(calls, dict):
@@ -207,6 +213,7 @@ def run_operation(state_path: str, operation: str, parameters: dict) -> dict:
             raise ConnectionDropped(
                 f"simulated worker {state.hostname}: the connection dropped during {operation} (fault fail_next)"
             )
+        _end_finished_sessions(state)  # before the operation, as time passes on a real host between calls
         result = implementation(state, parameters)
         _another_writer_changes(state, faults, operation, parameters)
     if latency:
