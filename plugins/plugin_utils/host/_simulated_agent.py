@@ -53,9 +53,9 @@ def _machine_environment(state) -> dict[str, str]:
     return {str(k): str(v) for k, v in (state.data.get("environment") or {}).items() if agent_rules.is_agent_variable(str(k))}
 
 
-def _config_value(state, table: str, key: str) -> str | None:
+def _config_value(state, table: str, key: str, config_path: str = "") -> str | None:
     """A path setting of worker.toml as the agent reads it, None when absent or unreadable."""
-    data = state.read_bytes(agent_rules.CONFIG_PATH)
+    data = state.read_bytes(config_path or agent_rules.CONFIG_PATH)
     decoded = decode_config(data) if data is not None else None
     if decoded is None or decoded.text is None or not decoded.agent_reads_bytes:
         return None
@@ -107,10 +107,11 @@ def _worker_id(state) -> str | None:
     return str(value) if value else None
 
 
-def sessions_report(state, entry: dict | None) -> dict:
-    """What read_agent_info reports of the render sessions (contract: ``sessions``)."""
+def sessions_report(state, entry: dict | None, config_path: str = "") -> dict:
+    """What read_agent_info reports of the render sessions (contract: ``sessions``); the session
+    root is worker.toml's (``config_path``, else the agent's default path)."""
     running = _running_sessions(entry) if entry is not None else []
-    root = _config_value(state, "worker", "session_root_dir") or DEFAULT_SESSION_ROOT
+    root = _config_value(state, "worker", "session_root_dir", config_path) or DEFAULT_SESSION_ROOT
     ids = [str(s.get("id")) for s in running]
     return {
         "busy": bool(running),
@@ -205,7 +206,7 @@ def read_agent_info(state, parameters: dict) -> dict:
             "modified_at": state.modified_at(parameters["config_path"]),
             "sha256": sha256_hex(data) if data is not None else "",
         },
-        "sessions": sessions_report(state, found[1] if found is not None else None),
+        "sessions": sessions_report(state, found[1] if found is not None else None, parameters["config_path"]),
     }
 
 
@@ -291,7 +292,8 @@ def control_service(state, parameters: dict) -> dict:
         "events": [],
     }
     if stops and parameters["if_idle"] and _running_sessions(entry):
-        return {**result, "healthy": True, "busy": True, "sessions": sessions_report(state, entry), "reading": _reading(state, key, parameters)}
+        sessions = sessions_report(state, entry, parameters["config_path"])
+        return {**result, "healthy": True, "busy": True, "sessions": sessions, "reading": _reading(state, key, parameters)}
     log_path = _log_path(state)
     log_before = len(state.read_bytes(log_path) or b"")
     if stops:
@@ -316,7 +318,7 @@ def control_service(state, parameters: dict) -> dict:
         exit_code=int(entry.get("exit_code") or 0),
         events=failure["events"],
         log_tail=log[log_before:].decode("utf-8", errors="replace").splitlines() if len(log) > log_before else [],
-        sessions=sessions_report(state, entry),
+        sessions=sessions_report(state, entry, parameters["config_path"]),
         reading=_reading(state, key, parameters),
     )
     return result
