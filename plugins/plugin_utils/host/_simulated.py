@@ -209,11 +209,11 @@ def run_operation(state_path: str, operation: str, parameters: dict) -> dict:
         faults = data.get("faults") or {}
         latency = float(faults.get("latency_ms") or 0) / 1000.0
         _count_call(data, operation)
+        _end_finished_sessions(state)  # at every call, before the operation: time passes on a real host between calls
         if _take_injected_failure(faults, operation):
             raise ConnectionDropped(
                 f"simulated worker {state.hostname}: the connection dropped during {operation} (fault fail_next)"
             )
-        _end_finished_sessions(state)  # before the operation, as time passes on a real host between calls
         result = implementation(state, parameters)
         _another_writer_changes(state, faults, operation, parameters)
     if latency:
