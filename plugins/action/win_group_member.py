@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.action import AccountChangeAction
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.group_membership import ABSENT, PRESENT, plan_membership
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.group_membership import ABSENT, PRESENT, plan_membership, sorted_groups
 
 
 class ActionModule(AccountChangeAction):
@@ -27,6 +27,10 @@ class ActionModule(AccountChangeAction):
 
     def plan(self, report: dict, requested: list, state: str):
         return plan_membership(report, requested, state)  # AccountError: a missing group, a refused removal
+
+    def items_of(self, report: dict) -> list:
+        # {name, sid} as documented, the same in check mode (a plan) and after a change (a report).
+        return sorted_groups(report["groups"])
 
     def diff_line(self, item: dict) -> str:
         return f"{item['name']} ({item['sid']})\n"

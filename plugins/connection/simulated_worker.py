@@ -12,6 +12,12 @@ description:
     the operation as Windows would, and writes the file back atomically under a file lock.
   - The state file counts remote calls (C(calls), C(calls_total)) and can inject faults
     (C(faults.latency_ms), C(faults.fail_next), C(faults.modify_between_read_and_write)).
+  - Render sessions under C(services.<name>.sessions) (each C({id}), optionally C(ends_after_s) or
+    C(ends_at)) end by themselves; ended ones are dropped at every remote call before the operation
+    runs. A stop or restart while sessions remain interrupts them and appends their ids to
+    C(services.<name>.interrupted_sessions).
+  - An account in C(accounts) may carry C(environment), its own user variables, reported as the
+    service's C(user_environment) when it is the logon account (null when the key is absent).
   - Only the operations of this collection exist on it; generic modules (for example
     M(ansible.windows.win_ping) or fact gathering) fail with a message that says so.
   - The state file's format is described in C(docs/simulated_worker.md) of the collection.

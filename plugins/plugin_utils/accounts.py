@@ -55,6 +55,33 @@ WELL_KNOWN_GROUPS: dict[str, str] = {
     "remote management users": "S-1-5-32-580",
 }
 
+# The accounts a service can log on as without a password (MS-DTYP 2.4.2.4). Windows maps these
+# names before any name translation; the Service Control Manager shows LocalSystem as is.
+NT_AUTHORITY = "NT AUTHORITY"
+LOCAL_SYSTEM = "S-1-5-18"
+LOCAL_SERVICE = "S-1-5-19"
+NETWORK_SERVICE = "S-1-5-20"
+SERVICE_ACCOUNT_NAMES: dict[str, str] = {LOCAL_SYSTEM: "SYSTEM", LOCAL_SERVICE: "LOCAL SERVICE", NETWORK_SERVICE: "NETWORK SERVICE"}
+_SERVICE_ACCOUNTS: dict[str, str] = {
+    "localsystem": LOCAL_SYSTEM,
+    "system": LOCAL_SYSTEM,
+    "nt authority\\system": LOCAL_SYSTEM,
+    "localservice": LOCAL_SERVICE,
+    "local service": LOCAL_SERVICE,
+    "nt authority\\localservice": LOCAL_SERVICE,
+    "nt authority\\local service": LOCAL_SERVICE,
+    "networkservice": NETWORK_SERVICE,
+    "network service": NETWORK_SERVICE,
+    "nt authority\\networkservice": NETWORK_SERVICE,
+    "nt authority\\network service": NETWORK_SERVICE,
+}
+
+
+def service_account_sid(name: str) -> str | None:
+    """S-1-5-18/19/20 for LocalSystem, LocalService, NetworkService in any of their spellings, else None."""
+    return _SERVICE_ACCOUNTS.get(str(name).strip().casefold())
+
+
 _SID = re.compile(r"^S-1-\d+(-\d+)+$", re.IGNORECASE)
 
 

@@ -83,6 +83,10 @@ class AccountChangeAction(CmfAction):
     def extra_results(self, report: dict) -> dict:
         return {}
 
+    def items_of(self, report: dict) -> list:
+        """The report's items as the module returns them."""
+        return list(report[self.ITEMS])
+
     def execute(self, host: Host, params: dict, task_vars: dict) -> dict:
         from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.accounts import AccountError
         from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.user_rights import effective_rights
@@ -115,7 +119,7 @@ class AccountChangeAction(CmfAction):
             "account": report["name"],
             "added": added,
             "removed": removed,
-            self.ITEMS: report[self.ITEMS],
+            self.ITEMS: self.items_of(report),
             "effective_rights": effective_rights(report),
             **self.extra_results(report),
         }
@@ -125,7 +129,7 @@ class AccountChangeAction(CmfAction):
                 "before_header": header,
                 "after_header": header,
                 "before": "".join(self.diff_line(item) for item in before),
-                "after": "".join(self.diff_line(item) for item in report[self.ITEMS]),
+                "after": "".join(self.diff_line(item) for item in self.items_of(report)),
             }
         return result
 

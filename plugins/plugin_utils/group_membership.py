@@ -96,6 +96,21 @@ def removal_refusal(report: Mapping, group: Mapping) -> str | None:
     return None
 
 
+def nested_refusal(report: Mapping, group: Mapping) -> str | None:
+    """Why removing the account from ``group`` cannot work: it is a member only through a group
+    nested in it (LG_INCLUDE_INDIRECT), which carries the membership; else None."""
+    mine = next((g for g in report.get("groups") or [] if normalize_sid(g["sid"]) == normalize_sid(group["sid"])), None)
+    if not mine or not mine.get("indirect"):
+        return None
+    members = (report.get("group_members") or {}).get(group["sid"]) or []
+    carriers = sorted(str(m.get("name") or m["sid"]) for m in members if m.get("type") == "group")
+    who = report.get("name") or report["sid"]
+    return (
+        f"refusing to remove {who} ({report['sid']}) from {group['name']} ({group['sid']}), nothing was changed: it is a"
+        f" member only through {', '.join(carriers) or 'a nested group'}; remove it from that group instead"
+    )
+
+
 def plan_membership(report: Mapping, requested: Iterable[str], state: str) -> MembershipPlan:
     """Add the account to each requested group it is not in (present), or remove it from each it
     is in (absent). Raises AccountError for a missing group or a refused removal, before any change."""
@@ -112,7 +127,7 @@ def plan_membership(report: Mapping, requested: Iterable[str], state: str) -> Me
         added = []
         removed = [g for g in wanted if g["sid"] in current]
         for group in removed:
-            refusal = removal_refusal(report, group)
+            refusal = nested_refusal(report, group) or removal_refusal(report, group)
             if refusal:
                 raise AccountError(REMOVAL_REFUSED, refusal)
     gone = {g["sid"] for g in removed}

@@ -205,12 +205,16 @@ def test_check_mode_reports_the_removal_and_changes_nothing(tmp_path):
     assert after["calls"] == {"read_account": 1}
 
 
-def test_check_mode_add_reports_the_rights_the_group_brings(tmp_path):
+def test_check_mode_add_reports_only_rights_it_has_read(tmp_path):
+    # Host contract v2: read_account reads the rights of the account's own groups only, so check
+    # mode cannot know what a group it would join brings; the run after the change reports it.
     before = simworker.example_state()
     result, after, _completed = run_one(tmp_path, before, {"account": "deadline-worker", "groups": [BACKUP_OPERATORS]}, "--check")
     assert result["added"] == [{"name": "Backup Operators", "sid": BACKUP_OPERATORS}]
-    assert {"name": "Backup Operators", "sid": BACKUP_OPERATORS} in result["effective_rights"]["SeShutdownPrivilege"]
+    assert {"name": "Backup Operators", "sid": BACKUP_OPERATORS} not in result["effective_rights"]["SeShutdownPrivilege"]
     assert after["accounts"] == before["accounts"]
+    applied, _after, _completed = run_one(tmp_path, before, {"account": "deadline-worker", "groups": [BACKUP_OPERATORS]})
+    assert {"name": "Backup Operators", "sid": BACKUP_OPERATORS} in applied["effective_rights"]["SeShutdownPrivilege"]
 
 
 def test_check_mode_missing_group_fails(tmp_path):

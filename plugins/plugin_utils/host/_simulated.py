@@ -215,6 +215,12 @@ class StateFile:
         return self.path.endswith(".json") or text.lstrip().startswith("{")
 
 
+def _end_finished_sessions(state: SimulatedState) -> None:
+    from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._simulated_agent import end_finished_sessions
+
+    end_finished_sessions(state)
+
+
 def _count_call(data: dict, operation: str) -> None:
     calls = data.get("calls")
     if not isinstance(calls, dict):
@@ -255,6 +261,7 @@ def run_operation(state_path: str, operation: str, parameters: dict) -> dict:
         faults = data.get("faults") or {}
         latency = float(faults.get("latency_ms") or 0) / 1000.0
         _count_call(data, operation)
+        _end_finished_sessions(state)  # at every call, before the operation: time passes on a real host between calls
         if _take_injected_failure(faults, operation):
             raise ConnectionDropped(
                 f"simulated worker {state.hostname}: the connection dropped during {operation} (fault fail_next)"

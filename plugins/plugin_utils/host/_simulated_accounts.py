@@ -10,11 +10,17 @@ not in ``accounts`` is an orphan, as a deleted account leaves behind); ``rights`
 
 Addition (backward compatible): a user account may carry ``enabled: false``, a disabled account;
 missing means enabled. The safety rules do not count disabled members of Administrators.
+A group member may be a group (e.g. a domain group with its own ``members``): the accounts in it
+are members of the local group too, reported with ``indirect: true`` (NetUserGetLocalGroups with
+LG_INCLUDE_INDIRECT). A user account may carry ``environment: {NAME: value}``, its own user
+variables (HKU\\<sid>\\Environment), which read_agent_info reports for the service's logon account.
 """
 
 from __future__ import annotations
 
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.accounts import (
+    NT_AUTHORITY,
+    SERVICE_ACCOUNT_NAMES,
     AccountError,
     AccountRecord,
     account_domain,
@@ -25,8 +31,9 @@ from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.accounts import
     normalize_sid,
     qualified_name,
     resolve_account,
+    service_account_sid,
 )
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.group_membership import plan_membership, sorted_groups
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.group_membership import plan_membership
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._errors import HostOperationError
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.user_rights import (
     UnknownRightError,
@@ -65,6 +72,11 @@ def _records(state) -> list[AccountRecord]:
 
 
 def _resolve(state, account: str) -> AccountRecord:
+    # Windows maps the service accounts (LocalSystem, ...) before any name translation.
+    sid = service_account_sid(account)
+    if sid is not None:
+        entry = _entry(state, sid)
+        return _record(state, sid, entry if entry is not None else {"name": SERVICE_ACCOUNT_NAMES[sid], "domain": NT_AUTHORITY, "type": "well_known"})
     try:
         return resolve_account(account, _records(state), state.hostname)
     except AccountError as error:
@@ -76,6 +88,16 @@ def _entry(state, sid: str) -> dict | None:
         if is_sid(str(key)) and normalize_sid(str(key)) == normalize_sid(sid):
             return entry if isinstance(entry, dict) else {}
     return None
+
+
+def resolve_sid(state, account: str) -> str:
+    """The SID ``account`` names on the host; HostOperationError when it does not resolve."""
+    return _resolve(state, account).sid
+
+
+def account_entry(state, sid: str) -> dict | None:
+    """The state's entry of the account with ``sid``, None when the state has none."""
+    return _entry(state, sid)
 
 
 def _is_local_group(state, record: AccountRecord) -> bool:
@@ -91,6 +113,19 @@ def _local_groups(state) -> list[AccountRecord]:
 def _members(state, group_sid: str) -> list[str]:
     entry = _entry(state, group_sid) or {}
     return [normalize_sid(str(m)) for m in entry.get("members") or [] if is_sid(str(m))]
+
+
+def _containing_groups(state, sid: str) -> set[str]:
+    """Every group (local or not) that holds ``sid``, directly or through groups nested in it."""
+    found: set[str] = set()
+    pending = [normalize_sid(sid)]
+    while pending:
+        member = pending.pop()
+        for record in _records(state):
+            if record.type == "group" and record.sid not in found and member in _members(state, record.sid):
+                found.add(record.sid)
+                pending.append(record.sid)
+    return found
 
 
 def _direct_rights(state, sid: str) -> list[str]:
@@ -118,7 +153,13 @@ def account_report(state, account: str) -> dict:
     record = _resolve(state, account)
     entry = _entry(state, record.sid) or {}
     local_groups = _local_groups(state)
-    mine = [group for group in local_groups if record.sid in _members(state, group.sid)]
+    containing = _containing_groups(state, record.sid)
+    mine = [group for group in local_groups if group.sid in containing]
+    direct = {group.sid for group in mine if record.sid in _members(state, group.sid)}
+    groups = sorted(
+        ({**group_ref(g.sid, g.name), "indirect": g.sid not in direct} for g in mine),
+        key=lambda g: (g["name"].casefold(), g["sid"]),
+    )
     return {
         "hostname": state.hostname,
         "sid": record.sid,
@@ -126,9 +167,9 @@ def account_report(state, account: str) -> dict:
         "domain": record.domain,
         "type": record.type,
         "enabled": entry.get("enabled") is not False,
-        "groups": sorted_groups(group_ref(g.sid, g.name) for g in mine),
+        "groups": groups,
         "rights": _direct_rights(state, record.sid),
-        "group_rights": {g.sid: _direct_rights(state, g.sid) for g in local_groups},
+        "group_rights": {g.sid: _direct_rights(state, g.sid) for g in mine},
         "local_groups": [group_ref(g.sid, g.name) for g in local_groups],
         "group_members": {g.sid: [_member(state, m) for m in _members(state, g.sid)] for g in mine},
         "connection_sid": normalize_sid(str(state.data["connection_account"]))

@@ -7,14 +7,32 @@ from __future__ import annotations
 
 import base64
 import datetime
+import json
 
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils import agent_rules
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.agent_config import decode_config, parse_toml
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host import sha256_hex
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._errors import HostOperationError
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._simulated import utc_now
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._simulated_accounts import account_report
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._simulated_accounts import (
+    account_entry,
+    account_report,
+    resolve_sid,
+)
 
 SERVICE_NOT_FOUND = "SERVICE_NOT_FOUND"
-LOG_TAIL_LINES = 20
+LOG_FILE_NAME = "worker-agent.log"
+DEFAULT_SESSION_ROOT = r"C:\ProgramData\Amazon\OpenJD"
+WORKER_JSON = r"C:\ProgramData\Amazon\Deadline\Cache\worker.json"
+DEFAULT_DISPLAY_NAME = "AWS Deadline Cloud Worker"
+FIRST_SESSION_PID = 20000  # fake pids of session processes, apart from the agent's own
+# What the Service Control Manager's StartService reports (Win32 error and its system message).
+ERROR_SERVICE_DISABLED = 1058
+SERVICE_DISABLED_ERROR = (
+    "The service cannot be started, either because it is disabled or because it has no enabled devices associated with it."
+)
+ERROR_SERVICE_LOGON_FAILED = 1069
+EVENT_TERMINATED_UNEXPECTEDLY = 7034
 # Where the simulated agent is installed unless the state says otherwise (agent.location / agent.python).
 DEFAULT_PYTHON = r"C:\Program Files\Python311\python.exe"
 DEFAULT_LOCATION = r"C:\Program Files\Python311\Lib\site-packages\deadline_worker_agent"
@@ -35,22 +53,130 @@ def _machine_environment(state) -> dict[str, str]:
     return {str(k): str(v) for k, v in (state.data.get("environment") or {}).items() if agent_rules.is_agent_variable(str(k))}
 
 
+def _config_value(state, table: str, key: str, config_path: str = "") -> str | None:
+    """A path setting of worker.toml as the agent reads it, None when absent or unreadable."""
+    data = state.read_bytes(config_path or agent_rules.CONFIG_PATH)
+    decoded = decode_config(data) if data is not None else None
+    if decoded is None or decoded.text is None or not decoded.agent_reads_bytes:
+        return None
+    document, _ = parse_toml(decoded.text)
+    value = ((document or {}).get(table) or {}).get(key)
+    return str(value) if isinstance(value, str) and value else None
+
+
+def _log_path(state) -> str:
+    folder = _config_value(state, "logging", "worker_logs_dir")
+    return folder.rstrip("\\") + "\\" + LOG_FILE_NAME if folder else agent_rules.LOG_PATH
+
+
+# Render sessions (STATE.md) --------------------------------------------------------------
+
+
+def end_finished_sessions(state) -> None:
+    """Drops every service's sessions whose time has come; run at each remote call, before the
+    operation. A session's ``ends_after_s`` becomes ``ends_at`` the first time a call sees it."""
+    now = datetime.datetime.now(datetime.UTC)
+    for entry in (state.data.get("services") or {}).values():
+        if not isinstance(entry, dict) or not entry.get("sessions"):
+            continue
+        left = []
+        for item in entry["sessions"]:
+            session = item if isinstance(item, dict) else {"id": str(item)}
+            if "ends_after_s" in session and "ends_at" not in session:
+                session["ends_at"] = (now + datetime.timedelta(seconds=float(session.pop("ends_after_s")))).isoformat()
+            ends = session.get("ends_at")
+            if ends and datetime.datetime.fromisoformat(str(ends).replace("Z", "+00:00")) <= now:
+                continue
+            left.append(session)
+        entry["sessions"] = left
+
+
+def _running_sessions(entry: dict) -> list[dict]:
+    """The sessions the agent runs now: none unless its service runs."""
+    if entry.get("state") != "running":
+        return []
+    return [s if isinstance(s, dict) else {"id": str(s)} for s in entry.get("sessions") or []]
+
+
+def _worker_id(state) -> str | None:
+    data = state.read_bytes(WORKER_JSON)
+    try:
+        value = json.loads(data.decode("utf-8")).get("worker_id") if data is not None else None
+    except (ValueError, AttributeError):
+        return None
+    return str(value) if value else None
+
+
+def sessions_report(state, entry: dict | None, config_path: str = "") -> dict:
+    """What read_agent_info reports of the render sessions (contract: ``sessions``); the session
+    root is worker.toml's (``config_path``, else the agent's default path)."""
+    running = _running_sessions(entry) if entry is not None else []
+    root = _config_value(state, "worker", "session_root_dir", config_path) or DEFAULT_SESSION_ROOT
+    ids = [str(s.get("id")) for s in running]
+    return {
+        "busy": bool(running),
+        "count": len(running),
+        "ids": ids,
+        "processes": [{"pid": FIRST_SESSION_PID + 4 * n, "name": "python.exe"} for n in range(len(running))],
+        "directories": [root.rstrip("\\") + "\\" + session_id for session_id in ids],
+        "root": root,
+        "worker_id": _worker_id(state),
+    }
+
+
+def _interrupt(entry: dict) -> int:
+    """A stop ends the sessions left, as the real agent's stop does; their ids are kept for tests."""
+    sessions = _running_sessions(entry)
+    if sessions:
+        entry["interrupted_sessions"] = [*(entry.get("interrupted_sessions") or []), *(str(s.get("id")) for s in sessions)]
+    if "sessions" in entry:
+        entry["sessions"] = []
+    return len(sessions)
+
+
+# read_agent_info -------------------------------------------------------------------------
+
+
+def _logon_sid(state, logon_account: str | None) -> str | None:
+    if not logon_account:
+        return None
+    try:
+        return resolve_sid(state, logon_account)
+    except HostOperationError:
+        return None
+
+
+def _user_environment(state, sid: str | None) -> dict[str, str] | None:
+    """DEADLINE_* of the logon account's own variables; None when its entry has no ``environment``
+    (on Windows: the hive is not loaded, or the account is a service account)."""
+    entry = account_entry(state, sid) if sid else None
+    if entry is None or not isinstance(entry.get("environment"), dict):
+        return None
+    return {str(k): str(v) for k, v in entry["environment"].items() if agent_rules.is_agent_variable(str(k))}
+
+
 def read_agent_info(state, parameters: dict) -> dict:
     service_name = parameters["service"]
     found = _service(state, service_name)
     agent = state.data.get("agent") or {}
     version = agent.get("version")
     service: dict = {"name": service_name, "exists": found is not None}
+    logon_sid = None
     if found is not None:
         key, entry = found
+        running = entry.get("state") == "running"
+        logon_sid = _logon_sid(state, entry.get("account"))
         service.update(
             name=key,
             state=entry.get("state", "stopped"),
             start_mode=entry.get("start_mode", "auto"),
             account=entry.get("account"),
+            account_sid=logon_sid,
             environment=[str(e) for e in entry.get("environment") or []],
-            pid=entry.get("pid") if entry.get("state") == "running" else None,
-            started_at=(entry.get("started_at") or STARTED_BEFORE_ANY_WRITE) if entry.get("state") == "running" else None,
+            pid=entry.get("pid") if running else None,
+            started_at=(entry.get("started_at") or STARTED_BEFORE_ANY_WRITE) if running else None,
+            exit_code=int(entry.get("exit_code") or 0),
+            service_specific_exit_code=0,
         )
     account_name = parameters["account"] or service.get("account")
     account = None
@@ -61,9 +187,7 @@ def read_agent_info(state, parameters: dict) -> dict:
         except HostOperationError as error:
             account_error = {"code": error.code, "message": error.message}
     data = state.read_bytes(parameters["config_path"])
-    running = _sessions(state, found[1]) if found is not None else []
     return {
-        "sessions": {"busy": bool(running), "count": len(running), "ids": [str(s.get("id")) for s in running]},
         "agent": {
             "version": None if version is None else str(version),
             "location": agent.get("location", DEFAULT_LOCATION) if version is not None else None,
@@ -72,6 +196,7 @@ def read_agent_info(state, parameters: dict) -> dict:
         },
         "service": service,
         "machine_environment": _machine_environment(state),
+        "user_environment": _user_environment(state, logon_sid),
         "account": account,
         "account_error": account_error,
         "config": {
@@ -79,31 +204,47 @@ def read_agent_info(state, parameters: dict) -> dict:
             "exists": data is not None,
             "content": base64.b64encode(data or b"").decode("ascii"),
             "modified_at": state.modified_at(parameters["config_path"]),
+            "sha256": sha256_hex(data) if data is not None else "",
         },
+        "sessions": sessions_report(state, found[1] if found is not None else None, parameters["config_path"]),
     }
 
 
-def _log_tail(state) -> list[str]:
-    data = state.read_bytes(agent_rules.LOG_PATH) or b""
-    return data.decode("utf-8", errors="replace").splitlines()[-LOG_TAIL_LINES:]
+# control_service -------------------------------------------------------------------------
 
 
 def _append_log(state, lines: list[str]) -> None:
-    current = state.read_bytes(agent_rules.LOG_PATH) or b""
-    state.write_bytes(agent_rules.LOG_PATH, current + "".join(f"{line}\r\n" for line in lines).encode("utf-8"))
+    path = _log_path(state)
+    current = state.read_bytes(path) or b""
+    state.write_bytes(path, current + "".join(f"{line}\r\n" for line in lines).encode("utf-8"))
 
 
-def _start(state, key: str, entry: dict) -> None:
-    """What the agent does when its service starts: stop at a configuration error, else run."""
+def _event(event_id: int, message: str) -> dict:
+    return {"id": event_id, "time": utc_now(), "message": message}
+
+
+def _start(state, key: str, entry: dict) -> dict:
+    """What a start does: the Service Control Manager refuses a disabled service or an account
+    without the logon right; the agent stops at a configuration error; else it runs.
+    Returns the failure fields of control_service's result."""
+    failure = {"win32_error": None, "error": None, "events": []}
+    if str(entry.get("start_mode", "auto")).casefold() == "disabled":
+        return {**failure, "win32_error": ERROR_SERVICE_DISABLED, "error": SERVICE_DISABLED_ERROR}
     raw = read_agent_info(state, {"service": key, "config_path": agent_rules.CONFIG_PATH, "account": ""})
     verdict = agent_rules.read_host(raw).verdict
+    if not verdict.starts and verdict.stage == "logon":
+        entry.update(state="stopped", last_error=verdict.error, pid=None, exit_code=ERROR_SERVICE_LOGON_FAILED)
+        return {**failure, "win32_error": ERROR_SERVICE_LOGON_FAILED, "error": verdict.error}
     if not verdict.starts:
         # The agent exits before it configures logging: its log gets nothing (domain notes 1.3).
-        entry.update(state="stopped", last_error=verdict.error, pid=None)
-        return
+        entry.update(state="stopped", last_error=verdict.error, pid=None, exit_code=1)
+        entry["crashes"] = int(entry.get("crashes") or 0) + 1
+        name = entry.get("display_name") or DEFAULT_DISPLAY_NAME
+        message = f"The {name} service terminated unexpectedly.  It has done this {entry['crashes']} time(s)."
+        return {**failure, "error": verdict.error, "events": [_event(EVENT_TERMINATED_UNEXPECTEDLY, message)]}
     pid = int(state.data.get("next_pid") or FIRST_PID)
     state.data["next_pid"] = pid + 4
-    entry.update(state="running", pid=pid, started_at=utc_now())
+    entry.update(state="running", pid=pid, started_at=utc_now(), exit_code=0)
     entry.pop("last_error", None)
     agent = state.data.get("agent") or {}
     _append_log(
@@ -114,81 +255,73 @@ def _start(state, key: str, entry: dict) -> None:
             f" {agent.get('location', DEFAULT_LOCATION)} Running as user: {entry.get('account')}",
         ],
     )
+    return failure
 
 
-def _sessions(state, entry: dict) -> list[dict]:
-    """The render sessions running now (STATE.md, Render sessions), dropping those whose time has come."""
-    now = datetime.datetime.now(datetime.UTC)
-    left = []
-    for session in entry.get("sessions") or []:
-        if "ends_after_s" in session and "ends_at" not in session:
-            session["ends_at"] = (now + datetime.timedelta(seconds=float(session.pop("ends_after_s")))).isoformat()
-        ends = session.get("ends_at")
-        if ends and datetime.datetime.fromisoformat(str(ends).replace("Z", "+00:00")) <= now:
-            continue
-        left.append(session)
-    if "sessions" in entry:
-        entry["sessions"] = left
-    return left
-
-
-def _interrupt(entry: dict) -> int:
-    sessions = entry.get("sessions") or []
-    if sessions:
-        entry["interrupted_sessions"] = [*(entry.get("interrupted_sessions") or []), *(str(s.get("id")) for s in sessions)]
-        entry["sessions"] = []
-    return len(sessions)
+def _reading(state, key: str, parameters: dict) -> dict | None:
+    if not parameters["config_path"]:
+        return None
+    return read_agent_info(state, {"service": key, "config_path": parameters["config_path"], "account": parameters["account"]})
 
 
 def control_service(state, parameters: dict) -> dict:
     name, wanted = parameters["name"], parameters["state"]
+    if wanted not in ("restarted", "started", "stopped"):
+        raise HostOperationError("INVALID_STATE", f"state must be restarted, started or stopped, not {wanted!r}")
     found = _service(state, name)
     if found is None:
         raise HostOperationError(SERVICE_NOT_FOUND, f"the service {name} does not exist on {state.hostname}")
     key, entry = found
-    sessions = _sessions(state, entry)
-    busy = bool(sessions) and entry.get("state") == "running"
-    if busy and parameters["if_idle"] and wanted in ("stopped", "restarted"):
-        return {"changed": False, "busy": True, "state": "running", "pid": entry.get("pid"),
-                "sessions": {"busy": True, "count": len(sessions), "ids": [str(s.get("id")) for s in sessions]}}
-    interrupted = _interrupt(entry) if wanted in ("stopped", "restarted") and entry.get("state") == "running" else 0
     was_running = entry.get("state") == "running"
     before_pid = entry.get("pid") if was_running else None
-    restarted = False
-    changed = False
-    if wanted == "stopped":
-        if was_running:
-            entry.update(state="stopped", pid=None)
-            changed = True
-    elif wanted == "started":
-        if not was_running:
-            _start(state, key, entry)
-            changed = True
-    elif wanted == "restarted":
-        entry["restarts"] = int(entry.get("restarts") or 0) + 1
-        entry.update(state="stopped", pid=None)
-        _start(state, key, entry)
-        restarted = changed = True
-    else:
-        raise HostOperationError("INVALID_STATE", f"state must be restarted, started or stopped, not {wanted!r}")
-    running = entry.get("state") == "running"
-    pid = entry.get("pid") if running else None
-    healthy = running if wanted != "stopped" else not running
-    return {
-        "changed": changed,
-        "state": "running" if running else "stopped",
-        "restarted": restarted,
-        "healthy": healthy,
-        "pid": pid,
+    stops = wanted in ("stopped", "restarted") and was_running
+    result = {
+        "changed": False,
+        "state": "running" if was_running else "stopped",
+        "restarted": False,
+        "healthy": was_running != (wanted == "stopped"),
+        "pid": before_pid,
         "previous_pid": before_pid,
-        "error": None if running else entry.get("last_error"),
-        "log_tail": _log_tail(state),
+        "error": None,
+        "win32_error": None,
+        "exit_code": int(entry.get("exit_code") or 0),
+        "service_specific_exit_code": 0,
         "busy": False,
-        "interrupted": interrupted,
-        "reading": read_agent_info(state, {"service": key, "config_path": parameters["config_path"], "account": parameters["account"]})
-        if parameters["config_path"]
-        else None,
+        "interrupted": 0,
+        "log_tail": [],
+        "events": [],
     }
+    if stops and parameters["if_idle"] and _running_sessions(entry):
+        sessions = sessions_report(state, entry, parameters["config_path"])
+        return {**result, "healthy": True, "busy": True, "sessions": sessions, "reading": _reading(state, key, parameters)}
+    log_path = _log_path(state)
+    log_before = len(state.read_bytes(log_path) or b"")
+    if stops:
+        result["interrupted"] = _interrupt(entry)
+        entry.update(state="stopped", pid=None)
+        result["changed"] = True
+    failure = {"win32_error": None, "error": None, "events": []}
+    if wanted == "restarted" or (wanted == "started" and not was_running):
+        if wanted == "restarted":
+            entry["restarts"] = int(entry.get("restarts") or 0) + 1
+        failure = _start(state, key, entry)
+        result["changed"] = True
+        result["restarted"] = wanted == "restarted"
+    running = entry.get("state") == "running"
+    log = state.read_bytes(log_path) or b""
+    result.update(
+        state="running" if running else "stopped",
+        healthy=running if wanted != "stopped" else not running,
+        pid=entry.get("pid") if running else None,
+        error=failure["error"] or (None if running or wanted == "stopped" else entry.get("last_error")),
+        win32_error=failure["win32_error"],
+        exit_code=int(entry.get("exit_code") or 0),
+        events=failure["events"],
+        log_tail=log[log_before:].decode("utf-8", errors="replace").splitlines() if len(log) > log_before else [],
+        sessions=sessions_report(state, entry, parameters["config_path"]),
+        reading=_reading(state, key, parameters),
+    )
+    return result
 
 
 OPERATIONS = {"read_agent_info": read_agent_info, "control_service": control_service}

@@ -1,0 +1,738 @@
+# Copyright: contributors to deadline_cloud.cmf
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# The harness of the Windows contract suite (Contract.Tests.ps1): it builds each vector's `host`
+# on this Windows host with temporary accounts, folders and a test service of its own, runs the
+# operation's script as win_powershell does, compares, and undoes everything it did.
+# The vectors' format is described in tests/contract_vectors.py; vectors.json is their JSON copy.
+# Runs on Windows PowerShell 5.1 and PowerShell 7 (ADSI and P/Invoke only: no LocalAccounts module,
+# which PowerShell 7 loads through a compatibility session).
+
+Set-StrictMode -Version 2.0
+$ErrorActionPreference = 'Stop'
+
+$script:Placeholder = '\{(root|root_re|host|service)\}|\{(name|qname|sid|stamp):([^{}]+)\}'
+$script:BuiltinGroups = @{
+    'administrators' = 'S-1-5-32-544'; 'users' = 'S-1-5-32-545'; 'guests' = 'S-1-5-32-546'
+    'power users' = 'S-1-5-32-547'; 'backup operators' = 'S-1-5-32-551'; 'remote desktop users' = 'S-1-5-32-555'
+}
+$script:SessionProcessSeconds = 86400
+
+if (-not ('CmfContractLsa' -as [type])) {
+    Add-Type -TypeDefinition @'
+using System;
+using System.Collections.Generic;
+using System.ComponentModel;
+using System.Runtime.InteropServices;
+using System.Security.Principal;
+
+// User Rights Assignment for the test accounts, independent of the scripts under test.
+public static class CmfContractLsa
+{
+    [StructLayout(LayoutKind.Sequential)]
+    struct LSA_UNICODE_STRING { public ushort Length; public ushort MaximumLength; public IntPtr Buffer; }
+
+    [StructLayout(LayoutKind.Sequential)]
+    struct LSA_OBJECT_ATTRIBUTES
+    {
+        public int Length; public IntPtr RootDirectory; public IntPtr ObjectName; public uint Attributes;
+        public IntPtr SecurityDescriptor; public IntPtr SecurityQualityOfService;
+    }
+
+    [DllImport("advapi32.dll")] static extern uint LsaOpenPolicy(IntPtr system, ref LSA_OBJECT_ATTRIBUTES attributes, uint access, out IntPtr policy);
+    [DllImport("advapi32.dll")] static extern uint LsaAddAccountRights(IntPtr policy, byte[] sid, LSA_UNICODE_STRING[] rights, uint count);
+    [DllImport("advapi32.dll")] static extern uint LsaRemoveAccountRights(IntPtr policy, byte[] sid, bool allRights, LSA_UNICODE_STRING[] rights, uint count);
+    [DllImport("advapi32.dll")] static extern uint LsaEnumerateAccountRights(IntPtr policy, byte[] sid, out IntPtr rights, out uint count);
+    [DllImport("advapi32.dll")] static extern uint LsaFreeMemory(IntPtr buffer);
+    [DllImport("advapi32.dll")] static extern uint LsaClose(IntPtr policy);
+    [DllImport("advapi32.dll")] static extern int LsaNtStatusToWinError(uint status);
+
+    const uint POLICY_ALL_ACCESS = 0x000F0FFF;
+    const uint STATUS_OBJECT_NAME_NOT_FOUND = 0xC0000034;
+
+    static byte[] Sid(string sid)
+    {
+        var identifier = new SecurityIdentifier(sid);
+        var bytes = new byte[identifier.BinaryLength];
+        identifier.GetBinaryForm(bytes, 0);
+        return bytes;
+    }
+
+    static IntPtr Open()
+    {
+        var attributes = new LSA_OBJECT_ATTRIBUTES();
+        IntPtr policy;
+        Check(LsaOpenPolicy(IntPtr.Zero, ref attributes, POLICY_ALL_ACCESS, out policy), "LsaOpenPolicy");
+        return policy;
+    }
+
+    static void Check(uint status, string function)
+    {
+        if (status != 0) throw new Win32Exception(LsaNtStatusToWinError(status), function + " failed: 0x" + status.ToString("X8"));
+    }
+
+    static LSA_UNICODE_STRING[] Strings(string right)
+    {
+        var text = new LSA_UNICODE_STRING();
+        text.Buffer = Marshal.StringToHGlobalUni(right);
+        text.Length = (ushort)(right.Length * 2);
+        text.MaximumLength = (ushort)(text.Length + 2);
+        return new[] { text };
+    }
+
+    public static void Add(string sid, string right)
+    {
+        var policy = Open();
+        var rights = Strings(right);
+        try { Check(LsaAddAccountRights(policy, Sid(sid), rights, 1), "LsaAddAccountRights"); }
+        finally { Marshal.FreeHGlobal(rights[0].Buffer); LsaClose(policy); }
+    }
+
+    public static void Remove(string sid, string right)
+    {
+        var policy = Open();
+        var rights = Strings(right);
+        try
+        {
+            var status = LsaRemoveAccountRights(policy, Sid(sid), false, rights, 1);
+            if (status != STATUS_OBJECT_NAME_NOT_FOUND) Check(status, "LsaRemoveAccountRights");
+        }
+        finally { Marshal.FreeHGlobal(rights[0].Buffer); LsaClose(policy); }
+    }
+
+    public static void RemoveAll(string sid)
+    {
+        var policy = Open();
+        try
+        {
+            var status = LsaRemoveAccountRights(policy, Sid(sid), true, null, 0);
+            if (status != STATUS_OBJECT_NAME_NOT_FOUND) Check(status, "LsaRemoveAccountRights");
+        }
+        finally { LsaClose(policy); }
+    }
+
+    public static string[] Get(string sid)
+    {
+        var policy = Open();
+        var found = new List<string>();
+        try
+        {
+            IntPtr buffer;
+            uint count;
+            var status = LsaEnumerateAccountRights(policy, Sid(sid), out buffer, out count);
+            if (status == STATUS_OBJECT_NAME_NOT_FOUND) return found.ToArray();
+            Check(status, "LsaEnumerateAccountRights");
+            try
+            {
+                var size = Marshal.SizeOf(typeof(LSA_UNICODE_STRING));
+                for (var i = 0; i < count; i++)
+                {
+                    var text = (LSA_UNICODE_STRING)Marshal.PtrToStructure(new IntPtr(buffer.ToInt64() + i * size), typeof(LSA_UNICODE_STRING));
+                    found.Add(Marshal.PtrToStringUni(text.Buffer, text.Length / 2));
+                }
+            }
+            finally { LsaFreeMemory(buffer); }
+        }
+        finally { LsaClose(policy); }
+        return found.ToArray();
+    }
+}
+'@
+}
+
+# The test service: a real Windows service that, while it runs, keeps one child process per line
+# of the sessions file named in its command line, as the agent keeps processes per render session.
+$script:TestServiceSource = @'
+using System;
+using System.Collections.Generic;
+using System.Diagnostics;
+using System.IO;
+using System.ServiceProcess;
+
+public class CmfContractTestService : ServiceBase
+{
+    readonly string sessionsFile;
+    readonly List<Process> children = new List<Process>();
+
+    public CmfContractTestService(string sessionsFile) { this.sessionsFile = sessionsFile; }
+
+    protected override void OnStart(string[] args)
+    {
+        if (sessionsFile == null || !File.Exists(sessionsFile)) return;
+        foreach (var line in File.ReadAllLines(sessionsFile))
+        {
+            if (line.Trim().Length == 0) continue;
+            var start = new ProcessStartInfo(Path.Combine(Environment.SystemDirectory, "ping.exe"), "-n 86400 127.0.0.1");
+            start.UseShellExecute = false;
+            start.CreateNoWindow = true;
+            children.Add(Process.Start(start));
+        }
+    }
+
+    protected override void OnStop()
+    {
+        foreach (var child in children)
+        {
+            try { if (!child.HasExited) child.Kill(); } catch (InvalidOperationException) { }
+        }
+        children.Clear();
+    }
+
+    public static void Main(string[] args)
+    {
+        ServiceBase.Run(new CmfContractTestService(args.Length > 0 ? args[0] : null));
+    }
+}
+'@
+
+function New-CmfRandomSuffix {
+    -join ((1..6) | ForEach-Object { '{0:x}' -f (Get-Random -Maximum 16) })
+}
+
+function New-CmfPassword {
+    $bytes = New-Object byte[] 24
+    [Security.Cryptography.RandomNumberGenerator]::Create().GetBytes($bytes)
+    # Complexity rules want upper, lower, digit and symbol: the fixed part gives them.
+    'Cmf-9x' + [Convert]::ToBase64String($bytes).Replace('/', 'a').Replace('+', 'b').Replace('=', 'c')
+}
+
+function Get-CmfProperty {
+    param($Object, [string]$Name)
+    if ($null -eq $Object) { return $null }
+    if ($Object -is [Collections.IDictionary]) { return $Object[$Name] }
+    $property = $Object.PSObject.Properties[$Name]
+    if ($property) { return $property.Value }
+    return $null
+}
+
+function Get-CmfKeys {
+    param($Object)
+    if ($null -eq $Object) { return @() }
+    if ($Object -is [Collections.IDictionary]) { return @($Object.Keys) }
+    return @($Object.PSObject.Properties | ForEach-Object { $_.Name })
+}
+
+function Test-CmfMapping {
+    param($Value)
+    return ($Value -is [Collections.IDictionary]) -or ($Value -is [Management.Automation.PSCustomObject])
+}
+
+function Test-CmfList {
+    param($Value)
+    return ($Value -is [array]) -or ($Value -is [Collections.IList] -and -not (Test-CmfMapping $Value))
+}
+
+# ---------------------------------------------------------------------------------------------
+# the run: one base folder, the test service's program, and an undo list for everything
+
+function New-CmfSession {
+    param([Parameter(Mandatory)][string]$RepositoryRoot)
+    $suffix = New-CmfRandomSuffix
+    $base = Join-Path $env:SystemDrive "cmf-contract-$suffix"
+    $session = [pscustomobject]@{
+        Suffix = $suffix
+        Base = $base
+        Repository = $RepositoryRoot
+        Scripts = Join-Path $RepositoryRoot 'plugins\plugin_utils\host\powershell'
+        ServiceProgram = Join-Path $base 'bin\CmfContractTestService.exe'
+        Undo = New-Object Collections.ArrayList
+        Cases = 0
+    }
+    Register-CmfUndo $session { param($s) if (Test-Path -LiteralPath $s.Base) { Remove-Item -LiteralPath $s.Base -Recurse -Force } }
+    New-Item -ItemType Directory -Path (Join-Path $base 'bin') -Force | Out-Null
+    $source = Join-Path $base 'bin\CmfContractTestService.cs'
+    [IO.File]::WriteAllText($source, $script:TestServiceSource)
+    # csc.exe of .NET Framework 4 is part of every supported Windows; PowerShell 7's Add-Type cannot write an .exe.
+    $compiler = Join-Path $env:WINDIR 'Microsoft.NET\Framework64\v4.0.30319\csc.exe'
+    $output = & $compiler /nologo /target:exe /reference:System.ServiceProcess.dll "/out:$($session.ServiceProgram)" $source 2>&1
+    if ($LASTEXITCODE -ne 0) { throw "csc.exe could not build the test service: $($output -join "`n")" }
+    return $session
+}
+
+function Register-CmfUndo {
+    param([Parameter(Mandatory)]$Owner, [Parameter(Mandatory)][scriptblock]$Action)
+    [void]$Owner.Undo.Add(@{ Action = $Action; Owner = $Owner })
+}
+
+function Invoke-CmfUndo {
+    # Last in, first out; each step in its own try, so that one failure leaves nothing else behind.
+    param([Parameter(Mandatory)]$Owner)
+    for ($i = $Owner.Undo.Count - 1; $i -ge 0; $i--) {
+        $step = $Owner.Undo[$i]
+        try { & $step.Action $step.Owner } catch { Write-Warning "cleanup step failed: $($_.Exception.Message)" }
+    }
+    $Owner.Undo.Clear()
+}
+
+function Remove-CmfSession {
+    param([Parameter(Mandatory)]$Session)
+    Invoke-CmfUndo $Session
+}
+
+# ---------------------------------------------------------------------------------------------
+# placeholders
+
+function Expand-CmfValue {
+    param($Context, $Value)
+    if ($null -eq $Value) { return $null }
+    if ($Value -is [string]) {
+        $evaluator = [Text.RegularExpressions.MatchEvaluator] {
+            param($match)
+            Resolve-CmfPlaceholder -Context $Context -Match $match
+        }
+        return [regex]::Replace($Value, $script:Placeholder, $evaluator)
+    }
+    if (Test-CmfMapping $Value) {
+        $expanded = [ordered]@{}
+        foreach ($key in Get-CmfKeys $Value) {
+            $expanded[(Expand-CmfValue -Context $Context -Value $key)] = Expand-CmfValue -Context $Context -Value (Get-CmfProperty $Value $key)
+        }
+        return [pscustomobject]$expanded
+    }
+    if (Test-CmfList $Value) {
+        return , @(foreach ($item in $Value) { , (Expand-CmfValue -Context $Context -Value $item) })
+    }
+    return $Value
+}
+
+function Resolve-CmfPlaceholder {
+    param($Context, $Match)
+    $simple = $Match.Groups[1].Value
+    $kind = $Match.Groups[2].Value
+    $argument = $Match.Groups[3].Value
+    switch ($simple) {
+        'root' { return $Context.Root }
+        'root_re' { return [regex]::Escape($Context.Root) }
+        'host' { return $env:COMPUTERNAME }
+        'service' { return $Context.Service }
+    }
+    if ($kind -eq 'stamp') { return $Context.Now.AddSeconds([int]$argument).ToString('yyyyMMdd-HHmmss') }
+    $table = @{ name = $Context.Names; qname = $Context.QNames; sid = $Context.Sids }[$kind]
+    if ($table.ContainsKey($argument)) { return $table[$argument] }
+    # A logical name this host does not have: unique to this run, so no such account exists.
+    if ($kind -eq 'sid') { return "S-1-5-21-1-2-3-4999" }
+    return "cmf-absent-$argument-$($Context.Session.Suffix)"
+}
+
+# ---------------------------------------------------------------------------------------------
+# accounts, through ADSI (both shells)
+
+function Get-CmfComputer { [ADSI]"WinNT://$env:COMPUTERNAME,computer" }
+
+function Get-CmfSid {
+    param([Parameter(Mandatory)][string]$Name)
+    (New-Object Security.Principal.NTAccount($env:COMPUTERNAME, $Name)).Translate([Security.Principal.SecurityIdentifier]).Value
+}
+
+function Get-CmfLocalName {
+    param([Parameter(Mandatory)][string]$Sid)
+    $account = (New-Object Security.Principal.SecurityIdentifier($Sid)).Translate([Security.Principal.NTAccount]).Value
+    return $account.Substring($account.IndexOf('\') + 1)
+}
+
+function Get-CmfGroupMemberSids {
+    param([Parameter(Mandatory)][string]$GroupName)
+    $group = [ADSI]"WinNT://$env:COMPUTERNAME/$GroupName,group"
+    foreach ($member in @($group.psbase.Invoke('Members'))) {
+        $bytes = $member.GetType().InvokeMember('objectSid', 'GetProperty', $null, $member, $null)
+        (New-Object Security.Principal.SecurityIdentifier($bytes, 0)).Value
+    }
+}
+
+function Add-CmfGroupMember {
+    param($Context, [string]$GroupName, [string]$MemberSid)
+    $group = [ADSI]"WinNT://$env:COMPUTERNAME/$GroupName,group"
+    if (@(Get-CmfGroupMemberSids $GroupName) -contains $MemberSid) { return }
+    $group.Add("WinNT://$MemberSid")
+    Register-CmfUndo $Context ([scriptblock]::Create(
+            "param(`$c) if (@(Get-CmfGroupMemberSids '$GroupName') -contains '$MemberSid') { ([ADSI]'WinNT://$env:COMPUTERNAME/$GroupName,group').Remove('WinNT://$MemberSid') }"))
+}
+
+function New-CmfUser {
+    param($Context, [string]$Logical, $Spec)
+    $name = "$Logical-$($Context.Suffix)"
+    if ($name.Length -gt 20) { $name = $name.Substring($name.Length - 20) }  # SAM account names: 20 characters
+    $password = New-CmfPassword
+    $user = (Get-CmfComputer).Create('user', $name)
+    $user.SetPassword($password)
+    $user.SetInfo()
+    $sid = Get-CmfSid $name
+    Register-CmfUndo $Context ([scriptblock]::Create(
+            "param(`$c) [CmfContractLsa]::RemoveAll('$sid'); (Get-CmfComputer).Delete('user', '$name')"))
+    if ($false -eq (Get-CmfProperty $Spec 'enabled')) {
+        $user.UserFlags.Value = $user.UserFlags.Value -bor 2  # ADS_UF_ACCOUNTDISABLE
+        $user.SetInfo()
+    }
+    $Context.Names[$Logical] = $name
+    $Context.QNames[$Logical] = "$env:COMPUTERNAME\$name"
+    $Context.Sids[$Logical] = $sid
+    $Context.Passwords[$Logical] = $password
+}
+
+function New-CmfGroup {
+    param($Context, [string]$Logical)
+    $name = "$Logical-$($Context.Suffix)"
+    $group = (Get-CmfComputer).Create('group', $name)
+    $group.SetInfo()
+    $sid = Get-CmfSid $name
+    Register-CmfUndo $Context ([scriptblock]::Create(
+            "param(`$c) [CmfContractLsa]::RemoveAll('$sid'); (Get-CmfComputer).Delete('group', '$name')"))
+    $Context.Names[$Logical] = $name
+    $Context.QNames[$Logical] = "$env:COMPUTERNAME\$name"
+    $Context.Sids[$Logical] = $sid
+}
+
+# ---------------------------------------------------------------------------------------------
+# a vector's host on this machine
+
+function Get-CmfSkipReason {
+    param([Parameter(Mandatory)]$Case)
+    $reason = Get-CmfProperty $Case 'windows_skip'
+    if ($reason) { return [string]$reason }
+    if (Get-CmfProperty $Case.host 'domain_groups') {
+        return 'needs a domain group nested in a local group; this suite builds local accounts only'
+    }
+    return $null
+}
+
+function New-CmfHost {
+    param([Parameter(Mandatory)]$Session, [Parameter(Mandatory)]$Case)
+    $Session.Cases++
+    $identity = [Security.Principal.WindowsIdentity]::GetCurrent()
+    $context = [pscustomobject]@{
+        Session = $Session
+        Suffix = "$($Session.Suffix)$($Session.Cases)"
+        Root = Join-Path $Session.Base "case-$($Session.Cases)"
+        Service = "cmf-contract-$($Session.Suffix)-$($Session.Cases)"
+        Now = [DateTime]::UtcNow
+        Names = @{ connection = $identity.Name.Substring($identity.Name.IndexOf('\') + 1) }
+        QNames = @{ connection = $identity.Name }
+        Sids = @{ connection = $identity.User.Value }
+        Passwords = @{}
+        Undo = New-Object Collections.ArrayList
+        SessionPids = @()
+        Skip = $null
+    }
+    $administrator = Get-CimInstance -ClassName Win32_UserAccount -Filter "LocalAccount=True AND SID LIKE 'S-1-5-21-%-500'"
+    if ($administrator) {
+        $context.Names['Administrator'] = $administrator.Name
+        $context.QNames['Administrator'] = "$env:COMPUTERNAME\$($administrator.Name)"
+        $context.Sids['Administrator'] = $administrator.SID
+    }
+    # The run undoes the case too, should the test stop before its own cleanup (undoing twice does nothing).
+    [void]$Session.Undo.Add(@{ Action = { param($c) Invoke-CmfUndo $c }; Owner = $context })
+    New-Item -ItemType Directory -Path $context.Root -Force | Out-Null
+    $spec = $Case.host
+    try {
+        foreach ($logical in Get-CmfKeys (Get-CmfProperty $spec 'users')) { New-CmfUser $context $logical (Get-CmfProperty $spec.users $logical) }
+        foreach ($logical in @(Get-CmfProperty $spec 'orphans')) { if ($logical) { New-CmfUser $context $logical $null } }
+        foreach ($logical in Get-CmfKeys (Get-CmfProperty $spec 'groups')) { New-CmfGroup $context $logical }
+        foreach ($english in @('Administrators') + @(Get-CmfKeys (Get-CmfProperty $spec 'builtin'))) {
+            $sid = $script:BuiltinGroups[$english.ToLowerInvariant()]
+            $current = Get-CmfLocalName $sid
+            $wanted = Get-CmfProperty (Get-CmfProperty (Get-CmfProperty $spec 'builtin') $english) 'name'
+            if ($wanted -and $wanted -ne $current) {
+                # A localized name on this host: renamed for the case, named back afterwards.
+                ([ADSI]"WinNT://$env:COMPUTERNAME/$current,group").psbase.Rename($wanted)
+                Register-CmfUndo $context ([scriptblock]::Create(
+                        "param(`$c) ([ADSI]'WinNT://$env:COMPUTERNAME/$wanted,group').psbase.Rename('$current')"))
+                $current = $wanted
+            }
+            $context.Names[$english] = $current
+            $context.QNames[$english] = "BUILTIN\$current"
+            $context.Sids[$english] = $sid
+        }
+        foreach ($table in 'groups', 'builtin') {
+            $groups = Get-CmfProperty $spec $table
+            foreach ($logical in Get-CmfKeys $groups) {
+                foreach ($member in @(Get-CmfProperty (Get-CmfProperty $groups $logical) 'members')) {
+                    if ($member) { Add-CmfGroupMember $context $context.Names[$logical] $context.Sids[$member] }
+                }
+            }
+        }
+        foreach ($logical in @(Get-CmfProperty $spec 'orphans')) {
+            if (-not $logical) { continue }
+            # The account goes, its SID stays in the groups it was in: an orphaned member.
+            (Get-CmfComputer).Delete('user', $context.Names[$logical])
+            $orphan = $context.Sids[$logical]
+            $kept = $false
+            foreach ($logicalGroup in Get-CmfKeys (Get-CmfProperty $spec 'groups')) {
+                if (@(Get-CmfGroupMemberSids $context.Names[$logicalGroup]) -contains $orphan) { $kept = $true }
+            }
+            if (-not $kept) { $context.Skip = 'this Windows removed the deleted account from its groups, so no orphaned SID could be made' }
+        }
+        $rights = Get-CmfProperty $spec 'rights'
+        foreach ($right in Get-CmfKeys $rights) {
+            foreach ($holder in @(Get-CmfProperty $rights $right)) { [CmfContractLsa]::Add($context.Sids[$holder], $right) }
+        }
+        $environment = Get-CmfProperty $spec 'environment'
+        foreach ($variable in Get-CmfKeys $environment) {
+            $before = [Environment]::GetEnvironmentVariable($variable, 'Machine')
+            [Environment]::SetEnvironmentVariable($variable, [string](Get-CmfProperty $environment $variable), 'Machine')
+            $restore = if ($null -eq $before) { '$null' } else { "'" + $before.Replace("'", "''") + "'" }
+            Register-CmfUndo $context ([scriptblock]::Create("param(`$c) [Environment]::SetEnvironmentVariable('$variable', $restore, 'Machine')"))
+        }
+        $files = Get-CmfProperty $spec 'files'
+        foreach ($path in Get-CmfKeys $files) {
+            $target = Expand-CmfValue $context $path
+            New-Item -ItemType Directory -Path ([IO.Path]::GetDirectoryName($target)) -Force | Out-Null
+            [IO.File]::WriteAllBytes($target, (ConvertTo-CmfBytes (Expand-CmfValue $context (Get-CmfProperty $files $path))))
+        }
+        $service = Get-CmfProperty $spec 'service'
+        if ($service) { New-CmfTestService $context $service $rights }
+    }
+    catch {
+        Invoke-CmfUndo $context
+        throw
+    }
+    return $context
+}
+
+function ConvertTo-CmfBytes {
+    param($Content)
+    $base64 = Get-CmfProperty $Content 'base64'
+    if ($null -ne $base64) { return [Convert]::FromBase64String($base64) }
+    return (New-Object Text.UTF8Encoding($false)).GetBytes([string](Get-CmfProperty $Content 'text'))
+}
+
+function New-CmfTestService {
+    param($Context, $Spec, $Rights)
+    $sessions = @(Get-CmfProperty $Spec 'sessions' | Where-Object { $_ })
+    $sessionsFile = Join-Path $Context.Root 'sessions.txt'
+    [IO.File]::WriteAllLines($sessionsFile, [string[]]@($sessions | ForEach-Object { [string]$_.id }))
+    foreach ($session in $sessions) {
+        # What the agent leaves under its session root while a session runs.
+        New-Item -ItemType Directory -Path (Join-Path $Context.Root "sessions\$($session.id)") -Force | Out-Null
+    }
+    $startMode = Get-CmfProperty $Spec 'start_mode'
+    $startupType = 'Automatic'
+    if ("$startMode" -eq 'disabled') { $startupType = 'Disabled' }
+    elseif ("$startMode" -eq 'manual') { $startupType = 'Manual' }
+    $binaryPath = "`"$($Context.Session.ServiceProgram)`" `"$sessionsFile`""
+    New-Service -Name $Context.Service -BinaryPathName $binaryPath -StartupType $startupType -DisplayName "cmf contract test $($Context.Service)" | Out-Null
+    Register-CmfUndo $Context ([scriptblock]::Create(@"
+param(`$c)
+`$service = Get-Service -Name '$($Context.Service)' -ErrorAction SilentlyContinue
+if (`$service -and `$service.Status -ne 'Stopped') { Stop-Service -Name '$($Context.Service)' -Force -ErrorAction SilentlyContinue }
+& sc.exe delete '$($Context.Service)' | Out-Null
+"@))
+    $account = [string](Get-CmfProperty $Spec 'account')
+    if ($account -and $account -ne 'LocalSystem') {
+        $output = & sc.exe config $Context.Service obj= ".\$($Context.Names[$account])" password= $Context.Passwords[$account] 2>&1
+        if ($LASTEXITCODE -ne 0) { throw "sc.exe config failed: $($output -join ' ')" }
+        # The logon right is exactly what the vector says, whatever tool set the account.
+        $holders = @(Get-CmfProperty $Rights 'SeServiceLogonRight')
+        if ($holders -notcontains $account) { [CmfContractLsa]::Remove($Context.Sids[$account], 'SeServiceLogonRight') }
+    }
+    if ((Get-CmfProperty $Spec 'state') -eq 'running') {
+        Start-Service -Name $Context.Service
+        $servicePid = (Get-CimInstance -ClassName Win32_Service -Filter "Name='$($Context.Service)'").ProcessId
+        $Context.SessionPids = @(Get-CimInstance -ClassName Win32_Process -Filter "ParentProcessId=$servicePid" | ForEach-Object { $_.ProcessId })
+    }
+}
+
+function Remove-CmfHost {
+    param([Parameter(Mandatory)]$Context)
+    Invoke-CmfUndo $Context
+}
+
+# ---------------------------------------------------------------------------------------------
+# running an operation as win_powershell does
+
+function Get-CmfScriptText {
+    # As _powershell.script_text: each `#cmf:include Name` line becomes powershell/lib/Name.ps1.
+    param([Parameter(Mandatory)]$Session, [Parameter(Mandatory)][string]$Operation)
+    $text = [IO.File]::ReadAllText((Join-Path $Session.Scripts "$Operation.ps1"))
+    $evaluator = [Text.RegularExpressions.MatchEvaluator] {
+        param($match)
+        [IO.File]::ReadAllText((Join-Path $Session.Scripts "lib\$($match.Groups['name'].Value).ps1")).TrimEnd("`n")
+    }
+    $include = New-Object Text.RegularExpressions.Regex('^#cmf:include (?<name>[A-Za-z0-9]+)[ \t]*$', 'Multiline')
+    return $include.Replace($text, $evaluator)
+}
+
+function ConvertTo-CmfParameterName {
+    # As _powershell.powershell_parameter_name: expected_sha256 -> ExpectedSha256.
+    param([Parameter(Mandatory)][string]$Name)
+    -join ($Name.Split('_') | ForEach-Object { if ($_) { $_.Substring(0, 1).ToUpperInvariant() + $_.Substring(1) } })
+}
+
+function Invoke-CmfOperation {
+    param([Parameter(Mandatory)]$Session, [Parameter(Mandatory)][string]$Operation, [Parameter(Mandatory)]$Parameters)
+    $bound = @{}
+    foreach ($key in Get-CmfKeys $Parameters) {
+        $value = Get-CmfProperty $Parameters $key
+        if (Test-CmfList $value) { $value = [string[]]@($value) }
+        $bound[(ConvertTo-CmfParameterName $key)] = $value
+    }
+    # win_powershell's $Ansible: the script sets Changed and Result; Check and Verbosity are read.
+    $ansible = [pscustomobject]@{ Changed = $true; Result = $null; Check = $false; Diff = @{}; Verbosity = 0; Tmpdir = $env:TEMP; Failed = $false }
+    $runspace = [runspacefactory]::CreateRunspace()
+    $runspace.Open()
+    $runspace.SessionStateProxy.SetVariable('Ansible', $ansible)
+    $shell = [PowerShell]::Create()
+    $shell.Runspace = $runspace
+    try {
+        [void]$shell.AddScript((Get-CmfScriptText $Session $Operation)).AddParameters($bound)
+        try {
+            [void]$shell.Invoke()
+        }
+        catch {
+            $inner = $_.Exception
+            while ($inner.InnerException) { $inner = $inner.InnerException }
+            return [pscustomobject]@{ error_code = 'HOST_ERROR'; error = $inner.Message }
+        }
+        if ($shell.HadErrors -and $shell.Streams.Error.Count -gt 0 -and $null -eq $ansible.Result) {
+            return [pscustomobject]@{ error_code = 'HOST_ERROR'; error = [string]$shell.Streams.Error[0] }
+        }
+    }
+    finally {
+        $shell.Dispose()
+        $runspace.Dispose()
+    }
+    if ($null -eq $ansible.Result) { return [pscustomobject]@{} }
+    # The result as the controller sees it: JSON (win_powershell's depth is raised to 10 for these).
+    return ($ansible.Result | ConvertTo-Json -Depth 20 -Compress | ConvertFrom-Json)
+}
+
+# ---------------------------------------------------------------------------------------------
+# comparing
+
+function Test-CmfScalarEqual {
+    param($Expected, $Actual)
+    if ($null -eq $Expected -or $null -eq $Actual) { return ($null -eq $Expected) -and ($null -eq $Actual) }
+    if (($Expected -is [bool]) -or ($Actual -is [bool])) { return ($Expected -is [bool]) -and ($Actual -is [bool]) -and ($Expected -eq $Actual) }
+    $numeric = { param($v) ($v -is [int]) -or ($v -is [long]) -or ($v -is [double]) -or ($v -is [decimal]) }
+    if ((& $numeric $Expected) -or (& $numeric $Actual)) {
+        return (& $numeric $Expected) -and (& $numeric $Actual) -and ([decimal]$Expected -eq [decimal]$Actual)
+    }
+    return [string]$Expected -ceq [string]$Actual
+}
+
+function Get-CmfMismatch {
+    # The same matchers as tests/contract_vectors.py mismatches().
+    param($Expected, $Actual, [string]$Where = 'result')
+    if (Test-CmfMapping $Expected) {
+        $keys = @(Get-CmfKeys $Expected)
+        if ($keys -contains '$exactly') {
+            $want = @(Get-CmfProperty $Expected '$exactly')
+            $got = @($Actual)
+            if (-not (Test-CmfList $Actual) -or $got.Count -ne $want.Count) { return @("${Where}: $(ConvertTo-Json @($got) -Compress -Depth 20) is not exactly $(ConvertTo-Json $want -Compress -Depth 20)") }
+            $problems = @()
+            for ($i = 0; $i -lt $want.Count; $i++) { $problems += @(Get-CmfMismatch $want[$i] $got[$i] "$Where[$i]") }
+            return $problems
+        }
+        if ($keys -contains '$regex') {
+            if ($Actual -is [string] -and [regex]::IsMatch($Actual, (Get-CmfProperty $Expected '$regex'))) { return @() }
+            return @("${Where}: '$Actual' does not match /$(Get-CmfProperty $Expected '$regex')/")
+        }
+        if ($keys -contains '$type') {
+            $ok = switch (Get-CmfProperty $Expected '$type') {
+                'list' { Test-CmfList $Actual }
+                'dict' { Test-CmfMapping $Actual }
+                'str' { $Actual -is [string] }
+                'int' { ($Actual -is [int]) -or ($Actual -is [long]) }
+                'bool' { $Actual -is [bool] }
+                default { $false }
+            }
+            if ($ok) { return @() }
+            return @("${Where}: $(ConvertTo-Json $Actual -Compress -Depth 20) is not a $(Get-CmfProperty $Expected '$type')")
+        }
+        if (-not (Test-CmfMapping $Actual)) { return @("${Where}: $(ConvertTo-Json $Actual -Compress -Depth 20) is not a mapping") }
+        $actualKeys = @(Get-CmfKeys $Actual)
+        $problems = @()
+        foreach ($key in $keys) {
+            if ($key -eq '$without_keys') {
+                foreach ($unwanted in @(Get-CmfProperty $Expected $key)) { if ($actualKeys -contains $unwanted) { $problems += "${Where}: has the key '$unwanted'" } }
+            }
+            elseif ($actualKeys -notcontains $key) { $problems += "${Where}: no key '$key'" }
+            else { $problems += @(Get-CmfMismatch (Get-CmfProperty $Expected $key) (Get-CmfProperty $Actual $key) "$Where.$key") }
+        }
+        return $problems
+    }
+    if (Test-CmfList $Expected) {
+        if (-not (Test-CmfList $Actual)) { return @("${Where}: $(ConvertTo-Json $Actual -Compress -Depth 20) is not a list") }
+        $problems = @()
+        foreach ($item in $Expected) {
+            $found = $false
+            foreach ($candidate in $Actual) { if (@(Get-CmfMismatch $item $candidate).Count -eq 0) { $found = $true; break } }
+            if (-not $found) { $problems += "${Where}: no item matches $(ConvertTo-Json $item -Compress -Depth 20) in $(ConvertTo-Json @($Actual) -Compress -Depth 20)" }
+        }
+        return $problems
+    }
+    if (Test-CmfScalarEqual $Expected $Actual) { return @() }
+    return @("${Where}: '$Actual' != '$Expected'")
+}
+
+function Get-CmfAfterMismatch {
+    # How this host differs from a case's `after`, read with the system's own interfaces.
+    param([Parameter(Mandatory)]$Context, $After)
+    $problems = @()
+    if ($null -eq $After) { return $problems }
+    $files = Get-CmfProperty $After 'files'
+    foreach ($path in Get-CmfKeys $files) {
+        $want = Get-CmfProperty $files $path
+        $exists = [IO.File]::Exists($path)
+        if ($null -eq $want) { if ($exists) { $problems += "after: $path exists" }; continue }
+        if (-not $exists) { $problems += "after: $path does not exist"; continue }
+        $got = [Convert]::ToBase64String([IO.File]::ReadAllBytes($path))
+        $wanted = [Convert]::ToBase64String((ConvertTo-CmfBytes $want))
+        if ($got -ne $wanted) { $problems += "after: $path holds $got (base64), not $wanted" }
+    }
+    $backups = Get-CmfProperty $After 'backups'
+    foreach ($pattern in Get-CmfKeys $backups) {
+        $found = @(Get-ChildItem -LiteralPath ([IO.Path]::GetDirectoryName($pattern)) -Filter ([IO.Path]::GetFileName($pattern)) -File -ErrorAction SilentlyContinue)
+        if ($found.Count -ne [int](Get-CmfProperty $backups $pattern)) { $problems += "after: $($found.Count) files match $pattern, not $(Get-CmfProperty $backups $pattern)" }
+    }
+    $rights = Get-CmfProperty $After 'rights'
+    foreach ($account in Get-CmfKeys $rights) {
+        $held = @([CmfContractLsa]::Get($Context.Sids[$account]))
+        $spec = Get-CmfProperty $rights $account
+        foreach ($right in @(Get-CmfProperty $spec 'has')) { if ($right -and $held -notcontains $right) { $problems += "after: $account lacks $right" } }
+        foreach ($right in @(Get-CmfProperty $spec 'lacks')) { if ($right -and $held -contains $right) { $problems += "after: $account holds $right" } }
+    }
+    $members = Get-CmfProperty $After 'members'
+    foreach ($group in Get-CmfKeys $members) {
+        $sids = @(Get-CmfGroupMemberSids $Context.Names[$group])
+        $spec = Get-CmfProperty $members $group
+        foreach ($member in @(Get-CmfProperty $spec 'has')) { if ($member -and $sids -notcontains $Context.Sids[$member]) { $problems += "after: $member is not in $group" } }
+        foreach ($member in @(Get-CmfProperty $spec 'lacks')) { if ($member -and $sids -contains $Context.Sids[$member]) { $problems += "after: $member is in $group" } }
+    }
+    $service = Get-CmfProperty $After 'service'
+    if ($service) {
+        $instance = Get-CimInstance -ClassName Win32_Service -Filter "Name='$($Context.Service)'"
+        $state = Get-CmfProperty $service 'state'
+        if ($state -and $instance.State.ToLowerInvariant() -ne $state) { $problems += "after: the service is $($instance.State), not $state" }
+        $running = @(Get-CmfProperty $service 'sessions' | Where-Object { $_ })
+        if ($running.Count -gt 0) {
+            $alive = @($Context.SessionPids | Where-Object { Get-Process -Id $_ -ErrorAction SilentlyContinue })
+            if ($alive.Count -ne $running.Count) { $problems += "after: $($alive.Count) session processes run, not $($running.Count)" }
+        }
+        $interrupted = @(Get-CmfProperty $service 'interrupted_sessions' | Where-Object { $_ })
+        if ($interrupted.Count -gt 0) {
+            $alive = @($Context.SessionPids | Where-Object { Get-Process -Id $_ -ErrorAction SilentlyContinue })
+            if ($Context.SessionPids.Count -ne $interrupted.Count) { $problems += "after: the service ran $($Context.SessionPids.Count) session processes, not $($interrupted.Count)" }
+            if ($alive.Count -gt 0) { $problems += "after: $($alive.Count) session processes still run after the stop" }
+        }
+    }
+    return $problems
+}
+
+function Test-CmfCase {
+    # Every way this host fails the case; empty when it passes.
+    param([Parameter(Mandatory)]$Context, [Parameter(Mandatory)][string]$Operation, [Parameter(Mandatory)]$Case)
+    $parameters = Expand-CmfValue $Context $Case.parameters
+    $expect = Expand-CmfValue $Context $Case.expect
+    $result = Invoke-CmfOperation -Session $Context.Session -Operation $Operation -Parameters $parameters
+    $problems = @(Get-CmfMismatch $expect $result)
+    if (-not (@(Get-CmfKeys $expect) -contains 'error_code') -and (@(Get-CmfKeys $result) -contains 'error_code')) {
+        $problems += "refused: $($result.error_code): $($result.error)"
+    }
+    $problems += @(Get-CmfAfterMismatch $Context (Expand-CmfValue $Context (Get-CmfProperty $Case 'after')))
+    return $problems
+}
+
+$exported = @(
+    'New-CmfSession', 'Remove-CmfSession', 'New-CmfHost', 'Remove-CmfHost', 'Get-CmfSkipReason', 'Test-CmfCase',
+    'Get-CmfMismatch', 'Invoke-CmfOperation', 'Get-CmfScriptText', 'Expand-CmfValue', 'Get-CmfGroupMemberSids', 'Get-CmfComputer'
+)
+Export-ModuleMember -Function $exported
