@@ -44,5 +44,7 @@ OPERATIONS: dict[str, Operation] = {
         # the agent and its service
         _op("read_agent_info", "service", "config_path", "account", changes_host=False),
         _op("control_service", "name", "state", "timeout", "settle", "if_idle", "config_path", "account", changes_host=True),
+        # the self-test's sandbox (worker_selftest): a throw-away user, group and folder
+        _op("sandbox", "name", "state", changes_host=True),
     )
 }
