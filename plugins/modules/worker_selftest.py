@@ -8,7 +8,8 @@ module: worker_selftest
 short_description: Test every remote operation of the collection on one worker, in a sandbox, before the fleet
 version_added: 0.1.0
 description:
-  - A canary for operators. Calls each remote operation the other modules use, in a sandbox, and compares each
+  - >-
+    A canary for operators. Calls each remote operation the other modules use, in a sandbox, and compares each
     answer with the host contract - the fields and their types, and what the answer means (what was written
     reads back byte for byte, a stale hash is refused, a right or a membership that was granted is seen, then
     gone again). Returns one line per step, C(<step>: ok) or C(<step>: <what differs>).
@@ -79,7 +80,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 lines:
-  description: One line per step, C(<step>: ok), C(<step>: <what differs>) or C(<step>: skipped (<why>)).
+  description: "One line per step, C(<step>: ok), C(<step>: <what differs>) or C(<step>: skipped (<why>))."
   returned: always
   type: list
   elements: str
