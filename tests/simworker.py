@@ -9,6 +9,7 @@ import copy
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -170,3 +171,20 @@ def run_module(tmp_path: Path, state: dict, module: str, args: dict, *flags: str
     """One task of ``module`` on one simulated worker: its result, the state afterwards, and the run."""
     results, states, completed = run_tasks(tmp_path, {"worker-01": state}, [{module: args}], *flags)
     return results["worker-01"][0], states["worker-01"], completed
+
+
+def tracked_files() -> list[str]:
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=REPO_ROOT, capture_output=True, check=True
+    ).stdout.decode()
+    return [name for name in listed.split("\0") if name and (REPO_ROOT / name).is_file()]
+
+
+def copy_collection(target: Path) -> Path:
+    """The source tree laid out as ansible_collections/deadline_cloud/cmf, as ansible-test wants it."""
+    root = target / "ansible_collections" / "deadline_cloud" / "cmf"
+    for name in tracked_files():
+        destination = root / name
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO_ROOT / name, destination)
+    return root

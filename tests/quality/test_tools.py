@@ -29,23 +29,6 @@ def run(command: list[str], cwd: Path = REPO, env: dict | None = None, timeout: 
     return subprocess.run(command, cwd=cwd, env=env or simworker.ansible_env(), capture_output=True, text=True, timeout=timeout, check=False)
 
 
-def tracked_files() -> list[str]:
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=REPO, capture_output=True, check=True
-    ).stdout.decode()
-    return [name for name in listed.split("\0") if name and (REPO / name).is_file()]
-
-
-def copy_collection(target: Path) -> Path:
-    """The source tree laid out as ansible_collections/deadline_cloud/cmf, as ansible-test wants it."""
-    root = target / "ansible_collections" / "deadline_cloud" / "cmf"
-    for name in tracked_files():
-        destination = root / name
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(REPO / name, destination)
-    return root
-
-
 def test_ruff():
     result = run([str(BIN / "ruff"), "check", "--output-format", "concise", "."])
     assert result.returncode == 0, result.stdout + result.stderr
@@ -99,7 +82,7 @@ def ansible_test(tmp_path: Path, command: str, *args: str, bin_dir: Path = BIN, 
     """``ansible-test <command>`` of the venv in ``bin_dir`` on a copy of the collection laid out as
     ansible_collections/deadline_cloud/cmf, with its requirements and its HOME in ansible_test_home()."""
     _ensure_pip_bootstrap_offline(bin_dir)
-    root = copy_collection(tmp_path)
+    root = simworker.copy_collection(tmp_path)
     python = python or f"{sys.version_info.major}.{sys.version_info.minor}"
     env = simworker.ansible_env(HOME=str(ansible_test_home()))
     env.pop("ANSIBLE_COLLECTIONS_PATH", None)

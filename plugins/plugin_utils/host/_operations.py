@@ -54,5 +54,7 @@ OPERATIONS: dict[str, Operation] = {
             "account",
             changes_host=True,
         ),
+        # the self-test's sandbox (worker_selftest): a throw-away user, group and folder
+        _op("sandbox", "name", "state", changes_host=True),
     )
 }

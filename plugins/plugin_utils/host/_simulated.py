@@ -139,8 +139,9 @@ def _registry() -> dict[str, SimulatedOperation]:
     )
     from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._simulated_agent import OPERATIONS as agent
     from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._simulated_files import OPERATIONS as files
+    from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._simulated_sandbox import OPERATIONS as sandbox
 
-    return {**files, **accounts, **agent}
+    return {**files, **accounts, **agent, **sandbox}
 
 
 class StateFile:

@@ -1,0 +1,47 @@
+# Copyright: contributors to deadline_cloud.cmf
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""deadline_cloud.cmf.worker_selftest: every remote operation once, in a sandbox, held to the contract."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils import agent_rules
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.action import CmfAction
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.agent_config import CONFIG_PATH
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host import Host
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.selftest import DEFAULT_SANDBOX, Options, run_selftest
+
+ARGUMENT_SPEC = {
+    "service": {"type": "str", "default": agent_rules.DEFAULT_SERVICE},
+    "config_path": {"type": "str", "default": CONFIG_PATH},
+    "sandbox_name": {"type": "str", "default": DEFAULT_SANDBOX},
+    "require_contract_v2": {"type": "bool", "default": False},
+}
+
+
+class ActionModule(CmfAction):
+    ARGUMENT_SPEC: ClassVar[dict] = ARGUMENT_SPEC
+
+    def execute(self, host: Host, params: dict, task_vars: dict) -> dict:
+        if self.check_mode:
+            return {
+                "failed": True,
+                "msg": "worker_selftest does not run in check mode: it creates and removes a sandbox user, group "
+                "and folder to test the operations that change a host; run it without --check",
+            }
+        options = Options(
+            service=params["service"],
+            config_path=params["config_path"],
+            sandbox=params["sandbox_name"],
+            require_v2=params["require_contract_v2"],
+        )
+        outcome = run_selftest(host, options)
+        # Only the sandbox changed, and it is gone again: nothing outside it was changed.
+        result: dict = {"changed": False, "lines": outcome.lines, "steps": [step.as_dict() for step in outcome.steps]}
+        if not outcome.ok:
+            result["failed"] = True
+            result["msg"] = "the worker's answers differ from the host contract in: " + ", ".join(outcome.failed_steps) + (
+                ". " + " | ".join(line for line in outcome.lines if not line.endswith(": ok") and ": skipped (" not in line)
+            )
+        return result

@@ -1,0 +1,116 @@
+#!/usr/bin/python
+# Copyright: contributors to deadline_cloud.cmf
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+DOCUMENTATION = r"""
+---
+module: worker_selftest
+short_description: Test every remote operation of the collection on one worker, in a sandbox, before the fleet
+version_added: 0.1.0
+description:
+  - >-
+    A canary for operators. Calls each remote operation the other modules use, in a sandbox, and compares each
+    answer with the host contract - the fields and their types, and what the answer means (what was written
+    reads back byte for byte, a stale hash is refused, a right or a membership that was granted is seen, then
+    gone again). Returns one line per step, C(<step>: ok) or C(<step>: <what differs>).
+  - The sandbox is a disabled local user O(sandbox_name) with a random password, a local group
+    C(<sandbox_name>g) with no members, and a folder C(<sandbox_name>) under the system temp folder. The files,
+    the right (C(SeBatchLogonRight)) and the membership the test makes are made only there.
+  - The sandbox is removed at the end, also after a failed step - the user's rights first, through the LSA, so
+    that no orphaned SID is left in the policy - and the removal is checked.
+  - Outside the sandbox it only reads - the agent's service, its account and O(config_path) - and, only when the
+    service is running, asks for the service to be V(started), which changes nothing. It never stops or restarts
+    the service.
+  - Fails when any step differs, after the sandbox is removed, naming the steps.
+  - Runs on the controller; it reaches the worker through its Windows connection, or the
+    C(deadline_cloud.cmf.simulated_worker) connection.
+options:
+  service:
+    description: The agent's service, read and never stopped.
+    type: str
+    default: DeadlineWorker
+  config_path:
+    description: The agent's C(worker.toml), read only.
+    type: str
+    default: C:\ProgramData\Amazon\Deadline\Config\worker.toml
+  sandbox_name:
+    description:
+      - The sandbox user's name (1 to 19 letters, digits, V(-) or V(_)); the group is this name and V(g).
+      - A sandbox left by an interrupted run under the same name is reused, then removed.
+    type: str
+    default: cmf-selftest
+  require_contract_v2:
+    description:
+      - Also require the fields that version 2 of the host contract adds (for example C(sessions) and
+        C(user_environment) of the agent reading, C(gpo_rights), the service's C(events)).
+      - When false, such fields are checked for their type only when they are present.
+    type: bool
+    default: false
+attributes:
+  check_mode:
+    support: none
+    description: Can run in check mode and return what would change without changing the host.
+    details: Refused with a message - the test must create and remove its sandbox.
+  diff_mode:
+    support: none
+    description: Returns what changed (or would change in check mode) as before and after, when in diff mode.
+notes:
+  - Run it on one worker (C(--limit)) before converging the fleet; C(playbooks/selftest.yml) does.
+  - C(changed) is false - the sandbox is gone again when the module returns.
+seealso:
+  - module: deadline_cloud.cmf.worker_agent_info
+author:
+  - Deadline Cloud CMF maintainers (@deadline-cloud)
+"""
+
+EXAMPLES = r"""
+- name: Test the collection's remote operations on this worker
+  deadline_cloud.cmf.worker_selftest:
+  register: selftest
+
+- name: Show one line per step
+  ansible.builtin.debug:
+    var: selftest.lines
+
+- name: Another service name, and the fields of host contract v2 required
+  deadline_cloud.cmf.worker_selftest:
+    service: DeadlineWorker
+    require_contract_v2: true
+"""
+
+RETURN = r"""
+lines:
+  description: "One line per step, C(<step>: ok), C(<step>: <what differs>) or C(<step>: skipped (<why>))."
+  returned: always
+  type: list
+  elements: str
+  sample:
+    - "sandbox present: ok"
+    - "read_file absent: ok"
+    - "write_file create: ok"
+    - "set_group_membership present: the call failed: the connection dropped"
+steps:
+  description: The steps, in order.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    step:
+      description: The step, named after its remote operation first.
+      type: str
+      sample: write_file stale hash
+    operation:
+      description: The remote operation the step calls.
+      type: str
+      sample: write_file
+    ok:
+      description: Whether the answer matches the contract.
+      type: bool
+    skipped:
+      description: Why the step was not run, else null.
+      type: str
+    differences:
+      description: What differs from the contract.
+      type: list
+      elements: str
+"""

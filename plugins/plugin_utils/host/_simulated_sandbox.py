@@ -1,0 +1,112 @@
+# Copyright: contributors to deadline_cloud.cmf
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The self-test's sandbox on the simulated worker, as sandbox.ps1 makes it.
+
+present: a disabled local user ``<name>`` and a local group ``<name>g`` with no members in
+``accounts`` (new SIDs in the machine's domain, after its highest RID), and a folder under the
+system temp folder (the state file has no folders: it exists through the files written in it).
+absent: the user's rights and memberships are removed first, then the user, the group and every
+file under the folder. Rights left with no holder are dropped, as the LSA keeps no empty right.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.accounts import names_equal, normalize_sid
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host import path_key
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._errors import HostOperationError
+
+SYSTEM_TEMP = r"C:\Windows\Temp"
+# A machine SID for a state that has no local account to take it from.
+DEFAULT_MACHINE_SID = "S-1-5-21-1004336348-1177238915-682003330"
+FIRST_LOCAL_RID = 1000
+_LOCAL_SID = re.compile(r"^(S-1-5-21-\d+-\d+-\d+)-(\d+)$", re.IGNORECASE)
+_NAME = re.compile(r"^[A-Za-z0-9_-]{1,19}$")
+
+
+def _accounts(state) -> dict:
+    accounts = state.data.get("accounts")
+    if not isinstance(accounts, dict):
+        accounts = state.data["accounts"] = {}
+    return accounts
+
+
+def _find(state, name: str, kind: str) -> str | None:
+    """The SID of the local ``kind`` (user or group) called ``name``."""
+    for sid, raw in _accounts(state).items():
+        entry = raw or {}
+        if entry.get("domain") is None and entry.get("type", "user") == kind and names_equal(str(entry.get("name") or ""), name):
+            return str(sid)
+    return None
+
+
+def _new_sid(state) -> str:
+    machine, highest = None, FIRST_LOCAL_RID - 1
+    for sid in _accounts(state):
+        match = _LOCAL_SID.match(str(sid))
+        if match:
+            machine = machine or match.group(1)
+            highest = max(highest, int(match.group(2)))
+    return f"{machine or DEFAULT_MACHINE_SID}-{highest + 1}"
+
+
+def _present(state, name: str, group_name: str) -> tuple[str, str]:
+    accounts = _accounts(state)
+    user_sid = _find(state, name, "user")
+    if user_sid is None:
+        user_sid = _new_sid(state)
+        accounts[user_sid] = {"name": name, "type": "user", "enabled": False}
+    group_sid = _find(state, group_name, "group")
+    if group_sid is None:
+        group_sid = _new_sid(state)
+        accounts[group_sid] = {"name": group_name, "type": "group", "members": []}
+    return user_sid, group_sid
+
+
+def _absent(state, name: str, group_name: str, folder: str) -> tuple[str | None, str | None]:
+    accounts = _accounts(state)
+    user_sid = _find(state, name, "user")
+    group_sid = _find(state, group_name, "group")
+    if user_sid is not None:
+        wanted = normalize_sid(user_sid)
+        rights = state.data.get("rights") or {}
+        for right in list(rights):
+            holders = [h for h in rights[right] or [] if normalize_sid(str(h)) != wanted]
+            if holders:
+                rights[right] = holders
+            else:
+                del rights[right]
+        for entry in accounts.values():
+            if isinstance(entry, dict) and "members" in entry:
+                entry["members"] = [m for m in entry["members"] or [] if normalize_sid(str(m)) != wanted]
+        del accounts[user_sid]
+    if group_sid is not None:
+        del accounts[group_sid]
+    inside = path_key(folder) + "\\"
+    files = state.data.get("files") or {}
+    for file_name in [f for f in files if path_key(f).startswith(inside)]:
+        del files[file_name]
+    return user_sid, group_sid
+
+
+def sandbox(state, parameters: dict) -> dict:
+    name, wanted = str(parameters["name"]), parameters["state"]
+    if not _NAME.match(name):
+        raise HostOperationError("INVALID_NAME", f"sandbox name {name!r}: 1 to 19 letters, digits, '-' or '_'")
+    group_name = f"{name}g"
+    folder = f"{SYSTEM_TEMP}\\{name}"
+    if wanted == "present":
+        user_sid, group_sid = _present(state, name, group_name)
+    elif wanted == "absent":
+        user_sid, group_sid = _absent(state, name, group_name, folder)
+    else:
+        raise HostOperationError("INVALID_STATE", f"state must be present or absent, not {wanted!r}")
+    return {
+        "user": {"name": name, "sid": user_sid},
+        "group": {"name": group_name, "sid": group_sid},
+        "folder": folder,
+    }
+
+
+OPERATIONS = {"sandbox": sandbox}

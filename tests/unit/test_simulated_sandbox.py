@@ -1,0 +1,73 @@
+# Copyright: contributors to deadline_cloud.cmf
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The simulated worker's sandbox operation, as sandbox.ps1 does it: idempotent both ways, and
+nothing of the sandbox user left behind (no right, no membership, no file)."""
+
+from __future__ import annotations
+
+import pytest
+import simworker
+
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._errors import HostOperationError
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._simulated import run_operation
+
+MACHINE = "S-1-5-21-3623811015-3361044348-30300820"
+
+
+@pytest.fixture
+def worker(tmp_path):
+    state = simworker.example_state()
+    path = simworker.save_state(tmp_path / "worker-01.yml", state)
+
+    def call(operation: str, **parameters) -> dict:
+        return run_operation(str(path), operation, parameters)
+
+    return call, path, state
+
+
+def _without_calls(state: dict) -> dict:
+    return {k: v for k, v in state.items() if k not in ("calls", "calls_total")}
+
+
+def test_present_makes_a_disabled_user_and_an_empty_group_in_the_machine_domain(worker):
+    call, path, _state = worker
+    box = call("sandbox", name="cmf-selftest", state="present")
+    assert box == {
+        "user": {"name": "cmf-selftest", "sid": f"{MACHINE}-1003"},  # after the highest RID, 1002
+        "group": {"name": "cmf-selftestg", "sid": f"{MACHINE}-1004"},
+        "folder": r"C:\Windows\Temp\cmf-selftest",
+    }
+    assert call("sandbox", name="cmf-selftest", state="present") == box
+    accounts = simworker.load_state(path)["accounts"]
+    assert accounts[f"{MACHINE}-1003"] == {"name": "cmf-selftest", "type": "user", "enabled": False}
+    assert accounts[f"{MACHINE}-1004"] == {"name": "cmf-selftestg", "type": "group", "members": []}
+    report = call("read_account", account=r".\cmf-selftest")
+    assert (report["sid"], report["enabled"], report["rights"], report["groups"]) == (f"{MACHINE}-1003", False, [], [])
+
+
+def test_absent_takes_the_rights_and_memberships_away_first_and_leaves_the_state_as_it_was(worker):
+    call, path, state = worker
+    box = call("sandbox", name="cmf-selftest", state="present")
+    user = box["user"]["sid"]
+    call("set_user_rights", account=user, rights=["SeBatchLogonRight", "SeServiceLogonRight"], state="present")
+    call("set_group_membership", account=user, groups=[box["group"]["sid"], "S-1-5-32-545"], state="present")
+    call("write_file", path=box["folder"] + r"\a.txt", content="YQ==", expected_sha256="", backup=False)
+    assert call("sandbox", name="cmf-selftest", state="absent") == box
+    assert _without_calls(simworker.load_state(path)) == state
+    with pytest.raises(HostOperationError) as refused:
+        call("read_account", account=user)
+    assert refused.value.code == "ACCOUNT_NOT_FOUND"
+    assert call("sandbox", name="cmf-selftest", state="absent") == {
+        "user": {"name": "cmf-selftest", "sid": None},
+        "group": {"name": "cmf-selftestg", "sid": None},
+        "folder": r"C:\Windows\Temp\cmf-selftest",
+    }
+
+
+@pytest.mark.parametrize("name", ["", "a" * 20, r"..\x", "a b"])
+def test_a_name_windows_would_not_take_is_refused_before_any_change(worker, name):
+    call, path, state = worker
+    with pytest.raises(HostOperationError) as refused:
+        call("sandbox", name=name, state="present")
+    assert refused.value.code == "INVALID_NAME"
+    assert _without_calls(simworker.load_state(path)) == state
