@@ -8,12 +8,19 @@
 # SIDs and is missing on some Server Core images).
 # Result: user @{name; sid}, group @{name; sid}, folder (sid $null for what does not exist).
 param(
-    [Parameter(Mandatory)][ValidatePattern('^[A-Za-z0-9_-]{1,19}$')][string]$Name,
+    [Parameter(Mandatory)][string]$Name,
     [Parameter(Mandatory)][ValidateSet('present', 'absent')][string]$State
 )
 $ErrorActionPreference = 'Stop'
 $Ansible.Changed = $false
 #cmf:include Accounts
+
+# A refusal with its code, as the simulated worker gives it (a ValidatePattern would fail the
+# binding instead, with no code to compare).
+if ($Name -notmatch '^[A-Za-z0-9_-]{1,19}$') {
+    $Ansible.Result = @{ error_code = 'INVALID_NAME'; error = "sandbox name '$Name': 1 to 19 letters, digits, '-' or '_'" }
+    return
+}
 
 $groupName = "${Name}g"
 $folder = Join-Path (Join-Path $env:SystemRoot 'Temp') $Name
