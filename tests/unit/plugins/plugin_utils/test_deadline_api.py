@@ -233,4 +233,5 @@ def test_the_ids_and_region_come_from_the_hosts_reading():
     assert ids["farm_id"] == "farm-0123456789abcdef0123456789abcdef"
     assert ids["fleet_id"] == "fleet-0123456789abcdef0123456789abcdef"
     assert ids["region"] == "us-west-2"  # the service's AWS_DEFAULT_REGION
+    assert ids["worker_id"] == "worker-0123456789abcdef0123456789abcdef"
     assert _service_ids(None) == {}
