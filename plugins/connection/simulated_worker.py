@@ -15,7 +15,7 @@ description:
   - Only the operations of this collection exist on it; generic modules (for example
     M(ansible.windows.win_ping) or fact gathering) fail with a message that says so.
 author:
-  - Deadline Cloud CMF maintainers (@deadline-cloud)
+  - Deadline Cloud CMF maintainers
 version_added: 0.1.0
 options:
   simulated_worker_state:

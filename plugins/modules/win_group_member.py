@@ -54,7 +54,7 @@ seealso:
   - module: deadline_cloud.cmf.win_user_rights
   - module: ansible.windows.win_group_membership
 author:
-  - Deadline Cloud CMF maintainers (@deadline-cloud)
+  - Deadline Cloud CMF maintainers
 """
 
 EXAMPLES = r"""

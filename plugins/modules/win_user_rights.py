@@ -55,7 +55,7 @@ seealso:
   - module: deadline_cloud.cmf.win_group_member
   - module: ansible.windows.win_user_right
 author:
-  - Deadline Cloud CMF maintainers (@deadline-cloud)
+  - Deadline Cloud CMF maintainers
 """
 
 EXAMPLES = r"""

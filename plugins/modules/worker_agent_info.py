@@ -55,7 +55,7 @@ seealso:
   - module: deadline_cloud.cmf.worker_agent_service
   - module: deadline_cloud.cmf.worker_toml
 author:
-  - Deadline Cloud CMF maintainers (@deadline-cloud)
+  - Deadline Cloud CMF maintainers
 """
 
 EXAMPLES = r"""

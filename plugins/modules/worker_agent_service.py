@@ -50,7 +50,7 @@ attributes:
 seealso:
   - module: deadline_cloud.cmf.worker_agent_info
 author:
-  - Deadline Cloud CMF maintainers (@deadline-cloud)
+  - Deadline Cloud CMF maintainers
 """
 
 EXAMPLES = r"""

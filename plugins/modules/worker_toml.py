@@ -103,7 +103,7 @@ attributes:
     platforms: windows
     description: Windows workers, reached through any Windows connection or the simulated worker.
 author:
-  - Deadline Cloud CMF maintainers (@deadline-cloud)
+  - Deadline Cloud CMF maintainers
 """
 
 EXAMPLES = r"""
