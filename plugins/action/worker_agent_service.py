@@ -11,7 +11,7 @@ from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.action import C
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host import Host, HostOperationError
 
 ARGUMENT_SPEC = {
-    "name": {"type": "str", "default": agent_rules.DEFAULT_SERVICE},
+    "service": {"type": "str", "default": agent_rules.DEFAULT_SERVICE, "aliases": ["name"]},
     "state": {"type": "str", "default": "restarted", "choices": ["restarted", "started", "stopped"]},
     "timeout": {"type": "int", "default": 300},
     "settle": {"type": "int", "default": 15},
@@ -54,7 +54,7 @@ class ActionModule(CmfAction):
     ARGUMENT_SPEC: ClassVar[dict] = ARGUMENT_SPEC
 
     def execute(self, host: Host, params: dict, task_vars: dict) -> dict:
-        name = params["name"]
+        name = params["service"]
         if self.check_mode:
             info = agent_rules.read_agent_info(host, name)
             if not info["service"]["exists"]:

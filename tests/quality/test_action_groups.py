@@ -11,17 +11,14 @@ import yaml
 
 REPO = simworker.REPO_ROOT
 MODULES = sorted(p.stem for p in (REPO / "plugins" / "modules").glob("*.py") if p.stem != "__init__")
-# A copy of worker.toml beside the agent's, that opts in where the agent's own file does not.
+# A copy of worker.toml beside the agent's own.
 COPY = r"C:\ProgramData\Amazon\Deadline\Config\worker-copy.toml"
 AGENT_SID = "S-1-5-21-3623811015-3361044348-30300820-1001"  # .\deadline-worker in the example state
 
 
 def _worker_with_a_copy() -> dict:
     state = simworker.example_state()
-    text = simworker.file_bytes(state).decode()
-    assert "# run_jobs_as_agent_user = true\n" in text
-    opted_in = text.replace("# run_jobs_as_agent_user = true\n", "run_jobs_as_agent_user = true\n", 1)
-    return simworker.set_file_bytes(state, opted_in.encode(), COPY)
+    return simworker.set_file_bytes(state, simworker.file_bytes(state), COPY)
 
 
 def test_the_groups_hold_every_module_and_only_modules_that_exist():
@@ -30,18 +27,24 @@ def test_the_groups_hold_every_module_and_only_modules_that_exist():
     assert sorted(groups["worker"] + groups["accounts"]) == MODULES
 
 
-def test_a_worker_group_default_reaches_worker_agent_info(tmp_path: Path):
+def test_a_worker_group_default_reaches_worker_toml_and_worker_agent_info(tmp_path: Path):
     defaults = {"group/deadline_cloud.cmf.worker": {"config_path": COPY}}
-    results, _states, run = simworker.run_tasks(
+    opt_in = {"table": "os", "key": "run_jobs_as_agent_user", "value": True}
+    results, states, run = simworker.run_tasks(
         tmp_path,
         {"worker-01": _worker_with_a_copy()},
         [
+            {"deadline_cloud.cmf.worker_toml": opt_in, "module_defaults": defaults},
             {"deadline_cloud.cmf.worker_agent_info": {}, "module_defaults": defaults},
             {"deadline_cloud.cmf.worker_agent_info": {}},
         ],
     )
-    with_default, without = results["worker-01"]
-    assert not with_default.get("failed"), run.stdout + run.stderr
+    edit, with_default, without = results["worker-01"]
+    assert not edit.get("failed") and not with_default.get("failed"), run.stdout + run.stderr
+    assert (edit["changed"], edit["path"]) == (True, COPY)
+    state = states["worker-01"]
+    assert b"\nrun_jobs_as_agent_user = true\n" in simworker.file_bytes(state, COPY)
+    assert b"\n# run_jobs_as_agent_user = true\n" in simworker.file_bytes(state)  # the agent's own file is untouched
     assert with_default["config"]["path"] == COPY
     assert with_default["settings"]["run_jobs_as_agent_user"] == {"value": True, "source": "file", "variable": None}
     # the same task without the group default reads the agent's own file, which does not opt in
