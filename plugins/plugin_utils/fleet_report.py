@@ -7,6 +7,8 @@ Pure Python, no Ansible: the filter plugins of the collection (``fleet_summary``
 thin wrappers of the functions here. A *reading* is what ``deadline_cloud.cmf.worker_agent_info``
 returned for a host (``findings`` and ``ready``), or a failed or unreachable task result, or None
 when the host has no reading at all.
+
+Internal to this collection: not a public API; it may change in any release.
 """
 
 from __future__ import annotations

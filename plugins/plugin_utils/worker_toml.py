@@ -7,6 +7,8 @@ quoting, other tables and the line endings. A key that exists changes in place; 
 only shows as a commented-out example (``# run_jobs_as_agent_user = true``, as the agent's
 example file does) takes that line's place; otherwise it goes at the end of its table's own
 lines. Removing a key comments its line out, so the operator still sees what was there.
+
+Internal to this collection: not a public API; it may change in any release.
 """
 
 from __future__ import annotations

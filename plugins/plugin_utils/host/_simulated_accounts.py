@@ -10,6 +10,8 @@ not in ``accounts`` is an orphan, as a deleted account leaves behind); ``rights`
 
 Addition (backward compatible): a user account may carry ``enabled: false``, a disabled account;
 missing means enabled. The safety rules do not count disabled members of Administrators.
+
+Internal to this collection: not a public API; it may change in any release.
 """
 
 from __future__ import annotations
