@@ -18,5 +18,4 @@ options:
 notes:
   - A missing account, an ambiguous name or an unreachable domain fails the task with a message that
     names the account; nothing is changed.
-  - In the action group C(deadline_cloud.cmf.accounts) (and C(deadline_cloud.cmf.all)) for C(module_defaults).
 """

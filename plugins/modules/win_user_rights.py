@@ -44,6 +44,9 @@ attributes:
   action:
     support: full
     details: The module runs as an action plugin on the controller; the host applies the difference in one remote call.
+  action_group:
+    support: full
+    membership: [deadline_cloud.cmf.accounts, deadline_cloud.cmf.all]
   async:
     support: none
   check_mode:
@@ -59,6 +62,7 @@ attributes:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
+  - ansible.builtin.action_common_attributes.actiongroups
   - deadline_cloud.cmf.windows_account
 seealso:
   - module: deadline_cloud.cmf.win_group_member

@@ -31,6 +31,9 @@ attributes:
   action:
     support: full
     details: The module runs as an action plugin on the controller, which reads the worker in one remote call and judges it.
+  action_group:
+    support: full
+    membership: [deadline_cloud.cmf.worker, deadline_cloud.cmf.all]
   async:
     support: none
   check_mode:
@@ -46,6 +49,7 @@ attributes:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
+  - ansible.builtin.action_common_attributes.actiongroups
   - deadline_cloud.cmf.worker_agent
   - deadline_cloud.cmf.worker_agent.config_path
 notes:
@@ -53,7 +57,6 @@ notes:
     value at the service's next start. The verdict reads both from the registry, i.e. as the agent will see
     them at its next start after that.
   - C(ready) is true when no finding is a C(blocker).
-  - In the action group C(deadline_cloud.cmf.worker) (and C(deadline_cloud.cmf.all)) for C(module_defaults).
 seealso:
   - module: deadline_cloud.cmf.worker_agent_service
   - module: deadline_cloud.cmf.worker_toml

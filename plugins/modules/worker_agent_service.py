@@ -44,6 +44,9 @@ attributes:
   action:
     support: full
     details: The module runs as an action plugin on the controller; the host waits for the service inside one remote call.
+  action_group:
+    support: full
+    membership: [deadline_cloud.cmf.worker, deadline_cloud.cmf.all]
   async:
     support: none
   check_mode:
@@ -59,9 +62,8 @@ attributes:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
+  - ansible.builtin.action_common_attributes.actiongroups
   - deadline_cloud.cmf.worker_agent
-notes:
-  - In the action group C(deadline_cloud.cmf.worker) (and C(deadline_cloud.cmf.all)) for C(module_defaults).
 seealso:
   - module: deadline_cloud.cmf.worker_agent_info
 author:

@@ -89,11 +89,11 @@ options:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
+  - ansible.builtin.action_common_attributes.actiongroups
   - deadline_cloud.cmf.worker_agent.config_path
 notes:
   - Runs on the controller; the worker is reached through the task's connection (any Windows connection
     with M(ansible.windows.win_powershell), or P(deadline_cloud.cmf.simulated_worker#connection)).
-  - In the action group C(deadline_cloud.cmf.worker) (and C(deadline_cloud.cmf.all)) for C(module_defaults).
 seealso:
   - module: deadline_cloud.cmf.worker_agent_info
   - module: deadline_cloud.cmf.worker_agent_service
@@ -101,6 +101,9 @@ attributes:
   action:
     support: full
     details: The module runs as an action plugin on the controller, which edits the file and reaches the worker to read and write it.
+  action_group:
+    support: full
+    membership: [deadline_cloud.cmf.worker, deadline_cloud.cmf.all]
   async:
     support: none
   check_mode:

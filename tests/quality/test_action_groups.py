@@ -4,8 +4,10 @@
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
+import pytest
 import simworker
 import yaml
 
@@ -21,10 +23,24 @@ def _worker_with_a_copy() -> dict:
     return simworker.set_file_bytes(state, simworker.file_bytes(state), COPY)
 
 
+def _groups() -> dict[str, list[str]]:
+    return yaml.safe_load((REPO / "meta" / "runtime.yml").read_text(encoding="utf-8"))["action_groups"]
+
+
 def test_the_groups_hold_every_module_and_only_modules_that_exist():
-    groups = yaml.safe_load((REPO / "meta" / "runtime.yml").read_text(encoding="utf-8"))["action_groups"]
+    groups = _groups()
     assert sorted(groups["all"]) == MODULES
     assert sorted(groups["worker"] + groups["accounts"]) == MODULES
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_each_module_documents_the_groups_it_is_in(module):
+    tree = ast.parse((REPO / "plugins" / "modules" / f"{module}.py").read_text(encoding="utf-8"))
+    (documentation,) = (
+        node.value.value for node in tree.body if isinstance(node, ast.Assign) and node.targets[0].id == "DOCUMENTATION"
+    )
+    documented = yaml.safe_load(documentation)["attributes"]["action_group"]["membership"]
+    assert sorted(documented) == sorted(f"deadline_cloud.cmf.{name}" for name, members in _groups().items() if module in members)
 
 
 def test_a_worker_group_default_reaches_worker_toml_and_worker_agent_info(tmp_path: Path):
