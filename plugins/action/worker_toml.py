@@ -27,7 +27,7 @@ _SETTING_SPEC = {
 
 class ActionModule(CmfAction):
     ARGUMENT_SPEC = {
-        "path": {"type": "str", "default": agent_config.CONFIG_PATH},
+        "config_path": {"type": "str", "default": agent_config.CONFIG_PATH, "aliases": ["path"]},
         "table": {"type": "str"},
         "key": {"type": "str", "no_log": False},
         "value": {"type": "raw"},
@@ -49,7 +49,7 @@ class ActionModule(CmfAction):
                 "msg": f"worker_toml needs the Python package tomlkit on the controller ({TOMLKIT_IMPORT_ERROR}): "
                 "pip install -r requirements.txt from the collection",
             }
-        path = params["path"]
+        path = params["config_path"]
         try:
             settings = _settings_from(params)
         except WorkerTomlError as error:

@@ -37,15 +37,28 @@ options:
     choices: [present, absent]
     default: present
 attributes:
+  action:
+    support: full
+    details: The module runs as an action plugin on the controller; the host applies the difference in one remote call.
+  action_group:
+    support: full
+    membership: [deadline_cloud.cmf.accounts, deadline_cloud.cmf.all]
+  async:
+    support: none
   check_mode:
     support: full
-    description: Can run in check mode and return what would change without changing the host.
     details: Reads the account in one call, applies the same safety rules, and reports what would change.
   diff_mode:
     support: full
-    description: Returns what changed (or would change in check mode) as before and after, when in diff mode.
     details: The account's local groups before and after.
+  platform:
+    support: full
+    platforms: windows
+    details: Windows hosts, reached through any Windows connection or the simulated worker.
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
+  - ansible.builtin.action_common_attributes.actiongroups
   - deadline_cloud.cmf.windows_account
   - deadline_cloud.cmf.reading
 notes:
@@ -54,6 +67,10 @@ notes:
 seealso:
   - module: deadline_cloud.cmf.win_user_rights
   - module: ansible.windows.win_group_membership
+    description: >-
+      Sets the members of one group, and can make them its only members. This module sets the groups of one account,
+      compared by SID (so a localized group name and its English name or SID are the same group), and leaves the
+      group's other members alone.
 author:
   - Deadline Cloud CMF maintainers
 """
@@ -109,4 +126,12 @@ effective_rights:
     SeInteractiveLogonRight:
       - name: Users
         sid: S-1-5-32-545
+error_code:
+  description:
+    - A stable code for why the task failed on the account - V(ACCOUNT_NOT_FOUND), V(ACCOUNT_AMBIGUOUS),
+      V(DOMAIN_UNREACHABLE), V(GROUP_NOT_FOUND), V(NOT_A_GROUP), V(REMOVAL_REFUSED) (a refused removal from Administrators),
+      or V(HOST_ERROR) when the host could not run the operation at all; C(msg) says more.
+  returned: on failure, when the host or the account refuses
+  type: str
+  sample: REMOVAL_REFUSED
 """

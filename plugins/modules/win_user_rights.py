@@ -41,20 +41,36 @@ options:
     choices: [present, absent]
     default: present
 attributes:
+  action:
+    support: full
+    details: The module runs as an action plugin on the controller; the host applies the difference in one remote call.
+  action_group:
+    support: full
+    membership: [deadline_cloud.cmf.accounts, deadline_cloud.cmf.all]
+  async:
+    support: none
   check_mode:
     support: full
-    description: Can run in check mode and return what would change without changing the host.
     details: Reads the account in one call and reports what would change.
   diff_mode:
     support: full
-    description: Returns what changed (or would change in check mode) as before and after, when in diff mode.
     details: The account's direct rights before and after.
+  platform:
+    support: full
+    platforms: windows
+    details: Windows hosts, reached through any Windows connection or the simulated worker.
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
+  - ansible.builtin.action_common_attributes.actiongroups
   - deadline_cloud.cmf.windows_account
   - deadline_cloud.cmf.reading
 seealso:
   - module: deadline_cloud.cmf.win_group_member
   - module: ansible.windows.win_user_right
+    description: >-
+      Sets one right for a list of accounts, and can make them its only holders. This module sets many rights for one
+      account, compared by SID, and leaves every other account's rights alone.
 author:
   - Deadline Cloud CMF maintainers
 """
@@ -120,4 +136,11 @@ warnings:
   returned: when there are any
   type: list
   elements: str
+error_code:
+  description:
+    - A stable code for why the task failed on the account - V(ACCOUNT_NOT_FOUND), V(ACCOUNT_AMBIGUOUS),
+      V(DOMAIN_UNREACHABLE), or V(HOST_ERROR) when the host could not run the operation at all; C(msg) says more.
+  returned: on failure, when the host or the account refuses
+  type: str
+  sample: ACCOUNT_NOT_FOUND
 """

@@ -22,30 +22,36 @@ description:
   - Runs on the controller; it reaches the worker through its Windows connection, or the
     C(deadline_cloud.cmf.simulated_worker) connection.
 options:
-  service:
-    description: The name of the agent's service.
-    type: str
-    default: DeadlineWorker
-  config_path:
-    description:
-      - The agent's C(worker.toml).
-      - The agent itself always reads C(%PROGRAMDATA%\Amazon\Deadline\Config\worker.toml); another path is
-        only useful to inspect a copy.
-    type: str
-    default: C:\ProgramData\Amazon\Deadline\Config\worker.toml
   account:
     description:
       - The account whose groups and rights are reported (a name, V(.\\name), V(DOMAIN\\name) or a SID).
       - Defaults to the service's logon account.
     type: str
 attributes:
+  action:
+    support: full
+    details: The module runs as an action plugin on the controller, which reads the worker in one remote call and judges it.
+  action_group:
+    support: full
+    membership: [deadline_cloud.cmf.worker, deadline_cloud.cmf.all]
+  async:
+    support: none
   check_mode:
     support: full
-    description: Can run in check mode and return what would change without changing the host.
     details: Read-only; the same in check mode.
   diff_mode:
     support: none
-    description: Returns what changed (or would change in check mode) as before and after, when in diff mode.
+    details: It changes nothing.
+  platform:
+    support: full
+    platforms: windows
+    details: Windows workers, reached through any Windows connection or the simulated worker.
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
+  - ansible.builtin.action_common_attributes.actiongroups
+  - deadline_cloud.cmf.worker_agent
+  - deadline_cloud.cmf.worker_agent.config_path
 notes:
   - A machine environment variable reaches services only after a reboot; a service's own C(Environment)
     value at the service's next start. The verdict reads both from the registry, i.e. as the agent will see
@@ -142,9 +148,10 @@ account:
       type: dict
       sample: {SeShutdownPrivilege: {direct: false, groups: [{name: Administrators, sid: S-1-5-32-544}], denied: false}}
 account_error:
-  description: Why the account could not be read, C({code, message}).
+  description: Why the account could not be read, C({code, message}); C(code) is V(ACCOUNT_NOT_FOUND), V(ACCOUNT_AMBIGUOUS) or V(DOMAIN_UNREACHABLE).
   returned: when the account does not resolve
   type: dict
+  sample: {code: ACCOUNT_NOT_FOUND, message: "account 'deadline-worker' does not exist on WORKER-01"}
 config:
   description: C(worker.toml) as the agent reads it.
   returned: always
@@ -226,4 +233,9 @@ reading:
       other modules (they then need not read the host again). Its shape is internal and may change in any release.
   returned: always
   type: dict
+error_code:
+  description: A stable code for why the remote call failed, V(HOST_ERROR) when the host could not run it at all; C(msg) says more.
+  returned: on failure of the remote call
+  type: str
+  sample: HOST_ERROR
 """

@@ -20,10 +20,10 @@ description:
     C(deadline_cloud.cmf.simulated_worker) connection.
 options:
   service:
-    description: The service.
-    type: str
-    default: DeadlineWorker
     aliases: [name]
+    description:
+      - The name of the agent's Windows service.
+      - Named as in M(deadline_cloud.cmf.worker_agent_info); O(name), its former name, stays valid as an alias.
   state:
     description:
       - V(restarted) - stop the service if it runs, then start it. Always a change.
@@ -79,16 +79,31 @@ options:
         C([worker]), the host's C(worker.json)); without them the host's own view decides and RV(service_view) says why.
     type: bool
     default: false
-extends_documentation_fragment:
-  - deadline_cloud.cmf.reading
 attributes:
+  action:
+    support: full
+    details: The module runs as an action plugin on the controller; the host waits for the service inside one remote call.
+  action_group:
+    support: full
+    membership: [deadline_cloud.cmf.worker, deadline_cloud.cmf.all]
+  async:
+    support: none
   check_mode:
     support: full
-    description: Can run in check mode and return what would change without changing the host.
     details: Reads the service (one read-only call) and reports what would happen, without doing it; warns when the agent would not stay up.
   diff_mode:
     support: none
-    description: Returns what changed (or would change in check mode) as before and after, when in diff mode.
+    details: A service state is reported in RV(state), not as a diff.
+  platform:
+    support: full
+    platforms: windows
+    details: Windows workers, reached through any Windows connection or the simulated worker.
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
+  - ansible.builtin.action_common_attributes.actiongroups
+  - deadline_cloud.cmf.worker_agent
+  - deadline_cloud.cmf.reading
 seealso:
   - module: deadline_cloud.cmf.worker_agent_info
 author:
@@ -101,9 +116,9 @@ EXAMPLES = r"""
     state: restarted
     settle: 20
 
-- name: Stop the agent
+- name: Stop the agent (service; name, its former name, is an alias)
   deadline_cloud.cmf.worker_agent_service:
-    name: DeadlineWorker
+    service: DeadlineWorker
     state: stopped
 
 - name: Restart the agent when it runs no render, waiting up to an hour; leave it running if it stays busy
@@ -185,7 +200,29 @@ info_error:
   type: str
 findings:
   description: The findings of M(deadline_cloud.cmf.worker_agent_info), read when the service is not healthy.
-  returned: on failure
+  returned: when the service is not healthy and the host could be read
   type: list
   elements: dict
+  sample:
+    - id: JOB_USER_CONFLICT
+      severity: blocker
+      message: >-
+        windows_job_user = 'job-user' (from worker.toml's [os] windows_job_user) is set together with run_jobs_as_agent_user = true;
+        the agent refuses to start: 'Cannot specify a windows job user when the option to run jobs as the agent user is enabled.'
+      fix: Remove windows_job_user (comment it out in [os]; unset the variable if it comes from the environment).
+info_error:
+  description: Why the M(deadline_cloud.cmf.worker_agent_info) reading that explains a failure could not be made; the task fails anyway.
+  returned: when the service is not healthy and the host could not be read
+  type: str
+warnings:
+  description: In check mode, that the service would not stay running, with the agent's own error.
+  returned: in check mode, when the agent would stop at its next start
+  type: list
+  elements: str
+  sample: ["DeadlineWorker would not stay running: Cannot specify a windows job user when the option to run jobs as the agent user is enabled."]
+error_code:
+  description: A stable code for why a remote operation failed - V(SERVICE_NOT_FOUND), or V(HOST_ERROR) when the host could not run it at all; C(msg) says more.
+  returned: on failure of a remote operation
+  type: str
+  sample: SERVICE_NOT_FOUND
 """

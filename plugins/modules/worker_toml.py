@@ -23,10 +23,12 @@ description:
   - One remote call when nothing changes, two when the file is written.
   - The agent reads worker.toml only when it starts; restart it with M(deadline_cloud.cmf.worker_agent_service).
 options:
-  path:
-    description: Path of worker.toml on the worker.
-    type: str
-    default: C:\ProgramData\Amazon\Deadline\Config\worker.toml
+  config_path:
+    aliases: [path]
+    description:
+      - Path of the agent's C(worker.toml) on the worker.
+      - The agent itself reads only C(%PROGRAMDATA%\Amazon\Deadline\Config\worker.toml); another path edits a copy.
+      - Named as in M(deadline_cloud.cmf.worker_agent_info); O(path), its former name, stays valid as an alias.
   table:
     description:
       - The table of the key, for example V(os). A sub-table is dotted, for example V(capabilities.amounts).
@@ -84,26 +86,38 @@ options:
     description: Create the file when it does not exist. Without it, a missing file fails the task.
     type: bool
     default: false
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
+  - ansible.builtin.action_common_attributes.actiongroups
+  - deadline_cloud.cmf.worker_agent.config_path
 notes:
   - Runs on the controller; the worker is reached through the task's connection (any Windows connection
     with M(ansible.windows.win_powershell), or P(deadline_cloud.cmf.simulated_worker#connection)).
-  - Supports check mode and diff mode.
 seealso:
   - module: deadline_cloud.cmf.worker_agent_info
   - module: deadline_cloud.cmf.worker_agent_service
 extends_documentation_fragment:
   - deadline_cloud.cmf.reading
 attributes:
+  action:
+    support: full
+    details: The module runs as an action plugin on the controller, which edits the file and reaches the worker to read and write it.
+  action_group:
+    support: full
+    membership: [deadline_cloud.cmf.worker, deadline_cloud.cmf.all]
+  async:
+    support: none
   check_mode:
     support: full
-    description: Reports what would change and changes nothing.
+    details: Reports what would change and changes nothing.
   diff_mode:
     support: full
-    description: Shows a unified diff of the file.
+    details: Shows a unified diff of the file.
   platform:
     support: full
     platforms: windows
-    description: Windows workers, reached through any Windows connection or the simulated worker.
+    details: Windows workers, reached through any Windows connection or the simulated worker.
 author:
   - Deadline Cloud CMF maintainers
 """
@@ -123,6 +137,13 @@ EXAMPLES = r"""
     key: verbose
     value: true
 
+- name: Edit a copy of worker.toml (config_path; path, its former name, is an alias)
+  deadline_cloud.cmf.worker_toml:
+    config_path: D:\staging\worker.toml
+    table: os
+    key: run_jobs_as_agent_user
+    value: true
+
 - name: Declare an amount capability
   deadline_cloud.cmf.worker_toml:
     table: capabilities.amounts
@@ -132,18 +153,18 @@ EXAMPLES = r"""
 
 RETURN = r"""
 path:
-  description: The file that was edited.
-  returned: always
+  description: The file that was edited (O(config_path)).
+  returned: success
   type: str
   sample: C:\ProgramData\Amazon\Deadline\Config\worker.toml
 previous:
   description: The value each key had before, by table and key; null where the key was not set.
-  returned: always
+  returned: success, and when O(validate) refuses the result
   type: dict
   sample: {"os": {"run_jobs_as_agent_user": null, "windows_job_user": "job-user"}}
 backup_file:
-  description: The backup copy made beside the file, when O(backup=true) and the file was written.
-  returned: always
+  description: The backup copy made beside the file, when O(backup=true) and the file was written; else null.
+  returned: success
   type: str
   sample: C:\ProgramData\Amazon\Deadline\Config\worker.toml.20261128-101500.bak
 diff:
@@ -155,4 +176,14 @@ warnings:
   returned: when there is something to warn about
   type: list
   elements: str
+  sample:
+    - C:\ProgramData\Amazon\Deadline\Config\worker.toml was UTF-16, which stops the worker agent (it reads strict UTF-8); it is written as UTF-8
+error_code:
+  description:
+    - A stable code for why a remote operation failed, for example V(FOLDER_NOT_FOUND) (the folder of O(config_path)
+      does not exist), or V(HOST_ERROR) when the host could not run the operation at all; C(msg) says more.
+    - A file that changed between the read and the write fails the task without a code; C(msg) says so.
+  returned: on failure of a remote operation
+  type: str
+  sample: FOLDER_NOT_FOUND
 """

@@ -5,6 +5,8 @@
 An account is given as ``name``, ``.\\name`` (this computer), ``HOST\\name``, ``DOMAIN\\name``,
 a UPN ``name@domain`` or a SID string ``S-1-...``. Names compare case-insensitively; accounts and
 groups are compared by SID, never by display name.
+
+Internal to this collection: not a public API; it may change in any release.
 """
 
 from __future__ import annotations

@@ -1,6 +1,9 @@
 # Copyright: contributors to deadline_cloud.cmf
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""What every action plugin of the collection shares: argument checks, the host, failures."""
+"""What every action plugin of the collection shares: argument checks, the host, failures.
+
+Internal to this collection: not a public API; it may change in any release.
+"""
 
 from __future__ import annotations
 

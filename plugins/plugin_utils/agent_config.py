@@ -6,6 +6,8 @@ Written from the agent's own loader (``ConfigFile.load`` with pydantic v1 models
 0.33.6, and the 0.27 models before it); see domain/WORKER-AGENT.md sections 2.3 to 2.5 and 9.
 This is the one place that knows the agent's schema: worker_toml validates against it, the
 findings of worker_agent_info and the simulated worker's restart verdict are built on it.
+
+Internal to this collection: not a public API; it may change in any release.
 """
 
 from __future__ import annotations

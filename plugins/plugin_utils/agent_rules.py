@@ -9,6 +9,8 @@ worker_agent_info's findings are both taken from here, so the two never disagree
 
 A *reading* is what ``read_agent_info`` returns from a host (the same shape from PowerShell and
 from the simulated worker); :func:`describe` turns it into worker_agent_info's result.
+
+Internal to this collection: not a public API; it may change in any release.
 """
 
 from __future__ import annotations

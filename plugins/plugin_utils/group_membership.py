@@ -5,6 +5,8 @@
 Pure logic on an account report (see ``read_account``): check mode plans with it on the
 controller, the simulated worker applies the same plan; the PowerShell operation mirrors the
 safety rules on the host, because a change is one call there.
+
+Internal to this collection: not a public API; it may change in any release.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 """User rights (privileges and logon rights): their constants, planning, and effective rights.
 
 Pure logic: the modules and every host implementation use these rules, so they exist once.
+
+Internal to this collection: not a public API; it may change in any release.
 """
 
 from __future__ import annotations

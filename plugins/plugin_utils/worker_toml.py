@@ -12,6 +12,8 @@ A key whose table never moved between agent releases, asked for in that table, i
 out wherever else the file assigns it (the agent ignores it there, or refuses to start when it is in
 a capability table): setting [os] run_jobs_as_agent_user moves a copy from [worker] or from the
 end of the file (the last table: [capabilities.attributes] in the agent's example) to [os].
+
+Internal to this collection: not a public API; it may change in any release.
 """
 
 from __future__ import annotations

@@ -107,7 +107,10 @@ def test_stopped_and_started(tmp_path):
     assert state["services"]["DeadlineWorker"]["restarts"] == 0  # a start is not a restart
 
 
-def test_a_missing_service_fails_with_its_name(tmp_path):
-    result, _state = _restart(tmp_path, simworker.example_state(), module_args={"name": "NoSuchService"})
+@pytest.mark.parametrize("option", ["service", "name"])  # name: the option's former name, an alias
+def test_a_missing_service_fails_with_its_name(tmp_path, option):
+    result, state = _restart(tmp_path, simworker.example_state(), module_args={option: "NoSuchService"})
     assert result["failed"] is True
     assert "NoSuchService" in result["msg"]
+    assert result["error_code"] == "SERVICE_NOT_FOUND"
+    assert state["services"]["DeadlineWorker"]["restarts"] == 0

@@ -56,6 +56,24 @@ def test_installer_state_converges_in_two_calls_then_one_and_the_agent_reads_the
     assert simworker.load_state(state)["calls"] == {"read_file": 2, "write_file": 1}
 
 
+@pytest.mark.parametrize("option", ["config_path", "path"])  # path: the option's former name, an alias
+def test_config_path_edits_a_copy_and_leaves_the_agents_file(tmp_path, option):
+    copy = r"C:\ProgramData\Amazon\Deadline\Config\worker-copy.toml"
+
+    def with_copy(state):
+        simworker.set_file_bytes(state, simworker.file_bytes(state), copy)
+
+    state = worker(tmp_path, with_copy)
+    before = simworker.file_bytes(simworker.load_state(state))
+    run = play(tmp_path, {"worker-01": state}, {option: copy, "table": "os", "key": "run_jobs_as_agent_user", "value": True})
+    assert run.returncode == 0, run.stdout
+    result = simworker.read_dump(tmp_path, "edit", "worker-01")
+    assert (result["changed"], result["path"]) == (True, copy)
+    after = simworker.load_state(state)
+    assert simworker.file_bytes(after) == before
+    assert b"\nrun_jobs_as_agent_user = true\n" in simworker.file_bytes(after, copy)
+
+
 def test_check_mode_reports_the_change_with_a_diff_and_writes_nothing(tmp_path):
     state = worker(tmp_path)
     before = simworker.load_state(state)

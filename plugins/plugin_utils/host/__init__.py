@@ -4,6 +4,8 @@
 
 Modules talk to a :class:`Host`; what a host is (PowerShell over any Windows connection, or the
 simulated worker) is decided once, by :func:`host_for`, from the task's connection.
+
+Internal to this collection: not a public API; it may change in any release.
 """
 
 from __future__ import annotations

@@ -1,5 +1,10 @@
 # Copyright: contributors to deadline_cloud.cmf
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The error a host operation raises, and the codes every host shares.
+
+Internal to this collection: not a public API; it may change in any release.
+"""
+
 from __future__ import annotations
 
 

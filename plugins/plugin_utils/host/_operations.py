@@ -5,6 +5,8 @@
 This registry is the contract between the Python side and the host: the PowerShell
 implementation runs ``powershell/<name>.ps1`` with exactly these parameters, the simulated
 worker implements the same names, and a test holds every script's ``param()`` block to it.
+
+Internal to this collection: not a public API; it may change in any release.
 """
 
 from __future__ import annotations

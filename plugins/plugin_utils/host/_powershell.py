@@ -4,6 +4,8 @@
 
 Values travel as ``parameters`` (bound to the script's ``param()`` block), never interpolated
 into the script text. A script reports a refusal as ``$Ansible.Result = @{error_code; error}``.
+
+Internal to this collection: not a public API; it may change in any release.
 """
 
 from __future__ import annotations

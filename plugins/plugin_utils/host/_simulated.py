@@ -5,6 +5,8 @@
 Everything here is plain Python so that tests and benchmarks can drive it without Ansible. The
 connection plugin ``deadline_cloud.cmf.simulated_worker`` only wires :func:`run_operation` to a
 task's connection options.
+
+Internal to this collection: not a public API; it may change in any release.
 """
 
 from __future__ import annotations

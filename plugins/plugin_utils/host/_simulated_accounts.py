@@ -14,6 +14,8 @@ A group member may be a group (e.g. a domain group with its own ``members``): th
 are members of the local group too, reported with ``indirect: true`` (NetUserGetLocalGroups with
 LG_INCLUDE_INDIRECT). A user account may carry ``environment: {NAME: value}``, its own user
 variables (HKU\\<sid>\\Environment), which read_agent_info reports for the service's logon account.
+
+Internal to this collection: not a public API; it may change in any release.
 """
 
 from __future__ import annotations

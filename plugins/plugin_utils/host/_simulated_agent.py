@@ -1,7 +1,10 @@
 # Copyright: contributors to deadline_cloud.cmf
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The agent and its service on the simulated worker, as read_agent_info.ps1 and control_service.ps1
-do them. A start is decided by agent_rules' startup verdict on what is on disk (STATE.md)."""
+do them. A start is decided by agent_rules' startup verdict on what is on disk (STATE.md).
+
+Internal to this collection: not a public API; it may change in any release.
+"""
 
 from __future__ import annotations
 

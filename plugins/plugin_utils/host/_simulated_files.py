@@ -1,6 +1,9 @@
 # Copyright: contributors to deadline_cloud.cmf
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""File operations of the simulated worker, as read_file.ps1 and write_file.ps1 do them."""
+"""File operations of the simulated worker, as read_file.ps1 and write_file.ps1 do them.
+
+Internal to this collection: not a public API; it may change in any release.
+"""
 
 from __future__ import annotations
 
