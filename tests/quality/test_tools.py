@@ -169,7 +169,7 @@ def test_galaxy_importer_accepts_the_built_tarball(tmp_path):
         (tmp_path / "as-is").mkdir()
         output = _galaxy_import(tmp_path / "as-is", REPO)
         assert output.startswith("exit 1") and "'repository' is required" in output, output[-6000:]
-        source = copy_collection(tmp_path / "copy")
+        source = simworker.copy_collection(tmp_path / "copy")
         (source / "galaxy.yml").write_text(f"{galaxy.rstrip()}\nrepository: {PLACEHOLDER_REPOSITORY}\n", encoding="utf-8")
         (tmp_path / "placeholder").mkdir()
         tmp_path = tmp_path / "placeholder"
