@@ -22,7 +22,7 @@ description:
     M(ansible.windows.win_ping) or fact gathering) fail with a message that says so.
   - The state file's format is described in C(docs/simulated_worker.md) of the collection.
 author:
-  - Deadline Cloud CMF maintainers
+  - Deadline Cloud CMF maintainers (!UNKNOWN)
 version_added: 0.1.0
 options:
   simulated_worker_state:

@@ -37,6 +37,8 @@ options:
     choices: [present, absent]
     default: present
 attributes:
+  bypass_host_loop:
+    support: none
   action:
     support: full
     details: The module runs as an action plugin on the controller; the host applies the difference in one remote call.
@@ -72,7 +74,7 @@ seealso:
       compared by SID (so a localized group name and its English name or SID are the same group), and leaves the
       group's other members alone.
 author:
-  - Deadline Cloud CMF maintainers
+  - Deadline Cloud CMF maintainers (!UNKNOWN)
 """
 
 EXAMPLES = r"""

@@ -41,6 +41,8 @@ options:
     choices: [present, absent]
     default: present
 attributes:
+  bypass_host_loop:
+    support: none
   action:
     support: full
     details: The module runs as an action plugin on the controller; the host applies the difference in one remote call.
@@ -72,7 +74,7 @@ seealso:
       Sets one right for a list of accounts, and can make them its only holders. This module sets many rights for one
       account, compared by SID, and leaves every other account's rights alone.
 author:
-  - Deadline Cloud CMF maintainers
+  - Deadline Cloud CMF maintainers (!UNKNOWN)
 """
 
 EXAMPLES = r"""

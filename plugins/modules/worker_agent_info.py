@@ -28,6 +28,8 @@ options:
       - Defaults to the service's logon account.
     type: str
 attributes:
+  bypass_host_loop:
+    support: none
   action:
     support: full
     details: The module runs as an action plugin on the controller, which reads the worker in one remote call and judges it.
@@ -61,7 +63,7 @@ seealso:
   - module: deadline_cloud.cmf.worker_agent_service
   - module: deadline_cloud.cmf.worker_toml
 author:
-  - Deadline Cloud CMF maintainers
+  - Deadline Cloud CMF maintainers (!UNKNOWN)
 """
 
 EXAMPLES = r"""

@@ -80,6 +80,8 @@ options:
     type: bool
     default: false
 attributes:
+  bypass_host_loop:
+    support: none
   action:
     support: full
     details: The module runs as an action plugin on the controller; the host waits for the service inside one remote call.
@@ -107,7 +109,7 @@ extends_documentation_fragment:
 seealso:
   - module: deadline_cloud.cmf.worker_agent_info
 author:
-  - Deadline Cloud CMF maintainers
+  - Deadline Cloud CMF maintainers (!UNKNOWN)
 """
 
 EXAMPLES = r"""
@@ -194,10 +196,6 @@ info:
   description: The result of M(deadline_cloud.cmf.worker_agent_info) read after the operation, in the same call; with O(config_path) only.
   returned: when O(config_path) is set
   type: dict
-info_error:
-  description: Why the host could not be read again after an unhealthy start.
-  returned: when that reading failed
-  type: str
 findings:
   description: The findings of M(deadline_cloud.cmf.worker_agent_info), read when the service is not healthy.
   returned: when the service is not healthy and the host could be read

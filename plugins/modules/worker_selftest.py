@@ -47,20 +47,36 @@ options:
     type: bool
     default: false
 attributes:
+  bypass_host_loop:
+    support: none
+  action:
+    support: full
+    details: The module runs as an action plugin on the controller and makes one remote call per step.
+  action_group:
+    support: full
+    membership: [deadline_cloud.cmf.worker, deadline_cloud.cmf.all]
+  async:
+    support: none
   check_mode:
     support: none
-    description: Can run in check mode and return what would change without changing the host.
     details: Refused with a message - the test must create and remove its sandbox.
   diff_mode:
     support: none
-    description: Returns what changed (or would change in check mode) as before and after, when in diff mode.
+  platform:
+    support: full
+    platforms: windows
+    details: Windows hosts, reached through any Windows connection or the simulated worker.
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
+  - ansible.builtin.action_common_attributes.actiongroups
 notes:
   - Run it on one worker (C(--limit)) before converging the fleet; C(playbooks/selftest.yml) does.
   - C(changed) is false - the sandbox is gone again when the module returns.
 seealso:
   - module: deadline_cloud.cmf.worker_agent_info
 author:
-  - Deadline Cloud CMF maintainers (@deadline-cloud)
+  - Deadline Cloud CMF maintainers (!UNKNOWN)
 """
 
 EXAMPLES = r"""

@@ -91,15 +91,16 @@ extends_documentation_fragment:
   - ansible.builtin.action_common_attributes.flow
   - ansible.builtin.action_common_attributes.actiongroups
   - deadline_cloud.cmf.worker_agent.config_path
+  - deadline_cloud.cmf.reading
 notes:
   - Runs on the controller; the worker is reached through the task's connection (any Windows connection
     with M(ansible.windows.win_powershell), or P(deadline_cloud.cmf.simulated_worker#connection)).
 seealso:
   - module: deadline_cloud.cmf.worker_agent_info
   - module: deadline_cloud.cmf.worker_agent_service
-extends_documentation_fragment:
-  - deadline_cloud.cmf.reading
 attributes:
+  bypass_host_loop:
+    support: none
   action:
     support: full
     details: The module runs as an action plugin on the controller, which edits the file and reaches the worker to read and write it.
@@ -119,7 +120,7 @@ attributes:
     platforms: windows
     details: Windows workers, reached through any Windows connection or the simulated worker.
 author:
-  - Deadline Cloud CMF maintainers
+  - Deadline Cloud CMF maintainers (!UNKNOWN)
 """
 
 EXAMPLES = r"""

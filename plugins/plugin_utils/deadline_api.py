@@ -14,7 +14,9 @@ not known, or for an API that refuses: the view then says ``checked: false`` and
 host's own view decides. When both answer and disagree, busy wins: a restart never interrupts
 work that either side sees.
 
-Pure Python, no Ansible imports. Internal to this collection: not a public API.
+Pure Python, no Ansible imports.
+
+Internal to this collection: not a public API; it may change in any release.
 """
 
 from __future__ import annotations

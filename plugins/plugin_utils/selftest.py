@@ -10,6 +10,8 @@ Shapes: ``SHAPES`` holds the fields both implementations (PowerShell and the sim
 return today, and are required; ``V2_SHAPES`` the fields host contract v2 adds. A v2 field is
 checked for its type when it is present, and required only with ``require_v2`` (switch it on once
 every host implements v2).
+
+Internal to this collection: not a public API; it may change in any release.
 """
 
 from __future__ import annotations
@@ -94,7 +96,7 @@ _MISSING = object()
 
 def _values(answer: Any, path: str) -> Iterator[tuple[str, Any]]:
     """Each value at ``path`` with its concrete name (``groups[0].sid``); _MISSING where a key is absent."""
-    head, _, rest = path.partition(".")
+    head, _dot, rest = path.partition(".")
     is_list = head.endswith("[]")
     key = head[:-2] if is_list else head
     if not isinstance(answer, dict):
@@ -339,11 +341,10 @@ class _Run:
                       + rights_differences(a.get("report") or {}, TEST_RIGHT, held))
             self.step(f"read_account rights {state}", "read_account", {"account": user_sid},
                       lambda a, held=held: rights_differences(a, TEST_RIGHT, held))
-        group_key = lambda g: str(g.get("sid") if isinstance(g, dict) else g)  # noqa: E731
         wanted = [{"sid": group_sid}]
         for state, member in (("present", True), ("absent", False)):
             self.step(f"set_group_membership {state}", "set_group_membership", {"account": user_sid, "groups": [group_sid], "state": state},
-                      lambda a, member=member: change_differences(a, wanted * member, wanted * (not member), group_key)
+                      lambda a, member=member: change_differences(a, wanted * member, wanted * (not member), _group_key)
                       + membership_differences(a.get("report") or {}, group_sid, member))
             self.step(f"read_account groups {state}", "read_account", {"account": user_sid},
                       lambda a, member=member: membership_differences(a, group_sid, member))
@@ -410,3 +411,8 @@ def run_selftest(host: Caller, options: Options) -> Selftest:
     finally:
         run.cleanup()
     return run.result
+
+
+def _group_key(group: Any) -> str:
+    """A group as the host answers it ({name, sid}) or as asked (a SID), compared by SID."""
+    return str(group.get("sid") if isinstance(group, dict) else group)

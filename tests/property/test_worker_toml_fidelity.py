@@ -220,7 +220,7 @@ def line_mutation(draw, lines: list[str]) -> list[str]:
 def worker_toml(draw) -> tuple[str, bytes]:
     name = draw(st.sampled_from(sorted(BASES)))
     lines = BASES[name].split("\n")
-    for _ in range(draw(st.integers(min_value=0, max_value=3))):
+    for _round in range(draw(st.integers(min_value=0, max_value=3))):
         lines = draw(line_mutation(lines))
     text = "\n".join(lines)
     encoding = draw(st.sampled_from(["utf-8"] * 20 + ["crlf"] * 3 + ["bom", "utf-16", "invalid-utf-8", "bom+invalid"]))

@@ -599,8 +599,8 @@ class _Script:
     def _csharp_parameter_types(self) -> dict[str, list[list[str]]]:
         """The parameter types of each method the script's own Add-Type C# declares, by name."""
         methods: dict[str, list[list[str]]] = {}
-        for literal, _ in self._add_type_sources():
-            masked, _ = _mask_csharp(self._string_content(literal)[0])
+        for literal, _where in self._add_type_sources():
+            masked, _spans = _mask_csharp(self._string_content(literal)[0])
             for match in _CS_DECLARATION.finditer(masked):
                 name, parameters = match.group("name"), match.group("parameters")
                 if name in _CS_KEYWORDS:
@@ -957,7 +957,7 @@ class _Script:
                         yield self.finding("PS004", argument, f"New-Object {self.text(argument)}")
 
     def _fips_hashes_in_csharp(self, code: str) -> Iterator[tuple[int, str]]:
-        masked, _ = _mask_csharp(code)
+        masked, _spans = _mask_csharp(code)
         for match in self._FIPS_CSHARP_TYPE.finditer(masked):
             yield match.start(), match.group()
         for match in self._FIPS_CSHARP_FACTORY.finditer(masked):

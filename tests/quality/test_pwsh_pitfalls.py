@@ -309,20 +309,20 @@ def _marked_line(sample: str) -> int:
     return line
 
 
-@pytest.mark.parametrize(("rule", "sample"), FLAGGED, ids=[f"{rule}-{n}" for n, (rule, _) in enumerate(FLAGGED)])
+@pytest.mark.parametrize(("rule", "sample"), FLAGGED, ids=[f"{rule}-{n}" for n, (rule, _sample) in enumerate(FLAGGED)])
 def test_a_pitfall_is_flagged_at_its_line(rule, sample):
     findings = check(sample)
     assert [(f.rule, f.line) for f in findings] == [(rule, _marked_line(sample))], "\n".join(map(str, findings))
 
 
-@pytest.mark.parametrize(("rule", "sample"), PASSING, ids=[f"{rule}-{n}" for n, (rule, _) in enumerate(PASSING)])
+@pytest.mark.parametrize(("rule", "sample"), PASSING, ids=[f"{rule}-{n}" for n, (rule, _sample) in enumerate(PASSING)])
 def test_the_safe_form_passes(rule, sample):
     assert [str(f) for f in check(sample)] == []
 
 
 def test_every_rule_has_a_flagged_and_a_passing_sample():
-    assert {rule for rule, _ in FLAGGED} == set(RULES)
-    assert {rule for rule, _ in PASSING} == set(RULES)
+    assert {rule for rule, _sample in FLAGGED} == set(RULES)
+    assert {rule for rule, _sample in PASSING} == set(RULES)
 
 
 def test_the_starting_error_action_counts_for_native_commands():
@@ -340,12 +340,12 @@ def test_a_finding_points_at_the_column_and_says_why_and_how_to_fix():
 
 def test_csharp_in_strings_and_comments_is_not_code():
     assert csharp5_violations('var s = "x?.y => nameof(z)"; // out var q\n/* (int, string) */ char c = \'"\';') == []
-    assert [what for _, what in csharp5_violations('var s = $"{x}";')] == ['interpolated string $"..." (C# 6)']
+    assert [what for _line, what in csharp5_violations('var s = $"{x}";')] == ['interpolated string $"..." (C# 6)']
 
 
 def test_out_underscore_is_a_discard_only_when_no_variable_is_named_underscore():
     call = "Native.Duplicate(handle, out _, 0);"
-    assert [what for _, what in csharp5_violations(call)] == ["out _ (C# 7)"]
+    assert [what for _line, what in csharp5_violations(call)] == ["out _ (C# 7)"]
     assert csharp5_violations("IntPtr _ = IntPtr.Zero;\n" + call) == []
 
 

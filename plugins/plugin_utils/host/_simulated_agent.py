@@ -62,7 +62,7 @@ def _config_value(state, table: str, key: str, config_path: str = "") -> str | N
     decoded = decode_config(data) if data is not None else None
     if decoded is None or decoded.text is None or not decoded.agent_reads_bytes:
         return None
-    document, _ = parse_toml(decoded.text)
+    document, _error = parse_toml(decoded.text)
     value = ((document or {}).get(table) or {}).get(key)
     return str(value) if isinstance(value, str) and value else None
 

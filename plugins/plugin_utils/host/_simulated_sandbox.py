@@ -7,6 +7,8 @@ present: a disabled local user ``<name>`` and a local group ``<name>g`` with no 
 system temp folder (the state file has no folders: it exists through the files written in it).
 absent: the user's rights and memberships are removed first, then the user, the group and every
 file under the folder. Rights left with no holder are dropped, as the LSA keeps no empty right.
+
+Internal to this collection: not a public API; it may change in any release.
 """
 
 from __future__ import annotations
