@@ -307,6 +307,11 @@ def plan(before: Mapping[str, Any], values: Mapping[str, Any]) -> dict:
             refusals.append(_refusal(str(f["id"]), str(f.get("message") or ""), str(f.get("fix") or "")))
             known.add(str(f["id"]))
 
+    if known & {"ENV_OVERRIDE", "ENV_USER_VARIABLE"}:
+        # the opt-in is off because of that variable: name the cause, not its consequence (whose fix,
+        # setting the file, would not help)
+        refusals = [r for r in refusals if r["id"] != "AGENT_OPT_IN_MISSING"]
+
     toml_changes = bool(edit and edit.changed)
     changes = bool(rights_to_grant or groups_to_leave or toml_changes)
     ids_before = _finding_ids(findings_before)

@@ -253,7 +253,8 @@ def test_the_diagnosis_says_what_converge_does_with_each_finding():
     plan = role.plan(before, defaults())
     entry = fleet_report.host_entry("w1", before, plan)
     actions = {f["id"]: f["converge"] for f in entry["findings"]}
-    assert actions["ENV_OVERRIDE"] == "refuses" and "ENV_OVERRIDE" in entry["converge"]
+    assert actions["ENV_OVERRIDE"] == "refuses" and entry["converge"] == "refuses: ENV_OVERRIDE"
+    assert "AGENT_OPT_IN_MISSING" not in {r["id"] for r in plan["refused"]}  # the cause is named, not its consequence
     fixable = reading_of(installer())
     entry = fleet_report.host_entry("w2", fixable, role.plan(fixable, defaults()))
     actions = {f["id"]: f["converge"] for f in entry["findings"]}
