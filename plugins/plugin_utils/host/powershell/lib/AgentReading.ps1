@@ -85,17 +85,25 @@ function Get-CmfAgentVersion {
     return $result
 }
 
-function Get-CmfMachineAgentVariables {
+function Read-CmfAgentVariables {
+    # DEADLINE_* values of an open Environment key, which is then closed; $null for no key.
+    param([Microsoft.Win32.RegistryKey]$Key)
+    if ($null -eq $Key) { return $null }
     $variables = @{}
-    $key = [Microsoft.Win32.Registry]::LocalMachine.OpenSubKey('SYSTEM\CurrentControlSet\Control\Session Manager\Environment')
     try {
-        foreach ($name in $key.GetValueNames()) {
-            if ($name -like 'DEADLINE_*') { $variables[$name] = [string]$key.GetValue($name) }
+        foreach ($name in $Key.GetValueNames()) {
+            if ($name -like 'DEADLINE_*') { $variables[$name] = [string]$Key.GetValue($name) }
         }
     }
     finally {
-        $key.Dispose()
+        $Key.Dispose()
     }
+    return $variables
+}
+
+function Get-CmfMachineAgentVariables {
+    $variables = Read-CmfAgentVariables ([Microsoft.Win32.Registry]::LocalMachine.OpenSubKey('SYSTEM\CurrentControlSet\Control\Session Manager\Environment'))
+    if ($null -eq $variables) { return @{} }
     return $variables
 }
 
@@ -115,17 +123,7 @@ function Get-CmfUserAgentVariables {
     catch {
         return $null
     }
-    if ($null -eq $key) { return $null }
-    $variables = @{}
-    try {
-        foreach ($name in $key.GetValueNames()) {
-            if ($name -like 'DEADLINE_*') { $variables[$name] = [string]$key.GetValue($name) }
-        }
-    }
-    finally {
-        $key.Dispose()
-    }
-    return $variables
+    return Read-CmfAgentVariables $key
 }
 
 function Get-CmfAgentReading {
