@@ -113,3 +113,37 @@ def pydantic_errors(text: str) -> tuple[str, list[tuple[str, str]]]:
     lines = text.split("\n")[1:]
     pairs = [(lines[i], lines[i + 1].strip().rsplit(" (type=", 1)[0]) for i in range(1, len(lines) - 1, 2)]
     return lines[0], pairs
+
+
+# The agent's account as a worker that the agent would accept reports it: out of Administrators,
+# holding the rights it needs directly.
+ACCOUNT = {
+    "sid": "S-1-5-21-3623811015-3361044348-30300820-1001",
+    "name": "WORKER-01\\deadline-worker",
+    "domain": "WORKER-01",
+    "type": "user",
+    "groups": [{"name": "Users", "sid": "S-1-5-32-545"}],
+    "rights": ["SeServiceLogonRight", "SeAssignPrimaryTokenPrivilege", "SeIncreaseQuotaPrivilege", "SeShutdownPrivilege"],
+    "group_rights": {"S-1-5-32-545": []},
+}
+
+
+def host_reading(path: str, data: bytes | None, env: dict[str, str], state: str = "running") -> dict:
+    """What read_agent_info returns for a worker with these worker.toml bytes (None: no file) and
+    these variables in the service's own Environment."""
+    import base64
+
+    return {
+        "agent": {"version": "0.33.6", "location": "site-packages", "python": "python.exe"},
+        "service": {
+            "name": "DeadlineWorker",
+            "exists": True,
+            "state": state,
+            "start_mode": "auto",
+            "account": ".\\deadline-worker",
+            "environment": ["AWS_DEFAULT_REGION=us-west-2", *(f"{k}={v}" for k, v in env.items())],
+        },
+        "machine_environment": {},
+        "account": ACCOUNT,
+        "config": {"path": path, "exists": data is not None, "content": base64.b64encode(data or b"").decode()},
+    }

@@ -7,7 +7,6 @@ agent_truth.real_agent, which also reproduces Configuration._validate's Windows 
 
 from __future__ import annotations
 
-import base64
 from pathlib import Path
 
 import agent_truth
@@ -18,15 +17,6 @@ from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils import agent_ru
 
 pytest.importorskip("deadline_worker_agent.config.config_file", reason="needs deadline-cloud-worker-agent")
 
-ACCOUNT = {
-    "sid": "S-1-5-21-3623811015-3361044348-30300820-1001",
-    "name": "WORKER-01\\deadline-worker",
-    "domain": "WORKER-01",
-    "type": "user",
-    "groups": [{"name": "Users", "sid": "S-1-5-32-545"}],
-    "rights": ["SeServiceLogonRight", "SeAssignPrimaryTokenPrivilege", "SeIncreaseQuotaPrivilege", "SeShutdownPrivilege"],
-    "group_rights": {"S-1-5-32-545": []},
-}
 IDS = "\nfarm_id = \"farm-0123456789abcdef0123456789abcdef\"\nfleet_id = \"fleet-0123456789abcdef0123456789abcdef\"\n"
 IDS_IN_ENV = {
     "DEADLINE_WORKER_FARM_ID": "farm-0123456789abcdef0123456789abcdef",
@@ -145,29 +135,11 @@ def real_agent(tmp_path: Path, monkeypatch, data: bytes | None, env: dict[str, s
     return agent_truth.real_agent(data, tmp_path, env)
 
 
-def reading(path: str, data: bytes | None, env: dict[str, str]) -> dict:
-    """What read_agent_info returns for such a host (the variables set in the service's Environment)."""
-    return {
-        "agent": {"version": "0.33.6", "location": "site-packages", "python": "python.exe"},
-        "service": {
-            "name": "DeadlineWorker",
-            "exists": True,
-            "state": "running",
-            "start_mode": "auto",
-            "account": ".\\deadline-worker",
-            "environment": ["AWS_DEFAULT_REGION=us-west-2", *(f"{k}={v}" for k, v in env.items())],
-        },
-        "machine_environment": {},
-        "account": ACCOUNT,
-        "config": {"path": path, "exists": data is not None, "content": base64.b64encode(data or b"").decode()},
-    }
-
-
 def assert_same_verdict(tmp_path, monkeypatch, data: bytes | None, env: dict[str, str]) -> tuple[RealAgent, dict]:
     real = real_agent(tmp_path, monkeypatch, data, env)
     path = str(tmp_path / "worker.toml")
     ours = agent_rules.startup_verdict(data, agent_rules.service_environment({}, [f"{k}={v}" for k, v in env.items()]), path=path)
-    info = agent_rules.describe(reading(path, data, env))
+    info = agent_rules.describe(agent_truth.host_reading(path, data, env))
     ids = {f["id"] for f in info["findings"]}
 
     assert ours.starts is real.starts, f"real agent: {real.error!r}; ours: {ours.error!r}"

@@ -13,7 +13,6 @@ Bounded: CMF_FIDELITY_EXAMPLES examples (150 by default), derandomized unless HY
 
 from __future__ import annotations
 
-import base64
 import os
 import re
 import tempfile
@@ -263,32 +262,6 @@ ENVIRONMENT = environment()
 # The comparison
 
 
-def reading(path: str, data: bytes, env: dict[str, str]) -> dict:
-    """read_agent_info's result for such a host (the variables set in the service's Environment)."""
-    return {
-        "agent": {"version": "0.33.6", "location": "site-packages", "python": "python.exe"},
-        "service": {
-            "name": "DeadlineWorker",
-            "exists": True,
-            "state": "stopped",
-            "start_mode": "auto",
-            "account": ".\\deadline-worker",
-            "environment": [f"{k}={v}" for k, v in env.items()],
-        },
-        "machine_environment": {},
-        "account": {
-            "sid": "S-1-5-21-3623811015-3361044348-30300820-1001",
-            "name": "WORKER-01\\deadline-worker",
-            "domain": "WORKER-01",
-            "type": "user",
-            "groups": [{"name": "Users", "sid": "S-1-5-32-545"}],
-            "rights": ["SeServiceLogonRight", "SeAssignPrimaryTokenPrivilege", "SeIncreaseQuotaPrivilege", "SeShutdownPrivilege"],
-            "group_rights": {"S-1-5-32-545": []},
-        },
-        "config": {"path": path, "exists": True, "content": base64.b64encode(data).decode()},
-    }
-
-
 def same_error(ours: str | None, real: str | None, stage: str | None) -> bool:
     if stage == "config_file":  # pydantic's rendering, with its "(type=...)" tails set aside
         return ours is not None and real is not None and agent_truth.pydantic_errors(ours) == agent_truth.pydantic_errors(real) and (
@@ -305,7 +278,7 @@ def check_agreement(data: bytes, env: dict[str, str], folder: Path) -> None:
     path = str(folder / "worker.toml")
     real = agent_truth.real_agent(data, folder, env)
     verdict = agent_rules.startup_verdict(data, agent_rules.service_environment({}, [f"{k}={v}" for k, v in env.items()]), path=path)
-    info = agent_rules.describe(reading(path, data, env))
+    info = agent_rules.describe(agent_truth.host_reading(path, data, env, state="stopped"))
 
     assert verdict.starts is real.starts, f"real agent: {real.error!r}; ours: {verdict.error!r}"
     assert info["startup"]["starts"] is real.starts
