@@ -7,12 +7,17 @@ per poll interval: a wait inside one remote call would hold the WinRM or SSM con
 up to an hour (and hit its timeouts); a wait here holds only this task's fork. Each poll is the
 control_service call itself (``if_idle``): the host checks for sessions at the moment it would
 stop the service, so an idle agent costs one call and no render starts between a check and a stop.
+
+For the same reason ``async`` does not start a job on the host: the task's async seconds bound the
+whole task (waits included), its ``poll`` is the interval between two looks at a busy agent, and the
+result comes back when the task ends, as Ansible's own polling would have returned it. ``poll: 0``
+(fire and forget) is refused: nobody would be left to verify the restart.
 """
 
 from __future__ import annotations
 
 import time
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils import agent_rules, deadline_api
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.action import CmfAction
@@ -25,7 +30,7 @@ ARGUMENT_SPEC = {
     "timeout": {"type": "int", "default": 300},
     "settle": {"type": "int", "default": 15},
     "idle_timeout": {"type": "int"},
-    "poll_interval": {"type": "int", "default": 30},
+    "poll_interval": {"type": "int"},
     "when_busy": {"type": "str", "default": "fail", "choices": ["skip", "interrupt", "fail"]},
     "config_path": {"type": "str"},
     "account": {"type": "str"},
@@ -49,6 +54,36 @@ def _service_ids(reading: dict | None) -> dict:
         "worker_id": (raw.get("sessions") or {}).get("worker_id"),
         "region": region,
     }
+
+
+DEFAULT_POLL_INTERVAL = 30
+_LEAST = {"timeout": 1, "settle": 0, "idle_timeout": 0, "poll_interval": 1}
+
+
+def worst_case_seconds(params: dict) -> int:
+    """The longest the stop, the start and the settle may take once the wait for idle is over."""
+    stop = max(params["timeout"], INTERRUPT_STOP_TIMEOUT) if params["when_busy"] == "interrupt" else params["timeout"]
+    stops = params["state"] in ("restarted", "stopped")
+    starts = params["state"] in ("restarted", "started")
+    return (stop if stops else 0) + (params["timeout"] + params["settle"] if starts else 0)
+
+
+def async_refusal(async_seconds: int, poll: int, params: dict) -> str | None:
+    """Why this task cannot run under ``async: async_seconds`` / ``poll: poll``, before any call; None when it can."""
+    if poll <= 0:
+        return (
+            f"worker_agent_service cannot run with async and poll: 0: it waits for idle and verifies the restart on the "
+            f"controller, so a task that is not waited for would leave {params['service']} stopped or unverified; "
+            "give poll a number of seconds (the interval between two looks at a busy agent)"
+        )
+    needed = worst_case_seconds(params)
+    if async_seconds < needed:
+        return (
+            f"async: {async_seconds} leaves no time for the {params['state'].removesuffix('ed')} itself, which may take up to "
+            f"{needed} s (timeout {params['timeout']}, settle {params['settle']}, when_busy {params['when_busy']}); "
+            "raise async or lower timeout; nothing was changed"
+        )
+    return None
 
 
 def _would(params: dict, service: dict) -> dict:
@@ -92,6 +127,15 @@ def failure_message(name: str, outcome: dict, info: dict | None) -> str:
 
 class ActionModule(CmfAction):
     ARGUMENT_SPEC: ClassVar[dict] = ARGUMENT_SPEC
+    _supports_async = True
+
+    def run(self, tmp: Any = None, task_vars: dict | None = None) -> dict:
+        try:
+            return super().run(tmp, task_vars)
+        finally:
+            # The task ends here, its waits done on the controller: no job on the host is left for the
+            # task executor to poll (this task object is this host's own copy).
+            self._task.async_val = 0
 
     def _control(self, host: Host, params: dict, *, if_idle: bool, timeout: int) -> dict:
         return host.call(
@@ -107,6 +151,19 @@ class ActionModule(CmfAction):
 
     def execute(self, host: Host, params: dict, task_vars: dict) -> dict:
         name = params["service"]
+        bad = [
+            f"{option} must be at least {least} (got {params[option]})"
+            for option, least in _LEAST.items()
+            if params[option] is not None and params[option] < least
+        ]
+        if bad:
+            return {"failed": True, "changed": False, "msg": "; ".join(bad) + "; nothing was changed"}
+        async_seconds, poll = int(self._task.async_val or 0), int(self._task.poll or 0)
+        if async_seconds:
+            refusal = async_refusal(async_seconds, poll, params)
+            if refusal:
+                return {"failed": True, "changed": False, "msg": refusal}
+        poll_interval = params["poll_interval"] or (poll if async_seconds else DEFAULT_POLL_INTERVAL)
         if self.check_mode:
             info = agent_rules.read_agent_info(host, name, params["config_path"] or agent_rules.CONFIG_PATH, params["account"])
             if not info["service"]["exists"]:
@@ -119,7 +176,11 @@ class ActionModule(CmfAction):
 
         stops = params["state"] in ("restarted", "stopped")
         waits = stops and params["idle_timeout"] is not None
-        deadline = time.monotonic() + max(0, params["idle_timeout"] or 0)
+        began = time.monotonic()
+        deadline = began + max(0, params["idle_timeout"] or 0)
+        if async_seconds:
+            # The wait for idle ends early enough for the restart itself to end within async.
+            deadline = min(deadline, began + async_seconds - worst_case_seconds(params))
         polls = 0
         # Busy, as the service shows it: where the controller can ask the Deadline Cloud API, a
         # worker it sees busy is not stopped even when the host sees no process (busy wins).
@@ -136,7 +197,7 @@ class ActionModule(CmfAction):
                 polls += 1
             if not outcome.get("busy"):
                 break
-            if time.monotonic() + params["poll_interval"] > deadline:
+            if time.monotonic() + poll_interval > deadline:
                 sessions = outcome.get("sessions") or {}
                 count = int(sessions.get("count") or 1)
                 if params["when_busy"] == "skip":
@@ -159,13 +220,13 @@ class ActionModule(CmfAction):
                         "busy": True,
                         "sessions": sessions,
                         "polls": polls,
-                        "msg": f"{name} still runs {count} session(s) after {params['idle_timeout']} s: nothing was stopped",
+                        "msg": f"{name} still runs {count} session(s) after {round(time.monotonic() - began)} s: nothing was stopped",
                     }
                 # interrupt: a normal stop (never a kill), long enough for the agent's own cancelation
                 outcome = self._control(host, params, if_idle=False, timeout=max(params["timeout"], INTERRUPT_STOP_TIMEOUT))
                 polls += 1
                 break
-            time.sleep(params["poll_interval"])
+            time.sleep(poll_interval)
 
         result = {
             "changed": bool(outcome.get("changed")),

@@ -50,9 +50,10 @@ options:
         service reschedules them.
     type: int
   poll_interval:
-    description: Seconds between two looks at a busy agent.
+    description:
+      - Seconds between two looks at a busy agent.
+      - Unset, the task's C(poll) when it runs with C(async), else V(30).
     type: int
-    default: 30
   when_busy:
     description:
       - What to do when the agent still runs a session after O(idle_timeout) seconds.
@@ -89,7 +90,14 @@ attributes:
     support: full
     membership: [deadline_cloud.cmf.worker, deadline_cloud.cmf.all]
   async:
-    support: none
+    support: partial
+    details:
+      - With C(async) and a C(poll) above 0, the task's async seconds bound the whole task, the wait for idle included
+        (it ends early enough for the stop, start and settle to fit; an async too short for them is refused before any
+        call), and C(poll) is the interval between two looks at a busy agent unless O(poll_interval) is set.
+      - The wait stays on the controller, one short remote call per look, and the result is the one the task returns
+        without async; no job is started on the host.
+      - C(poll=0) is refused before any call, because a restart nobody waits for is never verified.
   check_mode:
     support: full
     details: Reads the service (one read-only call) and reports what would happen, without doing it; warns when the agent would not stay up.
@@ -131,6 +139,14 @@ EXAMPLES = r"""
     when_busy: skip
     config_path: C:\ProgramData\Amazon\Deadline\Config\worker.toml
   register: restart
+
+- name: The same, bounded by async (the wait for idle ends in time for the restart to fit in 2 hours)
+  deadline_cloud.cmf.worker_agent_service:
+    state: restarted
+    idle_timeout: 7200
+    when_busy: skip
+  async: 7200
+  poll: 60
 """
 
 RETURN = r"""

@@ -114,3 +114,59 @@ def test_a_missing_service_fails_with_its_name(tmp_path, option):
     assert "NoSuchService" in result["msg"]
     assert result["error_code"] == "SERVICE_NOT_FOUND"
     assert state["services"]["DeadlineWorker"]["restarts"] == 0
+
+
+# --- async: the task's seconds bound the wait, which stays on the controller ---------------------
+
+
+def _busy(*sessions: dict) -> dict:
+    state = _edit_os_table(simworker.example_state(), OPT_IN)
+    state["services"]["DeadlineWorker"]["sessions"] = list(sessions)
+    return state
+
+
+def _async_restart(tmp_path, state: dict, args: dict, **keywords: int):
+    task = {"deadline_cloud.cmf.worker_agent_service": {"state": "restarted", "settle": 0, **args}, **keywords}
+    results, states, completed = simworker.run_tasks(tmp_path, {"worker-01": state}, [task])
+    return results["worker-01"][0], states["worker-01"], completed
+
+
+def test_under_async_a_busy_agent_is_restarted_once_its_session_ends_and_the_result_is_the_modules(tmp_path):
+    state = _busy({"id": "session-3", "ends_after_s": 3})
+    result, after, run = _async_restart(tmp_path, state, {"idle_timeout": 600, "when_busy": "skip", "timeout": 5}, **{"async": 60, "poll": 1})
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert result["restarted"] and result["healthy"], result
+    assert "ansible_job_id" not in result and "No job id" not in result.get("msg", "")
+    service = after["services"]["DeadlineWorker"]
+    assert service.get("interrupted_sessions", []) == [] and service["restarts"] == 1
+    # poll: 1 is the interval between two looks: about one control_service call per second while busy
+    assert 3 <= result["polls"] == after["calls"]["control_service"] <= 8, result["polls"]
+
+
+def test_under_async_the_wait_for_idle_ends_in_time_for_the_restart_to_fit(tmp_path):
+    state = _busy({"id": "session-9"})  # runs until the service stops
+    # idle_timeout alone would wait 600 s; async 14 with timeout 5 leaves 14 - (5 + 5 + 0) = 4 s to wait
+    result, after, run = _async_restart(tmp_path, state, {"idle_timeout": 600, "when_busy": "skip", "timeout": 5}, **{"async": 14, "poll": 1})
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert result["restart_pending"] and not result["changed"], result
+    assert 2 <= result["polls"] <= 6, result["polls"]
+    assert after["services"]["DeadlineWorker"]["restarts"] == 0
+    assert after["services"]["DeadlineWorker"].get("interrupted_sessions", []) == []
+
+
+@pytest.mark.parametrize(
+    ("keywords", "args", "expected"),
+    [
+        ({"async": 600, "poll": 0}, {}, "cannot run with async and poll: 0"),
+        ({"async": 300, "poll": 5}, {}, "async: 300 leaves no time for the restart itself, which may take up to 600 s"),
+        ({"async": 900, "poll": 5}, {"idle_timeout": 0, "when_busy": "interrupt"}, "may take up to 1200 s"),
+        ({}, {"poll_interval": 0}, "poll_interval must be at least 1 (got 0)"),
+        ({}, {"timeout": -5}, "timeout must be at least 1 (got -5)"),
+    ],
+)
+def test_a_task_that_cannot_keep_its_bounds_is_refused_before_any_call(tmp_path, keywords, args, expected):
+    result, after, run = _async_restart(tmp_path, _busy(), args, **keywords)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert result["failed"] and expected in result["msg"], result["msg"]
+    assert not after.get("calls"), after.get("calls")
+    assert after["services"]["DeadlineWorker"].get("restarts", 0) == 0
