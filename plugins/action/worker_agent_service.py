@@ -184,9 +184,13 @@ class ActionModule(CmfAction):
         polls = 0
         # Busy, as the service shows it: where the controller can ask the Deadline Cloud API, a
         # worker it sees busy is not stopped even when the host sees no process (busy wins).
-        ids = _service_ids(params["reading"]) if waits and params["ask_service"] else {}
-        connection = deadline_api.connect(ids.get("region")) if waits and params["ask_service"] else None
-        view = None
+        view, connection, ids = None, None, {}
+        if waits and params["ask_service"]:
+            ids = _service_ids(params["reading"])
+            unknown = deadline_api.unknown_ids(ids.get("farm_id"), ids.get("fleet_id"), ids.get("worker_id"))
+            # Without the ids no client could help: boto3 is not even imported (its import costs about 0.1 s of CPU per host).
+            view = deadline_api.not_checked(unknown) if unknown else None
+            connection = None if unknown else deadline_api.connect(ids.get("region"))
         while True:
             if connection is not None:
                 view = deadline_api.ask(connection, ids.get("farm_id"), ids.get("fleet_id"), ids.get("worker_id"))

@@ -87,13 +87,19 @@ def connect(region: str | None = None, session: Any = None) -> Connection:
         return Connection(reason=f"the AWS session could not be made: {error}")
 
 
+def unknown_ids(farm_id: str | None, fleet_id: str | None, worker_id: str | None) -> str | None:
+    """Why the service cannot be asked about this worker (an id it needs is not known); None when it can."""
+    missing = [name for name, value in (("farm_id", farm_id), ("fleet_id", fleet_id), ("worker_id", worker_id)) if not value]
+    return f"{', '.join(missing)} not known (worker.toml [worker], worker.json)" if missing else None
+
+
 def ask(connection: Connection, farm_id: str | None, fleet_id: str | None, worker_id: str | None) -> ServiceView:
     """The service's view of one worker, through ``connection`` (see connect)."""
     if connection.client is None:
         return not_checked(connection.reason or "no Deadline Cloud client")
-    missing = [name for name, value in (("farm_id", farm_id), ("fleet_id", fleet_id), ("worker_id", worker_id)) if not value]
-    if missing:
-        return not_checked(f"{', '.join(missing)} not known (worker.toml [worker], worker.json)")
+    unknown = unknown_ids(farm_id, fleet_id, worker_id)
+    if unknown:
+        return not_checked(unknown)
     ids = {"farmId": farm_id, "fleetId": fleet_id, "workerId": worker_id}
     malformed = _malformed_ids(connection.client, ids)
     if malformed:

@@ -170,3 +170,32 @@ def test_a_task_that_cannot_keep_its_bounds_is_refused_before_any_call(tmp_path,
     assert result["failed"] and expected in result["msg"], result["msg"]
     assert not after.get("calls"), after.get("calls")
     assert after["services"]["DeadlineWorker"].get("restarts", 0) == 0
+
+
+def test_without_the_workers_ids_the_service_is_not_asked_and_boto3_not_even_imported(tmp_path):
+    # The installer's state has no worker.json yet: no worker id, so no client could help. A boto3
+    # that blows up on import proves that none is made (its import is most of a restart's CPU).
+    (tmp_path / "trap" / "boto3").mkdir(parents=True)
+    (tmp_path / "trap" / "boto3" / "__init__.py").write_text('raise RuntimeError("boto3 was imported")\n')
+    path = simworker.save_state(tmp_path / "worker-01.yml", _edit_os_table(simworker.example_state(), OPT_IN))
+    inventory = simworker.write_inventory(tmp_path, {"worker-01": path})
+    args = {"state": "restarted", "settle": 0, "idle_timeout": 0, "when_busy": "skip", "ask_service": True, "reading": "{{ info }}"}
+    playbook = simworker.write_playbook(
+        tmp_path,
+        [
+            {"deadline_cloud.cmf.worker_agent_info": {}, "register": "info"},
+            {"deadline_cloud.cmf.worker_agent_service": args, "register": "service", "ignore_errors": True},
+            {**simworker.dump_task(tmp_path, "service"), "check_mode": False},
+        ],
+    )
+    run = simworker.run_playbook(playbook, inventory, env=simworker.ansible_env(PYTHONPATH=str(tmp_path / "trap")))
+    assert run.returncode == 0, run.stdout + run.stderr
+    result = simworker.read_dump(tmp_path, "service", "worker-01")
+    assert result["restarted"] and result["healthy"], result
+    assert result["service_view"] == {
+        "checked": False,
+        "busy": None,
+        "status": None,
+        "active_sessions": [],
+        "reason": "worker_id not known (worker.toml [worker], worker.json)",
+    }
