@@ -15,7 +15,12 @@ ARGUMENT_SPEC = {
     "service": {"type": "str", "default": agent_rules.DEFAULT_SERVICE},
     "config_path": {"type": "str", "default": CONFIG_PATH},
     "account": {"type": "str"},
+    "details": {"type": "bool", "default": False},
 }
+
+# What a person rarely reads and the other modules and the role do: left out unless details is true,
+# so that a quick look (ansible -m ...) shows the verdict and the findings within a screen.
+DETAILS = (("reading",), ("account", "effective_rights"), ("config", "entries"))
 
 
 class ActionModule(CmfAction):
@@ -24,4 +29,10 @@ class ActionModule(CmfAction):
     def execute(self, host: Host, params: dict, task_vars: dict) -> dict:
         result = agent_rules.read_agent_info(host, params["service"], params["config_path"], params["account"])
         result["changed"] = False
+        if not params["details"]:
+            for *parents, key in DETAILS:
+                holder = result
+                for parent in parents:
+                    holder = holder.get(parent) or {}
+                holder.pop(key, None)
         return result

@@ -27,6 +27,13 @@ options:
       - The account whose groups and rights are reported (a name, V(.\\name), V(DOMAIN\\name) or a SID).
       - Defaults to the service's logon account.
     type: str
+  details:
+    description:
+      - Also return RV(reading) (for the O(deadline_cloud.cmf.worker_toml#module:reading) option of the other modules),
+        RV(account.effective_rights) and RV(config.entries).
+      - Left out by default, so that a look at a worker shows the verdict and the findings within a screen.
+    type: bool
+    default: false
 attributes:
   bypass_host_loop:
     support: none
@@ -147,6 +154,7 @@ account:
       description: >-
         Every right it holds, with its source - C(direct), the local C(groups) (C({name, sid})) it comes through, and
         C(denied) when the matching deny right overrides it.
+      returned: with O(details)
       type: dict
       sample: {SeShutdownPrivilege: {direct: false, groups: [{name: Administrators, sid: S-1-5-32-544}], denied: false}}
 account_error:
@@ -176,6 +184,7 @@ config:
       description:
         - For every key the agent knows, by table, the value it would load (null when absent or refused).
         - Named C(entries), not C(values), so that C(result.config.entries) in a template is this dict and not a method.
+      returned: with O(details)
       type: dict
       sample: {os: {run_jobs_as_agent_user: null, shutdown_on_stop: true, windows_job_user: null}}
 environment:
@@ -233,7 +242,7 @@ reading:
   description:
     - The host's answer as read, for the O(deadline_cloud.cmf.worker_toml#module:reading) option of this collection's
       other modules (they then need not read the host again). Its shape is internal and may change in any release.
-  returned: always
+  returned: with O(details)
   type: dict
 error_code:
   description: A stable code for why the remote call failed, V(HOST_ERROR) when the host could not run it at all; C(msg) says more.

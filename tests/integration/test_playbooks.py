@@ -30,6 +30,8 @@ def example(name: str) -> dict:
         return simworker.example_state()
     return yaml.safe_load((simworker.EXAMPLES / f"{name}.yml").read_text(encoding="utf-8"))
 
+WORKER_JSON = r"C:\ProgramData\Amazon\Deadline\Cache\worker.json"
+
 
 def fleet(tmp_path: Path, hosts: dict[str, str] | None = None) -> tuple[Path, dict[str, Path]]:
     hosts = FLEET if hosts is None else hosts
@@ -129,6 +131,10 @@ def test_converge_targets_an_overridable_group_in_waves(tmp_path):
 def test_waves_go_on_past_refused_hosts_and_the_summary_counts_each_state(tmp_path):
     hosts = {"worker-04": "env-override", "worker-05": "old-agent", "worker-01": "installer-default", "worker-02": "installer-default"}
     inventory, paths = fleet(tmp_path, hosts)
+    # worker-01 has run once (the agent wrote its worker id); worker-02 not yet
+    started = simworker.load_state(paths["worker-01"])
+    worker_json = b'{"worker_id": "worker-0123456789abcdef0123456789abcdef"}'
+    simworker.save_state(paths["worker-01"], simworker.set_file_bytes(started, worker_json, path=WORKER_JSON))
     report = tmp_path / "converge.json"
     env = simworker.ansible_env(ANSIBLE_SHOW_CUSTOM_STATS="1")
     result = simworker.run_playbook(
@@ -145,9 +151,10 @@ def test_waves_go_on_past_refused_hosts_and_the_summary_counts_each_state(tmp_pa
     # a refused host's cause is printed once, in the summary, not as a failure of the role
     printed = result.stdout.split("CUSTOM STATS")[0]
     assert printed.count("ENV_OVERRIDE:") == 1, printed
-    # without AWS credentials (or boto3) the host's view decides, and the run says so once
-    reasons = "no AWS credentials on the controller|boto3 is not installed on the controller"
-    notices = re.findall(rf"the Deadline Cloud API was not asked \(({reasons}), 2 hosts\)", printed)
+    # without AWS credentials (or boto3), or without a worker id, the host's view decides, and the run says so once
+    credentials = "no AWS credentials on the controller|boto3 is not installed on the controller"
+    no_id = re.escape("worker_id not known (worker.toml [worker], worker.json)")
+    notices = re.findall(rf"the Deadline Cloud API was not asked \((?:{credentials}); {no_id}\)", printed)
     assert len(notices) == 1, printed
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import simworker
 
 AGENT_SID = "S-1-5-21-3623811015-3361044348-30300820-1001"
-READ = {"name": "Read", "deadline_cloud.cmf.worker_agent_info": {}}  # registered as out0 by run_tasks
+READ = {"name": "Read", "deadline_cloud.cmf.worker_agent_info": {"details": True}}  # registered as out0 by run_tasks
 
 
 def calls_after_read(state: dict) -> dict:
@@ -55,3 +55,17 @@ def test_worker_toml_writes_against_the_reading_and_refuses_when_the_file_change
     (tmp_path / "b").mkdir()
     results, states, _run = simworker.run_tasks(tmp_path / "b", {"worker-01": state}, tasks)
     assert results["worker-01"][2]["failed"] is True and "changed while it was being edited" in results["worker-01"][2]["msg"]
+
+
+def test_a_result_without_details_is_never_taken_for_a_reading(tmp_path):
+    # The summary has an account and a config too, but not the host's answer: the module reads the host.
+    tasks = [
+        {"name": "Read", "deadline_cloud.cmf.worker_agent_info": {}},
+        {"deadline_cloud.cmf.win_user_rights": {"account": AGENT_SID, "rights": ["SeServiceLogonRight"], "reading": "{{ out0 }}"}},
+        {"deadline_cloud.cmf.worker_toml": {"table": "os", "key": "run_jobs_as_agent_user", "value": True, "reading": "{{ out0 }}"}},
+    ]
+    results, states, run = simworker.run_tasks(tmp_path, {"worker-01": simworker.example_state()}, tasks)
+    rights, toml = results["worker-01"][1], results["worker-01"][2]
+    assert rights["changed"] is False and not rights.get("failed"), rights
+    assert toml["changed"] is True and not toml.get("failed"), toml
+    assert calls_after_read(states["worker-01"]) == {"set_user_rights": 1, "read_file": 1, "write_file": 1}, run.stdout[-2000:]

@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import simworker
 
 TOML = simworker.WORKER_TOML
@@ -34,8 +36,33 @@ def _ids(result: dict) -> list[str]:
     return [f["id"] for f in result["findings"]]
 
 
+def test_a_quick_look_shows_the_verdict_and_the_findings_within_a_screen(tmp_path):
+    # Ansible prints a result with its keys sorted: only a short result keeps ready near the top.
+    path = simworker.save_state(tmp_path / "worker-01.yml", simworker.example_state())
+    inventory = simworker.write_inventory(tmp_path, {"worker-01": path})
+    command = [str(simworker.ansible_bin() / "ansible"), "-i", str(inventory), "worker-01", "-m", "deadline_cloud.cmf.worker_agent_info"]
+    run = subprocess.run(command, capture_output=True, text=True, env=simworker.ansible_env(), check=False, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[0] == "worker-01 | SUCCESS => {"
+    position = {key: n for n, line in enumerate(lines) for key in ("ready", "verdict", "findings", "reading") if line.startswith(f'    "{key}"')}
+    assert "reading" not in position
+    assert position["findings"] < position["ready"] < 70, run.stdout  # it was line 331 of 373 with the details
+    assert lines[position["ready"]] == '    "ready": false,'
+    assert lines[position["verdict"]] == '    "verdict": "not ready: 1 blocker (AGENT_OPT_IN_MISSING)"'
+    assert len(lines) < 120, len(lines)
+    assert not any(key in run.stdout for key in ('"effective_rights"', '"entries"')), run.stdout
+
+
+def test_details_add_the_reading_the_effective_rights_and_the_entries(tmp_path):
+    results, _paths = _run_info(tmp_path, {"worker-01": simworker.example_state()})
+    short = results["worker-01"]
+    assert "reading" not in short and "effective_rights" not in short["account"] and "entries" not in short["config"]
+    assert short["account"]["rights"] == ["SeAssignPrimaryTokenPrivilege", "SeServiceLogonRight"]
+
+
 def test_installer_state_is_not_ready_for_the_reasons_the_agent_has(tmp_path):
-    results, paths = _run_info(tmp_path, {"worker-01": simworker.example_state()})
+    results, paths = _run_info(tmp_path, {"worker-01": simworker.example_state()}, task={"details": True})
     agent = results["worker-01"]
     assert agent["changed"] is False
     assert agent["ready"] is False

@@ -183,7 +183,7 @@ def test_without_the_workers_ids_the_service_is_not_asked_and_boto3_not_even_imp
     playbook = simworker.write_playbook(
         tmp_path,
         [
-            {"deadline_cloud.cmf.worker_agent_info": {}, "register": "info"},
+            {"deadline_cloud.cmf.worker_agent_info": {"details": True}, "register": "info"},
             {"deadline_cloud.cmf.worker_agent_service": args, "register": "service", "ignore_errors": True},
             {**simworker.dump_task(tmp_path, "service"), "check_mode": False},
         ],

@@ -37,7 +37,10 @@ def reading_of(value: Any) -> dict | None:
     if not isinstance(value, dict) or not value:
         return None
     inner = value.get("reading")
-    return inner if isinstance(inner, dict) else value
+    if isinstance(inner, dict):
+        return inner
+    # worker_agent_info's result without its details holds no reading: never take its summary for one.
+    return None if "verdict" in value or "findings" in value else value
 
 
 def file_from_reading(reading: Any, path: str) -> FileContent | None:
