@@ -11,7 +11,7 @@ options:
   reading:
     description:
       - A result of M(deadline_cloud.cmf.worker_agent_info) with O(deadline_cloud.cmf.worker_agent_info#module:details=true) for this
-        host (or its RV(deadline_cloud.cmf.worker_agent_info#module:reading)). A result without the details holds no reading: the
+        host (or its RV(deadline_cloud.cmf.worker_agent_info#module:reading)). A result without the details holds no reading, and the
         module then reads the host itself.
       - When it is given and covers what the module acts on (the same account, the same file), the module plans from it instead of
         reading the host. Nothing in place costs no remote call, a change costs one. A change is still guarded on the host (a file is

@@ -150,6 +150,18 @@ EXAMPLES = r"""
     table: capabilities.amounts
     key: amount.slots
     value: 20
+
+- name: Read the worker once, with the details the other modules can plan from
+  deadline_cloud.cmf.worker_agent_info:
+    details: true
+  register: worker
+
+- name: Opt in, written against that reading (no second read; refused if the file changed since)
+  deadline_cloud.cmf.worker_toml:
+    table: os
+    key: run_jobs_as_agent_user
+    value: true
+    reading: "{{ worker }}"
 """
 
 RETURN = r"""
