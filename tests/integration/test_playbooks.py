@@ -23,14 +23,13 @@ FLEET = {
     "worker-05": "old-agent",
 }
 FIXABLE = ("worker-01", "worker-02", "worker-03")
+WORKER_JSON = r"C:\ProgramData\Amazon\Deadline\Cache\worker.json"
 
 
 def example(name: str) -> dict:
     if name == "installer-default":
         return simworker.example_state()
     return yaml.safe_load((simworker.EXAMPLES / f"{name}.yml").read_text(encoding="utf-8"))
-
-WORKER_JSON = r"C:\ProgramData\Amazon\Deadline\Cache\worker.json"
 
 
 def fleet(tmp_path: Path, hosts: dict[str, str] | None = None) -> tuple[Path, dict[str, Path]]:
