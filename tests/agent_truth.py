@@ -81,6 +81,7 @@ def real_agent(data: bytes | None, folder: Path, environment: dict[str, str] | N
     """
     from deadline_worker_agent.config.errors import ConfigurationError
     from pydantic.v1 import ValidationError
+    from pydantic.v1.env_settings import SettingsError
 
     try:
         settings = worker_settings(data, folder, environment)
@@ -88,7 +89,7 @@ def real_agent(data: bytes | None, folder: Path, environment: dict[str, str] | N
         return RealAgent(False, str(error))
     except ValidationError as error:
         return RealAgent(False, validation_text(error))
-    except UnicodeDecodeError as error:  # not caught by ConfigFile.load: entrypoint's generic handler
+    except (UnicodeDecodeError, SettingsError) as error:  # not ConfigurationErrors: entrypoint's generic handler
         return RealAgent(False, str(error))
     job_user = settings.windows_job_user
     if job_user is not None and ("\\" in job_user or "@" in job_user) and not settings.windows_job_user_password_arn:

@@ -120,6 +120,8 @@ def failure_message(name: str, outcome: dict, info: dict | None) -> str:
     tail = outcome.get("log_tail") or []
     if tail:
         parts.append("worker-agent.log since the stop:\n" + "\n".join(tail))
+    elif outcome.get("win32_error"):
+        parts.append("worker-agent.log has no new lines: the agent never ran")
     else:
         parts.append("worker-agent.log has no new lines (a configuration error stops the agent before it logs)")
     return ". ".join(parts)

@@ -344,6 +344,14 @@ def _check_capabilities(value: dict, problems: list[tuple[str, str]]) -> None:
             _check_capability_table(value[part], f"capabilities -> {part}", prefix, problems)
 
 
+def capabilities_problems(value: dict) -> list[tuple[str, str]]:
+    """What the agent's Capabilities model refuses in ``value`` (a [capabilities] table, or the JSON of
+    DEADLINE_WORKER_CAPABILITIES), each as (``capabilities -> amounts -> __key__``, message)."""
+    problems: list[tuple[str, str]] = []
+    _check_capabilities(value, problems)
+    return problems
+
+
 def _find_misplaced(document: dict, report: SchemaReport) -> None:
     def walk(table: dict, where: tuple[str, ...]) -> None:
         for key, value in table.items():

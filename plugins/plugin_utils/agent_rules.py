@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +26,9 @@ from typing import Any
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils import user_rights
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.accounts import (
     ADMINISTRATORS,
+    LOCAL_SERVICE,
+    LOCAL_SYSTEM,
+    NETWORK_SERVICE,
     parse_account,
     same_account_by_name,
 )
@@ -40,6 +44,7 @@ from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.agent_config im
     agent_value,
     agent_value_error,
     as_bool,
+    capabilities_problems,
     check_document,
     decode_config,
     parse_toml,
@@ -147,7 +152,7 @@ def all_definitions(
 
 
 # The settings the agent reads from environment variables (WorkerSettings.Config.fields), with
-# the file key whose rules they share. Capabilities (JSON) are not checked here.
+# the file key whose rules they share. Capabilities (JSON) have their own check (CAPABILITIES_VARIABLE).
 _BOOL = KnownKey("settings", "bool", "bool")
 ENVIRONMENT_SETTINGS: dict[str, tuple[str, KnownKey]] = {
     "DEADLINE_WORKER_FARM_ID": ("farm_id", KNOWN_KEYS["farm_id"]),
@@ -175,6 +180,21 @@ ENVIRONMENT_SETTINGS: dict[str, tuple[str, KnownKey]] = {
     "DEADLINE_WORKER_STRUCTURED_LOGS": ("structured_logs", _BOOL),
     "DEADLINE_CLOUD_TELEMETRY_OPT_OUT": ("telemetry_opt_out", _BOOL),
 }
+
+
+# pydantic parses a complex field's variable as JSON while it gathers the values (after the file is
+# loaded, before any validation): a value that is not JSON stops the agent with pydantic's
+# SettingsError (entrypoint's generic handler: exit 1), naming the variable as pydantic keys it.
+CAPABILITIES_VARIABLE = "DEADLINE_WORKER_CAPABILITIES"
+_CAPABILITIES_AFTER = "allow_instance_profile"  # WorkerSettings' field order, which orders its errors
+
+
+def invalid_environment_value(environment: dict[str, EnvironmentValue], variable: str) -> str | None:
+    """Why the agent refuses the value ``variable`` has in ``environment`` (it then does not start); None when it takes it."""
+    env = environment.get(variable)
+    if env is None or variable not in ENVIRONMENT_SETTINGS:
+        return None
+    return agent_value_error(ENVIRONMENT_SETTINGS[variable][1], env.value)
 
 
 def is_agent_variable(name: str) -> bool:
@@ -304,21 +324,35 @@ class StartupVerdict:
         return {"starts": self.starts, "error": self.error, "stage": self.stage}
 
 
+def _capabilities_from_environment(environment: dict[str, EnvironmentValue]) -> tuple[str | None, list[tuple[str, str]]]:
+    """DEADLINE_WORKER_CAPABILITIES as pydantic takes it: (the SettingsError text when it is not JSON,
+    the Capabilities model's refusals of the JSON, located as Configuration.load words them)."""
+    env = environment.get(CAPABILITIES_VARIABLE)
+    if env is None:
+        return None, []
+    try:
+        value = json.loads(env.value)
+    except ValueError:
+        return f'error parsing env var "{CAPABILITIES_VARIABLE.lower()}"', []
+    if not isinstance(value, dict):
+        return None, [("capabilities", "value is not a valid dict")]
+    return None, [(where.replace(" -> ", "."), message) for where, message in capabilities_problems(value)]
+
+
 def _settings_errors(analysis: ConfigAnalysis, environment: dict[str, EnvironmentValue]) -> list[tuple[str, str]]:
     """What WorkerSettings' own validation refuses: environment values, and ids missing everywhere."""
     errors: list[tuple[str, str]] = []
-    for variable, (setting, known) in ENVIRONMENT_SETTINGS.items():
-        env = environment.get(variable)
-        if env is None:
-            continue
-        problem = agent_value_error(known, env.value)
+    for variable, (setting, _known) in ENVIRONMENT_SETTINGS.items():
+        problem = invalid_environment_value(environment, variable)
         if problem:
             errors.append((setting, problem))
     for key in ("farm_id", "fleet_id"):
         if environment.get(f"DEADLINE_WORKER_{key.upper()}") is None and _file_setting(analysis.document, "worker", key) is None:
             errors.append((key, "field required"))
     order = {name: i for i, (name, _k) in enumerate(ENVIRONMENT_SETTINGS.values())}
-    return sorted(errors, key=lambda e: order.get(e[0], 0))
+    capabilities_at = order[_CAPABILITIES_AFTER] + 0.5
+    errors += [(where, message) for where, message in _capabilities_from_environment(environment)[1]]
+    return sorted(errors, key=lambda e: capabilities_at if e[0].startswith("capabilities") else order.get(e[0], 0))
 
 
 def startup_verdict(
@@ -360,6 +394,9 @@ def _verdict_from_analysis(
                 "config_file",
             )
     # A missing file is not an error to the agent: WorkerSettings then reads only the environment.
+    not_json = _capabilities_from_environment(environment)[0]
+    if not_json:  # raised while WorkerSettings gathers the values (the file is loaded before), before any validation
+        return StartupVerdict(False, not_json, "settings")
     settings_errors = _settings_errors(analysis, environment)
     if settings_errors:
         text = "Configuration is not valid. Validation errors:\n\n" + "".join(f"{loc}: {msg}\n" for loc, msg in settings_errors)
@@ -412,6 +449,22 @@ def parse_version(text: str | None) -> tuple[int, int, int] | None:
         return None
     major, minor, patch = (int(part or 0) for part in match.groups())
     return major, minor, patch
+
+
+_PRE_RELEASE = re.compile(r"^\s*v?\d+(?:\.\d+){0,2}[-_.]?(?:a|alpha|b|beta|c|rc|pre|preview|dev)(?:[-_.]?\d+)?", re.IGNORECASE)
+
+
+def is_pre_release(text: str | None) -> bool:
+    """``0.27.3rc1``, ``0.27.3.dev4+g1a2b3c4``: a pre-release or development build, older than the release it leads to (PEP 440)."""
+    return bool(_PRE_RELEASE.match(str(text or "")))
+
+
+def older_than(text: str | None, minimum: tuple[int, int, int]) -> bool | None:
+    """Whether the version ``text`` comes before ``minimum``, a pre-release of ``minimum`` included; None when unreadable."""
+    version = parse_version(text)
+    if version is None:
+        return None
+    return version < minimum or (version == minimum and is_pre_release(text))
 
 
 def version_text(version: tuple[int, int, int]) -> str:
@@ -473,6 +526,25 @@ class Reading:
         return parse_version(self.agent.get("version"))
 
 
+# LocalSystem, LocalService and NetworkService log on as services by design, with no right to hold.
+BUILTIN_SERVICE_ACCOUNTS = frozenset({LOCAL_SYSTEM, LOCAL_SERVICE, NETWORK_SERVICE})
+
+
+def _sid_of(account: dict | None) -> str:
+    return str((account or {}).get("sid") or "").upper()
+
+
+def can_log_on_as_service(account: dict | None, rights: dict[str, dict]) -> bool:
+    """Whether the Service Control Manager can log the service on as ``account`` (1069 otherwise):
+    an enabled account holding SeServiceLogonRight not overridden by its deny right, or a built-in
+    service account. An account that was not read is not judged here (ACCOUNT_MISSING is)."""
+    if not account:
+        return True
+    if account.get("enabled") is False:
+        return False
+    return _sid_of(account) in BUILTIN_SERVICE_ACCOUNTS or holds_right(rights, SERVICE_LOGON_RIGHT)
+
+
 def _user_sid(raw: dict) -> str | None:
     """The SID whose user variables user_environment holds: the service's logon account."""
     return (raw.get("service") or {}).get("account_sid") or (raw.get("account") or {}).get("sid")
@@ -490,7 +562,7 @@ def read_host(raw: dict) -> Reading:
     analysis = analyse_config(data, path)
     account = raw.get("account")
     rights = rights_with_sources(account)
-    logon = holds_right(rights, SERVICE_LOGON_RIGHT) if account else True
+    logon = can_log_on_as_service(account, rights)
     verdict = (
         StartupVerdict(False, SERVICE_LOGON_ERROR, "logon")
         if not logon
@@ -551,8 +623,14 @@ def _version_problem(reading: Reading) -> str | None:
             f" ({reading.agent.get('error') or 'deadline_worker_agent is not importable'}); WORKER_AGENT_USER jobs"
             " need 0.27.3 or later."
         )
-    if version >= MINIMUM_VERSION:
+    if not older_than(reading.agent.get("version"), MINIMUM_VERSION):
         return None
+    if version == MINIMUM_VERSION:
+        return (
+            f"Agent {reading.agent.get('version')} is a pre-release or development build of {version_text(version)}, older"
+            " than the release: it may lack the fix for issue #298 (run_jobs_as_agent_user crashes on Windows, fixed in"
+            " 0.27.3). The opt-in works from the 0.27.3 release."
+        )
     if version < OPT_IN_SINCE:
         why = (
             f"Agent {version_text(version)} ignores run_jobs_as_agent_user on Windows: before 0.27.2 the"
@@ -670,6 +748,12 @@ def _deny_fix(reading: Reading) -> str:
     return text + "; when a domain GPO sets it, change the GPO: the next policy refresh rewrites a local change."
 
 
+def _refused_variable(reading: Reading, variable: str) -> bool:
+    """A variable whose value the agent refuses: it does not start at all (AGENT_STARTUP_ERROR says so),
+    which is the cause to name rather than what the value would have meant."""
+    return invalid_environment_value(reading.environment, variable) is not None
+
+
 def _opt_in(reading: Reading) -> ResolvedSetting | None:
     return reading.settings.run_jobs_as_agent_user if reading.settings else None
 
@@ -713,7 +797,11 @@ def _user_variable_settings(reading: Reading) -> list[ResolvedSetting]:
     if reading.settings is None:
         return []
     settings = (reading.settings.run_jobs_as_agent_user, reading.settings.windows_job_user, reading.settings.shutdown_on_stop)
-    return [setting for setting in settings if setting.source == "user" and setting.variable]
+    return [
+        setting
+        for setting in settings
+        if setting.source == "user" and setting.variable and not _refused_variable(reading, str(setting.variable).upper())
+    ]
 
 
 def _user_variable_blocks(setting: ResolvedSetting) -> bool:
@@ -731,6 +819,23 @@ def _user_variable_message(reading: Reading, setting: ResolvedSetting) -> str:
         " gets its account's user variables is not verified here: Windows builds a service's environment from the machine"
         " variables, then, for a user account and as far as documented, that user's variables, then the service's own Environment value."
     )
+
+
+def _refused_variables(reading: Reading) -> list[str]:
+    """The agent's variables whose values it refuses (so it does not start), as defined on the host."""
+    names = [variable for variable in ENVIRONMENT_SETTINGS if _refused_variable(reading, variable)]
+    not_json, refused = _capabilities_from_environment(reading.environment)
+    if not_json or refused:
+        names.append(CAPABILITIES_VARIABLE)
+    return names
+
+
+def _startup_fix(reading: Reading) -> str:
+    variables = _refused_variables(reading)
+    if not variables:
+        return "Correct the setting the error names, in worker.toml or the environment."
+    fixes = [_env_fix(reading, variable) for variable in variables]
+    return f"Give {', '.join(variables)} a value the agent accepts, or remove it: " + " ".join(fixes)
 
 
 def _startup_explained(reading: Reading) -> bool:
@@ -765,9 +870,30 @@ RULES: tuple[Rule, ...] = (
         lambda r, _: "Create the account (install-deadline-worker creates deadline-worker), or name the account the service logs on as.",
     ),
     Rule(
+        "SERVICE_DISABLED",
+        "blocker",
+        lambda r: bool(r.service.get("exists")) and str(r.service.get("start_mode") or "").casefold() == "disabled",
+        lambda r, _: f"The service {_service_name(r)} is disabled: the Service Control Manager refuses to start it (Win32 error 1058),"
+        " so a restart stops the agent for good, and it does not run after a reboot.",
+        lambda r, _: f"Set the startup type of {_service_name(r)} to Automatic (Set-Service -Name {_service_name(r)} -StartupType"
+        " Automatic), then run again.",
+    ),
+    Rule(
+        "ACCOUNT_DISABLED",
+        "blocker",
+        lambda r: bool(r.account) and r.account.get("enabled") is False,
+        lambda r, _: f"{_account_text(r)} is disabled: the Service Control Manager cannot log {_service_name(r)} on as it"
+        f" ('{SERVICE_LOGON_ERROR}', Win32 error 1069), so the agent does not start.",
+        lambda r, _: f"Enable the account (Enable-LocalUser -SID {(r.account or {}).get('sid')}, or in the domain for a domain"
+        " account), then run again.",
+    ),
+    Rule(
         "SERVICE_LOGON_RIGHT_MISSING",
         "blocker",
-        lambda r: bool(r.account) and bool(r.service.get("exists")) and SERVICE_LOGON_RIGHT not in r.rights,
+        lambda r: bool(r.account)
+        and bool(r.service.get("exists"))
+        and _sid_of(r.account) not in BUILTIN_SERVICE_ACCOUNTS
+        and SERVICE_LOGON_RIGHT not in r.rights,
         lambda r, _: f"{_account_text(r)} lacks SeServiceLogonRight (Log on as a service), directly or"
         f" through a local group: the Service Control Manager cannot start {_service_name(r)} under it"
         f" ('{SERVICE_LOGON_ERROR}').",
@@ -837,7 +963,7 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "AGENT_OPT_IN_MISSING",
         "blocker",
-        lambda r: (opt_in := _opt_in(r)) is not None and opt_in.value is not True,
+        lambda r: (opt_in := _opt_in(r)) is not None and opt_in.value is not True and not _refused_variable(r, OPT_IN_VARIABLE),
         lambda r, _: f"run_jobs_as_agent_user resolves to false ({_opt_in_off_source(r, r.settings.run_jobs_as_agent_user)}):"
         " the agent fails every WORKER_AGENT_USER job on Windows.",
         lambda r, _: "Set [os] run_jobs_as_agent_user = true in worker.toml (deadline_cloud.cmf.worker_toml) and restart the service.",
@@ -845,7 +971,10 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "ENV_OVERRIDE",
         "blocker",
-        lambda r: (opt_in := _opt_in(r)) is not None and opt_in.source in ("machine", "service") and opt_in.value is not True,
+        lambda r: (opt_in := _opt_in(r)) is not None
+        and opt_in.source in ("machine", "service")
+        and opt_in.value is not True
+        and not _refused_variable(r, OPT_IN_VARIABLE),
         lambda r, _: f"{r.settings.run_jobs_as_agent_user.variable}={r.environment[OPT_IN_VARIABLE].value} in"
         f" {r.environment[OPT_IN_VARIABLE].where} overrides worker.toml and turns run_jobs_as_agent_user off.",
         lambda r, _: _env_fix(r, OPT_IN_VARIABLE),
@@ -853,7 +982,9 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "ENV_OVERRIDE",
         "blocker",
-        lambda r: (job_user := _job_user(r)) is not None and job_user.source in ("machine", "service"),
+        lambda r: (job_user := _job_user(r)) is not None
+        and job_user.source in ("machine", "service")
+        and not _refused_variable(r, JOB_USER_VARIABLE),
         lambda r, _: f"{r.settings.windows_job_user.variable}={r.settings.windows_job_user.value} in"
         f" {r.environment[JOB_USER_VARIABLE].where} sets a Windows job user, overriding worker.toml.",
         lambda r, _: _env_fix(r, JOB_USER_VARIABLE),
@@ -875,7 +1006,10 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "JOB_USER_CONFLICT",
         "blocker",
-        lambda r: (job_user := _job_user(r)) is not None and job_user.value is not None and r.settings.run_jobs_as_agent_user.value is True,
+        lambda r: (job_user := _job_user(r)) is not None
+        and job_user.value is not None
+        and r.settings.run_jobs_as_agent_user.value is True
+        and not _refused_variable(r, JOB_USER_VARIABLE),
         lambda r, _: f"windows_job_user = {r.settings.windows_job_user.value!r} (from "
         + ("worker.toml's [os] windows_job_user" if r.settings.windows_job_user.source == "file" else f"the variable {r.settings.windows_job_user.variable}")
         + f") is set together with run_jobs_as_agent_user = true; the agent refuses to start: '{JOB_USER_CONFLICT_ERROR}'",
@@ -901,11 +1035,20 @@ RULES: tuple[Rule, ...] = (
         " SeShutdownPrivilege with shutdown_on_stop) directly, then remove it from Administrators.",
     ),
     Rule(
+        "AGENT_USER_IS_SYSTEM",
+        "security",
+        lambda r: _sid_of(r.account) == LOCAL_SYSTEM,
+        lambda r, _: f"{_service_name(r)} runs as LocalSystem ({LOCAL_SYSTEM}): every WORKER_AGENT_USER job would run as SYSTEM,"
+        " which holds every privilege on the host and cannot be taken out of Administrators.",
+        lambda r, _: "Run the agent as a dedicated account (install-deadline-worker --user creates deadline-worker and"
+        " configures the service), then converge that account.",
+    ),
+    Rule(
         "AGENT_STARTUP_ERROR",
         "blocker",
         lambda r: not r.verdict.starts and not _startup_explained(r),
         lambda r, _: f"The agent stops at start with: {r.verdict.error}",
-        lambda r, _: "Correct the setting the error names, in worker.toml or the environment.",
+        lambda r, _: _startup_fix(r),
     ),
     Rule(
         "MESSAGE_IS_MISLEADING",
@@ -923,6 +1066,7 @@ RULES: tuple[Rule, ...] = (
 _STARTUP_FINDINGS = frozenset(
     {
         "ACCOUNT_MISSING",
+        "ACCOUNT_DISABLED",
         "SERVICE_LOGON_RIGHT_MISSING",
         "RIGHT_DENIED",
         "CONFIG_ENCODING",

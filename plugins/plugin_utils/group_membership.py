@@ -100,17 +100,25 @@ def removal_refusal(report: Mapping, group: Mapping) -> str | None:
 
 def nested_refusal(report: Mapping, group: Mapping) -> str | None:
     """Why removing the account from ``group`` cannot work: it is a member only through a group
-    nested in it (LG_INCLUDE_INDIRECT), which carries the membership; else None."""
+    nested in it (LG_INCLUDE_INDIRECT), or also through one of its own groups nested in it, which
+    would keep the membership after the direct one is gone; else None."""
     mine = next((g for g in report.get("groups") or [] if normalize_sid(g["sid"]) == normalize_sid(group["sid"])), None)
-    if not mine or not mine.get("indirect"):
+    if not mine:
         return None
     members = (report.get("group_members") or {}).get(group["sid"]) or []
-    carriers = sorted(str(m.get("name") or m["sid"]) for m in members if m.get("type") == "group")
     who = report.get("name") or report["sid"]
-    return (
-        f"refusing to remove {who} ({report['sid']}) from {group['name']} ({group['sid']}), nothing was changed: it is a"
-        f" member only through {', '.join(carriers) or 'a nested group'}; remove it from that group instead"
-    )
+    prefix = f"refusing to remove {who} ({report['sid']}) from {group['name']} ({group['sid']}), nothing was changed: "
+    if mine.get("indirect"):
+        carriers = sorted(str(m.get("name") or m["sid"]) for m in members if m.get("type") == "group")
+        return prefix + f"it is a member only through {', '.join(carriers) or 'a nested group'}; remove it from that group instead"
+    own = {normalize_sid(g["sid"]) for g in report.get("groups") or []} - {normalize_sid(group["sid"])}
+    also = sorted(str(m.get("name") or m["sid"]) for m in members if m.get("type") == "group" and normalize_sid(m["sid"]) in own)
+    if also:
+        return prefix + (
+            f"it is also a member through {', '.join(also)}, nested in it, which would keep it one; remove it from that"
+            f" group (or that group from {group['name']}) first"
+        )
+    return None
 
 
 def plan_membership(report: Mapping, requested: Iterable[str], state: str) -> MembershipPlan:

@@ -249,7 +249,10 @@ def plan(before: Mapping[str, Any], values: Mapping[str, Any]) -> dict:
     if before.get("unreachable") or "findings" not in before:
         # No reading: nothing is planned, and the outcome says why.
         return {"refused": [], "act": False, "restart": False, "unread": str(before.get("msg") or "the host was not read")}
-    raw = before.get("reading") or {}
+    raw = before.get("reading")
+    if not isinstance(raw, Mapping) or not raw:
+        # A summary without the host's answer (worker_agent_info without details): never plan from a guess.
+        return {"refused": [], "act": False, "restart": False, "unread": "worker_agent_info returned no reading (run it with details: true)"}
     findings_before = list(before.get("findings") or [])
     refusals: list[dict] = []
     account = raw.get("account")
@@ -259,8 +262,8 @@ def plan(before: Mapping[str, Any], values: Mapping[str, Any]) -> dict:
     if wrong:
         refusals.append(wrong)
     version = (raw.get("agent") or {}).get("version")
-    have, want = agent_rules.parse_version(version), agent_rules.parse_version(variables.min_agent_version)
-    if have is not None and want is not None and have < want:
+    want = agent_rules.parse_version(variables.min_agent_version)
+    if want is not None and agent_rules.older_than(version, want) and agent_rules.parse_version(version) is not None:
         refusals.append(
             _refusal(
                 "AGENT_VERSION_UNSUPPORTED",
@@ -281,7 +284,7 @@ def plan(before: Mapping[str, Any], values: Mapping[str, Any]) -> dict:
             try:
                 groups_to_leave = plan_membership(account, variables.leave_groups, ABSENT).removed
             except AccountError as error:
-                refusals.append(_refusal(error.code, error.message.replace(", nothing was changed", ""), _group_fix(error.code)))
+                refusals.append(_refusal(error.code, error.message.replace(", nothing was changed", ""), _group_fix(error.code, error.message)))
 
     data = _config_bytes(raw)
     path = str((raw.get("config") or {}).get("path") or variables.config_path or CONFIG_PATH)
@@ -303,7 +306,7 @@ def plan(before: Mapping[str, Any], values: Mapping[str, Any]) -> dict:
     predicted = agent_rules.describe(predicted_reading(raw, rights_to_grant, groups_to_leave, edit.data if edit else None))
     known = _finding_ids(refusals)
     for f in [] if wrong else predicted["findings"]:  # for the wrong account, that is the cause to fix first
-        if f.get("severity") == "blocker" and f["id"] not in known:
+        if (f.get("severity") == "blocker" or f["id"] in _UNFIXABLE_SECURITY) and f["id"] not in known:
             refusals.append(_refusal(str(f["id"]), str(f.get("message") or ""), str(f.get("fix") or "")))
             known.add(str(f["id"]))
 
@@ -349,9 +352,15 @@ def plan(before: Mapping[str, Any], values: Mapping[str, Any]) -> dict:
     }
 
 
-def _group_fix(code: str) -> str:
+# Security findings that no change of the role can clear: the host is refused rather than left unsafe.
+_UNFIXABLE_SECURITY = frozenset({"AGENT_USER_IS_SYSTEM"})
+
+
+def _group_fix(code: str, message: str = "") -> str:
     if code == "GROUP_NOT_FOUND":
         return f"name groups that exist on the host in {PREFIX}leave_groups (S-1-5-32-544 is Administrators in any language)"
+    if "through" in message:  # the membership is carried by a group nested in the one to leave
+        return "take the account out of that nested group (or that group out of the one to leave), then run again"
     return (
         "connect as another administrator, or converge another account; keep another enabled member in Administrators"
     )
@@ -420,6 +429,13 @@ def outcome(
     if pending and not check_mode:
         ready = False
 
+    still_in = _groups_still_held(plan, verification)
+    if still_in and not error:
+        error = (
+            f"the account is still a member of {', '.join(still_in)} after the role removed its direct membership: a group"
+            " nested in it (a domain group) carries the membership, so WORKER_AGENT_USER jobs still run with its rights;"
+            " take the account out of that nested group (or that group out of the local one), then run again"
+        )
     if plan.get("unread") and not error:
         error = f"unreachable: {plan['unread']}" if before.get("unreachable") else str(plan["unread"])
     if refused:
@@ -476,6 +492,15 @@ def outcome(
         "verified_by": verified_by,
         "plan": dict(plan),
     }
+
+
+def _groups_still_held(plan: Mapping[str, Any], verification: Mapping[str, Any] | None) -> list[str]:
+    """The groups the role left that the verification reading still shows the account in (through a nesting
+    the first reading could not show: a domain group inside the local group)."""
+    if verification is None:
+        return []
+    held = {str(g.get("sid", "")).upper() for g in (verification.get("account") or {}).get("groups") or []}
+    return [str(g.get("name") or g.get("sid")) for g in plan.get("groups_to_leave") or [] if str(g.get("sid", "")).upper() in held]
 
 
 def failure_message(result: Mapping[str, Any]) -> str:

@@ -16,6 +16,7 @@ import yaml
 ROLE = "deadline_cloud.cmf.deadline_worker_agent_user"
 ADMINISTRATORS = "S-1-5-32-544"
 AGENT_SID = "S-1-5-21-3623811015-3361044348-30300820-1001"
+RENDER_ADMINS = "S-1-5-21-3623811015-3361044348-30300820-1003"
 BASE_RIGHTS = ("SeServiceLogonRight", "SeAssignPrimaryTokenPrivilege", "SeIncreaseQuotaPrivilege")
 RESULT = "deadline_worker_agent_user_result"
 
@@ -244,7 +245,27 @@ def refused_states() -> dict[str, dict]:
     garbage = simworker.set_file_bytes(variant("installer-default"), b"[worker\nfarm_id = \n")
     no_account = variant("installer-default")
     no_account["services"]["DeadlineWorker"]["account"] = r".\ghost"
+    disabled_service = variant("installer-default")
+    disabled_service["services"]["DeadlineWorker"]["start_mode"] = "disabled"  # still running: a restart would stop it for good
+    disabled_account = variant("installer-default")
+    disabled_account["accounts"][AGENT_SID]["enabled"] = False
+    local_system = variant("installer-default")
+    local_system["accounts"]["S-1-5-18"] = {"name": "SYSTEM", "domain": "NT AUTHORITY", "type": "well_known"}
+    local_system["services"]["DeadlineWorker"]["account"] = "LocalSystem"
+    nested_admin = variant("installer-default")  # in Administrators directly and through its own group
+    nested_admin["accounts"][RENDER_ADMINS] = {"name": "render-admins", "type": "group", "members": [AGENT_SID]}
+    nested_admin["accounts"][ADMINISTRATORS]["members"].append(RENDER_ADMINS)
+    capabilities = variant("installer-default")
+    capabilities["services"]["DeadlineWorker"]["environment"].append('DEADLINE_WORKER_CAPABILITIES={"amounts": {}}')
+    dev_build = variant("installer-default")
+    dev_build["agent"]["version"] = "0.27.3.dev4+g1a2b3c4"
     return {
+        "disabled-service": disabled_service,
+        "disabled-account": disabled_account,
+        "local-system": local_system,
+        "nested-admin": nested_admin,
+        "capabilities-env": capabilities,
+        "dev-build": dev_build,
         "env-override": variant("env-override"),
         "old-agent": variant("old-agent"),
         "no-service": no_service,
@@ -256,6 +277,12 @@ def refused_states() -> dict[str, dict]:
 
 
 EXPECTED_CAUSE = {
+    "disabled-service": ("SERVICE_DISABLED", "1058", "Automatic"),
+    "disabled-account": ("ACCOUNT_DISABLED", "1069", "Enable"),
+    "local-system": ("AGENT_USER_IS_SYSTEM", "LocalSystem", "dedicated account"),
+    "nested-admin": ("REMOVAL_REFUSED", "render-admins, nested in it", "nested group"),
+    "capabilities-env": ("AGENT_STARTUP_ERROR", "capabilities.attributes: field required", "DEADLINE_WORKER_CAPABILITIES"),
+    "dev-build": ("AGENT_VERSION_UNSUPPORTED", "0.27.3.dev4", "Upgrade"),
     "env-override": ("ENV_OVERRIDE", "DEADLINE_WORKER_RUN_JOBS_AS_AGENT_USER", "Remove"),
     "old-agent": ("AGENT_VERSION_UNSUPPORTED", "0.27.1", "Upgrade"),
     "no-service": ("SERVICE_MISSING", "DeadlineWorker", "install"),

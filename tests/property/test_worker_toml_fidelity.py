@@ -236,10 +236,24 @@ def worker_toml(draw) -> tuple[str, bytes]:
     return name, data
 
 
+# DEADLINE_WORKER_CAPABILITIES is JSON: valid, refused by the Capabilities model, or not JSON at all.
+CAPABILITIES_VALUES = [
+    '{"amounts": {}, "attributes": {}}',
+    '{"amounts": {"amount.slots": 4}, "attributes": {"attr.pool": ["lighting"]}}',
+    '{"amounts": {}}',
+    '{"amounts": {"slots": 4}, "attributes": {}}',
+    '{"amounts": {"amount.slots": -1}, "attributes": {}}',
+    '{"amounts": {"amount.worker.gpu": 2}, "attributes": {"attr.pool": "lighting"}}',
+    "[1, 2]",
+    "not json",
+    "",
+]
+
+
 @st.composite
 def environment(draw) -> dict[str, str]:
     """The service's variables: mostly the farm and fleet ids (which the older examples lack), and
-    sometimes the opt-in and the job user, valid or not."""
+    sometimes the opt-in, the job user and the capabilities, valid or not."""
     env = {}
     choices = {
         "DEADLINE_WORKER_FARM_ID": [FARM] * 16 + ["farm-123", None],
@@ -247,6 +261,7 @@ def environment(draw) -> dict[str, str]:
         agent_rules.OPT_IN_VARIABLE: [None] * 6 + ["true", "false", "1", "0", "yes", "No", "on", "maybe", ""],
         agent_rules.JOB_USER_VARIABLE: [None] * 8 + ["job-user", "render", "", "CORP\\render", "render@corp.example"],
         "DEADLINE_WORKER_WINDOWS_JOB_USER_PASSWORD_ARN": [None] * 6 + [ARN, "arn:aws:secretsmanager:bad"],
+        agent_rules.CAPABILITIES_VARIABLE: [None] * 12 + CAPABILITIES_VALUES,
     }
     for name, values in choices.items():
         value = draw(st.sampled_from(values))
@@ -351,6 +366,12 @@ REGRESSIONS: dict[str, tuple[bytes, dict[str, str]]] = {
         ('os = [["run_jobs_as_agent_user", true]]\n' + _INSTALLER.replace("[os]\n", "[os_before]\n")).encode(),
         {},
     ),
+    # DEADLINE_WORKER_CAPABILITIES: the file is loaded before the variable is parsed as JSON
+    "capabilities_not_json_behind_a_bom": (b"\xef\xbb\xbf" + _INSTALLER.encode(), {"DEADLINE_WORKER_CAPABILITIES": "not json"}),
+    "capabilities_not_json": (_INSTALLER.encode(), {"DEADLINE_WORKER_CAPABILITIES": "not json"}),
+    "capabilities_without_attributes": (_INSTALLER.encode(), {"DEADLINE_WORKER_CAPABILITIES": '{"amounts": {}}'}),
+    "unparseable_opt_in_variable": (_INSTALLER.encode(), {"DEADLINE_WORKER_RUN_JOBS_AS_AGENT_USER": "enabled"}),
+    "empty_job_user_variable": (_INSTALLER.encode(), {"DEADLINE_WORKER_WINDOWS_JOB_USER": ""}),
     "impersonation_hides_the_sections_other_errors": (
         _INSTALLER.replace("[os]\n", "[os]\nimpersonation = false\nretain_session_dir = 2\n").encode(),
         {},

@@ -25,6 +25,12 @@ function Get-CmfRemovalRefusal {
         $carriers = @($Report.group_members[$Group.sid] | Where-Object { $_.type -eq 'group' } | ForEach-Object { $_.name })
         return $prefix + "it is a member only through a group nested in it ($($carriers -join ', ')): remove it from that group, or that group from $($Group.name)"
     }
+    # Also a member through one of its own groups nested in this one: removing the direct membership would keep it a member.
+    $own = @($Report.groups | Where-Object { $_.sid -ne $Group.sid } | ForEach-Object { $_.sid })
+    $also = @($Report.group_members[$Group.sid] | Where-Object { $_.type -eq 'group' -and $own -contains $_.sid } | ForEach-Object { $_.name })
+    if ($also.Count -gt 0) {
+        return $prefix + "it is also a member through $($also -join ', '), nested in it, which would keep it one: remove it from that group (or that group from $($Group.name)) first"
+    }
     if ($Group.sid -ne $AdministratorsSid) { return $null }
     if ($Report.connection_sid -eq $Report.sid) {
         return $prefix + 'it is the account Ansible is connected as, which would lose administrator rights mid-run'

@@ -144,6 +144,12 @@ def _no_shutdown_right(state):
     state["rights"]["SeShutdownPrivilege"] = [ADMINISTRATORS]
 
 
+def _local_system(state):
+    state["accounts"]["S-1-5-18"] = {"name": "SYSTEM", "domain": "NT AUTHORITY", "type": "well_known"}
+    state["services"]["DeadlineWorker"]["account"] = "LocalSystem"
+    state["rights"]["SeShutdownPrivilege"].append("S-1-5-18")
+
+
 def _admin(state):
     state["accounts"][ADMINISTRATORS]["members"].append(AGENT_SID)
 
@@ -176,6 +182,17 @@ ALONE = {
     "no_shutdown_right": (_no_shutdown_right, ["SHUTDOWN_RIGHT_MISSING"]),
     "admin": (_admin, ["AGENT_USER_IS_ADMIN"]),
     "no_farm_id": (_replace_toml('farm_id = "farm-0123456789abcdef0123456789abcdef"', "# no farm"), ["AGENT_STARTUP_ERROR"]),
+    # the Service Control Manager refuses a disabled service (1058) and a disabled logon account (1069)
+    "service_disabled": (lambda state: state["services"]["DeadlineWorker"].__setitem__("start_mode", "disabled"), ["SERVICE_DISABLED"]),
+    "account_disabled": (lambda state: state["accounts"][AGENT_SID].__setitem__("enabled", False), ["ACCOUNT_DISABLED"]),
+    "local_system": (_local_system, ["AGENT_USER_IS_SYSTEM"]),
+    # a development build of 0.27.3 is older than 0.27.3 (PEP 440) and may lack the #298 fix
+    "dev_build": (_version("0.27.3.dev4+g1a2b3c4"), ["AGENT_VERSION_UNSUPPORTED"]),
+    # values the agent refuses stop it at start: that is the cause, not what the value would have meant
+    "opt_in_variable_unparseable": (_service_env("DEADLINE_WORKER_RUN_JOBS_AS_AGENT_USER=enabled"), ["AGENT_STARTUP_ERROR"]),
+    "job_user_variable_empty": (_service_env("DEADLINE_WORKER_WINDOWS_JOB_USER="), ["AGENT_STARTUP_ERROR"]),
+    "capabilities_variable_not_json": (_service_env("DEADLINE_WORKER_CAPABILITIES=not json"), ["AGENT_STARTUP_ERROR"]),
+    "capabilities_variable_refused": (_service_env('DEADLINE_WORKER_CAPABILITIES={"amounts": {}}'), ["AGENT_STARTUP_ERROR"]),
 }
 SEVERITY = {
     "AGENT_OPT_IN_MISSING": "blocker",
@@ -194,6 +211,9 @@ SEVERITY = {
     "AGENT_USER_IS_ADMIN": "security",
     "SHUTDOWN_RIGHT_MISSING": "warning",
     "MESSAGE_IS_MISLEADING": "info",
+    "SERVICE_DISABLED": "blocker",
+    "ACCOUNT_DISABLED": "blocker",
+    "AGENT_USER_IS_SYSTEM": "security",
 }
 
 
