@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils import agent_rules, user_rights
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.accounts import AccountError, same_account
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.accounts import ADMINISTRATORS, AccountError, same_account
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.agent_config import CONFIG_PATH
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.group_membership import plan_membership
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.group_membership import plan_membership, resolve_groups
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host import sha256_hex
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.worker_toml import (
     ABSENT,
@@ -346,10 +346,31 @@ def plan(before: Mapping[str, Any], values: Mapping[str, Any]) -> dict:
         "sessions": int(sessions.get("count") or 0),
         "act": not refused and (changes or bool(why_restart)),
         "account_sid": (account or {}).get("sid"),
+        "leaves_administrators": _leaves_administrators(account, variables),
         "predicted_findings": predicted["findings"],
         "predicted_ids": sorted(_finding_ids(predicted["findings"])),
         "predicted_ready": bool(predicted["ready"]) and not refused,
     }
+
+
+def _leaves_administrators(account: Mapping | None, variables: RoleVariables) -> bool:
+    """Whether the role takes the account out of Administrators on this host (its leave_groups name it)."""
+    if not account:
+        return False
+    try:
+        wanted = resolve_groups(variables.leave_groups, account.get("local_groups") or [], str(account.get("hostname") or ""))
+    except AccountError:
+        wanted = []
+    return any(str(g.get("sid", "")).upper() == ADMINISTRATORS for g in wanted) or any(
+        str(name).strip().upper() == ADMINISTRATORS for name in variables.leave_groups
+    )
+
+
+def _unsafe(findings: Iterable[Mapping] | None, plan: Mapping[str, Any]) -> bool:
+    """The account would run WORKER_AGENT_USER jobs as SYSTEM, or as an administrator where the role was
+    to take it out of Administrators: not the role's final state, whatever the agent accepts."""
+    found = _finding_ids(findings or [])
+    return "AGENT_USER_IS_SYSTEM" in found or ("AGENT_USER_IS_ADMIN" in found and bool(plan.get("leaves_administrators")))
 
 
 # Security findings that no change of the role can clear: the host is refused rather than left unsafe.
@@ -425,6 +446,8 @@ def outcome(
     else:
         findings_after, ready, verified_by = None, False, None
     if restarted and not restart.get("healthy") and not check_mode:
+        ready = False
+    if ready and _unsafe(findings_after, plan):
         ready = False
     if pending and not check_mode:
         ready = False

@@ -287,3 +287,37 @@ def test_a_result_without_the_hosts_reading_is_never_planned_from():
     assert plan["act"] is False and plan["refused"] == [] and "details: true" in plan["unread"]
     result = role.outcome(summary, plan)
     assert result["status"] == "failed" and "details: true" in result["error"]
+
+
+@pytest.mark.parametrize("leave_groups", [["S-1-5-32-544"], []])
+def test_a_refused_administrator_is_not_ready_unless_the_operator_keeps_it_one(leave_groups):
+    """The opt-in is set, so jobs would run, but as an administrator through a domain group the role cannot leave."""
+    state = installer()
+    with_toml(state, lambda b: b.replace(b"\n[os]\n", b"\n[os]\nrun_jobs_as_agent_user = true\n", 1))
+    domain_admins = "S-1-5-21-1111111111-2222222222-3333333333-512"
+    state["accounts"][domain_admins] = {"name": "Domain Admins", "domain": "CORP", "type": "group", "members": [AGENT_SID]}
+    state["accounts"]["S-1-5-32-544"]["members"] = [m for m in state["accounts"]["S-1-5-32-544"]["members"] if m != AGENT_SID]
+    state["accounts"]["S-1-5-32-544"]["members"].append(domain_admins)
+    before = reading_of(state)
+    assert before["ready"] is True  # the agent accepts the jobs: worker_agent_info's verdict
+    plan = role.plan(before, defaults(leave_groups=leave_groups))
+    result = role.outcome(before, plan)
+    if leave_groups:
+        assert (result["status"], result["ready"]) == ("refused", False)
+        assert "only through CORP\\Domain Admins" in role.failure_message(result)
+    else:  # the operator keeps the account an administrator: nothing to refuse, and its membership does not count
+        assert plan["refused"] == [] and plan["leaves_administrators"] is False
+        assert role.outcome(before, plan, rights={"changed": True, "added": plan["rights_to_grant"]}, restart={
+            "changed": True, "restarted": True, "healthy": True, "info": before,
+        })["ready"] is True
+
+
+def test_localsystem_is_refused_and_not_ready():
+    state = installer()
+    state["accounts"]["S-1-5-18"] = {"name": "SYSTEM", "domain": "NT AUTHORITY", "type": "well_known"}
+    state["services"]["DeadlineWorker"]["account"] = "LocalSystem"
+    with_toml(state, lambda b: b.replace(b"\n[os]\n", b"\n[os]\nrun_jobs_as_agent_user = true\n", 1))
+    before = reading_of(state)
+    result = role.outcome(before, role.plan(before, defaults()))
+    assert (result["status"], result["ready"]) == ("refused", False)
+    assert [r["id"] for r in result["refused"]] == ["AGENT_USER_IS_SYSTEM"]
