@@ -29,6 +29,11 @@ one render session, ``services.DeadlineWorker.sessions: [{id: session-1, ends_af
 and reports after the converge the sessions it interrupted (``interrupted_sessions`` over all
 hosts) and the hosts still "restart pending" (``restarts`` still 0).
 
+The simulated workers keep their state in JSON files by default: the simulator parses and rewrites
+a host's file at every call, on the controller, and for YAML it does so with ruamel.yaml's round
+trip (which keeps the comments of a hand-written file), a cost of the stand-in that a real farm
+does not have (there the script runs on the worker). ``--state-format yaml`` measures it anyway.
+
     .venv/bin/python benchmarks/fleet.py                       # N = 1, 10, 100, 300
     .venv/bin/python benchmarks/fleet.py --sizes 1,10 --latency-ms 1000
     .venv/bin/python benchmarks/fleet.py --sizes 100 --busy-percent 20 --busy-seconds 30
@@ -37,6 +42,7 @@ hosts) and the hosts still "restart pending" (``restarts`` still 0).
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import platform
@@ -78,7 +84,9 @@ def busy_hosts(count: int, percent: float) -> set[int]:
     return {1 + (k * count) // wanted for k in range(wanted)} if wanted else set()
 
 
-def build_fleet(folder: Path, count: int, latency_ms: int, busy: set[int], busy_seconds: float) -> dict[str, Path]:
+def build_fleet(
+    folder: Path, count: int, latency_ms: int, busy: set[int], busy_seconds: float, *, state_format: str = "json"
+) -> dict[str, Path]:
     paths = {}
     for index in range(1, count + 1):
         state = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
@@ -87,8 +95,11 @@ def build_fleet(folder: Path, count: int, latency_ms: int, busy: set[int], busy_
         state["hostname"] = host.upper()
         if index in busy:
             state["services"][SERVICE]["sessions"] = [{"id": "session-1", "ends_after_s": busy_seconds}]
-        path = folder / f"{host}.yml"
-        path.write_text(yaml.safe_dump(state, sort_keys=False, width=4096), encoding="utf-8")
+        path = folder / f"{host}.{state_format}"
+        if state_format == "json":
+            path.write_text(json.dumps(state, indent=1), encoding="utf-8")
+        else:
+            path.write_text(yaml.safe_dump(state, sort_keys=False, width=4096), encoding="utf-8")
         paths[host] = path
     hosts = {host: {"ansible_connection": "deadline_cloud.cmf.simulated_worker", "simulated_worker_state": str(path)} for host, path in paths.items()}
     inventory = {"all": {"children": {GROUP: {"hosts": hosts}}}}
@@ -141,11 +152,13 @@ def floor_play(folder: Path, tasks: int) -> Path:
     return path
 
 
-def run_size(count: int, forks: int, latency_ms: int, env: dict, *, keep: bool, busy_percent: float, busy_seconds: float) -> dict:
+def run_size(
+    count: int, forks: int, latency_ms: int, env: dict, *, keep: bool, busy_percent: float, busy_seconds: float, state_format: str = "json"
+) -> dict:
     folder = Path(tempfile.mkdtemp(prefix=f"deadline-cmf-bench-{count}-"))
     try:
         busy = busy_hosts(count, busy_percent)
-        paths = build_fleet(folder, count, latency_ms, busy, busy_seconds)
+        paths = build_fleet(folder, count, latency_ms, busy, busy_seconds, state_format=state_format)
         hosts = set(paths)
         waves = math.ceil(count / forks)
         row: dict = {"n": count, "busy": len(busy)}
@@ -212,6 +225,13 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep each fleet's folder (state files and logs)")
     parser.add_argument("--busy-percent", type=float, default=0.0, help="percentage of hosts that run one render session")
     parser.add_argument("--busy-seconds", type=float, default=30.0, help="that session ends this many seconds after a call first sees it")
+    parser.add_argument(
+        "--state-format",
+        choices=["json", "yaml"],
+        default="json",
+        help="the simulated workers' state files: json (default) keeps the stand-in's own parsing out of the controller's CPU;"
+        " yaml makes the simulator round-trip YAML at every call, as it does for hand-written, commented files",
+    )
     args = parser.parse_args()
     if not 0 <= args.busy_percent <= 100:
         parser.error("--busy-percent must be between 0 and 100")
@@ -256,7 +276,10 @@ def main() -> int:
         )
         rows = []
         for size in (int(s) for s in args.sizes.split(",") if s.strip()):
-            row = run_size(size, args.forks, args.latency_ms, env, keep=args.keep, busy_percent=args.busy_percent, busy_seconds=args.busy_seconds)
+            row = run_size(
+                size, args.forks, args.latency_ms, env, keep=args.keep, busy_percent=args.busy_percent, busy_seconds=args.busy_seconds,
+                state_format=args.state_format,
+            )
             rows.append(row)
             for run, label in RUNS:
                 r = row[run]
