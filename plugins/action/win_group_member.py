@@ -32,5 +32,17 @@ class ActionModule(AccountChangeAction):
         # {name, sid} as documented, the same in check mode (a plan) and after a change (a report).
         return sorted_groups(report["groups"])
 
+    def after_change_problem(self, report: dict, removed: list) -> str | None:
+        # A domain group nested in the local group keeps the account a member after its direct membership
+        # is gone; the report read before cannot show that (NetUserGetLocalGroups cannot say "both").
+        still = [g for g in removed if g["sid"] in {held["sid"] for held in report.get("groups") or []}]
+        if not still:
+            return None
+        names = ", ".join(f"{g['name']} ({g['sid']})" for g in still)
+        return (
+            f"{report['name']} lost its direct membership of {names} but is still a member through a group nested in it"
+            " (a domain group): remove it from that group, or that group from the local one"
+        )
+
     def diff_line(self, item: dict) -> str:
         return f"{item['name']} ({item['sid']})\n"

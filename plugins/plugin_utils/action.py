@@ -86,6 +86,10 @@ class AccountChangeAction(CmfAction):
     def extra_results(self, report: dict) -> dict:
         return {}
 
+    def after_change_problem(self, report: dict, removed: list) -> str | None:
+        """What the host's report after the change contradicts (it still holds something removed); None when nothing."""
+        return None
+
     def items_of(self, report: dict) -> list:
         """The report's items as the module returns them."""
         return list(report[self.ITEMS])
@@ -126,6 +130,9 @@ class AccountChangeAction(CmfAction):
             "effective_rights": effective_rights(report),
             **self.extra_results(report),
         }
+        problem = self.after_change_problem(report, removed)
+        if problem:
+            result.update(failed=True, msg=problem)
         if self.diff_mode:
             header = f"{report['name']} {self.DIFF_TITLE}"
             result["diff"] = {

@@ -187,7 +187,7 @@ def test_a_lib_included_by_two_libs_is_sent_once():
 @pytest.mark.parametrize("operation", ["read_file", "write_file"])
 def test_operations_without_native_calls_send_no_csharp(operation):
     text = script_text(operation)
-    assert "Add-Type" not in text
+    assert not re.search(r"(^|[;{(|])\s*Add-Type\s+-", code_of(text), re.MULTILINE)
     assert "DllImport" not in text
     assert "function Get-AccountReport" not in text
 
@@ -297,3 +297,15 @@ def test_a_host_error_names_the_inner_cause_that_win_powershell_reports():
         host.read_file(r"C:\ProgramData\Amazon\Deadline\Config\worker.toml")
     # The wrapper's text already quotes the middle one: it is not repeated.
     assert str(raised.value).count("Cannot start service DeadlineWorker") == 1
+
+
+@pytest.mark.parametrize("operation", sorted(OPERATIONS))
+def test_every_operation_refuses_constrained_language_before_it_does_anything(operation):
+    """WDAC or AppLocker run unsigned scripts in ConstrainedLanguage, which blocks Add-Type and most .NET
+    types with errors that do not say why: each operation checks first, in its own text, and says so."""
+    own = code_of((SCRIPTS / f"{operation}.ps1").read_text(encoding="utf-8"))
+    check = own.find("if (Test-CmfLanguageRefused) { return }")
+    assert check >= 0, f"{operation} does not check the language mode"
+    work = re.search(r"Add-Type|New-Object|\[IO\.|\[ADSI\]|\[Microsoft\.Win32|Get-Agent|Get-Cmf|Invoke-|Read-Cmf|Resolve-Cmf|Assert-Cmf", own)
+    assert work is None or work.start() > check, f"{operation} does {work.group(0)!r} before it checks the language mode"
+    assert "CONSTRAINED_LANGUAGE" in (SCRIPTS / f"{operation}.ps1").read_text(encoding="utf-8"), "its header names the refusal"

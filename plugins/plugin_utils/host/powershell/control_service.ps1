@@ -13,7 +13,7 @@
 #   sessions ran when the service was stopped), log_tail [lines appended to worker-agent.log since
 #   this call began acting], events [{id, time, message}] (Service Control Manager events about the
 #   service since then), reading (read_agent_info's result after acting; null when $ConfigPath is '').
-# Refusals: SERVICE_NOT_FOUND.
+# Refusals: SERVICE_NOT_FOUND, CONSTRAINED_LANGUAGE.
 param(
     [Parameter(Mandatory)][string]$Name,
     [Parameter(Mandatory)][ValidateSet('restarted', 'started', 'stopped')][string]$State,
@@ -29,6 +29,9 @@ $Ansible.Changed = $false
 # AgentReading brings the account helpers and their C#: Add-Type runs only when a reading is asked
 # for (Initialize-CmfNative, at the first LSA or netapi32 call), never for a bare start or stop.
 #cmf:include AgentReading
+
+# Before anything else: ConstrainedLanguage blocks what follows with errors that do not say why.
+if (Test-CmfLanguageRefused) { return }
 
 Add-Type -AssemblyName System.ServiceProcess
 $MaxLogLines = 200  # enough for the agent's start-up and its error; the result stays small

@@ -17,12 +17,8 @@ $ErrorActionPreference = 'Stop'
 $Ansible.Changed = $false
 #cmf:include Accounts
 
-# Before anything else: under ConstrainedLanguage even the lookups below may fail, less clearly.
-$languageRefusal = Get-CmfLanguageRefusal
-if ($languageRefusal) {
-    $Ansible.Result = $languageRefusal
-    return
-}
+# Before anything else: ConstrainedLanguage blocks what follows with errors that do not say why.
+if (Test-CmfLanguageRefused) { return }
 
 try {
     $Ansible.Result = Get-AccountReport -Account $Account

@@ -10,6 +10,7 @@
 #   account (read_account's report for $Account, or else the service's logon account), account_error {code, message}
 #   config {path, exists, content (base64), modified_at (UTC ISO 8601), sha256}
 #   sessions {busy, count, ids, processes [{pid, name}], directories, root, worker_id}
+# Refusals: CONSTRAINED_LANGUAGE (WDAC or AppLocker enforced), before anything is read.
 [CmdletBinding(SupportsShouldProcess)]
 param(
     [Parameter(Mandatory)][string]$Service,
@@ -20,5 +21,8 @@ $ErrorActionPreference = 'Stop'
 $Ansible.Changed = $false
 
 #cmf:include AgentReading
+
+# Before anything else: ConstrainedLanguage blocks what follows with errors that do not say why.
+if (Test-CmfLanguageRefused) { return }
 
 $Ansible.Result = Get-CmfAgentReading -Service $Service -ConfigPath $ConfigPath -Account $Account

@@ -7,6 +7,7 @@
 # idempotent. Users and groups through ADSI WinNT (no LocalAccounts module: it fails on orphaned
 # SIDs and is missing on some Server Core images).
 # Result: user @{name; sid}, group @{name; sid}, folder (sid $null for what does not exist).
+# Refusals: CONSTRAINED_LANGUAGE (WDAC or AppLocker enforced), before anything is read.
 param(
     [Parameter(Mandatory)][string]$Name,
     [Parameter(Mandatory)][ValidateSet('present', 'absent')][string]$State
@@ -14,6 +15,9 @@ param(
 $ErrorActionPreference = 'Stop'
 $Ansible.Changed = $false
 #cmf:include Accounts
+
+# Before anything else: ConstrainedLanguage blocks what follows with errors that do not say why.
+if (Test-CmfLanguageRefused) { return }
 
 # A refusal with its code, as the simulated worker gives it (a ValidatePattern would fail the
 # binding instead, with no code to compare).

@@ -14,6 +14,9 @@ $ErrorActionPreference = 'Stop'
 $Ansible.Changed = $false
 #cmf:include Accounts
 
+# Before anything else: ConstrainedLanguage blocks what follows with errors that do not say why.
+if (Test-CmfLanguageRefused) { return }
+
 $AdministratorsSid = 'S-1-5-32-544'
 
 function Get-CmfRemovalRefusal {
@@ -43,13 +46,6 @@ function Get-CmfRemovalRefusal {
         return $prefix + 'it would leave the group with no enabled member'
     }
     $null
-}
-
-# Before anything else: under ConstrainedLanguage even the lookups below may fail, less clearly.
-$languageRefusal = Get-CmfLanguageRefusal
-if ($languageRefusal) {
-    $Ansible.Result = $languageRefusal
-    return
 }
 
 try {

@@ -27,12 +27,8 @@ function Get-GpoDefinedRights {
     }
 }
 
-# Before anything else: under ConstrainedLanguage even the lookups below may fail, less clearly.
-$languageRefusal = Get-CmfLanguageRefusal
-if ($languageRefusal) {
-    $Ansible.Result = $languageRefusal
-    return
-}
+# Before anything else: ConstrainedLanguage blocks what follows with errors that do not say why.
+if (Test-CmfLanguageRefused) { return }
 
 try {
     Assert-CmfNotDomainController

@@ -4,7 +4,7 @@
 # The new content goes to a temporary file in the same folder; [IO.File]::Replace then swaps it
 # in and keeps the target's ACL (Move-Item would carry the temporary file's ACL instead).
 # Result: sha256 (of the new bytes), backup_file (null when no backup).
-# Refusals: FILE_CHANGED, FILE_EXISTS, FOLDER_NOT_FOUND.
+# Refusals: FILE_CHANGED, FILE_EXISTS, FOLDER_NOT_FOUND, CONSTRAINED_LANGUAGE.
 param(
     [Parameter(Mandatory)][string]$Path,
     [Parameter(Mandatory)][AllowEmptyString()][string]$Content,
@@ -14,7 +14,11 @@ param(
 $ErrorActionPreference = 'Stop'
 $Ansible.Changed = $false
 
+#cmf:include Refusal
 #cmf:include Sha256
+
+# Before anything else: ConstrainedLanguage blocks what follows with errors that do not say why.
+if (Test-CmfLanguageRefused) { return }
 
 function Set-Refusal([string]$Code, [string]$Message) {
     $Ansible.Result = @{ error_code = $Code; error = $Message }
@@ -22,7 +26,7 @@ function Set-Refusal([string]$Code, [string]$Message) {
 
 function Get-FreeBackupName([string]$Target) {
     # One-second resolution: two writes in the same second get -1, -2 ... rather than collide.
-    $stem = '{0}.{1}' -f $Target, [DateTime]::UtcNow.ToString('yyyyMMdd-HHmmss')
+    $stem = '{0}.{1}' -f $Target, [DateTime]::UtcNow.ToString('yyyyMMdd-HHmmss', [Globalization.CultureInfo]::InvariantCulture)
     $candidate = "$stem.bak"
     $suffix = 0
     while ([IO.File]::Exists($candidate) -or [IO.Directory]::Exists($candidate)) {

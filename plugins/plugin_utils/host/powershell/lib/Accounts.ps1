@@ -47,8 +47,12 @@ function Get-CmfWin32Code {
     # this host gives for the known codes (the same language), never with English words.
     param([Exception]$Exception)
     if ($Exception -is [ComponentModel.Win32Exception]) { return $Exception.NativeErrorCode }
+    # On .NET Framework the SystemException holds FormatMessage's raw text, which ends in CR LF and a
+    # full stop that Win32Exception's Message has trimmed: compare both trimmed the same way.
+    $trim = " `t`r`n.".ToCharArray()
+    $message = ([string]$Exception.Message).TrimEnd($trim)
     foreach ($code in $script:DomainUnreachableErrors) {
-        if ($Exception.Message -eq (New-Object ComponentModel.Win32Exception $code).Message) { return $code }
+        if ($message -eq ((New-Object ComponentModel.Win32Exception $code).Message).TrimEnd($trim)) { return $code }
     }
     $null
 }

@@ -138,11 +138,8 @@ function Get-CmfAgentReading {
     if (-not $accountName -and $serviceInfo.exists) { $accountName = [string]$serviceInfo.account }
     $accountReport = $null
     $accountError = $null
-    $languageRefusal = Get-CmfLanguageRefusal
-    if ($accountName -and $languageRefusal) {
-        $accountError = @{ code = $languageRefusal.error_code; message = $languageRefusal.error }
-    }
-    elseif ($accountName) {
+    # (Under ConstrainedLanguage the operations refuse before reading anything: Test-CmfLanguageRefused.)
+    if ($accountName) {
         try {
             $accountReport = Get-AccountReport -Account $accountName
         }

@@ -100,9 +100,9 @@ function Get-AgentServiceInfo {
         started_at = $startedAt
         image_path = [string]$service.PathName
         python_class = $pythonClass
-        exit_code = [int]$service.ExitCode
+        exit_code = [long]$service.ExitCode  # uint32: [int] throws above 0x7FFFFFFF
         # Meaningful when exit_code is 1066 (ERROR_SERVICE_SPECIFIC_ERROR): the service's own code.
-        service_specific_exit_code = [int]$service.ServiceSpecificExitCode
+        service_specific_exit_code = [long]$service.ServiceSpecificExitCode
     }
 }
 

@@ -8,21 +8,6 @@
 
 #cmf:include Refusal
 
-function Get-CmfLanguageRefusal {
-    # WDAC or AppLocker in enforcement runs scripts in ConstrainedLanguage, where Add-Type is refused
-    # with an error that does not say why: @{ error_code; error } then, else $null. Plain hashtables
-    # only, which ConstrainedLanguage allows, so that operations can check it before anything else.
-    $mode = [string]$ExecutionContext.SessionState.LanguageMode
-    if ($mode -eq 'FullLanguage') { return $null }
-    @{
-        error_code = 'CONSTRAINED_LANGUAGE'
-        error = ("PowerShell runs in $mode mode on $env:COMPUTERNAME (an application control policy, WDAC or " +
-            'AppLocker, is enforced), which blocks Add-Type, needed to read and change user rights and local groups ' +
-            'through the LSA and netapi32. Allow these scripts in that policy (an allow rule for the PowerShell ' +
-            "scripts Ansible runs, e.g. by signing them), or run them in FullLanguage mode.")
-    }
-}
-
 function Initialize-CmfNative {
     if ('DeadlineCloudCmf.Lsa' -as [type]) { return }
     $blocked = Get-CmfLanguageRefusal

@@ -46,3 +46,28 @@ function Get-CmfServiceAccountSid {
     }
     $null
 }
+
+function Get-CmfLanguageRefusal {
+    # WDAC or AppLocker in enforcement runs unsigned scripts in ConstrainedLanguage, which blocks
+    # Add-Type and the .NET types these scripts use (files, hashes, the registry, processes, ADSI) with
+    # errors that do not say why: @{ error_code; error } then, else $null. Plain hashtables only, which
+    # ConstrainedLanguage allows, so that every operation checks it before anything else.
+    $mode = [string]$ExecutionContext.SessionState.LanguageMode
+    if ($mode -eq 'FullLanguage') { return $null }
+    @{
+        error_code = 'CONSTRAINED_LANGUAGE'
+        error = ("PowerShell runs in $mode mode on $env:COMPUTERNAME (an application control policy, WDAC or " +
+            'AppLocker, is enforced), which blocks Add-Type and the .NET types these scripts need (the LSA and ' +
+            'netapi32 for rights and groups, files, the registry, processes). Allow these scripts in that policy ' +
+            "(an allow rule for the PowerShell scripts Ansible runs, e.g. by signing them), or run them in FullLanguage mode.")
+    }
+}
+
+function Test-CmfLanguageRefused {
+    # Under ConstrainedLanguage: the operation's result becomes the refusal, and $true (the script
+    # then returns at once: if (Test-CmfLanguageRefused) { return }).
+    $refusal = Get-CmfLanguageRefusal
+    if (-not $refusal) { return $false }
+    $Ansible.Result = $refusal
+    $true
+}
