@@ -351,7 +351,7 @@ def _settings_errors(analysis: ConfigAnalysis, environment: dict[str, Environmen
             errors.append((key, "field required"))
     order = {name: i for i, (name, _k) in enumerate(ENVIRONMENT_SETTINGS.values())}
     capabilities_at = order[_CAPABILITIES_AFTER] + 0.5
-    errors += [(where, message) for where, message in _capabilities_from_environment(environment)[1]]
+    errors.extend(_capabilities_from_environment(environment)[1])
     return sorted(errors, key=lambda e: capabilities_at if e[0].startswith("capabilities") else order.get(e[0], 0))
 
 
