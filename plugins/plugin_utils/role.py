@@ -263,7 +263,7 @@ def plan(before: Mapping[str, Any], values: Mapping[str, Any]) -> dict:
         refusals.append(wrong)
     version = (raw.get("agent") or {}).get("version")
     want = agent_rules.parse_version(variables.min_agent_version)
-    if want is not None and agent_rules.older_than(version, want) and agent_rules.parse_version(version) is not None:
+    if want is not None and agent_rules.older_than(version, want):  # None: unreadable, a finding of its own
         refusals.append(
             _refusal(
                 "AGENT_VERSION_UNSUPPORTED",
@@ -359,11 +359,9 @@ def _leaves_administrators(account: Mapping | None, variables: RoleVariables) ->
         return False
     try:
         wanted = resolve_groups(variables.leave_groups, account.get("local_groups") or [], str(account.get("hostname") or ""))
-    except AccountError:
-        wanted = []
-    return any(str(g.get("sid", "")).upper() == ADMINISTRATORS for g in wanted) or any(
-        str(name).strip().upper() == ADMINISTRATORS for name in variables.leave_groups
-    )
+    except AccountError:  # a group the host does not have: refused as GROUP_NOT_FOUND
+        return False
+    return any(str(g.get("sid", "")).upper() == ADMINISTRATORS for g in wanted)
 
 
 def _unsafe(findings: Iterable[Mapping] | None, plan: Mapping[str, Any]) -> bool:
@@ -452,13 +450,6 @@ def outcome(
     if pending and not check_mode:
         ready = False
 
-    still_in = _groups_still_held(plan, verification)
-    if still_in and not error:
-        error = (
-            f"the account is still a member of {', '.join(still_in)} after the role removed its direct membership: a group"
-            " nested in it (a domain group) carries the membership, so WORKER_AGENT_USER jobs still run with its rights;"
-            " take the account out of that nested group (or that group out of the local one), then run again"
-        )
     if plan.get("unread") and not error:
         error = f"unreachable: {plan['unread']}" if before.get("unreachable") else str(plan["unread"])
     if refused:
@@ -515,15 +506,6 @@ def outcome(
         "verified_by": verified_by,
         "plan": dict(plan),
     }
-
-
-def _groups_still_held(plan: Mapping[str, Any], verification: Mapping[str, Any] | None) -> list[str]:
-    """The groups the role left that the verification reading still shows the account in (through a nesting
-    the first reading could not show: a domain group inside the local group)."""
-    if verification is None:
-        return []
-    held = {str(g.get("sid", "")).upper() for g in (verification.get("account") or {}).get("groups") or []}
-    return [str(g.get("name") or g.get("sid")) for g in plan.get("groups_to_leave") or [] if str(g.get("sid", "")).upper() in held]
 
 
 def failure_message(result: Mapping[str, Any]) -> str:
