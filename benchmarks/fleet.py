@@ -204,8 +204,8 @@ def run_size(
 def script_sizes(collections: Path) -> list[tuple[str, int]]:
     """Bytes of PowerShell each operation sends to a Windows host (UTF-8, includes expanded)."""
     sys.path.insert(0, str(collections))
-    from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._operations import OPERATIONS
-    from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._powershell import script_text
+    from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.operations import OPERATIONS
+    from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.powershell_host import script_text
 
     return [(name, len(script_text(name).encode("utf-8"))) for name in OPERATIONS]
 

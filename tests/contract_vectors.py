@@ -36,7 +36,7 @@ from typing import Any
 import simworker
 import yaml
 
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.accounts import WELL_KNOWN_GROUPS, service_account_sid
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.accounts import WELL_KNOWN_GROUPS, service_account_sid
 
 VECTORS = Path(__file__).resolve().parent / "contract" / "vectors"
 WINDOWS_VECTORS_JSON = Path(__file__).resolve().parent / "windows" / "vectors.json"

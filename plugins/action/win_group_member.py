@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.action import AccountChangeAction
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.group_membership import ABSENT, PRESENT, plan_membership, sorted_groups
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._action import AccountChangeAction
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.groups import ABSENT, PRESENT, plan_membership, sorted_groups
 
 
 class ActionModule(AccountChangeAction):

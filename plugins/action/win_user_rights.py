@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.action import AccountChangeAction
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.user_rights import (
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._action import AccountChangeAction
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.user_rights import (
     ABSENT,
     PRESENT,
     canonical_rights,

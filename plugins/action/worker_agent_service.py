@@ -19,10 +19,13 @@ from __future__ import annotations
 import time
 from typing import Any, ClassVar
 
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils import agent_rules, deadline_api
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.action import CmfAction
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host import Host, HostOperationError, reading_of
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.role import INTERRUPT_STOP_TIMEOUT
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._action import CmfAction
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._agent import config_file as agent_config
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._agent import deadline_api
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._agent import rules as agent_rules
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._agent import settings as agent_settings
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host import Host, HostOperationError, reading_of
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._role import INTERRUPT_STOP_TIMEOUT
 
 ARGUMENT_SPEC = {
     "service": {"type": "str", "default": agent_rules.DEFAULT_SERVICE, "aliases": ["name"]},
@@ -46,7 +49,7 @@ def _service_ids(reading: dict | None) -> dict:
     if not raw:
         return {}
     entries = (agent_rules.describe(raw).get("config") or {}).get("entries") or {}
-    environment = agent_rules.service_environment(raw.get("machine_environment"), (raw.get("service") or {}).get("environment"))
+    environment = agent_settings.service_environment(raw.get("machine_environment"), (raw.get("service") or {}).get("environment"))
     region = (entries.get("aws") or {}).get("region") or getattr(environment.get("AWS_DEFAULT_REGION"), "value", None)
     return {
         "farm_id": (entries.get("worker") or {}).get("farm_id"),
@@ -167,7 +170,7 @@ class ActionModule(CmfAction):
                 return {"failed": True, "changed": False, "msg": refusal}
         poll_interval = params["poll_interval"] or (poll if async_seconds else DEFAULT_POLL_INTERVAL)
         if self.check_mode:
-            info = agent_rules.read_agent_info(host, name, params["config_path"] or agent_rules.CONFIG_PATH, params["account"])
+            info = agent_rules.read_agent_info(host, name, params["config_path"] or agent_config.CONFIG_PATH, params["account"])
             if not info["service"]["exists"]:
                 return {"failed": True, "msg": f"the service {name} does not exist", "changed": False}
             result = _would(params, info["service"])
@@ -257,7 +260,7 @@ class ActionModule(CmfAction):
             return result
         if info is None:
             try:
-                info = agent_rules.read_agent_info(host, name, params["config_path"] or agent_rules.CONFIG_PATH, params["account"])
+                info = agent_rules.read_agent_info(host, name, params["config_path"] or agent_config.CONFIG_PATH, params["account"])
             except HostOperationError as error:
                 result["info_error"] = error.message
         if info is not None:

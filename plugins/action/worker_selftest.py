@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils import agent_rules
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.action import CmfAction
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.agent_config import CONFIG_PATH
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host import Host
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.selftest import DEFAULT_SANDBOX, Options, run_selftest
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._action import CmfAction
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._agent import rules as agent_rules
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._agent.config_file import CONFIG_PATH
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host import Host
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._selftest import DEFAULT_SANDBOX, Options, run_selftest
 
 ARGUMENT_SPEC = {
     "service": {"type": "str", "default": agent_rules.DEFAULT_SERVICE},

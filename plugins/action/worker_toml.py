@@ -2,11 +2,9 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 from __future__ import annotations
 
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils import agent_config
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.action import CmfAction
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host import Host, HostOperationError, file_from_reading
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._errors import FILE_CHANGED, FILE_EXISTS
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.worker_toml import (
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._action import CmfAction
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._agent import config_file as agent_config
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._agent.worker_toml import (
     ABSENT,
     PRESENT,
     TOMLKIT_IMPORT_ERROR,
@@ -16,6 +14,8 @@ from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.worker_toml imp
     check_settings,
     validate,
 )
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host import Host, HostOperationError, file_from_reading
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.errors import FILE_CHANGED, FILE_EXISTS
 
 _SETTING_SPEC = {
     "table": {"type": "str", "required": True},

@@ -38,7 +38,7 @@ options:
 from ansible.errors import AnsibleConnectionFailure, AnsibleError
 from ansible.plugins.connection import ConnectionBase
 
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._simulated import (
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.simulated.state import (
     ConnectionDropped,
     StateFileError,
     run_operation,

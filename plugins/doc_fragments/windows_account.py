@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 class ModuleDocFragment:
-    """The one account a module acts on, named as Windows accepts it (plugin_utils/accounts.py)."""
+    """The one account a module acts on, named as Windows accepts it (plugin_utils/_windows/accounts.py)."""
 
     DOCUMENTATION = r"""
 options:

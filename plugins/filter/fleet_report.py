@@ -1,6 +1,6 @@
 # Copyright: contributors to deadline_cloud.cmf
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Filters that turn worker readings and role outcomes into reports; the logic is in plugin_utils.fleet_report."""
+"""Filters that turn worker readings and role outcomes into reports; the logic is in plugin_utils._fleet."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils import fleet_report
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils import _fleet as fleet_report
 
 
 def _mapping(value: Any, name: str) -> Mapping:

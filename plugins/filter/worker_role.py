@@ -1,6 +1,6 @@
 # Copyright: contributors to deadline_cloud.cmf
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Filters of the role deadline_worker_agent_user; the logic is in plugin_utils.role."""
+"""Filters of the role deadline_worker_agent_user; the logic is in plugin_utils._role."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils import role
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils import _role as role
 
 
 def _plain(value: Any) -> Any:

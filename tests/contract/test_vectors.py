@@ -11,9 +11,9 @@ import pytest
 import simworker
 from contract_vectors import WINDOWS_VECTORS_JSON, after_mismatches, build_state, load_vectors, mismatches, windows_json
 
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._errors import HostOperationError
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._operations import OPERATIONS
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._simulated import run_operation
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.errors import HostOperationError
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.operations import OPERATIONS
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.simulated.state import run_operation
 
 VECTORS = load_vectors()
 CASES = [(operation, case) for operation, document in VECTORS.items() for case in document["cases"]]

@@ -13,7 +13,9 @@ import agent_truth
 import pytest
 import simworker
 
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils import agent_rules
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._agent import rules as agent_rules
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._agent import settings as agent_settings
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._agent import startup as agent_startup
 
 pytest.importorskip("deadline_worker_agent.config.config_file", reason="needs deadline-cloud-worker-agent")
 
@@ -48,12 +50,12 @@ VARIANTS: dict[str, tuple[bytes | None, dict[str, str]]] = {
     "misplaced_opt_in": (installer_toml().replace("[aws]\n", "run_jobs_as_agent_user = true\n[aws]\n", 1).encode(), {}),
     "job_user_and_opt_in": (with_os('run_jobs_as_agent_user = true\nwindows_job_user = "job-user"\n').encode(), {}),
     "job_user_without_opt_in": (with_os('windows_job_user = "job-user"\n').encode(), {}),
-    "env_false_over_file": (with_os("run_jobs_as_agent_user = true\n").encode(), {agent_rules.OPT_IN_VARIABLE: "false"}),
-    "env_zero_over_file": (with_os("run_jobs_as_agent_user = true\n").encode(), {agent_rules.OPT_IN_VARIABLE: "0"}),
-    "env_true": (installer_toml().encode(), {agent_rules.OPT_IN_VARIABLE: "true"}),
-    "env_yes": (installer_toml().encode(), {agent_rules.OPT_IN_VARIABLE: "yes"}),
-    "env_unparsable": (installer_toml().encode(), {agent_rules.OPT_IN_VARIABLE: "maybe"}),
-    "env_job_user": (with_os("run_jobs_as_agent_user = true\n").encode(), {agent_rules.JOB_USER_VARIABLE: "job-user"}),
+    "env_false_over_file": (with_os("run_jobs_as_agent_user = true\n").encode(), {agent_settings.OPT_IN_VARIABLE: "false"}),
+    "env_zero_over_file": (with_os("run_jobs_as_agent_user = true\n").encode(), {agent_settings.OPT_IN_VARIABLE: "0"}),
+    "env_true": (installer_toml().encode(), {agent_settings.OPT_IN_VARIABLE: "true"}),
+    "env_yes": (installer_toml().encode(), {agent_settings.OPT_IN_VARIABLE: "yes"}),
+    "env_unparsable": (installer_toml().encode(), {agent_settings.OPT_IN_VARIABLE: "maybe"}),
+    "env_job_user": (with_os("run_jobs_as_agent_user = true\n").encode(), {agent_settings.JOB_USER_VARIABLE: "job-user"}),
     "invalid_toml": (with_os("run_jobs_as_agent_user = \n").encode(), {}),
     "missing_table": (installer_toml().replace("[logging]\n", "[logging_disabled]\n", 1).encode(), {}),
     "missing_capabilities_part": (MINIMAL.replace("[capabilities.attributes]\n", "").encode(), {}),
@@ -123,7 +125,7 @@ VARIANTS: dict[str, tuple[bytes | None, dict[str, str]]] = {
     ),
     "domain_job_user_and_opt_in": (with_os('run_jobs_as_agent_user = true\nwindows_job_user = "CORP\\\\render"\n').encode(), {}),
     "missing_file": (None, {}),
-    "missing_file_env_ids": (None, {**IDS_IN_ENV, agent_rules.OPT_IN_VARIABLE: "1"}),
+    "missing_file_env_ids": (None, {**IDS_IN_ENV, agent_settings.OPT_IN_VARIABLE: "1"}),
 }
 
 
@@ -138,7 +140,7 @@ def real_agent(tmp_path: Path, monkeypatch, data: bytes | None, env: dict[str, s
 def assert_same_verdict(tmp_path, monkeypatch, data: bytes | None, env: dict[str, str]) -> tuple[RealAgent, dict]:
     real = real_agent(tmp_path, monkeypatch, data, env)
     path = str(tmp_path / "worker.toml")
-    ours = agent_rules.startup_verdict(data, agent_rules.service_environment({}, [f"{k}={v}" for k, v in env.items()]), path=path)
+    ours = agent_startup.startup_verdict(data, agent_settings.service_environment({}, [f"{k}={v}" for k, v in env.items()]), path=path)
     info = agent_rules.describe(agent_truth.host_reading(path, data, env))
     ids = {f["id"] for f in info["findings"]}
 
@@ -198,7 +200,7 @@ def test_an_environment_false_overrides_the_file_for_both(tmp_path, monkeypatch)
 
 def test_the_simulated_restart_uses_the_same_verdict(tmp_path, monkeypatch):
     """control_service on the simulated worker, for every variant that has a file."""
-    from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._simulated import run_operation
+    from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.simulated.state import run_operation
 
     for index, (name, (data, env)) in enumerate(sorted(VARIANTS.items())):
         if data is None:
@@ -231,7 +233,7 @@ def test_every_shared_fixture_agrees_with_the_real_agent(tmp_path, monkeypatch, 
     assert files
     checked = 0
     for index, fixture in enumerate(files):
-        for env_index, env in enumerate(({}, IDS_IN_ENV, {**IDS_IN_ENV, agent_rules.OPT_IN_VARIABLE: "true"})):
+        for env_index, env in enumerate(({}, IDS_IN_ENV, {**IDS_IN_ENV, agent_settings.OPT_IN_VARIABLE: "true"})):
             folder = tmp_path / f"{index}-{env_index}"
             folder.mkdir()
             with monkeypatch.context() as patch:

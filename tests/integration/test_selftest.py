@@ -8,7 +8,7 @@ import re
 
 import simworker
 
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._operations import OPERATIONS
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.operations import OPERATIONS
 
 PLAYBOOK = simworker.REPO_ROOT / "playbooks" / "selftest.yml"
 BOOKKEEPING = ("calls", "calls_total", "faults")  # what the simulated worker counts and consumes

@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Generative fidelity: real worker.toml files, mutated as operators and tools do, read by the real
 agent (deadline-cloud-worker-agent: ConfigFile.load and WorkerSettings, agent_truth.real_agent) and by
-agent_rules (startup_verdict and describe). Every disagreement fails, and hypothesis shrinks it.
+the agent rules (_agent.startup.startup_verdict and _agent.rules.describe). Every disagreement fails, and hypothesis shrinks it.
 
 The same mutated files are handed to worker_toml with the role's settings: it either refuses them,
 or writes bytes the real agent loads with run_jobs_as_agent_user true and no windows_job_user.
@@ -30,8 +30,11 @@ from hypothesis import HealthCheck, example, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from hypothesis.configuration import set_hypothesis_home_dir  # noqa: E402
 
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils import agent_rules  # noqa: E402
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.worker_toml import (  # noqa: E402
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._agent import config_file as agent_config  # noqa: E402
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._agent import rules as agent_rules  # noqa: E402
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._agent import settings as agent_settings  # noqa: E402
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._agent import startup as agent_startup  # noqa: E402
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._agent.worker_toml import (  # noqa: E402
     ABSENT,
     Setting,
     WorkerTomlError,
@@ -90,7 +93,7 @@ HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
 ASSIGNMENT = re.compile(r"^(\s*)([A-Za-z0-9_.\"'-]+)\s*=\s*(.*)$")
 COMMENTED = re.compile(r"^#\s*([A-Za-z0-9_.\"'-]+)\s*=\s*(.*)$")
 
-KEYS = sorted({*agent_rules.KNOWN_KEYS, "impersonation"})
+KEYS = sorted({*agent_config.KNOWN_KEYS, "impersonation"})
 OTHER_KEYS = ["run_jobs_as_agent_users", "jobs_run_as_agent_user", '"amount.slots"', '"attr.groups"', '"acme:attr.x"', "Run_Jobs_As_Agent_User"]
 VALUES = st.sampled_from(
     [
@@ -110,7 +113,7 @@ GOOD_VALUES = {
 
 def fitting_value(key: str) -> st.SearchStrategy[str]:
     """A value of the key's own type (so that more mutated files get past the agent's model)."""
-    known = agent_rules.KNOWN_KEYS.get(key)
+    known = agent_config.KNOWN_KEYS.get(key)
     if known is None:
         return st.sampled_from(["true", "[\"a\"]", "2"])
     if known.key == "farm_id":
@@ -258,10 +261,10 @@ def environment(draw) -> dict[str, str]:
     choices = {
         "DEADLINE_WORKER_FARM_ID": [FARM] * 16 + ["farm-123", None],
         "DEADLINE_WORKER_FLEET_ID": [FLEET] * 16 + ["fleet-x", None],
-        agent_rules.OPT_IN_VARIABLE: [None] * 6 + ["true", "false", "1", "0", "yes", "No", "on", "maybe", ""],
-        agent_rules.JOB_USER_VARIABLE: [None] * 8 + ["job-user", "render", "", "CORP\\render", "render@corp.example"],
+        agent_settings.OPT_IN_VARIABLE: [None] * 6 + ["true", "false", "1", "0", "yes", "No", "on", "maybe", ""],
+        agent_settings.JOB_USER_VARIABLE: [None] * 8 + ["job-user", "render", "", "CORP\\render", "render@corp.example"],
         "DEADLINE_WORKER_WINDOWS_JOB_USER_PASSWORD_ARN": [None] * 6 + [ARN, "arn:aws:secretsmanager:bad"],
-        agent_rules.CAPABILITIES_VARIABLE: [None] * 12 + CAPABILITIES_VALUES,
+        agent_settings.CAPABILITIES_VARIABLE: [None] * 12 + CAPABILITIES_VALUES,
     }
     for name, values in choices.items():
         value = draw(st.sampled_from(values))
@@ -292,7 +295,7 @@ REFUSALS = {"CONFIG_ENCODING", "CONFIG_INVALID", "LEGACY_IMPERSONATION_KEY", "JO
 def check_agreement(data: bytes, env: dict[str, str], folder: Path) -> None:
     path = str(folder / "worker.toml")
     real = agent_truth.real_agent(data, folder, env)
-    verdict = agent_rules.startup_verdict(data, agent_rules.service_environment({}, [f"{k}={v}" for k, v in env.items()]), path=path)
+    verdict = agent_startup.startup_verdict(data, agent_settings.service_environment({}, [f"{k}={v}" for k, v in env.items()]), path=path)
     info = agent_rules.describe(agent_truth.host_reading(path, data, env, state="stopped"))
 
     assert verdict.starts is real.starts, f"real agent: {real.error!r}; ours: {verdict.error!r}"
@@ -348,7 +351,7 @@ def test_agent_rules_and_worker_toml_agree_with_the_real_agent(case, env, folder
     check_role_edit(data, folder)
 
 
-# Disagreements of earlier agent_config/agent_rules with the real agent, found by this test (a known
+# Disagreements of earlier agent_config/agent_rules (now _agent/) with the real agent, found by this test (a known
 # key appended at the end of the file, where it lands in [capabilities.attributes]) and by the
 # experiments with the agent's models behind it; each one is fixed and kept here.
 _INSTALLER = installer_example()

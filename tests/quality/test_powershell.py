@@ -12,15 +12,15 @@ import pytest
 import tree_sitter_powershell
 from tree_sitter import Language, Node, Parser
 
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._operations import OPERATIONS
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._powershell import (
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.operations import OPERATIONS
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.powershell_host import (
     PowerShellHost,
     powershell_parameter_name,
     script_text,
 )
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._simulated import _registry
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.simulated.state import _registry
 
-SCRIPTS = Path(__file__).resolve().parents[2] / "plugins" / "plugin_utils" / "host" / "powershell"
+SCRIPTS = Path(__file__).resolve().parents[2] / "plugins" / "plugin_utils" / "_host" / "powershell"
 PARSER = Parser(Language(tree_sitter_powershell.language()))
 # The same test win_powershell makes to decide whether a script may run in check mode.
 SUPPORTS_SHOULD_PROCESS = re.compile(r"\[CmdletBinding\((?:[\w=\$]+,\s*)?SupportsShouldProcess(?:=\$true)?(?:,\s*[\w=\$]+)?\)\]")

@@ -10,8 +10,8 @@ import textwrap
 import pytest
 from quality.pwsh_pitfalls import RULES, check, csharp5_violations
 
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._operations import OPERATIONS
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._powershell import PowerShellHost, script_text
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.operations import OPERATIONS
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.powershell_host import PowerShellHost, script_text
 
 
 def ps(text: str) -> str:

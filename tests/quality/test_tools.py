@@ -121,7 +121,7 @@ def test_built_collection_installs_and_runs_from_where_it_is_installed(tmp_path)
         env=clean,
     )
     assert install.returncode == 0, install.stdout + install.stderr
-    assert (installed / "ansible_collections" / "deadline_cloud" / "cmf" / "plugins" / "plugin_utils" / "host" / "powershell" / "write_file.ps1").exists()
+    assert (installed / "ansible_collections" / "deadline_cloud" / "cmf" / "plugins" / "plugin_utils" / "_host" / "powershell" / "write_file.ps1").exists()
     assert not (installed / "ansible_collections" / "deadline_cloud" / "cmf" / ".venv").exists()
 
     state = simworker.save_state(tmp_path / "worker-01.yml", simworker.example_state())

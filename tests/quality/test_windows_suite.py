@@ -56,7 +56,7 @@ def test_the_harness_exports_what_the_tests_call():
 
 def test_the_harness_expands_includes_and_names_parameters_as_the_controller_does():
     harness = (SUITE / "CmfContract.psm1").read_text(encoding="utf-8")
-    from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host import _powershell
+    from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host import powershell_host as _powershell
 
     assert _powershell._INCLUDE.pattern.replace("(?P<", "(?<") in harness  # the same include line (.NET's group syntax)
     assert "lib\\$($match.Groups['name'].Value).ps1" in harness
@@ -98,6 +98,6 @@ def test_the_pester_job_installs_pester_5_and_runs_the_suite():
 
 def test_the_analyzer_job_checks_the_scripts_and_the_suite_and_fails_on_errors():
     runs = "\n".join(step.get("run", "") for step in _workflow()["jobs"]["psscriptanalyzer"]["steps"])
-    assert "Invoke-ScriptAnalyzer -Path plugins/plugin_utils/host/powershell" in runs
+    assert "Invoke-ScriptAnalyzer -Path plugins/plugin_utils/_host/powershell" in runs
     assert "Invoke-ScriptAnalyzer -Path tests/windows" in runs
     assert "throw" in runs

@@ -232,7 +232,7 @@ function New-CmfSession {
         Suffix = $suffix
         Base = $base
         Repository = $RepositoryRoot
-        Scripts = Join-Path $RepositoryRoot 'plugins\plugin_utils\host\powershell'
+        Scripts = Join-Path $RepositoryRoot 'plugins\plugin_utils\_host\powershell'
         ServiceProgram = Join-Path $base 'bin\CmfContractTestService.exe'
         Undo = New-Object Collections.ArrayList
         Cases = 0
@@ -539,7 +539,7 @@ function Remove-CmfHost {
 # running an operation as win_powershell does
 
 function Get-CmfScriptText {
-    # As _powershell.script_text: each `#cmf:include Name` line becomes powershell/lib/Name.ps1.
+    # As _host.powershell_host.script_text: each `#cmf:include Name` line becomes powershell/lib/Name.ps1.
     param([Parameter(Mandatory)]$Session, [Parameter(Mandatory)][string]$Operation)
     $text = [IO.File]::ReadAllText((Join-Path $Session.Scripts "$Operation.ps1"))
     $evaluator = [Text.RegularExpressions.MatchEvaluator] {
@@ -551,7 +551,7 @@ function Get-CmfScriptText {
 }
 
 function ConvertTo-CmfParameterName {
-    # As _powershell.powershell_parameter_name: expected_sha256 -> ExpectedSha256.
+    # As _host.powershell_host.powershell_parameter_name: expected_sha256 -> ExpectedSha256.
     param([Parameter(Mandatory)][string]$Name)
     -join ($Name.Split('_') | ForEach-Object { if ($_) { $_.Substring(0, 1).ToUpperInvariant() + $_.Substring(1) } })
 }

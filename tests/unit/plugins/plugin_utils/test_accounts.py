@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils import accounts
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.accounts import (
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows import accounts
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.accounts import (
     AccountError,
     AccountRecord,
     is_builtin_administrator,
@@ -127,7 +127,7 @@ def test_a_local_name_wins_over_the_english_alias():
 
 
 def test_powershell_knows_the_same_english_group_names():
-    script = Path(accounts.__file__).parent / "host" / "powershell" / "lib" / "Accounts.ps1"
+    script = Path(accounts.__file__).parents[1] / "_host" / "powershell" / "lib" / "Accounts.ps1"
     table = dict(re.findall(r"'([a-z_ -]+)' = '(S-1-5-32-\d+)'", script.read_text(encoding="utf-8")))
     assert table == accounts.WELL_KNOWN_GROUPS
 

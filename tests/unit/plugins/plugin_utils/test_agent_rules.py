@@ -9,9 +9,10 @@ import copy
 import pytest
 import simworker
 
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils import agent_rules
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._simulated import SimulatedState
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._simulated_agent import read_agent_info
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._agent import rules as agent_rules
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._agent import startup as agent_startup
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.simulated.agent import read_agent_info
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.simulated.state import SimulatedState
 
 AGENT_SID = "S-1-5-21-3623811015-3361044348-30300820-1001"
 ADMINISTRATORS = "S-1-5-32-544"
@@ -319,7 +320,7 @@ def test_a_denied_logon_right_names_the_deny_right_not_a_grant():
     assert "Local Security Policy" in denied["fix"] and "GPO" in denied["fix"] and "next policy refresh" in denied["fix"]
     assert "Grant" not in denied["fix"]
     assert result["account"]["effective_rights"]["SeServiceLogonRight"]["denied"] is True
-    assert result["startup"] == {"starts": False, "error": agent_rules.SERVICE_LOGON_ERROR, "stage": "logon"}
+    assert result["startup"] == {"starts": False, "error": agent_startup.SERVICE_LOGON_ERROR, "stage": "logon"}
 
 
 GUESTS = "S-1-5-32-546"
@@ -347,7 +348,7 @@ def test_a_deny_right_without_the_allow_right_gives_both_findings():
 def test_the_roles_refusal_of_a_denied_right_keeps_its_id():
     import yaml
 
-    from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils import role
+    from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils import _role as role
 
     state = ready_state()
     state["rights"]["SeDenyServiceLogonRight"] = [AGENT_SID]
@@ -432,7 +433,7 @@ def test_a_user_variable_that_sets_a_job_user_is_a_blocker():
     result = describe_with_user(ready_state(), {"DEADLINE_WORKER_WINDOWS_JOB_USER": "job-user"})
     assert sorted(ids(result)) == ["ENV_USER_VARIABLE", "JOB_USER_CONFLICT"]
     assert finding(result, "ENV_USER_VARIABLE")["severity"] == "blocker"
-    assert result["startup"]["error"] == agent_rules.JOB_USER_CONFLICT_ERROR
+    assert result["startup"]["error"] == agent_startup.JOB_USER_CONFLICT_ERROR
 
 
 def test_user_variables_rank_between_machine_and_service_variables():

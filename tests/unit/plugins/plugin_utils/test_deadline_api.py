@@ -12,7 +12,7 @@ import pytest
 boto3 = pytest.importorskip("boto3")
 from botocore.stub import Stubber  # noqa: E402
 
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils import deadline_api  # noqa: E402
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._agent import deadline_api  # noqa: E402
 
 FARM = "farm-0123456789abcdef0123456789abcdef"
 FLEET = "fleet-0123456789abcdef0123456789abcdef"
@@ -223,8 +223,8 @@ def test_the_ids_and_region_come_from_the_hosts_reading():
     import simworker
 
     from ansible_collections.deadline_cloud.cmf.plugins.action.worker_agent_service import _service_ids
-    from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._simulated import SimulatedState
-    from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._simulated_agent import read_agent_info
+    from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.simulated.agent import read_agent_info
+    from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.simulated.state import SimulatedState
 
     state = simworker.example_state()
     state["files"][r"C:\ProgramData\Amazon\Deadline\Cache\worker.json"] = {"text": '{"worker_id": "worker-0123456789abcdef0123456789abcdef"}'}

@@ -11,7 +11,7 @@ import json
 import pytest
 
 from ansible_collections.deadline_cloud.cmf.plugins.filter.fleet_report import FilterModule
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils import fleet_report
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils import _fleet as fleet_report
 
 
 def finding(fid: str, severity: str = "blocker", message: str = "", fix: str = "") -> dict:

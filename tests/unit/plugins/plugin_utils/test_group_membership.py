@@ -7,24 +7,24 @@ import copy
 import pytest
 import simworker
 
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.accounts import (
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host import HostOperationError
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.simulated.accounts import (
+    account_report,
+    set_group_membership,
+)
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.simulated.state import SimulatedState
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.accounts import (
     GROUP_NOT_FOUND,
     REMOVAL_REFUSED,
     AccountError,
 )
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.group_membership import (
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.groups import (
     member_enabled,
     plan_membership,
     removal_refusal,
     resolve_groups,
 )
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host import HostOperationError
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._simulated import SimulatedState
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._simulated_accounts import (
-    account_report,
-    set_group_membership,
-)
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.user_rights import effective_rights
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.user_rights import effective_rights
 
 ADMINISTRATOR = "S-1-5-21-3623811015-3361044348-30300820-500"
 ANSIBLE = "S-1-5-21-3623811015-3361044348-30300820-1000"

@@ -1,6 +1,6 @@
 # Copyright: contributors to deadline_cloud.cmf
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The role's decisions (plugin_utils/role.py) on readings of simulated workers: every refusal is
+"""The role's decisions (plugin_utils/_role.py) on readings of simulated workers: every refusal is
 decided before any change, by predicting the host after the role's own fix."""
 
 from __future__ import annotations
@@ -11,9 +11,11 @@ import pytest
 import simworker
 import yaml
 
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils import agent_rules, fleet_report, role
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._simulated import SimulatedState
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._simulated_agent import read_agent_info
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils import _fleet as fleet_report
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils import _role as role
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._agent import rules as agent_rules
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.simulated.agent import read_agent_info
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.simulated.state import SimulatedState
 
 DEFAULTS_FILE = simworker.REPO_ROOT / "roles" / "deadline_worker_agent_user" / "defaults" / "main.yml"
 AGENT_SID = "S-1-5-21-3623811015-3361044348-30300820-1001"

@@ -1,6 +1,6 @@
 # Copyright: contributors to deadline_cloud.cmf
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""plugin_utils/selftest.py: the comparisons, and the sequence on a simulated worker whose answers are
+"""plugin_utils/_selftest.py: the comparisons, and the sequence on a simulated worker whose answers are
 tampered with, one operation at a time, as a host that breaks the contract would answer."""
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import copy
 import pytest
 import simworker
 
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils import selftest
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._operations import OPERATIONS
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._simulated import run_operation
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.selftest import (
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils import _selftest as selftest
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.operations import OPERATIONS
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.simulated.state import run_operation
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._selftest import (
     Options,
     file_differences,
     rights_differences,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.user_rights import (
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.user_rights import (
     ALL_RIGHTS,
     DENY_OVERRIDES,
     UnknownRightError,

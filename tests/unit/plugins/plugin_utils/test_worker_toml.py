@@ -12,7 +12,7 @@ import agent_truth
 import pytest
 import simworker
 
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.worker_toml import (
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._agent.worker_toml import (
     ABSENT,
     Setting,
     WorkerTomlError,

@@ -11,8 +11,8 @@ import datetime
 import pytest
 import simworker
 
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils import agent_rules
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._simulated import run_operation
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._agent import rules as agent_rules
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.simulated.state import run_operation
 
 SERVICE = "DeadlineWorker"
 WORKER_JSON = r"C:\ProgramData\Amazon\Deadline\Cache\worker.json"

@@ -8,8 +8,8 @@ from __future__ import annotations
 import pytest
 import simworker
 
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._errors import HostOperationError
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._simulated import run_operation
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.errors import HostOperationError
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.simulated.state import run_operation
 
 MACHINE = "S-1-5-21-3623811015-3361044348-30300820"
 

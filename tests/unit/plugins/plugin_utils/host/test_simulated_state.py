@@ -8,8 +8,8 @@ import hashlib
 import pytest
 import simworker
 
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host import HostOperationError
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._simulated import (
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host import HostOperationError
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.simulated.state import (
     ConnectionDropped,
     StateFileError,
     run_operation,

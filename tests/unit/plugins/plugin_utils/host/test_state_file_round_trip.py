@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._simulated import StateFile, run_operation
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.simulated.state import StateFile, run_operation
 
 TOML = r"C:\ProgramData\Amazon\Deadline\Config\worker.toml"
 WORKER_JSON = r"C:\ProgramData\Amazon\Deadline\Cache\worker.json"

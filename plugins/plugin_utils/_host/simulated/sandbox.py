@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import re
 
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.accounts import names_equal, normalize_sid
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host import path_key
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._errors import HostOperationError
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host import path_key
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.errors import HostOperationError
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.accounts import names_equal, normalize_sid
 
 SYSTEM_TEMP = r"C:\Windows\Temp"
 # A machine SID for a state that has no local account to take it from.

@@ -14,11 +14,11 @@ import pkgutil
 import re
 from typing import Any
 
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host import Host
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._errors import HostOperationError
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._operations import Operation
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host import Host
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.errors import HostOperationError
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.operations import Operation
 
-_SCRIPT_PACKAGE = "ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host"
+_SCRIPT_PACKAGE = "ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host"
 _RESULT_DEPTH = 10  # win_powershell's default of 2 would stringify nested results
 UNEXPECTED = "HOST_ERROR"
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.accounts import (
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.accounts import (
     ADMINISTRATORS,
     GROUP_NOT_FOUND,
     REMOVAL_REFUSED,

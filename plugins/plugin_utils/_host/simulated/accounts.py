@@ -20,7 +20,8 @@ Internal to this collection: not a public API; it may change in any release.
 
 from __future__ import annotations
 
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.accounts import (
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.errors import HostOperationError
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.accounts import (
     NT_AUTHORITY,
     SERVICE_ACCOUNT_NAMES,
     AccountError,
@@ -35,9 +36,8 @@ from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.accounts import
     resolve_account,
     service_account_sid,
 )
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.group_membership import plan_membership
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._errors import HostOperationError
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.user_rights import (
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.groups import plan_membership
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.user_rights import (
     UnknownRightError,
     held_rights,
     plan_rights,

@@ -23,12 +23,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils import agent_rules, user_rights
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.accounts import ADMINISTRATORS, AccountError, same_account
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.agent_config import CONFIG_PATH
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.group_membership import plan_membership, resolve_groups
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host import sha256_hex
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.worker_toml import (
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._agent import rules as agent_rules
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._agent.config_file import CONFIG_PATH
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._agent.worker_toml import (
     ABSENT,
     PRESENT,
     Setting,
@@ -36,6 +33,10 @@ from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.worker_toml imp
     apply_settings,
     validate,
 )
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host import sha256_hex
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows import user_rights
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.accounts import ADMINISTRATORS, AccountError, same_account
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.groups import plan_membership, resolve_groups
 
 PREFIX = "deadline_worker_agent_user_"
 

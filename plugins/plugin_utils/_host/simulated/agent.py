@@ -1,7 +1,7 @@
 # Copyright: contributors to deadline_cloud.cmf
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The agent and its service on the simulated worker, as read_agent_info.ps1 and control_service.ps1
-do them. A start is decided by agent_rules' startup verdict on what is on disk (STATE.md).
+do them. A start is decided by _agent.startup's verdict on what is on disk (STATE.md).
 
 Internal to this collection: not a public API; it may change in any release.
 """
@@ -12,16 +12,18 @@ import base64
 import datetime
 import json
 
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils import agent_rules
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.agent_config import decode_config, parse_toml
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host import sha256_hex
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._errors import HostOperationError
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._simulated import utc_now
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._simulated_accounts import (
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._agent import config_file as agent_config
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._agent import rules as agent_rules
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._agent import settings as agent_settings
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._agent.config_file import decode_config, parse_toml
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host import sha256_hex
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.errors import HostOperationError
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.simulated.accounts import (
     account_entry,
     account_report,
     resolve_sid,
 )
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.simulated.state import utc_now
 
 SERVICE_NOT_FOUND = "SERVICE_NOT_FOUND"
 LOG_FILE_NAME = "worker-agent.log"
@@ -53,12 +55,12 @@ def _service(state, name: str) -> tuple[str, dict] | None:
 
 
 def _machine_environment(state) -> dict[str, str]:
-    return {str(k): str(v) for k, v in (state.data.get("environment") or {}).items() if agent_rules.is_agent_variable(str(k))}
+    return {str(k): str(v) for k, v in (state.data.get("environment") or {}).items() if agent_settings.is_agent_variable(str(k))}
 
 
 def _config_value(state, table: str, key: str, config_path: str = "") -> str | None:
     """A path setting of worker.toml as the agent reads it, None when absent or unreadable."""
-    data = state.read_bytes(config_path or agent_rules.CONFIG_PATH)
+    data = state.read_bytes(config_path or agent_config.CONFIG_PATH)
     decoded = decode_config(data) if data is not None else None
     if decoded is None or decoded.text is None or not decoded.agent_reads_bytes:
         return None
@@ -155,7 +157,7 @@ def _user_environment(state, sid: str | None) -> dict[str, str] | None:
     entry = account_entry(state, sid) if sid else None
     if entry is None or not isinstance(entry.get("environment"), dict):
         return None
-    return {str(k): str(v) for k, v in entry["environment"].items() if agent_rules.is_agent_variable(str(k))}
+    return {str(k): str(v) for k, v in entry["environment"].items() if agent_settings.is_agent_variable(str(k))}
 
 
 def read_agent_info(state, parameters: dict) -> dict:
@@ -233,7 +235,7 @@ def _start(state, key: str, entry: dict) -> dict:
     failure = {"win32_error": None, "error": None, "events": []}
     if str(entry.get("start_mode", "auto")).casefold() == "disabled":
         return {**failure, "win32_error": ERROR_SERVICE_DISABLED, "error": SERVICE_DISABLED_ERROR}
-    raw = read_agent_info(state, {"service": key, "config_path": agent_rules.CONFIG_PATH, "account": ""})
+    raw = read_agent_info(state, {"service": key, "config_path": agent_config.CONFIG_PATH, "account": ""})
     verdict = agent_rules.read_host(raw).verdict
     if not verdict.starts and verdict.stage == "logon":
         entry.update(state="stopped", last_error=verdict.error, pid=None, exit_code=ERROR_SERVICE_LOGON_FAILED)

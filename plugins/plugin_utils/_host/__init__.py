@@ -16,8 +16,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._errors import HostOperationError
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._operations import OPERATIONS, Operation
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.errors import HostOperationError
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.operations import OPERATIONS, Operation
 
 __all__ = ["FileContent", "Host", "HostOperationError", "file_from_reading", "host_for", "path_key", "reading_of", "sha256_hex"]
 
@@ -108,9 +108,9 @@ def host_for(action: Any, task_vars: dict) -> Host:
     check_mode = bool(action._task.check_mode)
     connection = action._connection
     if getattr(connection, "is_simulated_worker", False):
-        from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._simulated import SimulatedHost
+        from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.simulated.state import SimulatedHost
 
         return SimulatedHost(connection, check_mode)
-    from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._powershell import PowerShellHost
+    from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.powershell_host import PowerShellHost
 
     return PowerShellHost(action, task_vars, check_mode)

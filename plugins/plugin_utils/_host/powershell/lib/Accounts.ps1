@@ -1,7 +1,7 @@
 # Copyright: contributors to deadline_cloud.cmf
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # Accounts and local groups (#cmf:include Accounts): resolving an account and the report read_account
-# returns, and naming local groups. The same rules as plugin_utils/accounts.py, user_rights.py and group_membership.py, which
+# returns, and naming local groups. The same rules as plugin_utils/_windows/ (accounts.py, user_rights.py and groups.py), which
 # the simulated worker runs: keep them in step.
 #  - Names resolve through NTAccount.Translate, `.\name` meaning this computer; groups and members
 #    are compared by SID. LocalSystem, LocalService and NetworkService map to their SIDs first.

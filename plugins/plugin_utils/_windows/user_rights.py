@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.accounts import group_ref
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.accounts import group_ref
 
 PRIVILEGES: tuple[str, ...] = (
     "SeAssignPrimaryTokenPrivilege",

@@ -20,7 +20,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils import deadline_api
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._agent import deadline_api
 
 SEVERITIES = ("blocker", "security", "warning", "info")
 _VIEW_FIELDS = ("checked", "busy", "status", "active_sessions", "reason")

@@ -10,8 +10,8 @@ from __future__ import annotations
 import base64
 import datetime
 
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host import sha256_hex
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._errors import (
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host import sha256_hex
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.errors import (
     FILE_CHANGED,
     FILE_EXISTS,
     HostOperationError,

@@ -22,9 +22,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.accounts import is_sid, names_equal, normalize_sid
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host import sha256_hex
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._errors import FILE_CHANGED, HostOperationError
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host import sha256_hex
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.errors import FILE_CHANGED, HostOperationError
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.accounts import is_sid, names_equal, normalize_sid
 
 DEFAULT_SANDBOX = "cmf-selftest"
 TEST_RIGHT = "SeBatchLogonRight"  # harmless on a disabled user that is deleted minutes later

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host import Host, HostOperationError, host_for, reading_of
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host import Host, HostOperationError, host_for, reading_of
 
 
 class CmfAction(ActionBase):
@@ -95,8 +95,8 @@ class AccountChangeAction(CmfAction):
         return list(report[self.ITEMS])
 
     def execute(self, host: Host, params: dict, task_vars: dict) -> dict:
-        from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.accounts import AccountError
-        from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.user_rights import effective_rights
+        from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.accounts import AccountError
+        from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.user_rights import effective_rights
 
         account, state = params["account"], params["state"]
         try:
@@ -147,7 +147,7 @@ class AccountChangeAction(CmfAction):
 def _account_in_reading(value: Any, account: str) -> dict | None:
     """The account report inside a reading (worker_agent_info's), when it is of ``account`` (its
     SID, or the name the report carries); None otherwise, and the module reads the host itself."""
-    from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.accounts import is_sid, normalize_sid, same_account
+    from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.accounts import is_sid, normalize_sid, same_account
 
     report = (reading_of(value) or {}).get("account")
     if not isinstance(report, dict) or not report.get("sid"):

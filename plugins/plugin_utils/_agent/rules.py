@@ -1,14 +1,11 @@
 # Copyright: contributors to deadline_cloud.cmf
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The agent's decisions about a worker: its settings, whether it starts, and the findings.
+"""The agent's decisions about a worker, as findings: the reading of a host and the rules table.
 
-Written from the agent's source (``config/settings.py``, ``config/config.py``,
-``startup/entrypoint.py``, ``windows/win_service.py``, ``scheduler/scheduler.py``, release
-0.33.6) and domain/WORKER-AGENT.md. The simulated worker's restart verdict and
-worker_agent_info's findings are both taken from here, so the two never disagree.
-
-A *reading* is what ``read_agent_info`` returns from a host (the same shape from PowerShell and
-from the simulated worker); :func:`describe` turns it into worker_agent_info's result.
+Written from the agent's source (``scheduler/scheduler.py``, ``config/config.py``,
+``windows/win_service.py``, release 0.33.6) and domain/WORKER-AGENT.md. A *reading* is what
+``read_agent_info`` returns from a host (the same shape from PowerShell and from the simulated
+worker); :func:`describe` turns it into worker_agent_info's result.
 
 Internal to this collection: not a public API; it may change in any release.
 """
@@ -17,39 +14,40 @@ from __future__ import annotations
 
 import base64
 import datetime
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils import user_rights
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.accounts import (
-    ADMINISTRATORS,
-    LOCAL_SERVICE,
-    LOCAL_SYSTEM,
-    NETWORK_SERVICE,
-    parse_account,
-    same_account_by_name,
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._agent.config_file import CONFIG_PATH, KNOWN_KEYS, REMOVED_KEYS
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._agent.settings import (
+    CAPABILITIES_VARIABLE,
+    ENVIRONMENT_SETTINGS,
+    JOB_USER_VARIABLE,
+    MACHINE_ENVIRONMENT_KEY,
+    OPT_IN_VARIABLE,
+    AgentSettings,
+    EnvironmentValue,
+    ResolvedSetting,
+    all_definitions,
+    file_setting,
+    invalid_environment_value,
+    is_agent_variable,
+    resolve_settings,
+    service_environment,
 )
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.agent_config import (
-    CONFIG_PATH,
-    KNOWN_KEYS,
-    REMOVED_KEYS,
-    DecodedConfig,
-    KnownKey,
-    ParseError,
-    SchemaReport,
-    agent_section,
-    agent_value,
-    agent_value_error,
-    as_bool,
-    capabilities_problems,
-    check_document,
-    decode_config,
-    parse_toml,
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._agent.startup import (
+    JOB_USER_CONFLICT_ERROR,
+    SERVICE_LOGON_ERROR,
+    ConfigAnalysis,
+    StartupVerdict,
+    analyse_config,
+    capabilities_from_environment,
+    verdict_from_analysis,
 )
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.user_rights import held_rights
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows import user_rights
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.accounts import ADMINISTRATORS, LOCAL_SERVICE, LOCAL_SYSTEM, NETWORK_SERVICE
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.user_rights import held_rights
 
 SERVICE_LOGON_RIGHT = "SeServiceLogonRight"
 DENY_SERVICE_LOGON_RIGHT = "SeDenyServiceLogonRight"
@@ -57,19 +55,9 @@ SHUTDOWN_PRIVILEGE = "SeShutdownPrivilege"
 DEFAULT_SERVICE = "DeadlineWorker"
 LOG_PATH = r"C:\ProgramData\Amazon\Deadline\Logs\worker-agent.log"
 
-OPT_IN_VARIABLE = "DEADLINE_WORKER_RUN_JOBS_AS_AGENT_USER"
-JOB_USER_VARIABLE = "DEADLINE_WORKER_WINDOWS_JOB_USER"
-MACHINE_ENVIRONMENT_KEY = r"HKLM\SYSTEM\CurrentControlSet\Control\Session Manager\Environment"
-
 # The scheduler's text since 0.24.0 (scheduler.py), and 0.23.0's before it (section 1.2).
 ADMIN_MESSAGE = "Job cannot run as WORKER_AGENT_USER. Worker Agent is running with Administrator privileges."
 ADMIN_MESSAGE_0_23 = "Job cannot run as WORKER_AGENT_USER as it has administrator privileges."
-# config.py Configuration._validate
-JOB_USER_CONFLICT_ERROR = (
-    "Cannot specify a windows job user when the option to run jobs as the agent user is enabled."
-)
-# What the Service Control Manager reports when the account lacks "Log on as a service" (ERROR_SERVICE_LOGON_FAILED).
-SERVICE_LOGON_ERROR = "The service did not start due to a logon failure."
 
 MINIMUM_VERSION = (0, 27, 3)
 OPT_IN_SINCE = (0, 27, 2)
@@ -77,366 +65,6 @@ CHECK_SINCE = (0, 23, 0)
 CHECK_MESSAGE_SINCE = (0, 24, 0)
 
 SEVERITIES = ("blocker", "security", "warning", "info")
-
-
-# ---------------------------------------------------------------------------------------------
-# The environment the service process sees
-
-
-@dataclass(frozen=True)
-class EnvironmentValue:
-    name: str
-    value: str
-    source: str  # machine | user | service
-    key: str = MACHINE_ENVIRONMENT_KEY  # the registry key that holds it (machine and user variables)
-
-    @property
-    def where(self) -> str:
-        if self.source == "service":
-            return "the service's own Environment value"
-        if self.source == "user":
-            return f"the service account's own user variables ({self.key})"
-        return f"the machine environment ({self.key})"
-
-
-def user_environment_key(sid: str | None) -> str:
-    return f"HKU\\{sid or '<account SID>'}\\Environment"
-
-
-def _split_service_environment(entries: list[str] | None) -> dict[str, str]:
-    values: dict[str, str] = {}
-    for entry in entries or []:
-        name, sep, value = str(entry).partition("=")
-        if sep and name:
-            values[name] = value
-    return values
-
-
-def _definitions(
-    machine: dict[str, str] | None, service_entries: list[str] | None, user: dict[str, str] | None, user_sid: str | None
-) -> list[EnvironmentValue]:
-    """Every variable, lowest precedence first: machine, then the account's user variables, then the service's own.
-
-    Windows builds a service's environment from the machine variables, then (for a user account, as
-    far as documented: not verified here) that user's variables, then the service's Environment value.
-    """
-    found = [EnvironmentValue(n, str(v), "machine") for n, v in (machine or {}).items()]
-    found += [EnvironmentValue(n, str(v), "user", user_environment_key(user_sid)) for n, v in (user or {}).items()]
-    found += [EnvironmentValue(n, v, "service") for n, v in _split_service_environment(service_entries).items()]
-    return found
-
-
-def service_environment(
-    machine: dict[str, str] | None,
-    service_entries: list[str] | None,
-    user: dict[str, str] | None = None,
-    user_sid: str | None = None,
-) -> dict[str, EnvironmentValue]:
-    """What the service process sees: machine variables, overridden by the account's user variables
-    (None: not read, as from older hosts), overridden by the service's own values.
-
-    Windows compares variable names case-insensitively; keys here are upper case.
-    """
-    return {definition.name.upper(): definition for definition in _definitions(machine, service_entries, user, user_sid)}
-
-
-def all_definitions(
-    machine: dict[str, str] | None,
-    service_entries: list[str] | None,
-    variable: str,
-    user: dict[str, str] | None = None,
-    user_sid: str | None = None,
-) -> list[EnvironmentValue]:
-    """Every place ``variable`` is defined, so a fix names each one (removing one may reveal the other)."""
-    return [d for d in _definitions(machine, service_entries, user, user_sid) if d.name.upper() == variable]
-
-
-# The settings the agent reads from environment variables (WorkerSettings.Config.fields), with
-# the file key whose rules they share. Capabilities (JSON) have their own check (CAPABILITIES_VARIABLE).
-_BOOL = KnownKey("settings", "bool", "bool")
-ENVIRONMENT_SETTINGS: dict[str, tuple[str, KnownKey]] = {
-    "DEADLINE_WORKER_FARM_ID": ("farm_id", KNOWN_KEYS["farm_id"]),
-    "DEADLINE_WORKER_FLEET_ID": ("fleet_id", KNOWN_KEYS["fleet_id"]),
-    "DEADLINE_WORKER_CLEANUP_SESSION_USER_PROCESSES": ("cleanup_session_user_processes", _BOOL),
-    "DEADLINE_WORKER_PROFILE": ("profile", KNOWN_KEYS["profile"]),
-    "DEADLINE_WORKER_VERBOSE": ("verbose", _BOOL),
-    "DEADLINE_WORKER_NO_SHUTDOWN": ("no_shutdown", _BOOL),
-    OPT_IN_VARIABLE: ("run_jobs_as_agent_user", _BOOL),
-    "DEADLINE_WORKER_POSIX_JOB_USER": ("posix_job_user", KNOWN_KEYS["posix_job_user"]),
-    # WorkerSettings types it str (not StrictStr), with the file's pattern.
-    JOB_USER_VARIABLE: ("windows_job_user", KnownKey("os", "windows_job_user", "str", pattern=r"^.{1,512}$")),
-    "DEADLINE_WORKER_WINDOWS_JOB_USER_PASSWORD_ARN": (
-        "windows_job_user_password_arn",
-        KnownKey("os", "windows_job_user_password_arn", "str", pattern=KNOWN_KEYS["windows_job_user_password_arn"].pattern),
-    ),
-    "DEADLINE_WORKER_ALLOW_INSTANCE_PROFILE": ("allow_instance_profile", _BOOL),
-    "DEADLINE_WORKER_LOCAL_SESSION_LOGS": ("local_session_logs", _BOOL),
-    "DEADLINE_WORKER_HOST_METRICS_LOGGING": ("host_metrics_logging", _BOOL),
-    "DEADLINE_WORKER_HOST_METRICS_LOGGING_INTERVAL_SECONDS": (
-        "host_metrics_logging_interval_seconds",
-        KNOWN_KEYS["host_metrics_logging_interval_seconds"],
-    ),
-    "DEADLINE_WORKER_RETAIN_SESSION_DIR": ("retain_session_dir", _BOOL),
-    "DEADLINE_WORKER_STRUCTURED_LOGS": ("structured_logs", _BOOL),
-    "DEADLINE_CLOUD_TELEMETRY_OPT_OUT": ("telemetry_opt_out", _BOOL),
-}
-
-
-# pydantic parses a complex field's variable as JSON while it gathers the values (after the file is
-# loaded, before any validation): a value that is not JSON stops the agent with pydantic's
-# SettingsError (entrypoint's generic handler: exit 1), naming the variable as pydantic keys it.
-CAPABILITIES_VARIABLE = "DEADLINE_WORKER_CAPABILITIES"
-_CAPABILITIES_AFTER = "allow_instance_profile"  # WorkerSettings' field order, which orders its errors
-
-
-def invalid_environment_value(environment: dict[str, EnvironmentValue], variable: str) -> str | None:
-    """Why the agent refuses the value ``variable`` has in ``environment`` (it then does not start); None when it takes it."""
-    env = environment.get(variable)
-    if env is None or variable not in ENVIRONMENT_SETTINGS:
-        return None
-    return agent_value_error(ENVIRONMENT_SETTINGS[variable][1], env.value)
-
-
-def is_agent_variable(name: str) -> bool:
-    upper = name.upper()
-    return upper.startswith("DEADLINE_WORKER_") or upper in ENVIRONMENT_SETTINGS
-
-
-# ---------------------------------------------------------------------------------------------
-# Settings, resolved as WorkerSettings does: CLI > environment > file > default
-
-
-@dataclass(frozen=True)
-class ResolvedSetting:
-    name: str
-    value: Any
-    source: str  # default | file | machine | user | service   (never cli: the service passes cli_args=[])
-    variable: str | None = None
-
-    def as_dict(self) -> dict:
-        return {"value": self.value, "source": self.source, "variable": self.variable}
-
-
-def _file_setting(document: dict | None, table: str, key: str) -> Any:
-    section = agent_section(document, table)
-    if section is None or key not in section:
-        return None
-    known = KNOWN_KEYS.get(key)
-    value = section[key]
-    if known is not None and known.table == table:
-        return agent_value(known, value)
-    return value
-
-
-def resolve_setting(
-    setting: str, variable: str, file_value: Any, default: Any, environment: dict[str, EnvironmentValue]
-) -> ResolvedSetting:
-    env = environment.get(variable)
-    if env is not None:
-        _name, known = ENVIRONMENT_SETTINGS[variable]
-        value: Any = as_bool(env.value) if known.kind == "bool" else env.value
-        return ResolvedSetting(setting, value, env.source, env.name)
-    if file_value is not None:
-        return ResolvedSetting(setting, file_value, "file")
-    return ResolvedSetting(setting, default, "default")
-
-
-@dataclass(frozen=True)
-class AgentSettings:
-    run_jobs_as_agent_user: ResolvedSetting
-    windows_job_user: ResolvedSetting
-    shutdown_on_stop: ResolvedSetting
-
-    def as_dict(self) -> dict:
-        return {
-            "run_jobs_as_agent_user": self.run_jobs_as_agent_user.as_dict(),
-            "windows_job_user": self.windows_job_user.as_dict(),
-            "shutdown_on_stop": self.shutdown_on_stop.as_dict(),
-        }
-
-
-def resolve_settings(document: dict | None, environment: dict[str, EnvironmentValue]) -> AgentSettings:
-    """The opt-in, the job user and shutdown as the service's agent resolves them."""
-    opt_in = resolve_setting(
-        "run_jobs_as_agent_user", OPT_IN_VARIABLE, _file_setting(document, "os", "run_jobs_as_agent_user"), False, environment
-    )
-    job_user = resolve_setting(
-        "windows_job_user", JOB_USER_VARIABLE, _file_setting(document, "os", "windows_job_user"), None, environment
-    )
-    # The agent keeps no_shutdown = not shutdown_on_stop; DEADLINE_WORKER_NO_SHUTDOWN overrides the file.
-    file_shutdown = _file_setting(document, "os", "shutdown_on_stop")
-    no_shutdown = environment.get("DEADLINE_WORKER_NO_SHUTDOWN")
-    if no_shutdown is not None and as_bool(no_shutdown.value) is not None:
-        shutdown = ResolvedSetting("shutdown_on_stop", not as_bool(no_shutdown.value), no_shutdown.source, no_shutdown.name)
-    elif file_shutdown is not None:
-        shutdown = ResolvedSetting("shutdown_on_stop", file_shutdown, "file")
-    else:
-        shutdown = ResolvedSetting("shutdown_on_stop", None, "default")
-    return AgentSettings(opt_in, job_user, shutdown)
-
-
-# ---------------------------------------------------------------------------------------------
-# Does the agent start? (entrypoint -> Configuration.load -> WorkerSettings -> ConfigFile.load)
-
-
-@dataclass
-class ConfigAnalysis:
-    path: str
-    exists: bool
-    decoded: DecodedConfig | None = None
-    document: dict | None = None
-    parse_error: ParseError | None = None
-    schema: SchemaReport | None = None
-
-    @property
-    def encoding(self) -> str | None:
-        return self.decoded.encoding if self.decoded else None
-
-
-def analyse_config(data: bytes | None, path: str = CONFIG_PATH) -> ConfigAnalysis:
-    """Everything about the bytes: encoding, TOML, the agent's schema. Keeps going past a BOM or
-    UTF-16 (which the agent refuses) so that the findings also name what lies behind them."""
-    if data is None:
-        return ConfigAnalysis(path, False)
-    analysis = ConfigAnalysis(path, True, decode_config(data, path))
-    if analysis.decoded is not None and analysis.decoded.text is not None:
-        analysis.document, analysis.parse_error = parse_toml(analysis.decoded.text)
-        if analysis.document is not None:
-            analysis.schema = check_document(analysis.document)
-    return analysis
-
-
-def _pydantic_errors(title: str, errors: list[tuple[str, str]]) -> str:
-    count = len(errors)
-    lines = [f"{count} validation error{'s' if count != 1 else ''} for {title}"]
-    for location, message in errors:
-        lines += [location, f"  {message}"]
-    return "\n".join(lines)
-
-
-@dataclass(frozen=True)
-class StartupVerdict:
-    starts: bool
-    error: str | None = None  # the agent's own text (or the Service Control Manager's)
-    stage: str | None = None  # logon | encoding | toml | config_file | settings | validate
-
-    def as_dict(self) -> dict:
-        return {"starts": self.starts, "error": self.error, "stage": self.stage}
-
-
-def _capabilities_from_environment(environment: dict[str, EnvironmentValue]) -> tuple[str | None, list[tuple[str, str]]]:
-    """DEADLINE_WORKER_CAPABILITIES as pydantic takes it: (the SettingsError text when it is not JSON,
-    the Capabilities model's refusals of the JSON, located as Configuration.load words them)."""
-    env = environment.get(CAPABILITIES_VARIABLE)
-    if env is None:
-        return None, []
-    try:
-        value = json.loads(env.value)
-    except ValueError:
-        return f'error parsing env var "{CAPABILITIES_VARIABLE.lower()}"', []
-    if not isinstance(value, dict):
-        return None, [("capabilities", "value is not a valid dict")]
-    return None, [(where.replace(" -> ", "."), message) for where, message in capabilities_problems(value)]
-
-
-def _settings_errors(analysis: ConfigAnalysis, environment: dict[str, EnvironmentValue]) -> list[tuple[str, str]]:
-    """What WorkerSettings' own validation refuses: environment values, and ids missing everywhere."""
-    errors: list[tuple[str, str]] = []
-    for variable, (setting, _known) in ENVIRONMENT_SETTINGS.items():
-        problem = invalid_environment_value(environment, variable)
-        if problem:
-            errors.append((setting, problem))
-    for key in ("farm_id", "fleet_id"):
-        if environment.get(f"DEADLINE_WORKER_{key.upper()}") is None and _file_setting(analysis.document, "worker", key) is None:
-            errors.append((key, "field required"))
-    order = {name: i for i, (name, _k) in enumerate(ENVIRONMENT_SETTINGS.values())}
-    capabilities_at = order[_CAPABILITIES_AFTER] + 0.5
-    errors.extend(_capabilities_from_environment(environment)[1])
-    return sorted(errors, key=lambda e: capabilities_at if e[0].startswith("capabilities") else order.get(e[0], 0))
-
-
-def startup_verdict(
-    data: bytes | None,
-    environment: dict[str, EnvironmentValue],
-    *,
-    path: str = CONFIG_PATH,
-    can_log_on_as_service: bool = True,
-    service_account: str | None = None,
-) -> StartupVerdict:
-    """Whether the agent, started by its service now, gets past its configuration, and if not
-    the error it stops with (entrypoint writes ``ERROR: <text>`` to stderr and exits 1)."""
-    if not can_log_on_as_service:
-        return StartupVerdict(False, SERVICE_LOGON_ERROR, "logon")
-    analysis = analyse_config(data, path)
-    return _verdict_from_analysis(analysis, environment, service_account)
-
-
-def _verdict_from_analysis(
-    analysis: ConfigAnalysis, environment: dict[str, EnvironmentValue], service_account: str | None
-) -> StartupVerdict:
-    if analysis.exists:
-        decoded = analysis.decoded
-        if decoded is None:
-            raise ValueError("an existing config was analysed without its decoding")
-        if decoded.agent_error is not None:
-            return StartupVerdict(False, decoded.agent_error, "encoding")
-        if analysis.parse_error is not None:
-            return StartupVerdict(
-                False, f"Configuration file ({analysis.path}) is not valid TOML: {analysis.parse_error.message}", "toml"
-            )
-        if analysis.schema is None:
-            raise ValueError("a parsed config was analysed without its schema report")
-        if analysis.schema.problems:
-            return StartupVerdict(
-                False,
-                f"Parsing errors loading configuration file ({analysis.path}):\n"
-                + _pydantic_errors("ConfigFile", analysis.schema.problems),
-                "config_file",
-            )
-    # A missing file is not an error to the agent: WorkerSettings then reads only the environment.
-    not_json = _capabilities_from_environment(environment)[0]
-    if not_json:  # raised while WorkerSettings gathers the values (the file is loaded before), before any validation
-        return StartupVerdict(False, not_json, "settings")
-    settings_errors = _settings_errors(analysis, environment)
-    if settings_errors:
-        text = "Configuration is not valid. Validation errors:\n\n" + "".join(f"{loc}: {msg}\n" for loc, msg in settings_errors)
-        return StartupVerdict(False, text, "settings")
-    settings = resolve_settings(analysis.document, environment)
-    job_user = settings.windows_job_user.value
-    if job_user is not None:
-        # Configuration.__init__ on Windows checks the job user before _validate runs.
-        if service_account and same_account_by_name(job_user, service_account):
-            return StartupVerdict(
-                False,
-                f"Windows job user override must not be the user running the worker agent: {parse_account(service_account).name}."
-                " If you wish to run jobs as the agent user, set run_jobs_as_agent_user = true in the agent configuration file.",
-                "job_user",
-            )
-        # The agent's own is_domain_user (windows/win_user.py): a backslash or an @ makes a domain user.
-        if ("\\" in job_user or "@" in job_user) and _password_arn(analysis.document, environment) is None:
-            return StartupVerdict(
-                False,
-                f"Domain user '{job_user}' requires 'windows_job_user_password_arn' to be set. Domain user passwords"
-                " must be managed externally via Secrets Manager.",
-                "job_user",
-            )
-        if settings.run_jobs_as_agent_user.value:
-            return StartupVerdict(False, JOB_USER_CONFLICT_ERROR, "validate")
-    interval = _file_setting(analysis.document, "logging", "host_metrics_logging_interval_seconds")
-    env_interval = environment.get("DEADLINE_WORKER_HOST_METRICS_LOGGING_INTERVAL_SECONDS")
-    if env_interval is not None:
-        interval = float(env_interval.value)
-    if interval is not None and interval <= 0:
-        return StartupVerdict(
-            False, f"Host metrics logging interval must be a positive number, but got: {float(interval)!r}", "validate"
-        )
-    return StartupVerdict(True)
-
-
-def _password_arn(document: dict | None, environment: dict[str, EnvironmentValue]) -> str | None:
-    env = environment.get("DEADLINE_WORKER_WINDOWS_JOB_USER_PASSWORD_ARN")
-    return env.value if env is not None else _file_setting(document, "os", "windows_job_user_password_arn")
-
 
 # ---------------------------------------------------------------------------------------------
 # Versions
@@ -566,7 +194,7 @@ def read_host(raw: dict) -> Reading:
     verdict = (
         StartupVerdict(False, SERVICE_LOGON_ERROR, "logon")
         if not logon
-        else _verdict_from_analysis(analysis, environment, service.get("account"))
+        else verdict_from_analysis(analysis, environment, service.get("account"))
     )
     # Settings are resolvable whenever the bytes are TOML (even behind a BOM) or there is no file.
     settings = resolve_settings(analysis.document, environment) if analysis.document is not None or not analysis.exists else None
@@ -824,7 +452,7 @@ def _user_variable_message(reading: Reading, setting: ResolvedSetting) -> str:
 def _refused_variables(reading: Reading) -> list[str]:
     """The agent's variables whose values it refuses (so it does not start), as defined on the host."""
     names = [variable for variable in ENVIRONMENT_SETTINGS if _refused_variable(reading, variable)]
-    not_json, refused = _capabilities_from_environment(reading.environment)
+    not_json, refused = capabilities_from_environment(reading.environment)
     if not_json or refused:
         names.append(CAPABILITIES_VARIABLE)
     return names
@@ -1095,7 +723,7 @@ def _config_entries(analysis: ConfigAnalysis) -> dict:
     template, ``x.config.values`` would be the dict's own method)."""
     entries: dict[str, dict] = {}
     for known in KNOWN_KEYS.values():
-        entries.setdefault(known.table, {})[known.key] = _file_setting(analysis.document, known.table, known.key)
+        entries.setdefault(known.table, {})[known.key] = file_setting(analysis.document, known.table, known.key)
     return entries
 
 
@@ -1175,7 +803,7 @@ def describe(raw: dict) -> dict:
 
 
 def read_agent_info(host: Any, service: str, config_path: str = CONFIG_PATH, account: str | None = None) -> dict:
-    """worker_agent_info's result from ``host`` (a plugin_utils.host.Host), in one remote call."""
+    """worker_agent_info's result from ``host`` (a plugin_utils._host.Host), in one remote call."""
     raw = host.call("read_agent_info", service=service, config_path=config_path, account=account or "")
     return result_of(raw)
 

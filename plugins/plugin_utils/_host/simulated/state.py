@@ -33,9 +33,9 @@ except ImportError as error:  # the controller lacks the collection's requiremen
 else:
     RUAMEL_IMPORT_ERROR = None
 
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host import Host, path_key
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._errors import HostOperationError
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._operations import OPERATIONS, Operation
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host import Host, path_key
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.errors import HostOperationError
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.operations import OPERATIONS, Operation
 
 
 class StateFileError(Exception):
@@ -136,12 +136,12 @@ SimulatedOperation = Callable[[SimulatedState, dict], dict]
 
 
 def _registry() -> dict[str, SimulatedOperation]:
-    from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._simulated_accounts import (
+    from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.simulated.accounts import (
         OPERATIONS as accounts,
     )
-    from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._simulated_agent import OPERATIONS as agent
-    from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._simulated_files import OPERATIONS as files
-    from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._simulated_sandbox import OPERATIONS as sandbox
+    from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.simulated.agent import OPERATIONS as agent
+    from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.simulated.files import OPERATIONS as files
+    from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.simulated.sandbox import OPERATIONS as sandbox
 
     return {**files, **accounts, **agent, **sandbox}
 
@@ -219,7 +219,7 @@ class StateFile:
 
 
 def _end_finished_sessions(state: SimulatedState) -> None:
-    from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils.host._simulated_agent import end_finished_sessions
+    from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.simulated.agent import end_finished_sessions
 
     end_finished_sessions(state)
 

@@ -32,7 +32,7 @@ except ImportError as error:  # the controller lacks the collection's requiremen
 else:
     TOMLKIT_IMPORT_ERROR = None
 
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils import agent_config
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._agent import config_file as agent_config
 
 PRESENT = "present"
 ABSENT = "absent"
