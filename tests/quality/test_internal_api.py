@@ -22,3 +22,9 @@ def test_plugin_utils_has_python_files():
 def test_each_plugin_utils_file_says_it_is_internal(path):
     docstring = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8")))
     assert docstring is not None and INTERNAL in docstring.splitlines()
+
+
+def test_every_plugin_utils_module_and_package_is_private_by_name():
+    """The inclusion checklist's MUST: plugin_utils meant for no outside use start with an underscore,
+    as ansible.windows' _reboot.py and microsoft.ad's _ldap/ do; inside a private package the names are free."""
+    assert sorted(entry.name for entry in PLUGIN_UTILS.iterdir() if not entry.name.startswith("_")) == []
