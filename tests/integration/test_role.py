@@ -348,12 +348,22 @@ def test_localized_administrators_and_a_bom_converge(tmp_path):
     assert result["worker_toml"]["warnings"], "the BOM's removal is reported"
 
 
-def test_shutdown_on_stop_adds_shutdown_privilege_and_only_then(tmp_path):
-    run, paths = run_role(tmp_path, {"on": variant("installer-default"), "off": variant("legacy-keys")})
+def test_shutdown_privilege_follows_the_agents_resolved_no_shutdown(tmp_path):
+    """The agent shuts the host down unless it is told not to: shutdown_on_stop = true, or absent (its
+    default no_shutdown = False), needs SeShutdownPrivilege outside Administrators; false, or
+    DEADLINE_WORKER_NO_SHUTDOWN=true, does not."""
+    absent = variant("installer-default")
+    simworker.set_file_bytes(absent, simworker.file_bytes(absent).replace(b"shutdown_on_stop = true\n", b""))
+    told_not_to = copy.deepcopy(absent)
+    told_not_to["services"]["DeadlineWorker"]["environment"].append("DEADLINE_WORKER_NO_SHUTDOWN=true")
+    states = {"on": variant("installer-default"), "off": variant("legacy-keys"), "absent": absent, "env-no-shutdown": told_not_to}
+    run, paths = run_role(tmp_path, states)
     recap_ok(run)
-    assert "SeShutdownPrivilege" in direct_rights(state_of(paths["on"]))
-    assert "SeShutdownPrivilege" not in direct_rights(state_of(paths["off"]))
-    assert "SeShutdownPrivilege" in simworker.read_dump(tmp_path, RESULT, "on")["rights_added"]
+    for host, needed in (("on", True), ("off", False), ("absent", True), ("env-no-shutdown", False)):
+        assert ("SeShutdownPrivilege" in direct_rights(state_of(paths[host]))) is needed, host
+        result = simworker.read_dump(tmp_path, RESULT, host)
+        assert ("SeShutdownPrivilege" in result["rights_added"]) is needed, host
+        assert "SHUTDOWN_RIGHT_MISSING" not in {f["id"] for f in result["findings_after"]}, host
 
 
 def test_a_deny_right_that_overrides_a_needed_right_is_refused(tmp_path):

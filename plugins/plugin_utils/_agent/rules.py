@@ -376,6 +376,20 @@ def _deny_fix(reading: Reading) -> str:
     return text + "; when a domain GPO sets it, change the GPO: the next policy refresh rewrites a local change."
 
 
+def _shutdown_reason(reading: Reading) -> str:
+    """Why the agent shuts the host down when the service stops the worker (its resolved no_shutdown is false)."""
+    shutdown = reading.settings.shutdown_on_stop if reading.settings else None
+    if shutdown is None or shutdown.source == "file":
+        return f"{reading.config.path} sets [os] shutdown_on_stop = true"
+    if shutdown.source == "default":
+        return (
+            f"{reading.config.path} does not set [os] shutdown_on_stop, and the agent's default then is to shut the host down"
+            " (no_shutdown = false)"
+        )
+    variable = reading.environment[str(shutdown.variable).upper()]
+    return f"{variable.name}={variable.value} in {variable.where} tells the agent to shut the host down"
+
+
 def _refused_variable(reading: Reading, variable: str) -> bool:
     """A variable whose value the agent refuses: it does not start at all (AGENT_STARTUP_ERROR says so),
     which is the cause to name rather than what the value would have meant."""
@@ -650,9 +664,10 @@ RULES: tuple[Rule, ...] = (
         and r.settings.shutdown_on_stop.value is True
         and r.account is not None
         and not holds_right(r.rights, SHUTDOWN_PRIVILEGE),
-        lambda r, _: f"shutdown_on_stop is true but {(r.account or {}).get('name')} lacks SeShutdownPrivilege: when the service stops the"
-        " worker, the agent's shutdown command fails and is only logged.",
-        lambda r, _: f"Grant SeShutdownPrivilege to {(r.account or {}).get('sid')} directly (deadline_cloud.cmf.win_user_rights).",
+        lambda r, _: f"{_shutdown_reason(r)}, but {(r.account or {}).get('name')} lacks SeShutdownPrivilege: when the service stops"
+        " the worker, the agent's shutdown command fails (the agent only logs it) and the host keeps running.",
+        lambda r, _: f"Grant SeShutdownPrivilege to {(r.account or {}).get('sid')} directly (deadline_cloud.cmf.win_user_rights); or, if"
+        " the host must not shut down, set [os] shutdown_on_stop = false.",
     ),
     Rule(
         "AGENT_USER_IS_ADMIN",
@@ -660,7 +675,8 @@ RULES: tuple[Rule, ...] = (
         lambda r: r.account is not None and any(str(g.get("sid", "")).upper() == ADMINISTRATORS for g in r.account.get("groups") or []),
         lambda r, _: f"{_account_text(r)} is in Administrators ({ADMINISTRATORS}): every WORKER_AGENT_USER job runs as an administrator.",
         lambda r, _: "Grant the account SeServiceLogonRight, SeAssignPrimaryTokenPrivilege, SeIncreaseQuotaPrivilege (and"
-        " SeShutdownPrivilege with shutdown_on_stop) directly, then remove it from Administrators.",
+        " SeShutdownPrivilege, unless the agent is kept from shutting the host down: [os] shutdown_on_stop = false) directly,"
+        " then remove it from Administrators.",
     ),
     Rule(
         "AGENT_USER_IS_SYSTEM",

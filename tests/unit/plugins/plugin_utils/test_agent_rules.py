@@ -279,6 +279,32 @@ def test_a_service_value_true_wins_over_a_machine_false():
     assert result["ready"] is True
 
 
+@pytest.mark.parametrize(
+    ("toml_line", "variable", "needs_the_right", "says"),
+    [
+        ("shutdown_on_stop = true", None, True, "sets [os] shutdown_on_stop = true"),
+        # absent: the agent keeps its default no_shutdown = False and shuts the host down
+        ("# shutdown_on_stop removed", None, True, "does not set [os] shutdown_on_stop, and the agent's default"),
+        ("shutdown_on_stop = false", None, False, ""),
+        ("# shutdown_on_stop removed", "DEADLINE_WORKER_NO_SHUTDOWN=true", False, ""),
+        ("shutdown_on_stop = false", "DEADLINE_WORKER_NO_SHUTDOWN=no", True, "DEADLINE_WORKER_NO_SHUTDOWN=no in the service's own Environment"),
+    ],
+)
+def test_the_shutdown_right_follows_the_agents_resolved_no_shutdown(toml_line, variable, needs_the_right, says):
+    state = ready_state()
+    _no_shutdown_right(state)
+    _replace_toml("shutdown_on_stop = true", toml_line)(state)
+    if variable:
+        _service_env(variable)(state)
+    result = describe(state)
+    assert result["settings"]["shutdown_on_stop"]["value"] is needs_the_right
+    assert ("SHUTDOWN_RIGHT_MISSING" in ids(result)) is needs_the_right
+    if needs_the_right:
+        missing = finding(result, "SHUTDOWN_RIGHT_MISSING")
+        assert says in missing["message"] and "lacks SeShutdownPrivilege" in missing["message"]
+        assert "shutdown_on_stop = false" in missing["fix"]
+
+
 def test_version_messages_distinguish_ignored_and_crashing():
     state = ready_state()
     state["agent"]["version"] = "0.26.0"
