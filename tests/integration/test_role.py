@@ -548,3 +548,87 @@ def test_with_verification_off_the_restart_is_trusted_and_the_prediction_reporte
     result = simworker.read_dump(tmp_path, RESULT, "worker-01")
     assert result["status"] == "fixed" and result["ready"] is True
     assert result["verified_by"] == "prediction (verification off)"
+
+
+# --- domain-joined farms: Group Policy, administrators through domain groups, no domain controller --
+
+ALL_SERVICES = "S-1-5-80-0"
+
+
+def domain_refused_states() -> dict[str, dict]:
+    no_dc = simworker.domain_state()
+    no_dc["faults"] = {"domain_unreachable": True}
+    unreadable_policy = simworker.domain_state()
+    unreadable_policy["group_policy"] = {"error": "Access denied reading root\\rsop\\computer"}
+    return {
+        # a GPO owns 'Log on as a service' and leaves the account out: the next refresh takes the right
+        "policy-logon": simworker.domain_state(policy={"SeServiceLogonRight": [ALL_SERVICES]}),
+        # a baseline GPO gives 'Shut down the system' to Administrators: the right is lost outside it
+        "policy-shutdown": simworker.domain_state(policy={"SeShutdownPrivilege": [ADMINISTRATORS, "S-1-5-32-551"]}),
+        "policy-deny": simworker.domain_state(policy={"SeDenyServiceLogonRight": [simworker.DOMAIN_USERS]}),
+        # directly in Administrators (the installer adds it) and through Domain Admins, nested there
+        "domain-admins": simworker.domain_state(admin_through=simworker.DOMAIN_ADMINS),
+        "no-dc": no_dc,
+        "policy-unreadable": unreadable_policy,
+    }
+
+
+DOMAIN_CAUSE = {
+    "policy-logon": ("RIGHT_OWNED_BY_POLICY", "ALL SERVICES (S-1-5-80-0) only", "(or a group it keeps) to 'log on as a service'"),
+    "policy-shutdown": ("RIGHT_OWNED_BY_POLICY", "Shut down the system", "shutdown_on_stop = false"),
+    "policy-deny": ("RIGHT_OWNED_BY_POLICY", "Domain Users", "(or its group named there) out of 'deny log on as a service'"),
+    "domain-admins": ("REMOVAL_REFUSED", "Domain Admins, nested in it", "nested group"),
+    "no-dc": ("DOMAIN_UNREACHABLE", "cannot be read", "domain controller"),
+    "policy-unreadable": ("GROUP_POLICY_UNREADABLE", "Access denied", "rsop"),
+}
+
+
+def test_domain_workers_the_role_cannot_make_last_are_refused_before_any_change(tmp_path):
+    states = {**domain_refused_states(), "fixable": simworker.domain_state(policy={"SeServiceLogonRight": [simworker.RENDER_SERVICES]})}
+    run, paths = run_role(tmp_path, states)
+    assert run.returncode != 0
+    for host, (finding, detail, fix) in DOMAIN_CAUSE.items():
+        state = state_of(paths[host])
+        assert without_calls(state) == without_calls(states[host]), f"{host} was changed"
+        assert state["calls_total"] == 1, f"{host}: {state['calls']}"
+        fatal = next(line for line in run.stdout.splitlines() if line.startswith(f"fatal: [{host}]"))
+        assert finding in fatal and detail in fatal and fix in fatal.lower() and "changed nothing" in fatal, fatal
+        result = simworker.read_dump(tmp_path, RESULT, host)
+        assert result["status"] == "refused" and result["ready"] is False and result["changed"] is False
+    assert simworker.read_dump(tmp_path, RESULT, "fixable")["status"] == "fixed"
+
+
+def test_a_domain_worker_whose_policy_lists_a_group_it_keeps_converges_and_its_rights_outlive_the_refresh(tmp_path):
+    """The simulated start applies the policy first (a refresh happened): the verification reading
+    after the restart is taken on rights the policy has just reset."""
+    policy = {"SeServiceLogonRight": [ALL_SERVICES, simworker.RENDER_SERVICES], "SeShutdownPrivilege": [ADMINISTRATORS, simworker.RENDER_SERVICES]}
+    run, paths = run_role(tmp_path, {"worker-01": simworker.domain_state(policy=policy)})
+    recap_ok(run)
+    state = state_of(paths["worker-01"])
+    assert state["rights"]["SeServiceLogonRight"] == [ALL_SERVICES, simworker.RENDER_SERVICES]  # reset at the start
+    assert simworker.RENDER_SVC not in state["accounts"][ADMINISTRATORS]["members"]
+    assert state["services"]["DeadlineWorker"]["state"] == "running" and state["calls_total"] <= 5
+    result = simworker.read_dump(tmp_path, RESULT, "worker-01")
+    assert result["status"] == "fixed" and result["ready"] is True
+    assert "SeShutdownPrivilege" not in result["rights_added"]  # the policy gives it through Render Services
+    assert not [f for f in result["findings_after"] if f["severity"] in ("blocker", "security")]
+
+    calls = state["calls_total"]
+    again, _paths = run_role(tmp_path, {"worker-01": {}})
+    recap_ok(again)
+    assert state_of(paths["worker-01"])["calls_total"] - calls == 1
+
+
+def test_diagnose_shows_the_finding_converge_refuses_for(tmp_path):
+    states = domain_refused_states()
+    paths = {host: simworker.save_state(tmp_path / f"{host}.yml", states[host]) for host in ("policy-logon", "policy-shutdown", "no-dc")}
+    inventory = simworker.write_inventory(tmp_path, paths)
+    run = simworker.run_playbook(simworker.REPO_ROOT / "playbooks" / "diagnose.yml", inventory, env=simworker.ansible_env())
+    recap_ok(run)
+    shown_as = {"policy-logon": "BLOCKER RIGHT_OWNED_BY_POLICY", "policy-shutdown": "WARNING RIGHT_OWNED_BY_POLICY", "no-dc": "SECURITY DOMAIN_UNREACHABLE"}
+    for host, finding in shown_as.items():
+        shown = run.stdout[run.stdout.index(f"ok: [{host}] => {{") :]
+        shown = shown[: shown.index("\n}")]
+        assert finding in shown, shown
+        assert shown.index("converge refuses it", shown.index(finding)) > 0
+        assert without_calls(state_of(paths[host])) == without_calls(states[host])

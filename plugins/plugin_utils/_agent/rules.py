@@ -46,8 +46,27 @@ from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._agent.startup 
     verdict_from_analysis,
 )
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows import user_rights
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.accounts import ADMINISTRATORS, LOCAL_SERVICE, LOCAL_SYSTEM, NETWORK_SERVICE
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.user_rights import held_rights
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.accounts import (
+    ADMINISTRATORS,
+    DOMAIN_UNREACHABLE,
+    LOCAL_SERVICE,
+    LOCAL_SYSTEM,
+    NETWORK_SERVICE,
+)
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.groups import (
+    carriers,
+    token_groups,
+    token_groups_known,
+    token_groups_unknown_message,
+)
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.user_rights import (
+    PolicyGap,
+    held_rights,
+    policy_gap_fix,
+    policy_gap_text,
+    policy_gaps,
+    policy_rights,
+)
 
 SERVICE_LOGON_RIGHT = "SeServiceLogonRight"
 DENY_SERVICE_LOGON_RIGHT = "SeDenyServiceLogonRight"
@@ -65,6 +84,11 @@ CHECK_SINCE = (0, 23, 0)
 CHECK_MESSAGE_SINCE = (0, 24, 0)
 
 SEVERITIES = ("blocker", "security", "warning", "info")
+
+# The rights the account holds directly once out of Administrators, in the collection's final state
+# (DESIGN, and the role's default deadline_worker_agent_user_rights), SeShutdownPrivilege aside: the
+# installer's grants. Only the logon right is needed for WORKER_AGENT_USER jobs (domain notes 4.1, 6).
+FINAL_STATE_RIGHTS = ("SeServiceLogonRight", "SeAssignPrimaryTokenPrivilege", "SeIncreaseQuotaPrivilege")
 
 # ---------------------------------------------------------------------------------------------
 # Versions
@@ -390,6 +414,78 @@ def _shutdown_reason(reading: Reading) -> str:
     return f"{variable.name}={variable.value} in {variable.where} tells the agent to shut the host down"
 
 
+def agent_needs(right: str, shuts_down: bool) -> bool:
+    """Whether the agent itself needs ``right`` outside Administrators: the logon right always, the
+    shutdown right when it shuts the host down (its resolved no_shutdown is false)."""
+    return right == SERVICE_LOGON_RIGHT or (shuts_down and right == SHUTDOWN_PRIVILEGE)
+
+
+def _shuts_down(reading: Reading) -> bool:
+    return bool(reading.settings and reading.settings.shutdown_on_stop.value is True)
+
+
+def _policy_applies(reading: Reading) -> bool:
+    return bool(reading.account) and bool(reading.service.get("exists")) and _sid_of(reading.account) not in BUILTIN_SERVICE_ACCOUNTS
+
+
+def _policy_blockers(reading: Reading) -> list[PolicyGap]:
+    """The logon right a policy takes from the account (or denies it) at the next refresh, as it is now."""
+    return policy_gaps(reading.account or {}, [SERVICE_LOGON_RIGHT]) if _policy_applies(reading) else []
+
+
+def _policy_warnings(reading: Reading) -> list[PolicyGap]:
+    """The other rights of the final state a policy takes from the account once it is out of Administrators."""
+    if not _policy_applies(reading):
+        return []
+    rights = [*FINAL_STATE_RIGHTS, *([SHUTDOWN_PRIVILEGE] if _shuts_down(reading) else [])]
+    now = {(gap.right, gap.deny) for gap in _policy_blockers(reading)}
+    return [gap for gap in policy_gaps(reading.account or {}, rights, [ADMINISTRATORS]) if (gap.right, gap.deny) not in now]
+
+
+def policy_gap_message(account: dict, gap: PolicyGap, shuts_down: bool, service: str = DEFAULT_SERVICE) -> str:
+    """The finding (and the role's refusal) for a right a domain policy takes from the account."""
+    who = f"{account.get('name')} ({account.get('sid')})"
+    text = policy_gap_text(gap, who)
+    if not gap.deny and not policy_gaps(account, [gap.right]):
+        text += " (it holds the right now only through Administrators, which it is to leave)"
+    if gap.right in (SERVICE_LOGON_RIGHT, user_rights.DENY_SERVICE_LOGON_RIGHT):
+        text += f"; without it the Service Control Manager cannot start {service} under the account ('{SERVICE_LOGON_ERROR}')"
+    elif agent_needs(gap.right, shuts_down):
+        text += "; without it the agent's shutdown fails when the service stops the worker (the agent only logs it)"
+    else:
+        text += "; WORKER_AGENT_USER jobs do not need it, but it is one of the rights the account is to hold outside Administrators"
+    return text[:1].upper() + text[1:] + ". A right granted through the LSA would not outlive the next refresh."
+
+
+def policy_gap_fix_text(account: dict, gap: PolicyGap, shuts_down: bool) -> str:
+    fix = policy_gap_fix(gap, f"{account.get('name')} ({account.get('sid')})")
+    if gap.right == SHUTDOWN_PRIVILEGE:
+        fix += "; or, if the host must not shut down, set [os] shutdown_on_stop = false"
+    elif not gap.deny and not agent_needs(gap.right, shuts_down):
+        fix += f"; or leave {gap.right} out of deadline_worker_agent_user_rights (WORKER_AGENT_USER jobs do not need it)"
+    return fix[:1].upper() + fix[1:] + "."
+
+
+def _policy_unreadable(reading: Reading) -> bool:
+    return bool(reading.account) and policy_rights(reading.account) is None
+
+
+def _account_unreachable(reading: Reading) -> bool:
+    return reading.account is None and (reading.raw.get("account_error") or {}).get("code") == DOMAIN_UNREACHABLE
+
+
+def _admin_text(reading: Reading) -> str:
+    """How the account is in Administrators: directly, through which groups, or both."""
+    account = reading.account or {}
+    group = next((g for g in account.get("groups") or [] if str(g.get("sid", "")).upper() == ADMINISTRATORS), None)
+    if group is None:
+        return ""
+    ways = [] if group.get("indirect") else ["directly"]
+    through = carriers(account, {"sid": group["sid"], "name": group.get("name")})
+    ways += [f"through {', '.join(through)}"] if through else []
+    return f" ({' and '.join(ways)})" if through else ""
+
+
 def _refused_variable(reading: Reading, variable: str) -> bool:
     """A variable whose value the agent refuses: it does not start at all (AGENT_STARTUP_ERROR says so),
     which is the cause to name rather than what the value would have meant."""
@@ -506,10 +602,54 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "ACCOUNT_MISSING",
         "blocker",
-        lambda r: r.account is None and bool(r.raw.get("account_error")),
-        lambda r, _: f"The agent's account cannot be read: {r.raw['account_error'].get('message')}. The service cannot log on as an"
-        " account that does not resolve, and its groups and rights cannot be checked.",
-        lambda r, _: "Create the account (install-deadline-worker creates deadline-worker), or name the account the service logs on as.",
+        lambda r: r.account is None and bool(r.raw.get("account_error")) and not _account_unreachable(r),
+        lambda r, _: f"The agent's account cannot be read: {r.raw['account_error'].get('message')}. "
+        + (
+            "The service cannot log on as an account that does not resolve, and its groups and rights cannot be checked."
+            if r.raw["account_error"].get("code") in ("ACCOUNT_NOT_FOUND", "ACCOUNT_AMBIGUOUS", None)
+            else f"Its groups and rights cannot be checked ({r.raw['account_error'].get('code')})."
+        ),
+        lambda r, _: "Create the account (install-deadline-worker creates deadline-worker), or name the account the service logs on as."
+        if r.raw["account_error"].get("code") in ("ACCOUNT_NOT_FOUND", "ACCOUNT_AMBIGUOUS", None)
+        else "Correct what the error names on the host (the account Ansible connects as must be an administrator), then run again.",
+    ),
+    Rule(
+        "DOMAIN_UNREACHABLE",
+        "blocker",
+        _account_unreachable,
+        lambda r, _: f"The agent's account cannot be resolved: {r.raw['account_error'].get('message')}. Its groups and rights cannot"
+        " be checked, and nothing can be changed safely, until a domain controller answers.",
+        lambda r, _: "Restore the host's connection to a domain controller (nltest /sc_verify:<domain> checks it), then run again.",
+    ),
+    Rule(
+        "DOMAIN_UNREACHABLE",
+        "security",
+        lambda r: bool(r.account) and not token_groups_known(r.account),
+        lambda r, _: token_groups_unknown_message(r.account or {})[:1].upper() + token_groups_unknown_message(r.account or {})[1:] + ".",
+        lambda r, _: "Restore the host's connection to a domain controller (nltest /sc_verify:<domain> checks it), then run again.",
+    ),
+    Rule(
+        "GROUP_POLICY_UNREADABLE",
+        "warning",
+        _policy_unreadable,
+        lambda r, _: f"The rights a domain Group Policy sets on this computer cannot be read ({(r.account or {}).get('group_policy', {}).get('error')}):"
+        f" whether the rights {_account_text(r)} holds outlive the next policy refresh cannot be told.",
+        lambda r, _: "Let the resultant set of policy be read (root\\rsop\\computer, with 'Turn off Resultant Set of Policy logging'"
+        " not enabled; gpupdate /force records it again), then run again.",
+    ),
+    Rule(
+        "RIGHT_OWNED_BY_POLICY",
+        "blocker",
+        _policy_blockers,
+        lambda r, gap: policy_gap_message(r.account or {}, gap, _shuts_down(r), _service_name(r)),
+        lambda r, gap: policy_gap_fix_text(r.account or {}, gap, _shuts_down(r)),
+    ),
+    Rule(
+        "RIGHT_OWNED_BY_POLICY",
+        "warning",
+        _policy_warnings,
+        lambda r, gap: policy_gap_message(r.account or {}, gap, _shuts_down(r), _service_name(r)),
+        lambda r, gap: policy_gap_fix_text(r.account or {}, gap, _shuts_down(r)),
     ),
     Rule(
         "SERVICE_DISABLED",
@@ -673,7 +813,8 @@ RULES: tuple[Rule, ...] = (
         "AGENT_USER_IS_ADMIN",
         "security",
         lambda r: r.account is not None and any(str(g.get("sid", "")).upper() == ADMINISTRATORS for g in r.account.get("groups") or []),
-        lambda r, _: f"{_account_text(r)} is in Administrators ({ADMINISTRATORS}): every WORKER_AGENT_USER job runs as an administrator.",
+        lambda r, _: f"{_account_text(r)} is in Administrators ({ADMINISTRATORS}){_admin_text(r)}: every WORKER_AGENT_USER job runs as"
+        " an administrator.",
         lambda r, _: "Grant the account SeServiceLogonRight, SeAssignPrimaryTokenPrivilege, SeIncreaseQuotaPrivilege (and"
         " SeShutdownPrivilege, unless the agent is kept from shutting the host down: [os] shutdown_on_stop = false) directly,"
         " then remove it from Administrators.",
@@ -795,6 +936,9 @@ def describe(raw: dict) -> dict:
             "groups": [{"name": g.get("name"), "sid": g.get("sid")} for g in account.get("groups") or []],
             "rights": sorted(account.get("rights") or []),
             "effective_rights": reading.rights,
+            "token_groups": [{"name": g.get("name"), "sid": g.get("sid"), "scope": g.get("scope")} for g in token_groups(account)],
+            "token_groups_known": token_groups_known(account),
+            "policy_rights": policy_rights(account),
         },
         "config": {
             "path": config.path,
