@@ -197,7 +197,9 @@ def _direct_rights(state, sid: str) -> list[str]:
 
 def _member(state, sid: str) -> dict:
     entry = _entry(state, sid)
-    if entry is None:  # a SID that no longer resolves: kept as is, never an error
+    if entry is None and not sid.startswith("S-1-5-21-"):  # a well-known principal (Authenticated Users...)
+        return {"sid": sid, "name": IMPLICIT_GROUPS.get(sid, sid), "type": "well_known", "enabled": True, "orphaned": False}
+    if entry is None:  # an account's SID that no longer resolves: kept as is, never an error
         return {"sid": sid, "name": sid, "type": "unknown", "enabled": False, "orphaned": True}
     record = _record(state, sid, entry)
     return {
