@@ -167,7 +167,7 @@ account:
       elements: dict
       sample: [{name: CORP\Render Admins, sid: S-1-5-21-1004336348-1177238915-682003330-1120, scope: domain}]
     token_groups_known:
-      description: False when its domain groups could not be read (no domain controller answered); see V(DOMAIN_UNREACHABLE).
+      description: False when its domain groups could not be read (see V(DOMAIN_UNREACHABLE) and V(TOKEN_GROUPS_UNKNOWN)).
       type: bool
     policy_rights:
       description:
@@ -236,7 +236,7 @@ findings:
       V(CONFIG_NOT_LOADED) (warnings);
       V(RIGHT_OWNED_BY_POLICY) (a blocker for the logon right as it is now, else a warning);
       V(DOMAIN_UNREACHABLE) (a blocker when the account itself does not resolve, a security finding when its domain groups
-      cannot be read);
+      cannot be read), V(TOKEN_GROUPS_UNKNOWN) (security: its domain groups could not be read for another cause);
       V(ENV_USER_VARIABLE) (a blocker when it turns the opt-in off or sets a job user, else a warning);
       V(MESSAGE_IS_MISLEADING) (info).
     - V(RIGHT_DENIED) says that the account holds C(SeDenyServiceLogonRight) (directly or through the group it names), which

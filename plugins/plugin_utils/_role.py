@@ -378,7 +378,7 @@ def _unsafe(findings: Iterable[Mapping] | None, plan: Mapping[str, Any]) -> bool
 
 # Findings below blocker that the role refuses: what no change of the role can clear (the host is
 # refused rather than left unsafe), and what it cannot tell (it never changes a host on a guess).
-_REFUSED_BEYOND_BLOCKERS = frozenset({"AGENT_USER_IS_SYSTEM", "DOMAIN_UNREACHABLE", "GROUP_POLICY_UNREADABLE"})
+_REFUSED_BEYOND_BLOCKERS = frozenset({"AGENT_USER_IS_SYSTEM", "DOMAIN_UNREACHABLE", "TOKEN_GROUPS_UNKNOWN", "GROUP_POLICY_UNREADABLE"})
 
 
 def _policy_refusal(account: Mapping, rights: list[str], leaving: list[dict], shuts_down: bool, service: str) -> dict | None:
@@ -398,6 +398,8 @@ def _policy_refusal(account: Mapping, rights: list[str], leaving: list[dict], sh
 def _group_fix(code: str, message: str = "") -> str:
     if code == "DOMAIN_UNREACHABLE":
         return "restore the host's connection to a domain controller (nltest /sc_verify:<domain> checks it), then run again"
+    if code == "TOKEN_GROUPS_FAILED":
+        return "correct what the error names (the account's groups are read through its UPN in the computer's domain), then run again"
     if code == "GROUP_NOT_FOUND":
         return f"name groups that exist on the host in {PREFIX}leave_groups (S-1-5-32-544 is Administrators in any language)"
     if "through" in message:  # the membership is carried by a group nested in the one to leave

@@ -56,6 +56,7 @@ from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.accoun
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.groups import (
     carriers,
     token_groups,
+    token_groups_error_code,
     token_groups_known,
     token_groups_unknown_message,
 )
@@ -486,6 +487,10 @@ def _admin_text(reading: Reading) -> str:
     return f" ({' and '.join(ways)})" if through else ""
 
 
+def _capitalized(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
 def _refused_variable(reading: Reading, variable: str) -> bool:
     """A variable whose value the agent refuses: it does not start at all (AGENT_STARTUP_ERROR says so),
     which is the cause to name rather than what the value would have meant."""
@@ -624,9 +629,17 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "DOMAIN_UNREACHABLE",
         "security",
-        lambda r: bool(r.account) and not token_groups_known(r.account),
-        lambda r, _: token_groups_unknown_message(r.account or {})[:1].upper() + token_groups_unknown_message(r.account or {})[1:] + ".",
+        lambda r: bool(r.account) and not token_groups_known(r.account) and token_groups_error_code(r.account) == DOMAIN_UNREACHABLE,
+        lambda r, _: _capitalized(token_groups_unknown_message(r.account or {})) + ".",
         lambda r, _: "Restore the host's connection to a domain controller (nltest /sc_verify:<domain> checks it), then run again.",
+    ),
+    Rule(
+        "TOKEN_GROUPS_UNKNOWN",
+        "security",
+        lambda r: bool(r.account) and not token_groups_known(r.account) and token_groups_error_code(r.account) != DOMAIN_UNREACHABLE,
+        lambda r, _: _capitalized(token_groups_unknown_message(r.account or {})) + ".",
+        lambda r, _: "Correct what the error names (the account's UPN must name it in the computer's domain, where its groups"
+        " are read), then run again.",
     ),
     Rule(
         "GROUP_POLICY_UNREADABLE",

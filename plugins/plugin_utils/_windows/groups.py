@@ -94,12 +94,18 @@ def token_groups_known(report: Mapping) -> bool:
     return report.get("token_groups_known") is not False
 
 
+def token_groups_error_code(report: Mapping) -> str:
+    """Why the token groups are unknown: DOMAIN_UNREACHABLE (no domain controller answers) or the
+    host's other code (TOKEN_GROUPS_FAILED)."""
+    return str((report.get("token_groups_error") or {}).get("code") or DOMAIN_UNREACHABLE)
+
+
 def token_groups_unknown_message(report: Mapping) -> str:
     error = report.get("token_groups_error") or {}
     who = f"{report.get('name') or report.get('sid')} ({report.get('sid')})"
     return (
         f"the domain groups of {who} cannot be read from {report.get('hostname') or 'the host'}"
-        f" ({error.get('code') or DOMAIN_UNREACHABLE}: {error.get('message') or 'no domain controller answered'}), so"
+        f" ({token_groups_error_code(report)}: {error.get('message') or 'no domain controller answered'}), so"
         " whether it is an administrator, or holds a right, through one of them cannot be told"
     )
 
@@ -205,7 +211,7 @@ def plan_membership(report: Mapping, requested: Iterable[str], state: str) -> Me
                 # Fail closed: a domain group it is in, nested in this one, would keep it a member.
                 who = report.get("name") or report["sid"]
                 raise AccountError(
-                    DOMAIN_UNREACHABLE,
+                    token_groups_error_code(report),
                     f"refusing to remove {who} ({report['sid']}) from {group['name']} ({group['sid']}), nothing was changed: "
                     + token_groups_unknown_message(report),
                 )

@@ -269,3 +269,17 @@ def test_a_right_the_policy_gives_through_a_group_the_account_keeps_is_not_grant
     assert "SeShutdownPrivilege" not in result["rights"] and "SeServiceLogonRight" not in result["rights"]
     assert result["rights_to_grant"] == ["SeIncreaseQuotaPrivilege"]
     assert result["predicted_ready"] is True
+
+
+def test_groups_unknown_for_another_cause_say_so_and_are_refused_under_that_code():
+    """The host could reach the domain but not read the groups (the account's UPN names another account)."""
+    before = reading(domain_state())
+    before["reading"]["account"].update(
+        token_groups_known=False, token_groups_error={"code": "TOKEN_GROUPS_FAILED", "message": "render-svc@corp.example.com names another account"}
+    )
+    result = agent_rules.result_of(before["reading"])
+    assert [(f["id"], f["severity"]) for f in result["findings"] if f["id"].startswith(("TOKEN", "DOMAIN"))] == [("TOKEN_GROUPS_UNKNOWN", "security")]
+    with pytest.raises(AccountError) as raised:
+        plan_membership(before["reading"]["account"], [ADMINISTRATORS], "absent")
+    assert raised.value.code == "TOKEN_GROUPS_FAILED" and "names another account" in raised.value.message
+    assert {"TOKEN_GROUPS_FAILED", "TOKEN_GROUPS_UNKNOWN"} <= set(refused(role.plan(result, DEFAULTS)))
