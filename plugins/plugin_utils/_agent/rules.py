@@ -270,6 +270,12 @@ def _user_variable_fix(definition: EnvironmentValue) -> str:
 def _version_problem(reading: Reading) -> str | None:
     """Why this agent version cannot run WORKER_AGENT_USER jobs as the agent user, or None."""
     version = reading.version
+    text = reading.agent.get("version")
+    if version is None and text is not None:
+        return (
+            f"The worker agent reports its version as {str(text)!r}, which is no release number: whether it is 0.27.3 or"
+            " later, which WORKER_AGENT_USER jobs need, cannot be told."
+        )
     if version is None:
         return (
             "The worker agent's version could not be read from the Python that hosts the service"
@@ -299,7 +305,22 @@ def _version_problem(reading: Reading) -> str | None:
     return f"{why}. The opt-in works from 0.27.3."
 
 
+# What the Python that hosts the service says when the agent's distribution is not installed there
+# (importlib.metadata), or what the host says when there is no agent or no Python to ask.
+_NOT_INSTALLED = re.compile(r"PackageNotFoundError|No package metadata|is not installed|no python\.exe|does not exist", re.IGNORECASE)
+
+
 def _version_fix(reading: Reading) -> str:
+    if reading.version is None and reading.agent.get("version") is not None:
+        return (
+            "Reinstall a release of deadline-cloud-worker-agent, 0.27.3 or later, into the Python that hosts the service"
+            ' (pip install --force-reinstall "deadline-cloud-worker-agent>=0.27.3"), so that its version can be read; then run again.'
+        )
+    if reading.version is None and not _NOT_INSTALLED.search(str(reading.agent.get("error") or "deadline_worker_agent is not installed")):
+        return (
+            "Correct what the error says (the service's Python must run, and pip show deadline-cloud-worker-agent with it must"
+            " show 0.27.3 or later), then run again."
+        )
     if reading.version is None:
         return "Install deadline-cloud-worker-agent 0.27.3 or later into the Python that hosts the service."
     return "Upgrade deadline-cloud-worker-agent to 0.27.3 or later (pip install into the Python that hosts the service), then restart the service."

@@ -317,6 +317,28 @@ def test_version_messages_distinguish_ignored_and_crashing():
     assert describe(state)["ready"] is True
 
 
+@pytest.mark.parametrize(
+    ("version", "error", "says", "fix"),
+    [
+        # a version that reads as text but is no release number: the agent is installed
+        ("unknown", None, "reports its version as 'unknown'", "Reinstall a release"),
+        (None, "deadline_worker_agent is not installed", "could not be read", "Install deadline-cloud-worker-agent"),
+        (None, "python.exe exited with 1: importlib.metadata.PackageNotFoundError: No package metadata was found", "could not be read", "Install"),
+        (None, "python.exe did not finish within 120 seconds", "did not finish", "Correct what the error says"),
+    ],
+)
+def test_an_unreadable_version_says_why_and_never_tells_to_install_an_installed_agent(version, error, says, fix):
+    state = ready_state()
+    state["agent"]["version"] = version
+    raw = read_agent_info(SimulatedState(copy.deepcopy(state)), {"service": "DeadlineWorker", "config_path": simworker.WORKER_TOML, "account": ""})
+    if error:
+        raw["agent"]["error"] = error
+    found = next(f for f in agent_rules.describe(raw)["findings"] if f["id"] == "AGENT_VERSION_UNSUPPORTED")
+    assert says in found["message"] and found["fix"].startswith(fix)
+    if version is not None or "did not finish" in str(error):
+        assert not found["fix"].startswith("Install")
+
+
 def test_the_0_23_message_is_quoted_for_0_23():
     state = simworker.example_state()
     state["agent"]["version"] = "0.23.1"
