@@ -300,7 +300,7 @@ def plan(before: Mapping[str, Any], values: Mapping[str, Any]) -> dict:
             edit = apply_settings(data, list(SETTINGS), path)
         except WorkerTomlError as error:
             fid = "CONFIG_ENCODING" if "CONFIG_ENCODING" in _finding_ids(findings_before) else "CONFIG_INVALID"
-            refusals.append(_refusal(fid, str(error).replace("; nothing was changed", ""), "correct worker.toml by hand"))
+            refusals.append(_refusal(fid, str(error).replace("; nothing was changed", ""), error.fix or "correct worker.toml by hand"))
         else:
             toml_warnings = list(edit.warnings)
             checked = validate(edit.text, path, edit.original_text)  # as worker_toml will check it

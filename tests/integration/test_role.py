@@ -259,7 +259,9 @@ def refused_states() -> dict[str, dict]:
     capabilities["services"]["DeadlineWorker"]["environment"].append('DEADLINE_WORKER_CAPABILITIES={"amounts": {}}')
     dev_build = variant("installer-default")
     dev_build["agent"]["version"] = "0.27.3.dev4+g1a2b3c4"
+    cr_only = simworker.set_file_bytes(variant("installer-default"), simworker.file_bytes(variant("installer-default")).replace(b"\n", b"\r"))
     return {
+        "cr-only": cr_only,
         "disabled-service": disabled_service,
         "disabled-account": disabled_account,
         "local-system": local_system,
@@ -277,6 +279,7 @@ def refused_states() -> dict[str, dict]:
 
 
 EXPECTED_CAUSE = {
+    "cr-only": ("CONFIG_INVALID", "CR-only line endings", "CRLF (Windows) or LF line endings"),
     "disabled-service": ("SERVICE_DISABLED", "1058", "Automatic"),
     "disabled-account": ("ACCOUNT_DISABLED", "1069", "Enable"),
     "local-system": ("AGENT_USER_IS_SYSTEM", "LocalSystem", "dedicated account"),

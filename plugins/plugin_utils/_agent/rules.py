@@ -19,7 +19,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._agent.config_file import CONFIG_PATH, KNOWN_KEYS, REMOVED_KEYS
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._agent.config_file import (
+    CONFIG_PATH,
+    KNOWN_KEYS,
+    REMOVED_KEYS,
+    lone_carriage_returns,
+)
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._agent.settings import (
     CAPABILITIES_VARIABLE,
     ENVIRONMENT_SETTINGS,
@@ -539,6 +544,12 @@ def _parse_error_where(reading: Reading) -> str:
     return f" at line {error.line}, column {error.column}" if error is not None and error.line else ""
 
 
+def _line_endings(reading: Reading) -> str | None:
+    """CR-only (or lone CR) line endings, which is why the file does not parse; None otherwise."""
+    decoded = reading.config.decoded
+    return lone_carriage_returns(decoded.text) if decoded is not None and decoded.text is not None else None
+
+
 def _schema_refusals(reading: Reading) -> tuple[str, ...] | None:
     """The model's refusals other than the impersonation key (one finding names them all)."""
     schema = reading.config.schema
@@ -747,9 +758,14 @@ RULES: tuple[Rule, ...] = (
         "CONFIG_INVALID",
         "blocker",
         lambda r: r.config.parse_error is not None,
-        lambda r, _: f"{r.config.path} is not valid TOML{_parse_error_where(r)}: the agent stops with"
-        f" 'Configuration file ({r.config.path}) is not valid TOML: {r.config.parse_error.message if r.config.parse_error else ''}'.",
-        lambda r, _: f"Correct the TOML syntax{_parse_error_where(r)}.",
+        lambda r, _: (
+            f"{r.config.path} has {_line_endings(r)}, which TOML does not allow"
+            if _line_endings(r)
+            else f"{r.config.path} is not valid TOML{_parse_error_where(r)}"
+        )
+        + f": the agent stops with 'Configuration file ({r.config.path}) is not valid TOML:"
+        f" {r.config.parse_error.message if r.config.parse_error else ''}'.",
+        lambda r, _: "Save worker.toml with CRLF (Windows) or LF line endings." if _line_endings(r) else f"Correct the TOML syntax{_parse_error_where(r)}.",
     ),
     Rule(
         "LEGACY_IMPERSONATION_KEY",

@@ -40,7 +40,15 @@ _MISSING = object()
 
 
 class WorkerTomlError(Exception):
-    """The edit cannot be made; the message is the task's ``msg`` and nothing is written."""
+    """The edit cannot be made; the message is the task's ``msg`` and nothing is written. ``fix`` says
+    what to change by hand, where the message alone does not."""
+
+    def __init__(self, message: str, fix: str | None = None) -> None:
+        super().__init__(message)
+        self.fix = fix
+
+
+LINE_ENDINGS_FIX = "save worker.toml with CRLF (Windows) or LF line endings"
 
 
 @dataclass(frozen=True)
@@ -296,6 +304,9 @@ def parse_error_message(text: str, path: str) -> str | None:
     _document, error = agent_config.parse_toml(text)
     if error is None:
         return None
+    endings = agent_config.lone_carriage_returns(text)
+    if endings:
+        return f"{path} has {endings}, which TOML does not allow: the agent cannot read it"
     where = f" at line {error.line}, column {error.column}" if error.line else ""
     return f"{path} is not valid TOML{where}: {error.message}"
 
@@ -305,7 +316,8 @@ def apply_settings(data: bytes | None, settings: list[Setting], path: str) -> Ed
     original_text, warnings = ("", []) if data is None else decode(data, path)
     problem = parse_error_message(original_text, path)
     if problem:
-        raise WorkerTomlError(f"{problem}; nothing was changed")
+        fix = LINE_ENDINGS_FIX if agent_config.lone_carriage_returns(original_text) else None
+        raise WorkerTomlError(f"{problem}; nothing was changed", fix)
     newline = _newline_of(original_text)
     # tomlkit is given LF only, and CRLF is restored after: what it adds then matches the file.
     working = original_text.replace("\r\n", "\n") if newline == "\r\n" else original_text

@@ -168,6 +168,7 @@ ALONE = {
     "bom": (_bytes(lambda data: b"\xef\xbb\xbf" + data), ["CONFIG_ENCODING"]),
     "utf16": (_bytes(lambda data: data.decode().encode("utf-16")), ["CONFIG_ENCODING"]),
     "invalid_toml": (_replace_toml("run_jobs_as_agent_user = true", "run_jobs_as_agent_user = "), ["CONFIG_INVALID"]),
+    "cr_only_line_endings": (_bytes(lambda data: data.replace(b"\n", b"\r")), ["CONFIG_INVALID"]),
     "missing_table": (_replace_toml("[logging]\n", "[loging]\n"), ["CONFIG_INVALID"]),
     "wrong_type": (_replace_toml("shutdown_on_stop = true", 'shutdown_on_stop = "sometimes"'), ["CONFIG_INVALID"]),
     # appended at the end, the key lands in [capabilities.attributes], where only capability names go
@@ -406,6 +407,22 @@ def test_the_roles_refusal_of_a_denied_right_keeps_its_id():
     refused = role.plan(before, values)["refused"]
     assert [r["id"] for r in refused] == ["RIGHT_DENIED"]
     assert "SeDenyServiceLogonRight" in refused[0]["message"]
+
+
+@pytest.mark.parametrize(
+    ("transform", "named"),
+    [
+        (lambda data: data.replace(b"\n", b"\r"), "CR-only line endings"),
+        (lambda data: data.replace(b"\n[aws]", b"\r[aws]", 1), "a carriage return without a line feed at line"),
+    ],
+)
+def test_lone_carriage_returns_are_named_as_line_endings(transform, named):
+    state = ready_state()
+    _bytes(transform)(state)
+    invalid = finding(describe(state), "CONFIG_INVALID")
+    assert named in invalid["message"] and "which TOML does not allow" in invalid["message"]
+    assert "is not valid TOML: " in invalid["message"]  # the agent's own words, quoted
+    assert invalid["fix"] == "Save worker.toml with CRLF (Windows) or LF line endings."
 
 
 def test_parse_error_has_line_and_column_and_values_are_what_the_agent_loads():

@@ -388,3 +388,12 @@ def test_a_misplaced_key_the_settings_do_not_touch_only_warns_when_it_was_there_
     # without the file as it was, or when the change itself puts it there, it is refused
     assert validate(edit.text, PATH).errors
     assert validate(edit.text, PATH, installer_example().decode()).errors
+
+
+@pytest.mark.parametrize("data", [b"[os]\rshutdown_on_stop = true\r", b"[worker]\n[os]\rshutdown_on_stop = true\n"])
+def test_lone_carriage_returns_are_refused_naming_the_line_endings(data):
+    with pytest.raises(WorkerTomlError) as raised:
+        apply_settings(data, [Setting("os", "run_jobs_as_agent_user", True)], "worker.toml")
+    assert "line 1, column" not in str(raised.value) and "which TOML does not allow" in str(raised.value)
+    assert ("CR-only line endings" in str(raised.value)) is (b"\n" not in data)
+    assert raised.value.fix == "save worker.toml with CRLF (Windows) or LF line endings"
