@@ -236,6 +236,37 @@ def test_force_restart_restarts_a_converged_worker(tmp_path):
 
 # --- refusals ----------------------------------------------------------------------------------
 
+# Domain-joined farms: Group Policy, administrators through domain groups, no domain controller.
+ALL_SERVICES = "S-1-5-80-0"
+
+
+def domain_refused_states() -> dict[str, dict]:
+    no_dc = simworker.domain_state()
+    no_dc["faults"] = {"domain_unreachable": True}
+    unreadable_policy = simworker.domain_state()
+    unreadable_policy["group_policy"] = {"error": "Access denied reading root\\rsop\\computer"}
+    return {
+        # a GPO owns 'Log on as a service' and leaves the account out: the next refresh takes the right
+        "policy-logon": simworker.domain_state(policy={"SeServiceLogonRight": [ALL_SERVICES]}),
+        # a baseline GPO gives 'Shut down the system' to Administrators: the right is lost outside it
+        "policy-shutdown": simworker.domain_state(policy={"SeShutdownPrivilege": [ADMINISTRATORS, "S-1-5-32-551"]}),
+        "policy-deny": simworker.domain_state(policy={"SeDenyServiceLogonRight": [simworker.DOMAIN_USERS]}),
+        # directly in Administrators (the installer adds it) and through Domain Admins, nested there
+        "domain-admins": simworker.domain_state(admin_through=simworker.DOMAIN_ADMINS),
+        "no-dc": no_dc,
+        "policy-unreadable": unreadable_policy,
+    }
+
+
+DOMAIN_CAUSE = {
+    "policy-logon": ("RIGHT_OWNED_BY_POLICY", "ALL SERVICES (S-1-5-80-0) only", "(or a group it keeps) to 'log on as a service'"),
+    "policy-shutdown": ("RIGHT_OWNED_BY_POLICY", "Shut down the system", "shutdown_on_stop = false"),
+    "policy-deny": ("RIGHT_OWNED_BY_POLICY", "Domain Users", "(or its group named there) out of 'deny log on as a service'"),
+    "domain-admins": ("REMOVAL_REFUSED", "Domain Admins, nested in it", "nested group"),
+    "no-dc": ("DOMAIN_UNREACHABLE", "cannot be read", "domain controller"),
+    "policy-unreadable": ("GROUP_POLICY_UNREADABLE", "Access denied", "rsop"),
+}
+
 
 def refused_states() -> dict[str, dict]:
     no_service = variant("installer-default")
@@ -261,6 +292,7 @@ def refused_states() -> dict[str, dict]:
     dev_build["agent"]["version"] = "0.27.3.dev4+g1a2b3c4"
     cr_only = simworker.set_file_bytes(variant("installer-default"), simworker.file_bytes(variant("installer-default")).replace(b"\n", b"\r"))
     return {
+        **domain_refused_states(),
         "cr-only": cr_only,
         "disabled-service": disabled_service,
         "disabled-account": disabled_account,
@@ -279,6 +311,7 @@ def refused_states() -> dict[str, dict]:
 
 
 EXPECTED_CAUSE = {
+    **DOMAIN_CAUSE,
     "cr-only": ("CONFIG_INVALID", "CR-only line endings", "CRLF (Windows) or LF line endings"),
     "disabled-service": ("SERVICE_DISABLED", "1058", "Automatic"),
     "disabled-account": ("ACCOUNT_DISABLED", "1069", "Enable"),
@@ -553,52 +586,7 @@ def test_with_verification_off_the_restart_is_trusted_and_the_prediction_reporte
     assert result["verified_by"] == "prediction (verification off)"
 
 
-# --- domain-joined farms: Group Policy, administrators through domain groups, no domain controller --
-
-ALL_SERVICES = "S-1-5-80-0"
-
-
-def domain_refused_states() -> dict[str, dict]:
-    no_dc = simworker.domain_state()
-    no_dc["faults"] = {"domain_unreachable": True}
-    unreadable_policy = simworker.domain_state()
-    unreadable_policy["group_policy"] = {"error": "Access denied reading root\\rsop\\computer"}
-    return {
-        # a GPO owns 'Log on as a service' and leaves the account out: the next refresh takes the right
-        "policy-logon": simworker.domain_state(policy={"SeServiceLogonRight": [ALL_SERVICES]}),
-        # a baseline GPO gives 'Shut down the system' to Administrators: the right is lost outside it
-        "policy-shutdown": simworker.domain_state(policy={"SeShutdownPrivilege": [ADMINISTRATORS, "S-1-5-32-551"]}),
-        "policy-deny": simworker.domain_state(policy={"SeDenyServiceLogonRight": [simworker.DOMAIN_USERS]}),
-        # directly in Administrators (the installer adds it) and through Domain Admins, nested there
-        "domain-admins": simworker.domain_state(admin_through=simworker.DOMAIN_ADMINS),
-        "no-dc": no_dc,
-        "policy-unreadable": unreadable_policy,
-    }
-
-
-DOMAIN_CAUSE = {
-    "policy-logon": ("RIGHT_OWNED_BY_POLICY", "ALL SERVICES (S-1-5-80-0) only", "(or a group it keeps) to 'log on as a service'"),
-    "policy-shutdown": ("RIGHT_OWNED_BY_POLICY", "Shut down the system", "shutdown_on_stop = false"),
-    "policy-deny": ("RIGHT_OWNED_BY_POLICY", "Domain Users", "(or its group named there) out of 'deny log on as a service'"),
-    "domain-admins": ("REMOVAL_REFUSED", "Domain Admins, nested in it", "nested group"),
-    "no-dc": ("DOMAIN_UNREACHABLE", "cannot be read", "domain controller"),
-    "policy-unreadable": ("GROUP_POLICY_UNREADABLE", "Access denied", "rsop"),
-}
-
-
-def test_domain_workers_the_role_cannot_make_last_are_refused_before_any_change(tmp_path):
-    states = {**domain_refused_states(), "fixable": simworker.domain_state(policy={"SeServiceLogonRight": [simworker.RENDER_SERVICES]})}
-    run, paths = run_role(tmp_path, states)
-    assert run.returncode != 0
-    for host, (finding, detail, fix) in DOMAIN_CAUSE.items():
-        state = state_of(paths[host])
-        assert without_calls(state) == without_calls(states[host]), f"{host} was changed"
-        assert state["calls_total"] == 1, f"{host}: {state['calls']}"
-        fatal = next(line for line in run.stdout.splitlines() if line.startswith(f"fatal: [{host}]"))
-        assert finding in fatal and detail in fatal and fix in fatal.lower() and "changed nothing" in fatal, fatal
-        result = simworker.read_dump(tmp_path, RESULT, host)
-        assert result["status"] == "refused" and result["ready"] is False and result["changed"] is False
-    assert simworker.read_dump(tmp_path, RESULT, "fixable")["status"] == "fixed"
+# --- domain-joined farms: converging, and what diagnose shows -----------------------------------
 
 
 def test_a_domain_worker_whose_policy_lists_a_group_it_keeps_converges_and_its_rights_outlive_the_refresh(tmp_path):

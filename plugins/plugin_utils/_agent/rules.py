@@ -493,6 +493,14 @@ def policy_gap_fix_text(account: dict, gap: PolicyGap, shuts_down: bool) -> str:
     return fix[:1].upper() + fix[1:] + "."
 
 
+def _policy_message(reading: Reading, gap: PolicyGap) -> str:
+    return policy_gap_message(reading.account or {}, gap, _shuts_down(reading), _service_name(reading))
+
+
+def _policy_fix(reading: Reading, gap: PolicyGap) -> str:
+    return policy_gap_fix_text(reading.account or {}, gap, _shuts_down(reading))
+
+
 def _policy_unreadable(reading: Reading) -> bool:
     return bool(reading.account) and policy_rights(reading.account) is None
 
@@ -682,20 +690,8 @@ RULES: tuple[Rule, ...] = (
         lambda r, _: "Let the resultant set of policy be read (root\\rsop\\computer, with 'Turn off Resultant Set of Policy logging'"
         " not enabled; gpupdate /force records it again), then run again.",
     ),
-    Rule(
-        "RIGHT_OWNED_BY_POLICY",
-        "blocker",
-        _policy_blockers,
-        lambda r, gap: policy_gap_message(r.account or {}, gap, _shuts_down(r), _service_name(r)),
-        lambda r, gap: policy_gap_fix_text(r.account or {}, gap, _shuts_down(r)),
-    ),
-    Rule(
-        "RIGHT_OWNED_BY_POLICY",
-        "warning",
-        _policy_warnings,
-        lambda r, gap: policy_gap_message(r.account or {}, gap, _shuts_down(r), _service_name(r)),
-        lambda r, gap: policy_gap_fix_text(r.account or {}, gap, _shuts_down(r)),
-    ),
+    Rule("RIGHT_OWNED_BY_POLICY", "blocker", _policy_blockers, _policy_message, _policy_fix),
+    Rule("RIGHT_OWNED_BY_POLICY", "warning", _policy_warnings, _policy_message, _policy_fix),
     Rule(
         "SERVICE_DISABLED",
         "blocker",
