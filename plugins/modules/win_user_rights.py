@@ -137,7 +137,7 @@ warnings:
   description:
     - Allow logon rights the account holds that a deny right it also holds overrides.
     - Rights it holds directly that a domain Group Policy defines for other holders only (or deny rights a policy gives
-      it): the next policy refresh (about every 90 minutes, and at boot) resets them to the policy's list.
+      it), which the next policy refresh (about every 90 minutes, and at boot) resets to the policy's list.
   returned: when there are any
   type: list
   elements: str

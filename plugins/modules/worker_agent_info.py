@@ -236,7 +236,7 @@ findings:
       V(CONFIG_NOT_LOADED) (warnings);
       V(RIGHT_OWNED_BY_POLICY) (a blocker for the logon right as it is now, else a warning);
       V(DOMAIN_UNREACHABLE) (a blocker when the account itself does not resolve, a security finding when its domain groups
-      cannot be read), V(TOKEN_GROUPS_UNKNOWN) (security: its domain groups could not be read for another cause);
+      cannot be read), V(TOKEN_GROUPS_UNKNOWN) (security, its domain groups could not be read for another cause);
       V(ENV_USER_VARIABLE) (a blocker when it turns the opt-in off or sets a job user, else a warning);
       V(MESSAGE_IS_MISLEADING) (info).
     - V(RIGHT_DENIED) says that the account holds C(SeDenyServiceLogonRight) (directly or through the group it names), which
