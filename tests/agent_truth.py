@@ -59,6 +59,7 @@ class RealAgent:
     error: str | None
     run_jobs_as_agent_user: bool | None = None
     windows_job_user: str | None = None
+    no_shutdown: bool | None = None  # false: the agent shuts the host down when the service stops the worker
 
 
 def validation_text(error) -> str:
@@ -105,7 +106,7 @@ def real_agent(data: bytes | None, folder: Path, environment: dict[str, str] | N
             False,
             f"Host metrics logging interval must be a positive number, but got: {settings.host_metrics_logging_interval_seconds!r}",
         )
-    return RealAgent(True, None, settings.run_jobs_as_agent_user, settings.windows_job_user)
+    return RealAgent(True, None, settings.run_jobs_as_agent_user, settings.windows_job_user, settings.no_shutdown)
 
 
 def pydantic_errors(text: str) -> tuple[str, list[tuple[str, str]]]:

@@ -9,11 +9,15 @@ of the result, or ``{error_code: CODE}``), optional ``after`` (files, backups, r
 service) and optional ``windows_skip`` (why a Windows host cannot be built so).
 
 ``host``: ``users {name: {enabled, environment}}``, ``groups {name: {members}}`` (local groups),
-``domain_groups {name: {members}}`` (need a domain on Windows), ``orphans [name]`` (SIDs of deleted
-accounts), ``builtin {English name: {name (localized), members, only}}`` (Administrators always
-also holds ``Administrator``, RID 500, and ``connection``, the account the operations run as,
-unless ``only``), ``rights {right: [name]}``, ``files {path: {text|base64}}``, ``environment``,
-``service {account, state, start_mode, sessions}``.
+``domain_users {name: {}}`` and ``domain_groups {name: {members}}`` (accounts of the domain CORP:
+they need a domain on Windows), ``orphans [name]`` (SIDs of deleted accounts), ``builtin {English
+name: {name (localized), members, only}}`` (Administrators always also holds ``Administrator``, RID
+500, and ``connection``, the account the operations run as, unless ``only``), ``rights {right:
+[name]}``, ``group_policy {rights: {right: [name]}} | {error}`` (a domain GPO's user rights),
+``faults`` (the simulated worker's: ``domain_unreachable``, ``account_lookup_failed``,
+``lsa_error``), ``files {path: {text|base64}}``, ``environment``, ``service {account, state,
+start_mode, sessions}``. Members and holders may also be the groups every logon carries:
+``Everyone``, ``Authenticated Users``, ``SERVICE``, and ``ALL SERVICES`` (NT SERVICE).
 
 Placeholders: ``{root}`` (a folder of the test), ``{root_re}`` (the same, as a regex), ``{host}``,
 ``{service}``, ``{name:x}``, ``{qname:x}`` (DOMAIN\\name), ``{sid:x}``, ``{stamp:N}`` (UTC now + N
@@ -46,6 +50,8 @@ SIM_HOST = "WORKER-01"
 SIM_SERVICE = "DeadlineWorker"
 _DOMAIN = "S-1-5-21-3623811015-3361044348-30300820"  # the example states' machine SID
 _CORP = "S-1-5-21-1004336348-1177238915-682003330"  # a domain's SID for domain groups
+# Principals a vector may name without creating them (MS-DTYP 2.4.2.4).
+WELL_KNOWN = {"Everyone": "S-1-1-0", "Authenticated Users": "S-1-5-11", "SERVICE": "S-1-5-6", "ALL SERVICES": "S-1-5-80-0"}
 _PLACEHOLDER = re.compile(r"\{(root|root_re|host|service)\}|\{(name|qname|sid|stamp):([^{}]+)\}")
 
 
@@ -110,6 +116,7 @@ def build_state(host: dict) -> tuple[dict, Names]:
         names.names[logical], names.sids[logical] = entry["name"], sid
         names.qnames[logical] = f"{domain or SIM_HOST}\\{entry['name']}"
 
+    names.sids.update(WELL_KNOWN)
     add("Administrator", f"{_DOMAIN}-500", {"name": "Administrator", "type": "user"})
     add("connection", f"{_DOMAIN}-1000", {"name": "ansible", "type": "user"})
     rid = 1001
@@ -127,6 +134,8 @@ def build_state(host: dict) -> tuple[dict, Names]:
     for logical in host.get("groups") or {}:
         add(logical, f"{_DOMAIN}-{rid}", {"name": logical, "type": "group", "members": []})
         rid += 1
+    for n, logical in enumerate(host.get("domain_users") or {}):
+        add(logical, f"{_CORP}-{1105 + n}", {"name": logical, "type": "user", "domain": "CORP"}, "CORP")
     for n, logical in enumerate(host.get("domain_groups") or {}):
         add(logical, f"{_CORP}-{3101 + n}", {"name": logical, "type": "group", "domain": "CORP", "members": []}, "CORP")
     builtin = {"Administrators": {}, **(host.get("builtin") or {})}
@@ -145,6 +154,8 @@ def build_state(host: dict) -> tuple[dict, Names]:
         "accounts": accounts,
         "rights": {right: [names.sids[a] for a in holders] for right, holders in (host.get("rights") or {}).items()},
         "environment": dict(host.get("environment") or {}),
+        **({"faults": dict(host["faults"])} if host.get("faults") else {}),
+        **({"group_policy": _group_policy(host["group_policy"], names)} if host.get("group_policy") else {}),
         "files": {},
         "services": {},
         "agent": {"version": simworker.example_state()["agent"]["version"]},
@@ -158,13 +169,21 @@ def build_state(host: dict) -> tuple[dict, Names]:
         entry = {
             "state": service.get("state", "running"),
             "start_mode": service.get("start_mode", "auto"),
-            "account": account if service_account_sid(account) else f".\\{names.names[account]}",
+            "account": account if service_account_sid(account) else (
+                names.qnames[account] if account in (host.get("domain_users") or {}) else f".\\{names.names[account]}"
+            ),
             "environment": [],
         }
         if service.get("sessions"):
             entry["sessions"] = [dict(s) for s in service["sessions"]]
         state["services"][SIM_SERVICE] = entry
     return state, names
+
+
+def _group_policy(spec: dict, names: Names) -> dict:
+    if spec.get("error"):
+        return {"error": spec["error"]}
+    return {"rights": {right: [names.sids[h] for h in holders] for right, holders in (spec.get("rights") or {}).items()}}
 
 
 # -------------------------------------------------------------------------------------------

@@ -52,6 +52,48 @@ def example_state(name: str = "installer-default") -> dict:
     return copy.deepcopy(yaml.safe_load(source.read_text(encoding="utf-8")))
 
 
+# A domain-joined worker (agent 0.30+ takes a domain account): the domain CORP and its accounts.
+LOCAL_AGENT = "S-1-5-21-3623811015-3361044348-30300820-1001"
+CORP = "S-1-5-21-1004336348-1177238915-682003330"
+DOMAIN_ADMINS = f"{CORP}-512"
+DOMAIN_USERS = f"{CORP}-513"
+RENDER_SVC = f"{CORP}-1105"  # CORP\render-svc, the agent's account
+RENDER_ADMINS = f"{CORP}-1120"  # CORP\Render Admins, a studio's administrators group
+RENDER_SERVICES = f"{CORP}-1130"  # CORP\Render Services, the group a GPO gives the service rights
+
+
+def domain_state(*, admin_through: str | None = None, policy: dict | None = None, refreshed: bool = True) -> dict:
+    """The installer's worker, joined to CORP, its agent running as CORP\\render-svc: in Administrators
+    directly (as the installer adds it), also through the domain group ``admin_through`` nested in
+    Administrators when given; Domain Admins and Domain Users in the local groups as a join leaves
+    them; ``policy`` is the state's group_policy.rights (right -> SIDs), and the LSA's holders of those
+    rights are the policy's, as after a refresh, unless ``refreshed`` is false (the installer's grants
+    made since the last refresh are still there)."""
+    state = example_state()
+    accounts = state["accounts"]
+    accounts[RENDER_SVC] = {"name": "render-svc", "domain": "CORP", "type": "user"}
+    accounts[DOMAIN_ADMINS] = {"name": "Domain Admins", "domain": "CORP", "type": "group", "members": []}
+    accounts[DOMAIN_USERS] = {"name": "Domain Users", "domain": "CORP", "type": "group", "members": [RENDER_SVC]}
+    accounts[RENDER_ADMINS] = {"name": "Render Admins", "domain": "CORP", "type": "group", "members": []}
+    accounts[RENDER_SERVICES] = {"name": "Render Services", "domain": "CORP", "type": "group", "members": [RENDER_SVC]}
+    for group in ("S-1-5-32-544", "S-1-5-21-3623811015-3361044348-30300820-1002"):
+        accounts[group]["members"] = [RENDER_SVC if m == LOCAL_AGENT else m for m in accounts[group]["members"]]
+    accounts["S-1-5-32-544"]["members"].append(DOMAIN_ADMINS)
+    accounts["S-1-5-32-545"]["members"] = [m for m in accounts["S-1-5-32-545"]["members"] if m != LOCAL_AGENT] + [DOMAIN_USERS]
+    if admin_through:
+        accounts[admin_through]["members"].append(RENDER_SVC)
+        if admin_through not in accounts["S-1-5-32-544"]["members"]:
+            accounts["S-1-5-32-544"]["members"].append(admin_through)
+    for right, holders in state["rights"].items():
+        state["rights"][right] = [RENDER_SVC if h == LOCAL_AGENT else h for h in holders]
+    state["services"]["DeadlineWorker"]["account"] = "CORP\\render-svc"
+    if policy is not None:
+        state["group_policy"] = {"rights": {right: list(holders) for right, holders in policy.items()}}
+        if refreshed:
+            state["rights"].update({right: list(holders) for right, holders in policy.items()})
+    return state
+
+
 def file_bytes(state: dict, path: str = WORKER_TOML) -> bytes | None:
     wanted = path.casefold()
     for name, entry in (state.get("files") or {}).items():

@@ -5,7 +5,13 @@ from __future__ import annotations
 from typing import ClassVar
 
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._action import AccountChangeAction
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.groups import ABSENT, PRESENT, plan_membership, sorted_groups
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.groups import (
+    ABSENT,
+    PRESENT,
+    plan_membership,
+    report_with_groups,
+    sorted_groups,
+)
 
 
 class ActionModule(AccountChangeAction):
@@ -27,6 +33,9 @@ class ActionModule(AccountChangeAction):
 
     def plan(self, report: dict, requested: list, state: str):
         return plan_membership(report, requested, state)  # AccountError: a missing group, a refused removal
+
+    def predicted_report(self, report: dict, planned) -> dict:
+        return report_with_groups(report, planned.after)  # a group left takes its rights with it
 
     def items_of(self, report: dict) -> list:
         # {name, sid} as documented, the same in check mode (a plan) and after a change (a report).

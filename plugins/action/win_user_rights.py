@@ -11,6 +11,8 @@ from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.user_r
     canonical_rights,
     deny_warnings,
     plan_rights,
+    policy_gap_text,
+    policy_gaps,
 )
 
 
@@ -33,4 +35,7 @@ class ActionModule(AccountChangeAction):
 
     def extra_results(self, report: dict) -> dict:
         warnings = deny_warnings(report)
+        # A right a domain policy defines is reset to the policy's holders at the next refresh.
+        who = f"{report.get('name')} ({report.get('sid')})"
+        warnings += [policy_gap_text(gap, who) for gap in policy_gaps(report, report.get("rights") or [])]
         return {"warnings": warnings} if warnings else {}

@@ -20,7 +20,7 @@ ARGUMENT_SPEC = {
 
 # What a person rarely reads and the other modules and the role do: left out unless details is true,
 # so that a quick look (ansible -m ...) shows the verdict and the findings within a screen.
-DETAILS = (("reading",), ("account", "effective_rights"), ("config", "entries"))
+DETAILS = (("reading",), ("account", "effective_rights"), ("account", "token_groups"), ("config", "entries"))
 
 
 class ActionModule(CmfAction):

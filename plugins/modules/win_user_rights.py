@@ -134,7 +134,10 @@ effective_rights:
       - name: Administrators
         sid: S-1-5-32-544
 warnings:
-  description: Allow logon rights the account holds that a deny right it also holds overrides.
+  description:
+    - Allow logon rights the account holds that a deny right it also holds overrides.
+    - Rights it holds directly that a domain Group Policy defines for other holders only (or deny rights a policy gives
+      it), which the next policy refresh (about every 90 minutes, and at boot) resets to the policy's list.
   returned: when there are any
   type: list
   elements: str

@@ -157,8 +157,29 @@ account:
       returned: with O(details)
       type: dict
       sample: {SeShutdownPrivilege: {direct: false, groups: [{name: Administrators, sid: S-1-5-32-544}], denied: false}}
+    token_groups:
+      description:
+        - Every group its service logon carries, C({name, sid, scope}); C(scope) is V(local), V(domain) (domain groups, nested
+          ones included, as a domain controller reports them) or V(well_known) (Everyone, Authenticated Users and SERVICE,
+          which every service logon carries).
+      returned: with O(details)
+      type: list
+      elements: dict
+      sample: [{name: CORP\Render Admins, sid: S-1-5-21-1004336348-1177238915-682003330-1120, scope: domain}]
+    token_groups_known:
+      description: False when its domain groups could not be read (see V(DOMAIN_UNREACHABLE) and V(TOKEN_GROUPS_UNKNOWN)).
+      type: bool
+    policy_rights:
+      description:
+        - The rights a domain Group Policy defines on the host (its resultant set of policy), right to holders
+          C({sid, name}); at each policy refresh each of these rights gets exactly these holders. C({}) when no policy
+          defines any; null when the host is a domain member whose policy result cannot be read.
+      type: dict
+      sample: {SeServiceLogonRight: [{sid: S-1-5-80-0, name: NT SERVICE\ALL SERVICES}]}
 account_error:
-  description: Why the account could not be read, C({code, message}); C(code) is V(ACCOUNT_NOT_FOUND), V(ACCOUNT_AMBIGUOUS) or V(DOMAIN_UNREACHABLE).
+  description: >-
+    Why the account could not be read, C({code, message}); C(code) is V(ACCOUNT_NOT_FOUND), V(ACCOUNT_AMBIGUOUS),
+    V(DOMAIN_UNREACHABLE) (no domain controller answered), V(ACCOUNT_LOOKUP_FAILED) or V(LSA_ERROR).
   returned: when the account does not resolve
   type: dict
   sample: {code: ACCOUNT_NOT_FOUND, message: "account 'deadline-worker' does not exist on WORKER-01"}
@@ -211,8 +232,11 @@ findings:
     - Ids - V(AGENT_OPT_IN_MISSING), V(ENV_OVERRIDE), V(JOB_USER_CONFLICT), V(LEGACY_IMPERSONATION_KEY), V(CONFIG_ENCODING),
       V(CONFIG_INVALID), V(CONFIG_MISSING), V(AGENT_VERSION_UNSUPPORTED), V(SERVICE_MISSING), V(SERVICE_DISABLED), V(ACCOUNT_MISSING),
       V(ACCOUNT_DISABLED), V(SERVICE_LOGON_RIGHT_MISSING), V(RIGHT_DENIED), V(AGENT_STARTUP_ERROR) (blockers); V(AGENT_USER_IS_ADMIN),
-      V(AGENT_USER_IS_SYSTEM) (security); V(MISPLACED_KEY), V(SHUTDOWN_RIGHT_MISSING),
+      V(AGENT_USER_IS_SYSTEM) (security); V(MISPLACED_KEY), V(SHUTDOWN_RIGHT_MISSING), V(GROUP_POLICY_UNREADABLE),
       V(CONFIG_NOT_LOADED) (warnings);
+      V(RIGHT_OWNED_BY_POLICY) (a blocker for the logon right as it is now, else a warning);
+      V(DOMAIN_UNREACHABLE) (a blocker when the account itself does not resolve, a security finding when its domain groups
+      cannot be read), V(TOKEN_GROUPS_UNKNOWN) (security, its domain groups could not be read for another cause);
       V(ENV_USER_VARIABLE) (a blocker when it turns the opt-in off or sets a job user, else a warning);
       V(MESSAGE_IS_MISLEADING) (info).
     - V(RIGHT_DENIED) says that the account holds C(SeDenyServiceLogonRight) (directly or through the group it names), which
@@ -220,6 +244,10 @@ findings:
       that sets it), not a grant.
     - V(ENV_USER_VARIABLE) says that a setting comes from the logon account's own user variables (C(HKU\\<SID>\\Environment));
       whether the service process gets them is not verified, so the finding says where the variable is and how to remove it.
+    - V(RIGHT_OWNED_BY_POLICY) says that a domain Group Policy defines a right the account needs outside Administrators
+      (C(SeServiceLogonRight), C(SeShutdownPrivilege) when the agent shuts the host down, and the rights the installer
+      grants) without the account or a group it keeps, or gives it the deny right; each policy refresh resets such a
+      right to the policy's holders, so a direct grant does not last. The fix is in that GPO.
     - V(CONFIG_NOT_LOADED) says that C(worker.toml) was written after the running agent started; the agent reads it
       only at start, so a restart is due.
     - V(AGENT_STARTUP_ERROR) carries the agent's error when it would stop at start for a reason no other finding names

@@ -86,6 +86,10 @@ class AccountChangeAction(CmfAction):
     def extra_results(self, report: dict) -> dict:
         return {}
 
+    def predicted_report(self, report: dict, planned: Any) -> dict:
+        """The report as the host would give it after ``planned`` (check mode, or nothing to change)."""
+        return {**report, self.ITEMS: list(planned.after)}
+
     def after_change_problem(self, report: dict, removed: list) -> str | None:
         """What the host's report after the change contradicts (it still holds something removed); None when nothing."""
         return None
@@ -115,7 +119,7 @@ class AccountChangeAction(CmfAction):
         if planned is not None and (self.check_mode or not planned.changed):
             # What a reading shows in place costs no call; check mode reports the plan.
             added, removed, before = planned.added, planned.removed, planned.before
-            report = {**before_report, self.ITEMS: list(planned.after)}
+            report = self.predicted_report(before_report, planned)
         else:
             done = host.call(self.CHANGE_OPERATION, account=account, state=state, **{self.ITEMS: requested})
             added, removed, before, report = done["added"], done["removed"], done["before"], done["report"]

@@ -36,7 +36,7 @@ from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._agent.worker_t
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host import sha256_hex
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows import user_rights
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.accounts import ADMINISTRATORS, AccountError, same_account
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.groups import plan_membership, resolve_groups
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.groups import plan_membership, report_with_groups, resolve_groups
 
 PREFIX = "deadline_worker_agent_user_"
 
@@ -228,11 +228,9 @@ def predicted_reading(raw: Mapping, rights_added: Iterable[str], groups_left: It
     after = copy.deepcopy(dict(raw))
     account = after.get("account")
     if account:
-        account["rights"] = user_rights.held_rights([*(account.get("rights") or []), *rights_added])
         left = {str(g["sid"]).upper() for g in groups_left}
-        account["groups"] = [g for g in account.get("groups") or [] if str(g.get("sid", "")).upper() not in left]
-        for table in ("group_rights", "group_members"):
-            account[table] = {sid: v for sid, v in (account.get(table) or {}).items() if str(sid).upper() not in left}
+        account = after["account"] = report_with_groups(account, [g for g in account.get("groups") or [] if str(g.get("sid", "")).upper() not in left])
+        account["rights"] = user_rights.held_rights([*(account.get("rights") or []), *rights_added])
     now = _future(0)
     if config is not None:
         after["config"] = {**(after.get("config") or {}), "exists": True, "content": base64.b64encode(config).decode("ascii"),
@@ -278,14 +276,20 @@ def plan(before: Mapping[str, Any], values: Mapping[str, Any]) -> dict:
     rights_wanted = list(dict.fromkeys(rights_wanted))
     rights_to_grant: list[str] = []
     groups_to_leave: list[dict] = []
+    # A right a domain policy defines is held through the policy's holders (or refused below): a direct
+    # grant would be undone at the next refresh, and granted again at every run.
+    direct_rights = [r for r in rights_wanted if r not in (user_rights.policy_rights(account or {}) or {})]
     if account and not wrong:  # the wrong account's own state is beside the point
         held = {r.casefold() for r in account.get("rights") or []}
-        rights_to_grant = [r for r in rights_wanted if r.casefold() not in held]
+        rights_to_grant = [r for r in direct_rights if r.casefold() not in held]
         if variables.leave_groups:
             try:
                 groups_to_leave = plan_membership(account, variables.leave_groups, ABSENT).removed
             except AccountError as error:
                 refusals.append(_refusal(error.code, error.message.replace(", nothing was changed", ""), _group_fix(error.code, error.message)))
+        policy = _policy_refusal(account, rights_wanted, groups_to_leave, shutdown.get("value") is True, variables.service)
+        if policy:
+            refusals.append(policy)
 
     data = _config_bytes(raw)
     path = str((raw.get("config") or {}).get("path") or variables.config_path or CONFIG_PATH)
@@ -296,7 +300,7 @@ def plan(before: Mapping[str, Any], values: Mapping[str, Any]) -> dict:
             edit = apply_settings(data, list(SETTINGS), path)
         except WorkerTomlError as error:
             fid = "CONFIG_ENCODING" if "CONFIG_ENCODING" in _finding_ids(findings_before) else "CONFIG_INVALID"
-            refusals.append(_refusal(fid, str(error).replace("; nothing was changed", ""), "correct worker.toml by hand"))
+            refusals.append(_refusal(fid, str(error).replace("; nothing was changed", ""), error.fix or "correct worker.toml by hand"))
         else:
             toml_warnings = list(edit.warnings)
             checked = validate(edit.text, path, edit.original_text)  # as worker_toml will check it
@@ -307,7 +311,7 @@ def plan(before: Mapping[str, Any], values: Mapping[str, Any]) -> dict:
     predicted = agent_rules.describe(predicted_reading(raw, rights_to_grant, groups_to_leave, edit.data if edit else None))
     known = _finding_ids(refusals)
     for f in [] if wrong else predicted["findings"]:  # for the wrong account, that is the cause to fix first
-        if (f.get("severity") == "blocker" or f["id"] in _UNFIXABLE_SECURITY) and f["id"] not in known:
+        if (f.get("severity") == "blocker" or f["id"] in _REFUSED_BEYOND_BLOCKERS) and f["id"] not in known:
             refusals.append(_refusal(str(f["id"]), str(f.get("message") or ""), str(f.get("fix") or "")))
             known.add(str(f["id"]))
 
@@ -332,7 +336,7 @@ def plan(before: Mapping[str, Any], values: Mapping[str, Any]) -> dict:
     refused = bool(refusals)
     return {
         "refused": refusals,
-        "rights": rights_wanted,
+        "rights": direct_rights,
         "rights_to_grant": [] if refused else rights_to_grant,
         "groups_to_leave": [] if refused else groups_to_leave,
         "worker_toml": not refused and toml_changes,
@@ -372,11 +376,30 @@ def _unsafe(findings: Iterable[Mapping] | None, plan: Mapping[str, Any]) -> bool
     return "AGENT_USER_IS_SYSTEM" in found or ("AGENT_USER_IS_ADMIN" in found and bool(plan.get("leaves_administrators")))
 
 
-# Security findings that no change of the role can clear: the host is refused rather than left unsafe.
-_UNFIXABLE_SECURITY = frozenset({"AGENT_USER_IS_SYSTEM"})
+# Findings below blocker that the role refuses: what no change of the role can clear (the host is
+# refused rather than left unsafe), and what it cannot tell (it never changes a host on a guess).
+_REFUSED_BEYOND_BLOCKERS = frozenset({"AGENT_USER_IS_SYSTEM", "DOMAIN_UNREACHABLE", "TOKEN_GROUPS_UNKNOWN", "GROUP_POLICY_UNREADABLE"})
+
+
+def _policy_refusal(account: Mapping, rights: list[str], leaving: list[dict], shuts_down: bool, service: str) -> dict | None:
+    """A right the account is to hold outside the groups it leaves that a domain policy would take from
+    it at the next refresh (or a deny right a policy gives it): refused before the first change."""
+    gaps = user_rights.policy_gaps(account, rights, [g["sid"] for g in leaving])
+    if not gaps:
+        return None
+    account = dict(account)
+    return _refusal(
+        "RIGHT_OWNED_BY_POLICY",
+        " | ".join(agent_rules.policy_gap_message(account, gap, shuts_down, service) for gap in gaps),
+        " | ".join(agent_rules.policy_gap_fix_text(account, gap, shuts_down) for gap in gaps),
+    )
 
 
 def _group_fix(code: str, message: str = "") -> str:
+    if code == "DOMAIN_UNREACHABLE":
+        return "restore the host's connection to a domain controller (nltest /sc_verify:<domain> checks it), then run again"
+    if code == "TOKEN_GROUPS_FAILED":
+        return "correct what the error names (the account's groups are read through its UPN in the computer's domain), then run again"
     if code == "GROUP_NOT_FOUND":
         return f"name groups that exist on the host in {PREFIX}leave_groups (S-1-5-32-544 is Administrators in any language)"
     if "through" in message:  # the membership is carried by a group nested in the one to leave

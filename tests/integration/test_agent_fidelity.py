@@ -124,6 +124,13 @@ VARIANTS: dict[str, tuple[bytes | None, dict[str, str]]] = {
         {"DEADLINE_WORKER_WINDOWS_JOB_USER_PASSWORD_ARN": "arn:aws:secretsmanager:us-west-2:123456789012:secret/render-password"},
     ),
     "domain_job_user_and_opt_in": (with_os('run_jobs_as_agent_user = true\nwindows_job_user = "CORP\\\\render"\n').encode(), {}),
+    "shutdown_absent": (MINIMAL.replace("[os]\n", "[os]\nrun_jobs_as_agent_user = true\n").encode(), {}),
+    "shutdown_false": (MINIMAL.replace("[os]\n", "[os]\nrun_jobs_as_agent_user = true\nshutdown_on_stop = false\n").encode(), {}),
+    "no_shutdown_env_over_file": (with_os("run_jobs_as_agent_user = true\n").encode(), {"DEADLINE_WORKER_NO_SHUTDOWN": "true"}),
+    "no_shutdown_env_false_over_file": (
+        MINIMAL.replace("[os]\n", "[os]\nrun_jobs_as_agent_user = true\nshutdown_on_stop = false\n").encode(),
+        {"DEADLINE_WORKER_NO_SHUTDOWN": "0"},
+    ),
     "missing_file": (None, {}),
     "missing_file_env_ids": (None, {**IDS_IN_ENV, agent_settings.OPT_IN_VARIABLE: "1"}),
 }
@@ -163,6 +170,8 @@ def assert_same_verdict(tmp_path, monkeypatch, data: bytes | None, env: dict[str
         assert ("CONFIG_MISSING" in ids) is (data is None)
         assert info["settings"]["run_jobs_as_agent_user"]["value"] is real.run_jobs_as_agent_user
         assert info["settings"]["windows_job_user"]["value"] == real.windows_job_user
+        # a missing [os] shutdown_on_stop leaves the agent's no_shutdown = False: it shuts the host down
+        assert info["settings"]["shutdown_on_stop"]["value"] is (not real.no_shutdown)
         assert ("AGENT_OPT_IN_MISSING" in ids) is (not real.run_jobs_as_agent_user)
         ready = bool(real.run_jobs_as_agent_user and real.windows_job_user is None and data is not None)
         assert info["ready"] is ready

@@ -236,6 +236,37 @@ def test_force_restart_restarts_a_converged_worker(tmp_path):
 
 # --- refusals ----------------------------------------------------------------------------------
 
+# Domain-joined farms: Group Policy, administrators through domain groups, no domain controller.
+ALL_SERVICES = "S-1-5-80-0"
+
+
+def domain_refused_states() -> dict[str, dict]:
+    no_dc = simworker.domain_state()
+    no_dc["faults"] = {"domain_unreachable": True}
+    unreadable_policy = simworker.domain_state()
+    unreadable_policy["group_policy"] = {"error": "Access denied reading root\\rsop\\computer"}
+    return {
+        # a GPO owns 'Log on as a service' and leaves the account out: the next refresh takes the right
+        "policy-logon": simworker.domain_state(policy={"SeServiceLogonRight": [ALL_SERVICES]}),
+        # a baseline GPO gives 'Shut down the system' to Administrators: the right is lost outside it
+        "policy-shutdown": simworker.domain_state(policy={"SeShutdownPrivilege": [ADMINISTRATORS, "S-1-5-32-551"]}),
+        "policy-deny": simworker.domain_state(policy={"SeDenyServiceLogonRight": [simworker.DOMAIN_USERS]}),
+        # directly in Administrators (the installer adds it) and through Domain Admins, nested there
+        "domain-admins": simworker.domain_state(admin_through=simworker.DOMAIN_ADMINS),
+        "no-dc": no_dc,
+        "policy-unreadable": unreadable_policy,
+    }
+
+
+DOMAIN_CAUSE = {
+    "policy-logon": ("RIGHT_OWNED_BY_POLICY", "ALL SERVICES (S-1-5-80-0) only", "(or a group it keeps) to 'log on as a service'"),
+    "policy-shutdown": ("RIGHT_OWNED_BY_POLICY", "Shut down the system", "shutdown_on_stop = false"),
+    "policy-deny": ("RIGHT_OWNED_BY_POLICY", "Domain Users", "(or its group named there) out of 'deny log on as a service'"),
+    "domain-admins": ("REMOVAL_REFUSED", "Domain Admins, nested in it", "nested group"),
+    "no-dc": ("DOMAIN_UNREACHABLE", "cannot be read", "domain controller"),
+    "policy-unreadable": ("GROUP_POLICY_UNREADABLE", "Access denied", "rsop"),
+}
+
 
 def refused_states() -> dict[str, dict]:
     no_service = variant("installer-default")
@@ -259,7 +290,10 @@ def refused_states() -> dict[str, dict]:
     capabilities["services"]["DeadlineWorker"]["environment"].append('DEADLINE_WORKER_CAPABILITIES={"amounts": {}}')
     dev_build = variant("installer-default")
     dev_build["agent"]["version"] = "0.27.3.dev4+g1a2b3c4"
+    cr_only = simworker.set_file_bytes(variant("installer-default"), simworker.file_bytes(variant("installer-default")).replace(b"\n", b"\r"))
     return {
+        **domain_refused_states(),
+        "cr-only": cr_only,
         "disabled-service": disabled_service,
         "disabled-account": disabled_account,
         "local-system": local_system,
@@ -277,6 +311,8 @@ def refused_states() -> dict[str, dict]:
 
 
 EXPECTED_CAUSE = {
+    **DOMAIN_CAUSE,
+    "cr-only": ("CONFIG_INVALID", "CR-only line endings", "CRLF (Windows) or LF line endings"),
     "disabled-service": ("SERVICE_DISABLED", "1058", "Automatic"),
     "disabled-account": ("ACCOUNT_DISABLED", "1069", "Enable"),
     "local-system": ("AGENT_USER_IS_SYSTEM", "LocalSystem", "dedicated account"),
@@ -348,12 +384,22 @@ def test_localized_administrators_and_a_bom_converge(tmp_path):
     assert result["worker_toml"]["warnings"], "the BOM's removal is reported"
 
 
-def test_shutdown_on_stop_adds_shutdown_privilege_and_only_then(tmp_path):
-    run, paths = run_role(tmp_path, {"on": variant("installer-default"), "off": variant("legacy-keys")})
+def test_shutdown_privilege_follows_the_agents_resolved_no_shutdown(tmp_path):
+    """The agent shuts the host down unless it is told not to: shutdown_on_stop = true, or absent (its
+    default no_shutdown = False), needs SeShutdownPrivilege outside Administrators; false, or
+    DEADLINE_WORKER_NO_SHUTDOWN=true, does not."""
+    absent = variant("installer-default")
+    simworker.set_file_bytes(absent, simworker.file_bytes(absent).replace(b"shutdown_on_stop = true\n", b""))
+    told_not_to = copy.deepcopy(absent)
+    told_not_to["services"]["DeadlineWorker"]["environment"].append("DEADLINE_WORKER_NO_SHUTDOWN=true")
+    states = {"on": variant("installer-default"), "off": variant("legacy-keys"), "absent": absent, "env-no-shutdown": told_not_to}
+    run, paths = run_role(tmp_path, states)
     recap_ok(run)
-    assert "SeShutdownPrivilege" in direct_rights(state_of(paths["on"]))
-    assert "SeShutdownPrivilege" not in direct_rights(state_of(paths["off"]))
-    assert "SeShutdownPrivilege" in simworker.read_dump(tmp_path, RESULT, "on")["rights_added"]
+    for host, needed in (("on", True), ("off", False), ("absent", True), ("env-no-shutdown", False)):
+        assert ("SeShutdownPrivilege" in direct_rights(state_of(paths[host]))) is needed, host
+        result = simworker.read_dump(tmp_path, RESULT, host)
+        assert ("SeShutdownPrivilege" in result["rights_added"]) is needed, host
+        assert "SHUTDOWN_RIGHT_MISSING" not in {f["id"] for f in result["findings_after"]}, host
 
 
 def test_a_deny_right_that_overrides_a_needed_right_is_refused(tmp_path):
@@ -538,3 +584,42 @@ def test_with_verification_off_the_restart_is_trusted_and_the_prediction_reporte
     result = simworker.read_dump(tmp_path, RESULT, "worker-01")
     assert result["status"] == "fixed" and result["ready"] is True
     assert result["verified_by"] == "prediction (verification off)"
+
+
+# --- domain-joined farms: converging, and what diagnose shows -----------------------------------
+
+
+def test_a_domain_worker_whose_policy_lists_a_group_it_keeps_converges_and_its_rights_outlive_the_refresh(tmp_path):
+    """The simulated start applies the policy first (a refresh happened): the verification reading
+    after the restart is taken on rights the policy has just reset."""
+    policy = {"SeServiceLogonRight": [ALL_SERVICES, simworker.RENDER_SERVICES], "SeShutdownPrivilege": [ADMINISTRATORS, simworker.RENDER_SERVICES]}
+    run, paths = run_role(tmp_path, {"worker-01": simworker.domain_state(policy=policy)})
+    recap_ok(run)
+    state = state_of(paths["worker-01"])
+    assert state["rights"]["SeServiceLogonRight"] == [ALL_SERVICES, simworker.RENDER_SERVICES]  # reset at the start
+    assert simworker.RENDER_SVC not in state["accounts"][ADMINISTRATORS]["members"]
+    assert state["services"]["DeadlineWorker"]["state"] == "running" and state["calls_total"] <= 5
+    result = simworker.read_dump(tmp_path, RESULT, "worker-01")
+    assert result["status"] == "fixed" and result["ready"] is True
+    assert "SeShutdownPrivilege" not in result["rights_added"]  # the policy gives it through Render Services
+    assert not [f for f in result["findings_after"] if f["severity"] in ("blocker", "security")]
+
+    calls = state["calls_total"]
+    again, _paths = run_role(tmp_path, {"worker-01": {}})
+    recap_ok(again)
+    assert state_of(paths["worker-01"])["calls_total"] - calls == 1
+
+
+def test_diagnose_shows_the_finding_converge_refuses_for(tmp_path):
+    states = domain_refused_states()
+    paths = {host: simworker.save_state(tmp_path / f"{host}.yml", states[host]) for host in ("policy-logon", "policy-shutdown", "no-dc")}
+    inventory = simworker.write_inventory(tmp_path, paths)
+    run = simworker.run_playbook(simworker.REPO_ROOT / "playbooks" / "diagnose.yml", inventory, env=simworker.ansible_env())
+    recap_ok(run)
+    shown_as = {"policy-logon": "BLOCKER RIGHT_OWNED_BY_POLICY", "policy-shutdown": "WARNING RIGHT_OWNED_BY_POLICY", "no-dc": "SECURITY DOMAIN_UNREACHABLE"}
+    for host, finding in shown_as.items():
+        shown = run.stdout[run.stdout.index(f"ok: [{host}] => {{") :]
+        shown = shown[: shown.index("\n}")]
+        assert finding in shown, shown
+        assert shown.index("converge refuses it", shown.index(finding)) > 0
+        assert without_calls(state_of(paths[host])) == without_calls(states[host])

@@ -248,3 +248,12 @@ def test_disabled_account_still_gets_its_rights(tmp_path):
     assert result["added"] == ["SeShutdownPrivilege"]
     assert AGENT in holders(after, "SeShutdownPrivilege")
     assert after["accounts"][AGENT]["enabled"] is False
+
+
+def test_a_grant_that_a_domain_policy_owns_is_made_and_warned_as_not_lasting(tmp_path):
+    state = simworker.domain_state(policy={"SeShutdownPrivilege": ["S-1-5-32-544", "S-1-5-32-551"]})
+    state["accounts"]["S-1-5-32-544"]["members"].remove(simworker.RENDER_SVC)  # no longer covered by the policy's list
+    result, after, _completed = run_one(tmp_path, state, {"account": r"CORP\render-svc", "rights": ["SeShutdownPrivilege"]})
+    assert result["added"] == ["SeShutdownPrivilege"] and simworker.RENDER_SVC in holders(after, "SeShutdownPrivilege")
+    (warning,) = result["warnings"]
+    assert "SeShutdownPrivilege ('Shut down the system')" in warning and "a direct grant does not last" in warning

@@ -164,6 +164,18 @@ class ParseError:
 _POSITION = re.compile(r"\(at line (\d+), column (\d+)\)")
 
 
+def lone_carriage_returns(text: str) -> str | None:
+    """What TOML refuses in the line endings of ``text`` (a carriage return must be followed by a line
+    feed), said as an operator would look for it; None when they are LF or CRLF. tomllib only says
+    where it stops ("Expected newline ... (at line 1, column 9)"), which points nowhere useful."""
+    lone = next((i for i, ch in enumerate(text) if ch == "\r" and text[i + 1 : i + 2] != "\n"), None)
+    if lone is None:
+        return None
+    if "\n" not in text:
+        return "CR-only line endings (each line ends in a carriage return alone, as on classic Mac OS)"
+    return f"a carriage return without a line feed at line {text.count(chr(10), 0, lone) + 1}"
+
+
 def parse_toml(text: str) -> tuple[dict | None, ParseError | None]:
     """The document as tomllib (the agent's parser) reads it, or where it stops."""
     try:

@@ -19,7 +19,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._agent.config_file import CONFIG_PATH, KNOWN_KEYS, REMOVED_KEYS
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._agent.config_file import (
+    CONFIG_PATH,
+    KNOWN_KEYS,
+    REMOVED_KEYS,
+    lone_carriage_returns,
+)
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._agent.settings import (
     CAPABILITIES_VARIABLE,
     ENVIRONMENT_SETTINGS,
@@ -46,8 +51,28 @@ from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._agent.startup 
     verdict_from_analysis,
 )
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows import user_rights
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.accounts import ADMINISTRATORS, LOCAL_SERVICE, LOCAL_SYSTEM, NETWORK_SERVICE
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.user_rights import held_rights
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.accounts import (
+    ADMINISTRATORS,
+    DOMAIN_UNREACHABLE,
+    LOCAL_SERVICE,
+    LOCAL_SYSTEM,
+    NETWORK_SERVICE,
+)
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.groups import (
+    carriers,
+    token_groups,
+    token_groups_error_code,
+    token_groups_known,
+    token_groups_unknown_message,
+)
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.user_rights import (
+    PolicyGap,
+    held_rights,
+    policy_gap_fix,
+    policy_gap_text,
+    policy_gaps,
+    policy_rights,
+)
 
 SERVICE_LOGON_RIGHT = "SeServiceLogonRight"
 DENY_SERVICE_LOGON_RIGHT = "SeDenyServiceLogonRight"
@@ -65,6 +90,11 @@ CHECK_SINCE = (0, 23, 0)
 CHECK_MESSAGE_SINCE = (0, 24, 0)
 
 SEVERITIES = ("blocker", "security", "warning", "info")
+
+# The rights the account holds directly once out of Administrators, in the collection's final state
+# (DESIGN, and the role's default deadline_worker_agent_user_rights), SeShutdownPrivilege aside: the
+# installer's grants. Only the logon right is needed for WORKER_AGENT_USER jobs (domain notes 4.1, 6).
+FINAL_STATE_RIGHTS = ("SeServiceLogonRight", "SeAssignPrimaryTokenPrivilege", "SeIncreaseQuotaPrivilege")
 
 # ---------------------------------------------------------------------------------------------
 # Versions
@@ -245,6 +275,12 @@ def _user_variable_fix(definition: EnvironmentValue) -> str:
 def _version_problem(reading: Reading) -> str | None:
     """Why this agent version cannot run WORKER_AGENT_USER jobs as the agent user, or None."""
     version = reading.version
+    text = reading.agent.get("version")
+    if version is None and text is not None:
+        return (
+            f"The worker agent reports its version as {str(text)!r}, which is no release number: whether it is 0.27.3 or"
+            " later, which WORKER_AGENT_USER jobs need, cannot be told."
+        )
     if version is None:
         return (
             "The worker agent's version could not be read from the Python that hosts the service"
@@ -274,7 +310,22 @@ def _version_problem(reading: Reading) -> str | None:
     return f"{why}. The opt-in works from 0.27.3."
 
 
+# What the Python that hosts the service says when the agent's distribution is not installed there
+# (importlib.metadata), or what the host says when there is no agent or no Python to ask.
+_NOT_INSTALLED = re.compile(r"PackageNotFoundError|No package metadata|is not installed|no python\.exe|does not exist", re.IGNORECASE)
+
+
 def _version_fix(reading: Reading) -> str:
+    if reading.version is None and reading.agent.get("version") is not None:
+        return (
+            "Reinstall a release of deadline-cloud-worker-agent, 0.27.3 or later, into the Python that hosts the service"
+            ' (pip install --force-reinstall "deadline-cloud-worker-agent>=0.27.3"), so that its version can be read; then run again.'
+        )
+    if reading.version is None and not _NOT_INSTALLED.search(str(reading.agent.get("error") or "deadline_worker_agent is not installed")):
+        return (
+            "Correct what the error says (the service's Python must run, and pip show deadline-cloud-worker-agent with it must"
+            " show 0.27.3 or later), then run again."
+        )
     if reading.version is None:
         return "Install deadline-cloud-worker-agent 0.27.3 or later into the Python that hosts the service."
     return "Upgrade deadline-cloud-worker-agent to 0.27.3 or later (pip install into the Python that hosts the service), then restart the service."
@@ -376,6 +427,104 @@ def _deny_fix(reading: Reading) -> str:
     return text + "; when a domain GPO sets it, change the GPO: the next policy refresh rewrites a local change."
 
 
+def _shutdown_reason(reading: Reading) -> str:
+    """Why the agent shuts the host down when the service stops the worker (its resolved no_shutdown is false)."""
+    shutdown = reading.settings.shutdown_on_stop if reading.settings else None
+    if shutdown is None or shutdown.source == "file":
+        return f"{reading.config.path} sets [os] shutdown_on_stop = true"
+    if shutdown.source == "default":
+        return (
+            f"{reading.config.path} does not set [os] shutdown_on_stop, and the agent's default then is to shut the host down"
+            " (no_shutdown = false)"
+        )
+    variable = reading.environment[str(shutdown.variable).upper()]
+    return f"{variable.name}={variable.value} in {variable.where} tells the agent to shut the host down"
+
+
+def agent_needs(right: str, shuts_down: bool) -> bool:
+    """Whether the agent itself needs ``right`` outside Administrators: the logon right always, the
+    shutdown right when it shuts the host down (its resolved no_shutdown is false)."""
+    return right == SERVICE_LOGON_RIGHT or (shuts_down and right == SHUTDOWN_PRIVILEGE)
+
+
+def _shuts_down(reading: Reading) -> bool:
+    return bool(reading.settings and reading.settings.shutdown_on_stop.value is True)
+
+
+def _policy_applies(reading: Reading) -> bool:
+    return bool(reading.account) and bool(reading.service.get("exists")) and _sid_of(reading.account) not in BUILTIN_SERVICE_ACCOUNTS
+
+
+def _policy_blockers(reading: Reading) -> list[PolicyGap]:
+    """The logon right a policy takes from the account (or denies it) at the next refresh, as it is now."""
+    return policy_gaps(reading.account or {}, [SERVICE_LOGON_RIGHT]) if _policy_applies(reading) else []
+
+
+def _policy_warnings(reading: Reading) -> list[PolicyGap]:
+    """The other rights of the final state a policy takes from the account once it is out of Administrators."""
+    if not _policy_applies(reading):
+        return []
+    rights = [*FINAL_STATE_RIGHTS, *([SHUTDOWN_PRIVILEGE] if _shuts_down(reading) else [])]
+    now = {(gap.right, gap.deny) for gap in _policy_blockers(reading)}
+    return [gap for gap in policy_gaps(reading.account or {}, rights, [ADMINISTRATORS]) if (gap.right, gap.deny) not in now]
+
+
+def policy_gap_message(account: dict, gap: PolicyGap, shuts_down: bool, service: str = DEFAULT_SERVICE) -> str:
+    """The finding (and the role's refusal) for a right a domain policy takes from the account."""
+    who = f"{account.get('name')} ({account.get('sid')})"
+    text = policy_gap_text(gap, who)
+    if not gap.deny and not policy_gaps(account, [gap.right]):
+        text += " (it holds the right now only through Administrators, which it is to leave)"
+    if gap.right in (SERVICE_LOGON_RIGHT, user_rights.DENY_SERVICE_LOGON_RIGHT):
+        text += f"; without it the Service Control Manager cannot start {service} under the account ('{SERVICE_LOGON_ERROR}')"
+    elif agent_needs(gap.right, shuts_down):
+        text += "; without it the agent's shutdown fails when the service stops the worker (the agent only logs it)"
+    else:
+        text += "; WORKER_AGENT_USER jobs do not need it, but it is one of the rights the account is to hold outside Administrators"
+    return text[:1].upper() + text[1:] + ". A right granted through the LSA would not outlive the next refresh."
+
+
+def policy_gap_fix_text(account: dict, gap: PolicyGap, shuts_down: bool) -> str:
+    fix = policy_gap_fix(gap, f"{account.get('name')} ({account.get('sid')})")
+    if gap.right == SHUTDOWN_PRIVILEGE:
+        fix += "; or, if the host must not shut down, set [os] shutdown_on_stop = false"
+    elif not gap.deny and not agent_needs(gap.right, shuts_down):
+        fix += f"; or leave {gap.right} out of deadline_worker_agent_user_rights (WORKER_AGENT_USER jobs do not need it)"
+    return fix[:1].upper() + fix[1:] + "."
+
+
+def _policy_message(reading: Reading, gap: PolicyGap) -> str:
+    return policy_gap_message(reading.account or {}, gap, _shuts_down(reading), _service_name(reading))
+
+
+def _policy_fix(reading: Reading, gap: PolicyGap) -> str:
+    return policy_gap_fix_text(reading.account or {}, gap, _shuts_down(reading))
+
+
+def _policy_unreadable(reading: Reading) -> bool:
+    return bool(reading.account) and policy_rights(reading.account) is None
+
+
+def _account_unreachable(reading: Reading) -> bool:
+    return reading.account is None and (reading.raw.get("account_error") or {}).get("code") == DOMAIN_UNREACHABLE
+
+
+def _admin_text(reading: Reading) -> str:
+    """How the account is in Administrators: directly, through which groups, or both."""
+    account = reading.account or {}
+    group = next((g for g in account.get("groups") or [] if str(g.get("sid", "")).upper() == ADMINISTRATORS), None)
+    if group is None:
+        return ""
+    ways = [] if group.get("indirect") else ["directly"]
+    through = carriers(account, {"sid": group["sid"], "name": group.get("name")})
+    ways += [f"through {', '.join(through)}"] if through else []
+    return f" ({' and '.join(ways)})" if through else ""
+
+
+def _capitalized(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
 def _refused_variable(reading: Reading, variable: str) -> bool:
     """A variable whose value the agent refuses: it does not start at all (AGENT_STARTUP_ERROR says so),
     which is the cause to name rather than what the value would have meant."""
@@ -401,6 +550,12 @@ _IMPERSONATION_ERROR = ("os -> __root__", REMOVED_KEYS[("os", "impersonation")])
 def _parse_error_where(reading: Reading) -> str:
     error = reading.config.parse_error
     return f" at line {error.line}, column {error.column}" if error is not None and error.line else ""
+
+
+def _line_endings(reading: Reading) -> str | None:
+    """CR-only (or lone CR) line endings, which is why the file does not parse; None otherwise."""
+    decoded = reading.config.decoded
+    return lone_carriage_returns(decoded.text) if decoded is not None and decoded.text is not None else None
 
 
 def _schema_refusals(reading: Reading) -> tuple[str, ...] | None:
@@ -492,11 +647,51 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "ACCOUNT_MISSING",
         "blocker",
-        lambda r: r.account is None and bool(r.raw.get("account_error")),
-        lambda r, _: f"The agent's account cannot be read: {r.raw['account_error'].get('message')}. The service cannot log on as an"
-        " account that does not resolve, and its groups and rights cannot be checked.",
-        lambda r, _: "Create the account (install-deadline-worker creates deadline-worker), or name the account the service logs on as.",
+        lambda r: r.account is None and bool(r.raw.get("account_error")) and not _account_unreachable(r),
+        lambda r, _: f"The agent's account cannot be read: {r.raw['account_error'].get('message')}. "
+        + (
+            "The service cannot log on as an account that does not resolve, and its groups and rights cannot be checked."
+            if r.raw["account_error"].get("code") in ("ACCOUNT_NOT_FOUND", "ACCOUNT_AMBIGUOUS", None)
+            else f"Its groups and rights cannot be checked ({r.raw['account_error'].get('code')})."
+        ),
+        lambda r, _: "Create the account (install-deadline-worker creates deadline-worker), or name the account the service logs on as."
+        if r.raw["account_error"].get("code") in ("ACCOUNT_NOT_FOUND", "ACCOUNT_AMBIGUOUS", None)
+        else "Correct what the error names on the host (the account Ansible connects as must be an administrator), then run again.",
     ),
+    Rule(
+        "DOMAIN_UNREACHABLE",
+        "blocker",
+        _account_unreachable,
+        lambda r, _: f"The agent's account cannot be resolved: {r.raw['account_error'].get('message')}. Its groups and rights cannot"
+        " be checked, and nothing can be changed safely, until a domain controller answers.",
+        lambda r, _: "Restore the host's connection to a domain controller (nltest /sc_verify:<domain> checks it), then run again.",
+    ),
+    Rule(
+        "DOMAIN_UNREACHABLE",
+        "security",
+        lambda r: bool(r.account) and not token_groups_known(r.account) and token_groups_error_code(r.account) == DOMAIN_UNREACHABLE,
+        lambda r, _: _capitalized(token_groups_unknown_message(r.account or {})) + ".",
+        lambda r, _: "Restore the host's connection to a domain controller (nltest /sc_verify:<domain> checks it), then run again.",
+    ),
+    Rule(
+        "TOKEN_GROUPS_UNKNOWN",
+        "security",
+        lambda r: bool(r.account) and not token_groups_known(r.account) and token_groups_error_code(r.account) != DOMAIN_UNREACHABLE,
+        lambda r, _: _capitalized(token_groups_unknown_message(r.account or {})) + ".",
+        lambda r, _: "Correct what the error names (the account's UPN must name it in the computer's domain, where its groups"
+        " are read), then run again.",
+    ),
+    Rule(
+        "GROUP_POLICY_UNREADABLE",
+        "warning",
+        _policy_unreadable,
+        lambda r, _: f"The rights a domain Group Policy sets on this computer cannot be read ({(r.account or {}).get('group_policy', {}).get('error')}):"
+        f" whether the rights {_account_text(r)} holds outlive the next policy refresh cannot be told.",
+        lambda r, _: "Let the resultant set of policy be read (root\\rsop\\computer, with 'Turn off Resultant Set of Policy logging'"
+        " not enabled; gpupdate /force records it again), then run again.",
+    ),
+    Rule("RIGHT_OWNED_BY_POLICY", "blocker", _policy_blockers, _policy_message, _policy_fix),
+    Rule("RIGHT_OWNED_BY_POLICY", "warning", _policy_warnings, _policy_message, _policy_fix),
     Rule(
         "SERVICE_DISABLED",
         "blocker",
@@ -559,9 +754,14 @@ RULES: tuple[Rule, ...] = (
         "CONFIG_INVALID",
         "blocker",
         lambda r: r.config.parse_error is not None,
-        lambda r, _: f"{r.config.path} is not valid TOML{_parse_error_where(r)}: the agent stops with"
-        f" 'Configuration file ({r.config.path}) is not valid TOML: {r.config.parse_error.message if r.config.parse_error else ''}'.",
-        lambda r, _: f"Correct the TOML syntax{_parse_error_where(r)}.",
+        lambda r, _: (
+            f"{r.config.path} has {_line_endings(r)}, which TOML does not allow"
+            if _line_endings(r)
+            else f"{r.config.path} is not valid TOML{_parse_error_where(r)}"
+        )
+        + f": the agent stops with 'Configuration file ({r.config.path}) is not valid TOML:"
+        f" {r.config.parse_error.message if r.config.parse_error else ''}'.",
+        lambda r, _: "Save worker.toml with CRLF (Windows) or LF line endings." if _line_endings(r) else f"Correct the TOML syntax{_parse_error_where(r)}.",
     ),
     Rule(
         "LEGACY_IMPERSONATION_KEY",
@@ -650,17 +850,20 @@ RULES: tuple[Rule, ...] = (
         and r.settings.shutdown_on_stop.value is True
         and r.account is not None
         and not holds_right(r.rights, SHUTDOWN_PRIVILEGE),
-        lambda r, _: f"shutdown_on_stop is true but {(r.account or {}).get('name')} lacks SeShutdownPrivilege: when the service stops the"
-        " worker, the agent's shutdown command fails and is only logged.",
-        lambda r, _: f"Grant SeShutdownPrivilege to {(r.account or {}).get('sid')} directly (deadline_cloud.cmf.win_user_rights).",
+        lambda r, _: f"{_shutdown_reason(r)}, but {(r.account or {}).get('name')} lacks SeShutdownPrivilege: when the service stops"
+        " the worker, the agent's shutdown command fails (the agent only logs it) and the host keeps running.",
+        lambda r, _: f"Grant SeShutdownPrivilege to {(r.account or {}).get('sid')} directly (deadline_cloud.cmf.win_user_rights); or, if"
+        " the host must not shut down, set [os] shutdown_on_stop = false.",
     ),
     Rule(
         "AGENT_USER_IS_ADMIN",
         "security",
         lambda r: r.account is not None and any(str(g.get("sid", "")).upper() == ADMINISTRATORS for g in r.account.get("groups") or []),
-        lambda r, _: f"{_account_text(r)} is in Administrators ({ADMINISTRATORS}): every WORKER_AGENT_USER job runs as an administrator.",
+        lambda r, _: f"{_account_text(r)} is in Administrators ({ADMINISTRATORS}){_admin_text(r)}: every WORKER_AGENT_USER job runs as"
+        " an administrator.",
         lambda r, _: "Grant the account SeServiceLogonRight, SeAssignPrimaryTokenPrivilege, SeIncreaseQuotaPrivilege (and"
-        " SeShutdownPrivilege with shutdown_on_stop) directly, then remove it from Administrators.",
+        " SeShutdownPrivilege, unless the agent is kept from shutting the host down: [os] shutdown_on_stop = false) directly,"
+        " then remove it from Administrators.",
     ),
     Rule(
         "AGENT_USER_IS_SYSTEM",
@@ -779,6 +982,9 @@ def describe(raw: dict) -> dict:
             "groups": [{"name": g.get("name"), "sid": g.get("sid")} for g in account.get("groups") or []],
             "rights": sorted(account.get("rights") or []),
             "effective_rights": reading.rights,
+            "token_groups": [{"name": g.get("name"), "sid": g.get("sid"), "scope": g.get("scope")} for g in token_groups(account)],
+            "token_groups_known": token_groups_known(account),
+            "policy_rights": policy_rights(account),
         },
         "config": {
             "path": config.path,

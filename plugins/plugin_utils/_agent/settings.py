@@ -211,7 +211,9 @@ def resolve_settings(document: dict | None, environment: dict[str, EnvironmentVa
     job_user = resolve_setting(
         "windows_job_user", JOB_USER_VARIABLE, file_setting(document, "os", "windows_job_user"), None, environment
     )
-    # The agent keeps no_shutdown = not shutdown_on_stop; DEADLINE_WORKER_NO_SHUTDOWN overrides the file.
+    # The agent keeps no_shutdown = not shutdown_on_stop (ConfigFile.as_settings maps the key only when
+    # it is set); DEADLINE_WORKER_NO_SHUTDOWN overrides the file. Without either, WorkerSettings keeps
+    # its default no_shutdown = False: the agent shuts the host down when the service stops the worker.
     file_shutdown = file_setting(document, "os", "shutdown_on_stop")
     no_shutdown = environment.get("DEADLINE_WORKER_NO_SHUTDOWN")
     if no_shutdown is not None and as_bool(no_shutdown.value) is not None:
@@ -219,5 +221,5 @@ def resolve_settings(document: dict | None, environment: dict[str, EnvironmentVa
     elif file_shutdown is not None:
         shutdown = ResolvedSetting("shutdown_on_stop", file_shutdown, "file")
     else:
-        shutdown = ResolvedSetting("shutdown_on_stop", None, "default")
+        shutdown = ResolvedSetting("shutdown_on_stop", True, "default")
     return AgentSettings(opt_in, job_user, shutdown)

@@ -40,7 +40,15 @@ _MISSING = object()
 
 
 class WorkerTomlError(Exception):
-    """The edit cannot be made; the message is the task's ``msg`` and nothing is written."""
+    """The edit cannot be made; the message is the task's ``msg`` and nothing is written. ``fix`` says
+    what to change by hand, where the message alone does not."""
+
+    def __init__(self, message: str, fix: str | None = None) -> None:
+        super().__init__(message)
+        self.fix = fix
+
+
+LINE_ENDINGS_FIX = "save worker.toml with CRLF (Windows) or LF line endings"
 
 
 @dataclass(frozen=True)
@@ -137,6 +145,16 @@ def _commented_example(table: Any, key: str) -> tuple[Container, int] | None:
     return found
 
 
+def _has_note(comment: str) -> bool:
+    """Whether a commented-out assignment carries a note of its own after the value (a second ``#``),
+    or is not a plain assignment at all: then it is the operator's text, kept as it is."""
+    try:
+        document = tomlkit.parse(comment.strip().lstrip("#").strip())
+    except TOMLKitError:
+        return True
+    return any(key is not None and item.trivia.comment for key, item in document.body)
+
+
 def _assignment_position(table: Any, key: str) -> tuple[Table, int] | None:
     for part in _parts(table):
         for index, (item_key, _item) in enumerate(part.value.body):
@@ -184,7 +202,15 @@ def _set(document: tomlkit.TOMLDocument, setting: Setting, newline: str) -> bool
         item = tomlkit.item(setting.value)
         item.trivia.indent = comment.trivia.indent
         item.trivia.trail = comment.trivia.trail or newline
-        _uncomment_at(container, index, setting.key, item)
+        if _has_note(comment.trivia.comment):
+            # "#run_jobs_as_agent_user=false  # tried, reverted": the operator's note stays where it
+            # was, with the line it speaks of; the key goes on its own line right after it.
+            if index + 1 < len(container.body):
+                container._insert_at(index + 1, setting.key, item)
+            else:
+                container.append(setting.key, item)
+        else:
+            _uncomment_at(container, index, setting.key, item)
         return True
     parts = _parts(table)
     if parts:  # a table written in several places grows in the part with its own [header]
@@ -248,6 +274,50 @@ def _comment_out(document: tomlkit.TOMLDocument, path: tuple[str, ...], key: str
     return True
 
 
+# ---------------------------------------------------------------------------------------------
+# inline tables (os = { run_jobs_as_agent_user = false }) keep the spacing they were written with
+
+
+def _inline_style(text: str) -> tuple[str, str, str]:
+    """(padding inside the braces, key/value separator, item separator) of an inline table's text."""
+    inner = text.strip()[1:-1]
+    if not inner.strip():
+        return " ", " = ", ", "
+    return (" " if inner[:1].isspace() else "", " = " if re.search(r"\s=\s", inner) else "=", ", " if re.search(r",\s", inner) or "," not in inner else ",")
+
+
+def _inline_styles(document: tomlkit.TOMLDocument, settings: list[Setting]) -> dict[str, tuple[str, tuple[str, str, str]]]:
+    """The inline tables the settings edit: their text before the edit, and its style."""
+    styles = {}
+    for setting in settings:
+        try:
+            table = _lookup_table(document, setting.table)
+        except WorkerTomlError:
+            continue
+        if isinstance(table, InlineTable) and setting.table not in styles:
+            styles[setting.table] = (table.as_string(), _inline_style(table.as_string()))
+    return styles
+
+
+def _restyle_inline(document: tomlkit.TOMLDocument, dotted: str, before: tuple[str, tuple[str, str, str]]) -> None:
+    """Write the inline table at ``dotted`` again in the style it had, when the edit changed it:
+    tomlkit writes what it adds without spaces and leaves a removed item's spaces behind."""
+    parent_path, _dot, name = dotted.rpartition(".")
+    owner = _lookup_table(document, parent_path) if parent_path else document
+    old = owner.item(name)
+    original, (pad, equals, separator) = before
+    if not isinstance(old, InlineTable) or old.as_string() == original:
+        return
+    entries = [f"{key.as_string().strip()}{equals}{item.as_string().strip()}" for key, item in old.value.body if key is not None]
+    text = "{" + pad + separator.join(entries) + pad + "}" if entries else "{}"
+    if text == old.as_string().strip():
+        return
+    new = tomlkit.parse(f"x = {text}")["x"]
+    for attribute in ("indent", "comment_ws", "comment", "trail"):
+        setattr(new.trivia, attribute, getattr(old.trivia, attribute))
+    owner[name] = new
+
+
 def _old_value(document: tomlkit.TOMLDocument, setting: Setting) -> Any:
     try:
         table = _lookup_table(document, setting.table)
@@ -296,6 +366,9 @@ def parse_error_message(text: str, path: str) -> str | None:
     _document, error = agent_config.parse_toml(text)
     if error is None:
         return None
+    endings = agent_config.lone_carriage_returns(text)
+    if endings:
+        return f"{path} has {endings}, which TOML does not allow: the agent cannot read it"
     where = f" at line {error.line}, column {error.column}" if error.line else ""
     return f"{path} is not valid TOML{where}: {error.message}"
 
@@ -305,7 +378,8 @@ def apply_settings(data: bytes | None, settings: list[Setting], path: str) -> Ed
     original_text, warnings = ("", []) if data is None else decode(data, path)
     problem = parse_error_message(original_text, path)
     if problem:
-        raise WorkerTomlError(f"{problem}; nothing was changed")
+        fix = LINE_ENDINGS_FIX if agent_config.lone_carriage_returns(original_text) else None
+        raise WorkerTomlError(f"{problem}; nothing was changed", fix)
     newline = _newline_of(original_text)
     # tomlkit is given LF only, and CRLF is restored after: what it adds then matches the file.
     working = original_text.replace("\r\n", "\n") if newline == "\r\n" else original_text
@@ -314,6 +388,7 @@ def apply_settings(data: bytes | None, settings: list[Setting], path: str) -> Ed
     except TOMLKitError as error:
         raise WorkerTomlError(f"{path} cannot be edited: {error}; nothing was changed") from None
     previous: dict[str, dict[str, Any]] = {}
+    inline_styles = _inline_styles(document, settings)
     for setting in settings:
         previous.setdefault(setting.table, {})[setting.key] = _old_value(document, setting)
         _remove_strays(document, setting, previous, warnings)
@@ -321,6 +396,8 @@ def apply_settings(data: bytes | None, settings: list[Setting], path: str) -> Ed
             _set(document, setting, "\n")
         else:
             _unset(document, setting, "\n")
+    for dotted, before in inline_styles.items():
+        _restyle_inline(document, dotted, before)
     text = document.as_string()
     if newline == "\r\n":
         text = text.replace("\n", "\r\n")

@@ -79,6 +79,25 @@ _SERVICE_ACCOUNTS: dict[str, str] = {
 }
 
 
+# Groups every service logon token of an account carries without any membership (MS-DTYP 2.4.2.4):
+# Everyone, Authenticated Users and SERVICE. A local group, a right or a policy that names one of them
+# names the account too. (Logon-type SIDs of other logons, NETWORK or INTERACTIVE, are not among them.)
+EVERYONE = "S-1-1-0"
+AUTHENTICATED_USERS = "S-1-5-11"
+SERVICE_LOGON = "S-1-5-6"
+IMPLICIT_GROUPS: dict[str, str] = {EVERYONE: "Everyone", AUTHENTICATED_USERS: "NT AUTHORITY\\Authenticated Users", SERVICE_LOGON: "NT AUTHORITY\\SERVICE"}
+# Domains that are this computer's own, whatever it is joined to: its accounts never need a domain controller.
+LOCAL_AUTHORITIES = (BUILTIN_DOMAIN, NT_AUTHORITY, "NT SERVICE")
+
+
+def is_domain_account(domain: str | None, hostname: str) -> bool:
+    """Whether an account of ``domain`` (as NTAccount prints it) belongs to a domain, not to this
+    computer: its groups can then only be read from a domain controller."""
+    if not domain:
+        return False
+    return not names_equal(domain, hostname) and not any(names_equal(domain, local) for local in LOCAL_AUTHORITIES)
+
+
 def service_account_sid(name: str) -> str | None:
     """S-1-5-18/19/20 for LocalSystem, LocalService, NetworkService in any of their spellings, else None."""
     return _SERVICE_ACCOUNTS.get(str(name).strip().casefold())

@@ -11,11 +11,13 @@ Internal to this collection: not a public API; it may change in any release.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.accounts import (
     ADMINISTRATORS,
+    DOMAIN_UNREACHABLE,
     GROUP_NOT_FOUND,
     REMOVAL_REFUSED,
     AccountError,
@@ -68,6 +70,67 @@ def resolve_groups(requested: Iterable[str], local_groups: Iterable[Mapping], ho
     return found
 
 
+# ---------------------------------------------------------------------------------------------
+# The account's token groups: every group its service logon carries (read_account's token_groups):
+# local groups, domain groups (nested ones included), and the groups every logon has (Everyone...).
+
+
+def token_groups(report: Mapping) -> list[dict]:
+    """The account's token groups ``[{sid, name, scope}]``; a report from before token_groups existed
+    gives its local groups (all it knew)."""
+    groups = report.get("token_groups")
+    if groups is None:
+        return [{"sid": g["sid"], "name": g["name"], "scope": "local"} for g in report.get("groups") or []]
+    return [dict(g) for g in groups]
+
+
+def token_group_sids(report: Mapping) -> set[str]:
+    return {normalize_sid(g["sid"]) for g in token_groups(report)}
+
+
+def token_groups_known(report: Mapping) -> bool:
+    """False when the host could not read the account's domain groups (a domain controller out of
+    reach): its token groups are then incomplete, and no decision may rest on them."""
+    return report.get("token_groups_known") is not False
+
+
+def token_groups_error_code(report: Mapping) -> str:
+    """Why the token groups are unknown: DOMAIN_UNREACHABLE (no domain controller answers) or the
+    host's other code (TOKEN_GROUPS_FAILED)."""
+    return str((report.get("token_groups_error") or {}).get("code") or DOMAIN_UNREACHABLE)
+
+
+def token_groups_unknown_message(report: Mapping) -> str:
+    error = report.get("token_groups_error") or {}
+    who = f"{report.get('name') or report.get('sid')} ({report.get('sid')})"
+    return (
+        f"the domain groups of {who} cannot be read from {report.get('hostname') or 'the host'}"
+        f" ({token_groups_error_code(report)}: {error.get('message') or 'no domain controller answered'}), so"
+        " whether it is an administrator, or holds a right, through one of them cannot be told"
+    )
+
+
+def report_with_groups(report: Mapping, after: Iterable[Mapping]) -> dict:
+    """The report as the host would give it once the account is a member of exactly the local groups
+    ``after`` (a prediction, for check mode and the role's plan): a group left leaves its token too,
+    with what it gave (its rights, its members' list)."""
+    result = copy.deepcopy(dict(report))
+    before = {normalize_sid(g["sid"]): g for g in report.get("groups") or []}
+    kept = {normalize_sid(g["sid"]): g for g in after}
+    left = set(before) - set(kept)
+    result["groups"] = sorted_groups(kept.values())
+    for group in result["groups"]:
+        group["indirect"] = bool(before.get(normalize_sid(group["sid"]), {}).get("indirect"))
+    if report.get("token_groups") is not None:
+        token = [g for g in token_groups(report) if normalize_sid(g["sid"]) not in left]
+        known = {normalize_sid(g["sid"]) for g in token}
+        token += [{"sid": sid, "name": g["name"], "scope": "local"} for sid, g in kept.items() if sid not in known]
+        result["token_groups"] = sorted(token, key=lambda g: (g["name"].casefold(), g["sid"]))
+    for table in ("group_rights", "group_members"):
+        result[table] = {sid: value for sid, value in (report.get(table) or {}).items() if normalize_sid(sid) not in left}
+    return result
+
+
 def member_enabled(member: Mapping) -> bool:
     """A member that can still log on: an enabled user, or a group or principal (its members are
     not expanded). An orphaned SID (deleted or unresolvable account) is not one."""
@@ -98,24 +161,31 @@ def removal_refusal(report: Mapping, group: Mapping) -> str | None:
     return None
 
 
+def carriers(report: Mapping, group: Mapping) -> list[str]:
+    """The members of the local ``group`` through which the account is in it besides its own SID:
+    groups of its token (a domain group, Authenticated Users...) that ``group`` holds, by name."""
+    members = (report.get("group_members") or {}).get(group["sid"]) or []
+    own = token_group_sids(report) - {normalize_sid(group["sid"])}
+    if report.get("token_groups") is None:  # an older report: its groups are local ones, members say which are groups
+        own = {sid for sid in own if any(normalize_sid(m["sid"]) == sid and m.get("type") == "group" for m in members)}
+    return sorted(str(m.get("name") or m["sid"]) for m in members if normalize_sid(m["sid"]) in own)
+
+
 def nested_refusal(report: Mapping, group: Mapping) -> str | None:
-    """Why removing the account from ``group`` cannot work: it is a member only through a group
-    nested in it (LG_INCLUDE_INDIRECT), or also through one of its own groups nested in it, which
-    would keep the membership after the direct one is gone; else None."""
+    """Why removing the account from ``group`` cannot work: it is a member only through groups of its
+    token that the group holds (a domain group nested in it, Authenticated Users...), or also through
+    one of them, which would keep the membership after the direct one is gone; else None."""
     mine = next((g for g in report.get("groups") or [] if normalize_sid(g["sid"]) == normalize_sid(group["sid"])), None)
     if not mine:
         return None
-    members = (report.get("group_members") or {}).get(group["sid"]) or []
     who = report.get("name") or report["sid"]
     prefix = f"refusing to remove {who} ({report['sid']}) from {group['name']} ({group['sid']}), nothing was changed: "
+    through = carriers(report, group)
     if mine.get("indirect"):
-        carriers = sorted(str(m.get("name") or m["sid"]) for m in members if m.get("type") == "group")
-        return prefix + f"it is a member only through {', '.join(carriers) or 'a nested group'}; remove it from that group instead"
-    own = {normalize_sid(g["sid"]) for g in report.get("groups") or []} - {normalize_sid(group["sid"])}
-    also = sorted(str(m.get("name") or m["sid"]) for m in members if m.get("type") == "group" and normalize_sid(m["sid"]) in own)
-    if also:
+        return prefix + f"it is a member only through {', '.join(through) or 'a nested group'}; remove it from that group instead"
+    if through:
         return prefix + (
-            f"it is also a member through {', '.join(also)}, nested in it, which would keep it one; remove it from that"
+            f"it is also a member through {', '.join(through)}, nested in it, which would keep it one; remove it from that"
             f" group (or that group from {group['name']}) first"
         )
     return None
@@ -137,6 +207,14 @@ def plan_membership(report: Mapping, requested: Iterable[str], state: str) -> Me
         added = []
         removed = [g for g in wanted if g["sid"] in current]
         for group in removed:
+            if not token_groups_known(report):
+                # Fail closed: a domain group it is in, nested in this one, would keep it a member.
+                who = report.get("name") or report["sid"]
+                raise AccountError(
+                    token_groups_error_code(report),
+                    f"refusing to remove {who} ({report['sid']}) from {group['name']} ({group['sid']}), nothing was changed: "
+                    + token_groups_unknown_message(report),
+                )
             refusal = nested_refusal(report, group) or removal_refusal(report, group)
             if refusal:
                 raise AccountError(REMOVAL_REFUSED, refusal)

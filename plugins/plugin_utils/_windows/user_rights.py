@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.accounts import group_ref
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.accounts import group_ref, normalize_sid
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.groups import token_group_sids
 
 PRIVILEGES: tuple[str, ...] = (
     "SeAssignPrimaryTokenPrivilege",
@@ -68,6 +69,7 @@ LOGON_RIGHTS: tuple[str, ...] = (
 ALL_RIGHTS: tuple[str, ...] = PRIVILEGES + LOGON_RIGHTS
 _CANONICAL: dict[str, str] = {right.casefold(): right for right in ALL_RIGHTS}
 
+DENY_SERVICE_LOGON_RIGHT = "SeDenyServiceLogonRight"
 # A deny logon right wins over its allow right, whoever holds either (the account or a group).
 DENY_OVERRIDES: dict[str, str] = {
     "SeDenyServiceLogonRight": "SeServiceLogonRight",
@@ -77,8 +79,29 @@ DENY_OVERRIDES: dict[str, str] = {
     "SeDenyRemoteInteractiveLogonRight": "SeRemoteInteractiveLogonRight",
 }
 
+# The names Local Security Policy and the Group Policy editor show (User Rights Assignment).
+DISPLAY_NAMES: dict[str, str] = {
+    "SeAssignPrimaryTokenPrivilege": "Replace a process level token",
+    "SeBatchLogonRight": "Log on as a batch job",
+    "SeDenyBatchLogonRight": "Deny log on as a batch job",
+    "SeDenyInteractiveLogonRight": "Deny log on locally",
+    "SeDenyNetworkLogonRight": "Deny access to this computer from the network",
+    "SeDenyRemoteInteractiveLogonRight": "Deny log on through Remote Desktop Services",
+    "SeDenyServiceLogonRight": "Deny log on as a service",
+    "SeIncreaseQuotaPrivilege": "Adjust memory quotas for a process",
+    "SeInteractiveLogonRight": "Allow log on locally",
+    "SeNetworkLogonRight": "Access this computer from the network",
+    "SeRemoteInteractiveLogonRight": "Allow log on through Remote Desktop Services",
+    "SeServiceLogonRight": "Log on as a service",
+    "SeShutdownPrivilege": "Shut down the system",
+}
+
 PRESENT = "present"
 ABSENT = "absent"
+
+
+def display_name(right: str) -> str:
+    return DISPLAY_NAMES.get(right, right)
 
 
 class UnknownRightError(ValueError):
@@ -157,9 +180,11 @@ def plan_rights(current: Iterable[str], wanted: Iterable[str], state: str) -> Ri
 
 
 def effective_rights(report: Mapping) -> dict[str, list[dict]]:
-    """The rights the account gets through the local groups it is in: right -> [{name, sid}] of
-    each group it comes from (e.g. SeShutdownPrivilege via Administrators)."""
-    names = {group["sid"]: group["name"] for group in report.get("groups") or []}
+    """The rights the account gets through the groups of its token (local groups, domain groups,
+    Everyone...): right -> [{name, sid}] of each group it comes from (e.g. SeShutdownPrivilege via
+    Administrators)."""
+    token = report.get("token_groups")
+    names = {group["sid"]: group["name"] for group in (report.get("groups") or [] if token is None else token)}
     result: dict[str, list[dict]] = {}
     for group_sid, rights in (report.get("group_rights") or {}).items():
         if group_sid not in names:
@@ -190,3 +215,82 @@ def deny_warnings(report: Mapping) -> list[str]:
                 f"({', '.join(deny_from)}) overrides it: Windows denies that logon"
             )
     return warnings
+
+
+# ---------------------------------------------------------------------------------------------
+# Rights a domain Group Policy defines: at every policy refresh (about every 90 minutes, and at
+# boot) the right's holders become exactly the policy's list, whatever the LSA was told since.
+
+GPO_PATH = "Computer Configuration > Policies > Windows Settings > Security Settings > Local Policies > User Rights Assignment"
+
+
+@dataclass(frozen=True)
+class PolicyGap:
+    """A right the account needs that a policy takes from it: ``right`` is defined by a policy for
+    ``holders`` and neither the account nor a group it keeps is one; or (``deny``) a deny right the
+    policy gives to the account or a group it keeps (``named``)."""
+
+    right: str
+    holders: tuple[dict, ...]  # {sid, name}; sid None for a name the host could not resolve
+    deny: bool = False
+    named: tuple[dict, ...] = ()
+
+
+def policy_rights(report: Mapping) -> dict[str, list[dict]] | None:
+    """The rights a domain policy defines on the host, right -> holders; {} when none (or a reading
+    from before the host reported them); None when the host is a domain member whose policy result
+    cannot be read."""
+    policy = report.get("group_policy")
+    if not isinstance(policy, Mapping):
+        return {}
+    if policy.get("known") is False:
+        return None if policy.get("domain_member", True) else {}
+    return {canonical_right(right) or str(right): list(holders or []) for right, holders in (policy.get("rights") or {}).items()}
+
+
+def _holder_sids(holders: Iterable[Mapping]) -> set[str]:
+    return {normalize_sid(str(h["sid"])) for h in holders if h.get("sid")}
+
+
+def policy_gaps(report: Mapping, rights: Iterable[str], leaving: Iterable[str] = ()) -> list[PolicyGap]:
+    """The policy's verdict on ``rights`` for the account once it has left the groups ``leaving``
+    (SIDs): each right a policy defines without the account or a group it keeps, and each deny
+    counterpart a policy gives to one of them. A direct grant is no holder: the refresh undoes it."""
+    defined = policy_rights(report) or {}
+    mine = ({normalize_sid(str(report["sid"]))} | token_group_sids(report)) - {normalize_sid(str(sid)) for sid in leaving}
+    gaps: list[PolicyGap] = []
+    for right in rights:
+        holders = defined.get(right)
+        if holders is not None and not _holder_sids(holders) & mine:
+            gaps.append(PolicyGap(right, tuple(holders)))
+        for deny in (d for d, allow in DENY_OVERRIDES.items() if allow == right and d in defined):
+            named = tuple(h for h in defined[deny] if h.get("sid") and normalize_sid(str(h["sid"])) in mine)
+            if named:
+                gaps.append(PolicyGap(deny, tuple(defined[deny]), deny=True, named=named))
+    return gaps
+
+
+def _names(holders: Iterable[Mapping]) -> str:
+    return ", ".join(str(h.get("name") or h.get("sid")) + (f" ({h['sid']})" if h.get("sid") and h.get("name") != h.get("sid") else "") for h in holders)
+
+
+def policy_gap_text(gap: PolicyGap, who: str) -> str:
+    """What the policy does to ``who`` (the account, as a message names it)."""
+    setting = f"{gap.right} ('{display_name(gap.right)}')"
+    if gap.deny:
+        return (
+            f"a domain Group Policy sets {setting} on this computer for {_names(gap.holders)}, which names {_names(gap.named)}:"
+            f" every policy refresh denies {who} that logon again, whatever it holds"
+        )
+    return (
+        f"a domain Group Policy sets {setting} on this computer for {_names(gap.holders) or 'no one'} only, and neither {who} nor a"
+        " group it keeps is among them: every policy refresh (about every 90 minutes, and at each boot) resets the right to"
+        " that list, so a direct grant does not last"
+    )
+
+
+def policy_gap_fix(gap: PolicyGap, who: str) -> str:
+    setting = f"'{display_name(gap.right)}' ({gap.right}) in the GPO that sets it ({GPO_PATH})"
+    if gap.deny:
+        return f"take {who} (or its group named there) out of {setting}, then run again"
+    return f"add {who} (or a group it keeps) to {setting}, then run again"

@@ -4,7 +4,8 @@
 # Every group is resolved and every removal checked against the safety rules before anything
 # changes. Result: added, removed ([{name, sid}]), before (its groups before, [{name, sid, indirect}]),
 # report (read_account's, after). Refusals: GROUP_NOT_FOUND, REMOVAL_REFUSED, DOMAIN_CONTROLLER,
-# ACCOUNT_NOT_FOUND, DOMAIN_UNREACHABLE, ACCOUNT_LOOKUP_FAILED, CONSTRAINED_LANGUAGE.
+# ACCOUNT_NOT_FOUND, DOMAIN_UNREACHABLE (also: a removal while its domain groups cannot be read),
+# ACCOUNT_LOOKUP_FAILED, CONSTRAINED_LANGUAGE.
 param(
     [Parameter(Mandatory)][string]$Account,
     [Parameter(Mandatory)][string[]]$Groups,
@@ -20,20 +21,35 @@ if (Test-CmfLanguageRefused) { return }
 $AdministratorsSid = 'S-1-5-32-544'
 
 function Get-CmfRemovalRefusal {
-    # Why removing the account from a group is refused (the rules of group_membership.removal_refusal), or $null.
+    # Why removing the account from a group is refused, @{ code; message }, or $null: the rules of
+    # groups.py (plan_membership: nested_refusal, then removal_refusal), which the controller also runs.
     param([hashtable]$Report, [hashtable]$Group)
     $prefix = "refusing to remove $($Report.name) ($($Report.sid)) from $($Group.name) ($($Group.sid)), nothing was changed: "
+    if (-not $Report.token_groups_known) {
+        # Fail closed: a domain group it is in, nested in this one, would keep it a member.
+        return @{ code = [string]$Report.token_groups_error.code; message = $prefix + "its domain groups cannot be read ($($Report.token_groups_error.code): " +
+            "$($Report.token_groups_error.message)), so whether it stays a member through one of them cannot be told" }
+    }
+    # The groups of its token that this group holds: a domain group nested in it, Authenticated Users...
+    $own = @($Report.token_groups | Where-Object { $_.sid -ne $Group.sid } | ForEach-Object { $_.sid })
+    $through = @($Report.group_members[$Group.sid] | Where-Object { $own -contains $_.sid } | ForEach-Object { $_.name } | Sort-Object)
     $held = @($Report.groups | Where-Object { $_.sid -eq $Group.sid }) | Select-Object -First 1
     if ($held -and $held.indirect) {
-        $carriers = @($Report.group_members[$Group.sid] | Where-Object { $_.type -eq 'group' } | ForEach-Object { $_.name })
-        return $prefix + "it is a member only through a group nested in it ($($carriers -join ', ')): remove it from that group, or that group from $($Group.name)"
+        return @{ code = 'REMOVAL_REFUSED'; message = $prefix + "it is a member only through $($through -join ', '); remove it from that group instead" }
     }
-    # Also a member through one of its own groups nested in this one: removing the direct membership would keep it a member.
-    $own = @($Report.groups | Where-Object { $_.sid -ne $Group.sid } | ForEach-Object { $_.sid })
-    $also = @($Report.group_members[$Group.sid] | Where-Object { $_.type -eq 'group' -and $own -contains $_.sid } | ForEach-Object { $_.name })
-    if ($also.Count -gt 0) {
-        return $prefix + "it is also a member through $($also -join ', '), nested in it, which would keep it one: remove it from that group (or that group from $($Group.name)) first"
+    if ($through.Count -gt 0) {
+        return @{ code = 'REMOVAL_REFUSED'; message = $prefix + "it is also a member through $($through -join ', '), nested in it, which would keep it one; " +
+            "remove it from that group (or that group from $($Group.name)) first" }
     }
+    $why = Get-CmfSafetyRefusal -Report $Report -Group $Group -Prefix $prefix
+    if ($why) { return @{ code = 'REMOVAL_REFUSED'; message = $why } }
+    $null
+}
+
+function Get-CmfSafetyRefusal {
+    # Why taking the account out of Administrators could lock the host out (groups.py removal_refusal), or $null.
+    param([hashtable]$Report, [hashtable]$Group, [string]$Prefix)
+    $prefix = $Prefix
     if ($Group.sid -ne $AdministratorsSid) { return $null }
     if ($Report.connection_sid -eq $Report.sid) {
         return $prefix + 'it is the account Ansible is connected as, which would lose administrator rights mid-run'
@@ -69,7 +85,7 @@ try {
     $toRemove = @(if ($State -eq 'absent') { $wanted | Where-Object { $current -contains $_.sid } })
     foreach ($group in $toRemove) {
         $why = Get-CmfRemovalRefusal -Report $report -Group @{ name = $group.name; sid = $group.sid }
-        if ($why) { throw (New-CmfRefusal 'REMOVAL_REFUSED' $why) }
+        if ($why) { throw (New-CmfRefusal $why.code $why.message) }
     }
     # The member by SID (WinNT://S-1-...), which needs no name lookup and works for domain accounts.
     foreach ($group in $toAdd) { $group.entry.psbase.Invoke('Add', "WinNT://$($report.sid)") | Out-Null }

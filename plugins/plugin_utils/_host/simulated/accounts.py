@@ -11,9 +11,19 @@ not in ``accounts`` is an orphan, as a deleted account leaves behind); ``rights`
 Addition (backward compatible): a user account may carry ``enabled: false``, a disabled account;
 missing means enabled. The safety rules do not count disabled members of Administrators.
 A group member may be a group (e.g. a domain group with its own ``members``): the accounts in it
-are members of the local group too, reported with ``indirect: true`` (NetUserGetLocalGroups with
-LG_INCLUDE_INDIRECT). A user account may carry ``environment: {NAME: value}``, its own user
-variables (HKU\\<sid>\\Environment), which read_agent_info reports for the service's logon account.
+are members of the local group too, reported with ``indirect: true``. The account's token groups
+(every group it is in, domain groups included, and Everyone, Authenticated Users and SERVICE, which
+every service logon carries) are reported as ``token_groups``, with ``token_groups_known``. A user
+account may carry ``environment: {NAME: value}``, its own user variables (HKU\\<sid>\\Environment),
+which read_agent_info reports for the service's logon account.
+
+``group_policy: {rights: {RIGHT: [SID, ...]}}`` is the holder list a domain policy sets for each
+right it defines (``{error: text}``: the policy result cannot be read); it is reported as
+``group_policy`` and, at every start of a service, replaces ``rights[RIGHT]`` (a refresh happened).
+Faults (``faults``): ``domain_unreachable`` (no domain controller answers: a domain account's
+groups cannot be read, a name the host has not resolved before does not resolve),
+``account_lookup_failed`` (name lookups fail otherwise: its text or true), ``lsa_error`` (every LSA
+call fails with this NTSTATUS, e.g. ``0xC0000022``).
 
 Internal to this collection: not a public API; it may change in any release.
 """
@@ -22,6 +32,9 @@ from __future__ import annotations
 
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.errors import HostOperationError
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.accounts import (
+    ACCOUNT_NOT_FOUND,
+    DOMAIN_UNREACHABLE,
+    IMPLICIT_GROUPS,
     NT_AUTHORITY,
     SERVICE_ACCOUNT_NAMES,
     AccountError,
@@ -29,9 +42,11 @@ from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.accoun
     account_domain,
     group_ref,
     is_builtin_group,
+    is_domain_account,
     is_sid,
     names_equal,
     normalize_sid,
+    parse_account,
     qualified_name,
     resolve_account,
     service_account_sid,
@@ -39,11 +54,22 @@ from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.accoun
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.groups import plan_membership
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.user_rights import (
     UnknownRightError,
+    canonical_right,
     held_rights,
     plan_rights,
 )
 
 UNKNOWN_RIGHT = "UNKNOWN_RIGHT"
+ACCOUNT_LOOKUP_FAILED = "ACCOUNT_LOOKUP_FAILED"
+LSA_ERROR = "LSA_ERROR"
+# The system's text for the NTSTATUS codes a test may inject (lsa_error), as LsaNtStatusToWinError and
+# FormatMessage give it on an English host.
+_NTSTATUS_TEXT = {
+    0xC0000022: "Access is denied.",
+    0xC000005E: "There are currently no logon servers available to service the logon request.",
+    0xC0000060: "A specified privilege does not exist.",
+}
+_LOOKUP_FAILED_TEXT = "The remote procedure call failed."  # RPC_S_CALL_FAILED: not a sign of an unreachable domain
 
 
 def _accounts(state) -> dict:
@@ -73,16 +99,45 @@ def _records(state) -> list[AccountRecord]:
     return [_record(state, sid, entry or {}) for sid, entry in _accounts(state).items() if is_sid(str(sid))]
 
 
+def _fault(state, name: str):
+    return (state.data.get("faults") or {}).get(name)
+
+
+def _domain_unreachable(state) -> bool:
+    return bool(_fault(state, "domain_unreachable"))
+
+
 def _resolve(state, account: str) -> AccountRecord:
     # Windows maps the service accounts (LocalSystem, ...) before any name translation.
     sid = service_account_sid(account)
     if sid is not None:
         entry = _entry(state, sid)
         return _record(state, sid, entry if entry is not None else {"name": SERVICE_ACCOUNT_NAMES[sid], "domain": NT_AUTHORITY, "type": "well_known"})
+    failed = _fault(state, "account_lookup_failed")
+    if failed:
+        text = failed if isinstance(failed, str) else _LOOKUP_FAILED_TEXT
+        raise HostOperationError(ACCOUNT_LOOKUP_FAILED, f"account '{account}' could not be looked up on {state.hostname}: System.SystemException: {text}")
     try:
         return resolve_account(account, _records(state), state.hostname)
     except AccountError as error:
+        if error.code == ACCOUNT_NOT_FOUND and _domain_unreachable(state) and _may_be_in_a_domain(state, account):
+            # Without a domain controller, a name that is not local cannot be told missing from unknown.
+            raise HostOperationError(
+                DOMAIN_UNREACHABLE,
+                f"account '{account}' cannot be resolved: {state.hostname} cannot contact its domain (no domain controller answers)",
+            ) from None
         raise HostOperationError(error.code, error.message) from None
+
+
+def _may_be_in_a_domain(state, account: str) -> bool:
+    """A reference that a domain controller would be asked about once the host itself does not know it."""
+    try:
+        wanted = parse_account(account)
+    except ValueError:
+        return False
+    if wanted.domain is not None:
+        return wanted.domain != "." and is_domain_account(wanted.domain, state.hostname)
+    return True  # a SID, a UPN, or a bare name: the domain is searched after the host
 
 
 def _entry(state, sid: str) -> dict | None:
@@ -131,13 +186,20 @@ def _containing_groups(state, sid: str) -> set[str]:
 
 
 def _direct_rights(state, sid: str) -> list[str]:
+    status = _fault(state, "lsa_error")
+    if status:
+        code = int(str(status), 16) if isinstance(status, str) else int(status)
+        text = _NTSTATUS_TEXT.get(code, f"NTSTATUS 0x{code:08X}")
+        raise HostOperationError(LSA_ERROR, f"LsaOpenPolicy failed: 0x{code:08X} ({text})")
     sid = normalize_sid(sid)
     return held_rights(right for right, holders in _rights(state).items() if sid in {normalize_sid(str(h)) for h in holders or []})
 
 
 def _member(state, sid: str) -> dict:
     entry = _entry(state, sid)
-    if entry is None:  # a SID that no longer resolves: kept as is, never an error
+    if entry is None and not sid.startswith("S-1-5-21-"):  # a well-known principal (Authenticated Users...)
+        return {"sid": sid, "name": IMPLICIT_GROUPS.get(sid, sid), "type": "well_known", "enabled": True, "orphaned": False}
+    if entry is None:  # an account's SID that no longer resolves: kept as is, never an error
         return {"sid": sid, "name": sid, "type": "unknown", "enabled": False, "orphaned": True}
     record = _record(state, sid, entry)
     return {
@@ -149,17 +211,93 @@ def _member(state, sid: str) -> dict:
     }
 
 
+def _is_domain_record(state, record: AccountRecord) -> bool:
+    return is_domain_account(record.domain, state.hostname)
+
+
+def _token_groups(state, record: AccountRecord) -> tuple[set[str], bool, dict | None]:
+    """The SIDs of every group the account's service logon carries, whether that is all of them,
+    and why not. Without a domain controller, a domain account's domain groups cannot be read (its
+    local groups still can); a local account is in no domain group, so its groups stay known."""
+    start = {record.sid} | (set(IMPLICIT_GROUPS) if record.type != "group" else set())
+    unreachable = _domain_unreachable(state)
+    found: set[str] = set()
+    pending = list(start)
+    while pending:
+        member = pending.pop()
+        for group in _records(state):
+            if group.type != "group" or group.sid in found or member not in _members(state, group.sid):
+                continue
+            if unreachable and _is_domain_record(state, group):
+                continue  # a domain group: only a domain controller knows who is in it
+            found.add(group.sid)
+            pending.append(group.sid)
+    found |= start - {record.sid}
+    if unreachable and _is_domain_record(state, record):
+        error = {"code": DOMAIN_UNREACHABLE, "message": f"{state.hostname} cannot contact the domain {record.domain} (no domain controller answers)"}
+        return found, False, error
+    return found, True, None
+
+
+def _scope(state, sid: str) -> str:
+    entry = _entry(state, sid)
+    if entry is None:
+        return "well_known"
+    record = _record(state, sid, entry)
+    if _is_local_group(state, record):
+        return "local"
+    return "domain" if _is_domain_record(state, record) else "well_known"
+
+
+def _group_name(state, sid: str) -> str:
+    entry = _entry(state, sid)
+    if entry is None:
+        return IMPLICIT_GROUPS.get(sid, sid)
+    record = _record(state, sid, entry)
+    return record.name if _is_local_group(state, record) else qualified_name(record.name, record.domain)
+
+
+def group_policy_report(state) -> dict:
+    """What the host knows of the rights a domain policy defines: ``{known, domain_member, rights:
+    {right: [{sid, name}]}, error}`` (the resultant set of policy of its last refresh)."""
+    policy = state.data.get("group_policy")
+    domain_member = isinstance(policy, dict) or any(_is_domain_record(state, r) for r in _records(state))
+    if isinstance(policy, dict) and policy.get("error"):
+        return {"known": False, "domain_member": True, "rights": {}, "error": str(policy["error"])}
+    rights = {}
+    for right, holders in ((policy or {}).get("rights") or {}).items():
+        rights[canonical_right(str(right)) or str(right)] = [
+            {"sid": normalize_sid(str(h)), "name": _group_name(state, normalize_sid(str(h)))} for h in holders or [] if is_sid(str(h))
+        ]
+    return {"known": True, "domain_member": domain_member, "rights": rights, "error": None}
+
+
+def apply_group_policy(state) -> None:
+    """A policy refresh: each right the domain policy defines gets exactly the policy's holders (what
+    an LSA grant or removal did to it is undone). The simulator applies it at every service start."""
+    policy = state.data.get("group_policy")
+    if not isinstance(policy, dict):
+        return
+    rights = _rights(state)
+    for right, holders in (policy.get("rights") or {}).items():
+        rights[_rights_key(rights, str(right))] = [str(h) for h in holders or []]
+
+
 def account_report(state, account: str) -> dict:
     """What read_account returns for ``account``: see the operation's documentation in
     read_account.ps1. Raises HostOperationError when the account does not resolve."""
     record = _resolve(state, account)
     entry = _entry(state, record.sid) or {}
     local_groups = _local_groups(state)
-    containing = _containing_groups(state, record.sid)
+    containing, known, error = _token_groups(state, record)
     mine = [group for group in local_groups if group.sid in containing]
     direct = {group.sid for group in mine if record.sid in _members(state, group.sid)}
     groups = sorted(
         ({**group_ref(g.sid, g.name), "indirect": g.sid not in direct} for g in mine),
+        key=lambda g: (g["name"].casefold(), g["sid"]),
+    )
+    token = sorted(
+        ({"sid": sid, "name": _group_name(state, sid), "scope": _scope(state, sid)} for sid in containing),
         key=lambda g: (g["name"].casefold(), g["sid"]),
     )
     return {
@@ -171,9 +309,13 @@ def account_report(state, account: str) -> dict:
         "enabled": entry.get("enabled") is not False,
         "groups": groups,
         "rights": _direct_rights(state, record.sid),
-        "group_rights": {g.sid: _direct_rights(state, g.sid) for g in mine},
+        "group_rights": {g["sid"]: _direct_rights(state, g["sid"]) for g in token},
         "local_groups": [group_ref(g.sid, g.name) for g in local_groups],
         "group_members": {g.sid: [_member(state, m) for m in _members(state, g.sid)] for g in mine},
+        "token_groups": token,
+        "token_groups_known": known,
+        "token_groups_error": error,
+        "group_policy": group_policy_report(state),
         "connection_sid": normalize_sid(str(state.data["connection_account"]))
         if is_sid(str(state.data.get("connection_account") or ""))
         else None,

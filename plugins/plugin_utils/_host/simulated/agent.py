@@ -21,6 +21,7 @@ from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.errors im
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.simulated.accounts import (
     account_entry,
     account_report,
+    apply_group_policy,
     resolve_sid,
 )
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.simulated.state import utc_now
@@ -235,6 +236,9 @@ def _start(state, key: str, entry: dict) -> dict:
     failure = {"win32_error": None, "error": None, "events": []}
     if str(entry.get("start_mode", "auto")).casefold() == "disabled":
         return {**failure, "win32_error": ERROR_SERVICE_DISABLED, "error": SERVICE_DISABLED_ERROR}
+    # A start stands for the reboot or the hours that pass before it on a real farm: a Group Policy
+    # refresh has happened, and what the LSA was told about a right the policy defines is undone.
+    apply_group_policy(state)
     raw = read_agent_info(state, {"service": key, "config_path": agent_config.CONFIG_PATH, "account": ""})
     verdict = agent_rules.read_host(raw).verdict
     if not verdict.starts and verdict.stage == "logon":

@@ -168,6 +168,7 @@ ALONE = {
     "bom": (_bytes(lambda data: b"\xef\xbb\xbf" + data), ["CONFIG_ENCODING"]),
     "utf16": (_bytes(lambda data: data.decode().encode("utf-16")), ["CONFIG_ENCODING"]),
     "invalid_toml": (_replace_toml("run_jobs_as_agent_user = true", "run_jobs_as_agent_user = "), ["CONFIG_INVALID"]),
+    "cr_only_line_endings": (_bytes(lambda data: data.replace(b"\n", b"\r")), ["CONFIG_INVALID"]),
     "missing_table": (_replace_toml("[logging]\n", "[loging]\n"), ["CONFIG_INVALID"]),
     "wrong_type": (_replace_toml("shutdown_on_stop = true", 'shutdown_on_stop = "sometimes"'), ["CONFIG_INVALID"]),
     # appended at the end, the key lands in [capabilities.attributes], where only capability names go
@@ -279,6 +280,32 @@ def test_a_service_value_true_wins_over_a_machine_false():
     assert result["ready"] is True
 
 
+@pytest.mark.parametrize(
+    ("toml_line", "variable", "needs_the_right", "says"),
+    [
+        ("shutdown_on_stop = true", None, True, "sets [os] shutdown_on_stop = true"),
+        # absent: the agent keeps its default no_shutdown = False and shuts the host down
+        ("# shutdown_on_stop removed", None, True, "does not set [os] shutdown_on_stop, and the agent's default"),
+        ("shutdown_on_stop = false", None, False, ""),
+        ("# shutdown_on_stop removed", "DEADLINE_WORKER_NO_SHUTDOWN=true", False, ""),
+        ("shutdown_on_stop = false", "DEADLINE_WORKER_NO_SHUTDOWN=no", True, "DEADLINE_WORKER_NO_SHUTDOWN=no in the service's own Environment"),
+    ],
+)
+def test_the_shutdown_right_follows_the_agents_resolved_no_shutdown(toml_line, variable, needs_the_right, says):
+    state = ready_state()
+    _no_shutdown_right(state)
+    _replace_toml("shutdown_on_stop = true", toml_line)(state)
+    if variable:
+        _service_env(variable)(state)
+    result = describe(state)
+    assert result["settings"]["shutdown_on_stop"]["value"] is needs_the_right
+    assert ("SHUTDOWN_RIGHT_MISSING" in ids(result)) is needs_the_right
+    if needs_the_right:
+        missing = finding(result, "SHUTDOWN_RIGHT_MISSING")
+        assert says in missing["message"] and "lacks SeShutdownPrivilege" in missing["message"]
+        assert "shutdown_on_stop = false" in missing["fix"]
+
+
 def test_version_messages_distinguish_ignored_and_crashing():
     state = ready_state()
     state["agent"]["version"] = "0.26.0"
@@ -289,6 +316,28 @@ def test_version_messages_distinguish_ignored_and_crashing():
     assert "crashes" in crashes and "#298" in crashes
     state["agent"]["version"] = "0.27.3"
     assert describe(state)["ready"] is True
+
+
+@pytest.mark.parametrize(
+    ("version", "error", "says", "fix"),
+    [
+        # a version that reads as text but is no release number: the agent is installed
+        ("unknown", None, "reports its version as 'unknown'", "Reinstall a release"),
+        (None, "deadline_worker_agent is not installed", "could not be read", "Install deadline-cloud-worker-agent"),
+        (None, "python.exe exited with 1: importlib.metadata.PackageNotFoundError: No package metadata was found", "could not be read", "Install"),
+        (None, "python.exe did not finish within 120 seconds", "did not finish", "Correct what the error says"),
+    ],
+)
+def test_an_unreadable_version_says_why_and_never_tells_to_install_an_installed_agent(version, error, says, fix):
+    state = ready_state()
+    state["agent"]["version"] = version
+    raw = read_agent_info(SimulatedState(copy.deepcopy(state)), {"service": "DeadlineWorker", "config_path": simworker.WORKER_TOML, "account": ""})
+    if error:
+        raw["agent"]["error"] = error
+    found = next(f for f in agent_rules.describe(raw)["findings"] if f["id"] == "AGENT_VERSION_UNSUPPORTED")
+    assert says in found["message"] and found["fix"].startswith(fix)
+    if version is not None or "did not finish" in str(error):
+        assert not found["fix"].startswith("Install")
 
 
 def test_the_0_23_message_is_quoted_for_0_23():
@@ -358,6 +407,22 @@ def test_the_roles_refusal_of_a_denied_right_keeps_its_id():
     refused = role.plan(before, values)["refused"]
     assert [r["id"] for r in refused] == ["RIGHT_DENIED"]
     assert "SeDenyServiceLogonRight" in refused[0]["message"]
+
+
+@pytest.mark.parametrize(
+    ("transform", "named"),
+    [
+        (lambda data: data.replace(b"\n", b"\r"), "CR-only line endings"),
+        (lambda data: data.replace(b"\n[aws]", b"\r[aws]", 1), "a carriage return without a line feed at line"),
+    ],
+)
+def test_lone_carriage_returns_are_named_as_line_endings(transform, named):
+    state = ready_state()
+    _bytes(transform)(state)
+    invalid = finding(describe(state), "CONFIG_INVALID")
+    assert named in invalid["message"] and "which TOML does not allow" in invalid["message"]
+    assert "is not valid TOML: " in invalid["message"]  # the agent's own words, quoted
+    assert invalid["fix"] == "Save worker.toml with CRLF (Windows) or LF line endings."
 
 
 def test_parse_error_has_line_and_column_and_values_are_what_the_agent_loads():

@@ -22,6 +22,7 @@ from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.groups
     member_enabled,
     plan_membership,
     removal_refusal,
+    report_with_groups,
     resolve_groups,
 )
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.user_rights import effective_rights
@@ -70,13 +71,16 @@ def test_plan_present_and_absent_by_sid(state):
 
 def test_check_mode_report_drops_the_groups_rights(state):
     report = account_report(state, "deadline-worker")
-    after = {**report, "groups": plan_membership(report, ["Administrators"], "absent").after}
+    after = report_with_groups(report, plan_membership(report, ["Administrators"], "absent").after)
     assert "SeShutdownPrivilege" not in effective_rights(after)
-    # Contract v2: read_account reads the rights of the account's own groups only, so a group the
-    # plan joins brings no rights into the prediction (the reading after the change has them).
-    assert set(report["group_rights"]) == {g["sid"] for g in report["groups"]}
-    joined = {**report, "groups": plan_membership(report, ["Backup Operators"], "present").after}
+    assert "S-1-5-32-544" not in {g["sid"] for g in after["token_groups"]} and "S-1-5-32-544" not in after["group_rights"]
+    # Contract v2: read_account reads the rights of the groups of the account's token only, so a
+    # group the plan joins brings no rights into the prediction (the reading after the change has them).
+    assert set(report["group_rights"]) == {g["sid"] for g in report["token_groups"]}
+    assert {g["sid"] for g in report["groups"]} <= set(report["group_rights"])
+    joined = report_with_groups(report, plan_membership(report, ["Backup Operators"], "present").after)
     assert BACKUP_OPERATORS not in effective_rights(joined)["SeBackupPrivilege"]  # it comes via Administrators only
+    assert BACKUP_OPERATORS["sid"] in {g["sid"] for g in joined["token_groups"]}
 
 
 def test_missing_groups_are_all_named(state):

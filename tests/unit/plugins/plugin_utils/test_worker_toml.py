@@ -203,7 +203,7 @@ def test_inline_tables_are_edited_inside_the_braces(tmp_path):
     edit = apply_settings(data, OPT_IN, PATH)
     loaded = agent_loads(edit.data, tmp_path)
     assert loaded.os.run_jobs_as_agent_user is True and loaded.os.windows_job_user is None
-    assert edit.text.startswith('os = { run_jobs_as_agent_user = true  }  # windows_job_user = "job" (removed)\n')
+    assert edit.text.startswith('os = { run_jobs_as_agent_user = true }  # windows_job_user = "job" (removed)\n')
 
 
 def test_a_table_split_by_another_is_edited_in_its_own_part():
@@ -388,3 +388,54 @@ def test_a_misplaced_key_the_settings_do_not_touch_only_warns_when_it_was_there_
     # without the file as it was, or when the change itself puts it there, it is refused
     assert validate(edit.text, PATH).errors
     assert validate(edit.text, PATH, installer_example().decode()).errors
+
+
+@pytest.mark.parametrize("data", [b"[os]\rshutdown_on_stop = true\r", b"[worker]\n[os]\rshutdown_on_stop = true\n"])
+def test_lone_carriage_returns_are_refused_naming_the_line_endings(data):
+    with pytest.raises(WorkerTomlError) as raised:
+        apply_settings(data, [Setting("os", "run_jobs_as_agent_user", True)], "worker.toml")
+    assert "line 1, column" not in str(raised.value) and "which TOML does not allow" in str(raised.value)
+    assert ("CR-only line endings" in str(raised.value)) is (b"\n" not in data)
+    assert raised.value.fix == "save worker.toml with CRLF (Windows) or LF line endings"
+
+
+OPT_IN_EDIT = [
+    Setting("os", "run_jobs_as_agent_user", True),
+    Setting("os", "windows_job_user", None, "absent"),
+    Setting("os", "impersonation", None, "absent"),
+]
+
+
+@pytest.mark.parametrize(
+    ("commented", "expected"),
+    [
+        # the operator's note stays, with the line it speaks of; the key goes on its own line after it
+        (
+            "[os]\n#run_jobs_as_agent_user=false  # tried, reverted\nshutdown_on_stop = true\n",
+            "[os]\n#run_jobs_as_agent_user=false  # tried, reverted\nrun_jobs_as_agent_user = true\nshutdown_on_stop = true\n",
+        ),
+        ("[os]\n# run_jobs_as_agent_user = false # tried\n", "[os]\n# run_jobs_as_agent_user = false # tried\nrun_jobs_as_agent_user = true\n"),
+        # the agent's own example, without a note, is uncommented in place (as its own editor does)
+        ("[os]\n# run_jobs_as_agent_user = true\nshutdown_on_stop = true\n", "[os]\nrun_jobs_as_agent_user = true\nshutdown_on_stop = true\n"),
+    ],
+)
+def test_a_commented_opt_in_with_a_note_keeps_the_note(commented, expected):
+    edit = apply_settings(commented.encode(), OPT_IN_EDIT, "worker.toml")
+    assert edit.text == expected
+    assert tomllib.loads(edit.text)["os"]["run_jobs_as_agent_user"] is True
+
+
+@pytest.mark.parametrize(
+    ("inline", "expected"),
+    [
+        ("os = { shutdown_on_stop = true }", "os = { shutdown_on_stop = true, run_jobs_as_agent_user = true }"),
+        ('os = { run_jobs_as_agent_user = false, windows_job_user = "x" }', 'os = { run_jobs_as_agent_user = true }  # windows_job_user = "x" (removed)'),
+        ("os = {shutdown_on_stop=true,retain_session_dir=false}", "os = {shutdown_on_stop=true,retain_session_dir=false,run_jobs_as_agent_user=true}"),
+        ("os = { run_jobs_as_agent_user = true }  # set by hand", "os = { run_jobs_as_agent_user = true }  # set by hand"),
+    ],
+)
+def test_an_inline_os_table_keeps_its_spacing(inline, expected):
+    rest = "[worker]\n[aws]\n[logging]\n[capabilities.amounts]\n[capabilities.attributes]\n"
+    edit = apply_settings(f"{inline}\n{rest}".encode(), OPT_IN_EDIT, "worker.toml")
+    assert edit.text == f"{expected}\n{rest}"
+    assert edit.changed is (inline != expected)

@@ -5,12 +5,14 @@
 # the simulated worker runs: keep them in step.
 #  - Names resolve through NTAccount.Translate, `.\name` meaning this computer; groups and members
 #    are compared by SID. LocalSystem, LocalService and NetworkService map to their SIDs first.
-#  - Local groups are read through ADSI and the members' objectSid: it survives orphaned SIDs, on
-#    which Get-LocalGroupMember fails. Membership is decided from objectSid alone, each member on
-#    its own (one unreadable member must not hide the others); names and flags are read only for
-#    the account's own groups.
-#  - Nested membership (a domain group inside a local group) comes from NetUserGetLocalGroups with
-#    LG_INCLUDE_INDIRECT, as the account's token has it.
+#  - Local groups are listed through ADSI, their members as SIDs alone (NetLocalGroupGetMembers level
+#    0: it survives orphaned SIDs, on which Get-LocalGroupMember fails, and asks no domain controller).
+#    Names and kinds are looked up only for the account's own groups, in one LsaLookupSids call, so
+#    that a reading stays fast when no domain controller answers.
+#  - The account's token groups: its domain groups (nested ones included) from an S4U logon, the
+#    groups every service logon carries (Everyone, Authenticated Users, SERVICE), and the local groups
+#    that hold any of these or the account. They are "known" only when the domain answered.
+#  - The rights a domain GPO defines come from the resultant set of policy of the last refresh.
 
 #cmf:include Refusal
 #cmf:include Native
@@ -18,6 +20,10 @@
 # Win32 errors that mean the domain could not be asked: ERROR_NO_SUCH_DOMAIN, ERROR_NO_LOGON_SERVERS,
 # RPC_S_SERVER_UNAVAILABLE, ERROR_TRUSTED_RELATIONSHIP_FAILURE, ERROR_TRUSTED_DOMAIN_FAILURE.
 $script:DomainUnreachableErrors = @(1355, 1311, 1722, 1789, 1788)
+# Every service logon's token has these (MS-DTYP 2.4.2.4): Everyone, Authenticated Users, SERVICE.
+$script:ImplicitGroups = @('S-1-1-0', 'S-1-5-11', 'S-1-5-6')
+# Domains of this computer's own accounts, whatever it is joined to: they never need a domain controller.
+$script:LocalAuthorities = @('BUILTIN', 'NT AUTHORITY', 'NT SERVICE')
 
 function Assert-CmfNotDomainController {
     # A domain controller has no local groups (its "local" groups are the domain's BUILTIN ones) and
@@ -27,17 +33,6 @@ function Assert-CmfNotDomainController {
         throw (New-CmfRefusal 'DOMAIN_CONTROLLER' ("$env:COMPUTERNAME is a domain controller: it has no local groups or local accounts " +
                 '(changing its groups and rights would change them for every domain controller of the domain). ' +
                 'Run the worker on a member server or workstation.'))
-    }
-}
-
-function ConvertTo-CmfAccountName {
-    # The NT name of a SID, or the SID itself when it no longer resolves (a deleted account).
-    param([string]$Sid)
-    try {
-        (New-Object Security.Principal.SecurityIdentifier $Sid).Translate([Security.Principal.NTAccount]).Value
-    }
-    catch {
-        $Sid
     }
 }
 
@@ -57,16 +52,21 @@ function Get-CmfWin32Code {
     $null
 }
 
-function Test-CmfDomainResolves {
-    # Whether the host can map the domain part of a name to a SID (it knows and reached the domain).
+function Test-CmfLocalDomain {
+    # Whether a domain part names this computer itself (its name, `.`, BUILTIN, NT AUTHORITY, NT SERVICE).
     param([string]$Domain)
-    try {
-        [void](New-Object Security.Principal.NTAccount $Domain).Translate([Security.Principal.SecurityIdentifier])
-        $true
-    }
-    catch {
-        $false
-    }
+    # -contains ignores case, as Windows does for these names
+    (@('.', $env:COMPUTERNAME) + $script:LocalAuthorities) -contains $Domain
+}
+
+function Get-CmfUnreachableDomainCode {
+    # The DC locator's Win32 error when no domain controller of $Domain (the computer's own for '')
+    # answers, else $null. DsGetDcName is the question Windows itself asks before any domain lookup.
+    param([string]$Domain)
+    Initialize-CmfNative
+    $status = [DeadlineCloudCmf.NetApi]::DomainControllerStatus($Domain)
+    if ($script:DomainUnreachableErrors -contains $status) { return $status }
+    $null
 }
 
 function Resolve-CmfAccount {
@@ -92,14 +92,20 @@ function Resolve-CmfAccount {
     catch {
         $cause = Get-CmfInnerException $_.Exception
         if ($cause -is [Security.Principal.IdentityNotMappedException]) {
+            # Not mapped: missing, or of a domain no controller answered for (LookupAccountName cannot
+            # tell them apart). The DC locator can: an unreachable domain is never "not found".
             $domain = $null
             if ($text.Contains('\')) { $domain = $text.Split('\', 2)[0] }
             elseif ($text.Contains('@')) { $domain = $text.Split('@', 2)[1] }
-            if ($domain -and $domain -ne $env:COMPUTERNAME -and -not (Test-CmfDomainResolves $domain)) {
-                # A name whose domain does not resolve either: a domain that does not exist and one that
-                # cannot be reached look the same from here.
-                throw (New-CmfRefusal 'ACCOUNT_NOT_FOUND' ("account '$Account' does not resolve on ${env:COMPUTERNAME}, nor does its " +
-                        "domain '$domain': either no such domain is known to this host, or its domain controllers cannot be reached"))
+            elseif ((Get-CimInstance -ClassName Win32_ComputerSystem -Property PartOfDomain).PartOfDomain) { $domain = '' }
+            if ($null -ne $domain -and -not (Test-CmfLocalDomain $domain)) {
+                $code = Get-CmfUnreachableDomainCode $domain
+                if ($null -ne $code) {
+                    $which = $(if ($domain) { "the domain '$domain'" } else { "the computer's domain" })
+                    throw (New-CmfRefusal 'DOMAIN_UNREACHABLE' ("account '$Account' cannot be resolved: no domain controller of $which " +
+                            "answers $env:COMPUTERNAME (DsGetDcName: Win32 $code`: $((New-Object ComponentModel.Win32Exception $code).Message)); " +
+                            'a domain that does not exist looks the same from here'))
+                }
             }
             throw (New-CmfRefusal 'ACCOUNT_NOT_FOUND' "account '$Account' does not exist (as resolved from $env:COMPUTERNAME)")
         }
@@ -125,90 +131,127 @@ function Get-CmfLocalGroups {
     }
 }
 
-function Get-CmfMemberProperty {
-    # A property of a member as the group's Members call returns it (a COM object), without binding
-    # a DirectoryEntry to it: that bind asks the member's domain and fails for an orphan or a
-    # domain that cannot be reached.
-    param($Member, [string]$Property)
-    $Member.GetType().InvokeMember($Property, [Reflection.BindingFlags]::GetProperty, $null, $Member, $null)
-}
-
-function Get-CmfMemberSids {
-    # The members of a local group: @{ sid; path; raw } each, sid $null when it could not be read.
-    param($Group)
-    foreach ($raw in @($Group.psbase.Invoke('Members'))) {
-        $sid = $null
-        $path = $null
-        try {
-            $path = [string](Get-CmfMemberProperty $raw 'ADsPath')
-            $sid = (New-Object Security.Principal.SecurityIdentifier ([byte[]](Get-CmfMemberProperty $raw 'objectSid')), 0).Value
-        }
-        catch {
-            if ($path -match '^WinNT://(S-1-[0-9-]+)$') { $sid = $Matches[1] }
-        }
-        @{ sid = $sid; path = $path; raw = $raw }
+function Get-CmfLocalUsers {
+    # The local users, SID -> @{ enabled }: one WMI query (LocalAccount=TRUE keeps it from asking the domain).
+    $users = @{}
+    foreach ($user in @(Get-CimInstance -ClassName Win32_UserAccount -Filter 'LocalAccount=TRUE')) {
+        $users[[string]$user.SID] = @{ enabled = -not $user.Disabled }
     }
+    $users
 }
 
-function Get-CmfGroupMembers {
-    # Members of a local group: @{ sid; name; type; enabled; orphaned } (+ unreadable). The ADsPath of
-    # an orphan is WinNT://S-1-..., with no account behind it to ask; it is kept, never an error.
-    param($Group)
-    foreach ($member in @(Get-CmfMemberSids -Group $Group)) {
-        $label = $(if ($member.sid) { $member.sid } else { [string]$member.path })
-        try {
-            if ($null -eq $member.sid) { throw 'objectSid unreadable' }
-            if ($member.path -match '^WinNT://S-1-[0-9-]+$') {
-                @{ sid = $member.sid; name = $member.sid; type = 'unknown'; enabled = $false; orphaned = $true }
-                continue
-            }
-            $class = [string](Get-CmfMemberProperty $member.raw 'Class')
-            $enabled = $true
-            if ($class -eq 'User') {
-                try {
-                    $enabled = -not ([int](Get-CmfMemberProperty $member.raw 'UserFlags') -band 0x2)  # ADS_UF_ACCOUNTDISABLE
-                }
-                catch {
-                    $enabled = $true  # a domain user whose flags cannot be read from here: counted as live
-                }
-            }
-            @{
-                sid = $member.sid
-                name = ConvertTo-CmfAccountName $member.sid
-                type = $(if ($class -eq 'Group') { 'group' } else { 'user' })
-                enabled = [bool]$enabled
-                orphaned = $false
-            }
-        }
-        catch {
-            @{ sid = $label; name = $label; type = 'unknown'; enabled = $true; orphaned = $false; unreadable = $true }
-        }
-    }
-}
-
-function Get-CmfAccountType {
-    param([string]$Sid)
-    # LocalAccount=TRUE keeps WMI from asking the domain for every account it knows.
-    $user = Get-CimInstance -ClassName Win32_UserAccount -Filter "LocalAccount=TRUE AND SID='$Sid'" -ErrorAction SilentlyContinue
-    if ($user) { return @{ type = 'user'; enabled = -not $user.Disabled } }
-    $group = Get-CimInstance -ClassName Win32_Group -Filter "LocalAccount=TRUE AND SID='$Sid'" -ErrorAction SilentlyContinue
-    if ($group) { return @{ type = 'group'; enabled = $true } }
-    if ($Sid -match '^S-1-5-21-') { return @{ type = 'user'; enabled = $true } }
-    @{ type = 'well_known'; enabled = $true }
-}
-
-function Get-CmfIndirectGroupNames {
-    # Local group names the account is in, nested membership included; $null when netapi32 cannot
-    # tell (an account that is not a user: a group, a well-known SID): then direct membership alone.
-    param([string]$Name)
+function Get-CmfSidNames {
+    # SID -> @{ name; use } for many SIDs, in one LsaLookupSids call (use: SID_NAME_USE; 6 deleted,
+    # 7 invalid and 8 unknown have no name: the SID itself stands for it).
+    param([string[]]$Sids)
+    $names = @{}
+    $unique = @($Sids | Where-Object { $_ } | Select-Object -Unique)
+    if ($unique.Count -eq 0) { return $names }
     Initialize-CmfNative
+    foreach ($entry in @([DeadlineCloudCmf.Lsa]::LookupSids([string[]]$unique))) {
+        $names[$entry.Sid] = @{ name = $(if ($entry.Name) { $entry.Name } else { $entry.Sid }); use = $entry.Use }
+    }
+    $names
+}
+
+function Get-CmfGroupMember {
+    # One member of a local group as read_account reports it: @{ sid; name; type; enabled; orphaned }
+    # (+ unreadable). A SID of this computer that does not map is an orphan (the SAM is the authority
+    # for it); one of a domain that does not map may be deleted or out of reach: unreadable, counted live.
+    param([string]$Sid, [hashtable]$Names, [hashtable]$LocalUsers, [string]$MachinePrefix)
+    $found = $Names[$Sid]
+    $use = $(if ($found) { [int]$found.use } else { 8 })
+    if ($use -ge 6 -and $use -le 8) {
+        if ($Sid -notlike 'S-1-5-21-*') { return @{ sid = $Sid; name = $Sid; type = 'well_known'; enabled = $true; orphaned = $false } }
+        if ($use -eq 6 -or ($MachinePrefix -and $Sid.StartsWith($MachinePrefix))) {
+            return @{ sid = $Sid; name = $Sid; type = 'unknown'; enabled = $false; orphaned = $true }
+        }
+        return @{ sid = $Sid; name = $Sid; type = 'unknown'; enabled = $true; orphaned = $false; unreadable = $true }
+    }
+    $type = 'group'  # a group, an alias
+    if ($use -eq 1 -or $use -eq 9) { $type = 'user' }  # a user, a computer
+    elseif ($use -eq 5) { $type = 'well_known' }
+    $enabled = $true
+    if ($LocalUsers.ContainsKey($Sid)) { $enabled = [bool]$LocalUsers[$Sid].enabled }
+    @{ sid = $Sid; name = $found.name; type = $type; enabled = $enabled; orphaned = $false }
+}
+
+function Get-CmfDomainGroupSids {
+    # The SIDs of the domain groups in a domain account's token, nested ones included: @{ known; sids;
+    # error }. An S4U logon (a WindowsIdentity made from the account's UPN): the computer's own Kerberos
+    # asks the domain controller for the groups (S4U2Self), so it works over WinRM without the
+    # connection's credentials travelling on (a double hop), which reading tokenGroups over LDAP needs.
+    # Fails closed: any failure leaves the groups unknown, and says whether the domain was out of reach.
+    param([hashtable]$Resolved, [string]$Account, [string[]]$LocalGroupSids)
+    $sam = $Resolved.name.Split('\', 2)[1]
+    $upn = $Account.Trim()
+    if (-not $upn.Contains('@')) {
+        $upn = "$sam@$((Get-CimInstance -ClassName Win32_ComputerSystem -Property Domain).Domain)"
+    }
+    $identity = $null
     try {
-        # The unary comma returns the array whole: no groups stays an empty list, not $null (which
-        # means "cannot tell" here).
-        return , @([DeadlineCloudCmf.NetApi]::LocalGroupsWithIndirect($Name))
+        $identity = New-Object Security.Principal.WindowsIdentity -ArgumentList $upn
+        if ($identity.User.Value -ne $Resolved.sid) {
+            return @{ known = $false; sids = @(); error = @{ code = 'TOKEN_GROUPS_FAILED'; message = (
+                        "$upn names $($identity.User.Value), not $($Resolved.name) ($($Resolved.sid)): the groups of an account of another " +
+                        "domain than $env:COMPUTERNAME's cannot be read from here") } }
+        }
+        $sids = @($identity.Groups | ForEach-Object { $_.Value } | Where-Object { $_ -like 'S-1-5-21-*' -and $LocalGroupSids -notcontains $_ })
+        return @{ known = $true; sids = @($sids); error = $null }
     }
     catch {
-        $null
+        $cause = Get-CmfInnerException $_.Exception
+        $code = Get-CmfUnreachableDomainCode $Resolved.domain
+        if ($null -ne $code) {
+            return @{ known = $false; sids = @(); error = @{ code = 'DOMAIN_UNREACHABLE'; message = (
+                        "no domain controller of $($Resolved.domain) answers $env:COMPUTERNAME (DsGetDcName: Win32 $code); the S4U logon " +
+                        "of $upn failed: $($cause.Message)") } }
+        }
+        return @{ known = $false; sids = @(); error = @{ code = 'TOKEN_GROUPS_FAILED'; message = "the S4U logon of $upn failed: $($cause.GetType().FullName): $($cause.Message)" } }
+    }
+    finally {
+        if ($null -ne $identity) { $identity.Dispose() }
+    }
+}
+
+function Get-CmfPolicyRightSettings {
+    # The user rights a domain GPO defines here, from the resultant set of policy of the last refresh:
+    # @{ known; domain_member; rights = @{ right = @(holder text) }; error }. RSOP_UserPrivilegeRight in
+    # root\rsop\computer is a local WMI read: it works over WinRM with no extra feature (no RSAT or
+    # GPMC, no gpresult report file), and it says which rights a GPO owns, which secedit's export of the
+    # merged policy cannot. Fails closed: a domain member whose policy result cannot be read is unknown.
+    $system = Get-CimInstance -ClassName Win32_ComputerSystem -Property PartOfDomain
+    if (-not $system.PartOfDomain) { return @{ known = $true; domain_member = $false; rights = @{}; error = $null } }
+    $key = [Microsoft.Win32.Registry]::LocalMachine.OpenSubKey('SOFTWARE\Policies\Microsoft\Windows\System')
+    if ($null -ne $key) {
+        try { $logging = $key.GetValue('RSoPLogging') } finally { $key.Dispose() }
+        if ($null -ne $logging -and [int]$logging -eq 0) {
+            return @{ known = $false; domain_member = $true; rights = @{}; error = (
+                    "a policy turns Resultant Set of Policy logging off (RSoPLogging = 0) on $env:COMPUTERNAME: which rights a GPO defines is not recorded") }
+        }
+    }
+    try {
+        $settings = @(Get-CimInstance -Namespace 'root\rsop\computer' -ClassName RSOP_UserPrivilegeRight -Filter 'precedence=1')
+    }
+    catch {
+        return @{ known = $false; domain_member = $true; rights = @{}; error = "reading root\rsop\computer failed: $($_.Exception.Message)" }
+    }
+    $rights = @{}
+    foreach ($setting in $settings) { $rights[[string]$setting.UserRight] = @($setting.AccountList | Where-Object { $_ } | ForEach-Object { [string]$_ }) }
+    @{ known = $true; domain_member = $true; rights = $rights; error = $null }
+}
+
+function ConvertTo-CmfHolderSid {
+    # A GPO's holder as written in its template (*S-1-..., or DOMAIN\name) as a SID, or $null when the
+    # name does not resolve here (it then names no account of this host: never a match).
+    param([string]$Holder)
+    $text = $Holder.Trim().TrimStart('*')
+    if (Test-CmfSid $text) { return 'S' + $text.Substring(1) }
+    try {
+        return (New-Object Security.Principal.NTAccount $text).Translate([Security.Principal.SecurityIdentifier]).Value
+    }
+    catch {
+        return $null
     }
 }
 
@@ -216,43 +259,82 @@ function Get-AccountReport {
     # The report read_account returns (see read_account.ps1); other operations include this file and call it.
     param([Parameter(Mandatory)][string]$Account)
     Assert-CmfNotDomainController
+    Initialize-CmfNative
     $resolved = Resolve-CmfAccount -Account $Account
-    $kind = Get-CmfAccountType -Sid $resolved.sid
+    $localUsers = Get-CmfLocalUsers
     $localGroups = @(Get-CmfLocalGroups)
-    $direct = @{}
-    foreach ($group in $localGroups) {
-        foreach ($member in @(Get-CmfMemberSids -Group $group.entry)) {
-            if ($member.sid -eq $resolved.sid) { $direct[$group.sid] = $true; break }
-        }
+    $localGroupSids = @($localGroups | ForEach-Object { $_.sid })
+    $members = @{}
+    foreach ($group in $localGroups) { $members[$group.sid] = @([DeadlineCloudCmf.NetApi]::LocalGroupMemberSids($group.name)) }
+    # The SID prefix of this computer's own accounts: an unmapped SID under it is certainly an orphan.
+    $machinePrefix = @($localUsers.Keys | Where-Object { $_ -like 'S-1-5-21-*' } | ForEach-Object { $_.Substring(0, $_.LastIndexOf('-') + 1) }) | Select-Object -First 1
+
+    $isGroup = $localGroupSids -contains $resolved.sid
+    $isDomain = $resolved.domain -and -not (Test-CmfLocalDomain $resolved.domain) -and -not $localUsers.ContainsKey($resolved.sid) -and -not $isGroup
+    $carried = @($resolved.sid)
+    if (-not $isGroup) { $carried += $script:ImplicitGroups }
+    $domainGroups = @{ known = $true; sids = @(); error = $null }
+    if ($isDomain) {
+        $domainGroups = Get-CmfDomainGroupSids -Resolved $resolved -Account $Account -LocalGroupSids $localGroupSids
+        $carried += @($domainGroups.sids)
     }
-    $withIndirect = $null
-    if ($kind.type -eq 'user') {
-        $names = Get-CmfIndirectGroupNames -Name $resolved.name
-        if ($null -ne $names) { $withIndirect = @($names) }
+    $mine = @($localGroups | Where-Object { $null -ne (@($members[$_.sid]) | Where-Object { $carried -contains $_ } | Select-Object -First 1) })
+    $tokenSids = @($mine | ForEach-Object { $_.sid }) + @($domainGroups.sids)
+    if (-not $isGroup) { $tokenSids += $script:ImplicitGroups }
+
+    $policy = Get-CmfPolicyRightSettings
+    $holderSids = @{}
+    foreach ($right in @($policy.rights.Keys)) {
+        foreach ($holder in @($policy.rights[$right])) { $holderSids[$holder] = ConvertTo-CmfHolderSid $holder }
     }
+    $ownMembers = @($mine | ForEach-Object { $members[$_.sid] })
+    $names = Get-CmfSidNames -Sids (@($resolved.sid) + $tokenSids + $ownMembers + @($holderSids.Values))
+
     $groups = [Collections.Generic.List[object]]@()
-    $groupRights = @{}
     $groupMembers = @{}
-    foreach ($group in $localGroups) {
-        $isDirect = $direct.ContainsKey($group.sid)
-        $isIndirect = (-not $isDirect) -and ($null -ne $withIndirect) -and ($withIndirect -contains $group.name)
-        if (-not ($isDirect -or $isIndirect)) { continue }
-        $groups.Add(@{ name = $group.name; sid = $group.sid; indirect = [bool]$isIndirect })
-        $groupRights[$group.sid] = @(Get-CmfRights -Sid $group.sid)
-        $groupMembers[$group.sid] = @(Get-CmfGroupMembers -Group $group.entry)
+    foreach ($group in $mine) {
+        $groups.Add(@{ name = $group.name; sid = $group.sid; indirect = -not (@($members[$group.sid]) -contains $resolved.sid) })
+        $groupMembers[$group.sid] = @(@($members[$group.sid]) | ForEach-Object {
+                Get-CmfGroupMember -Sid $_ -Names $names -LocalUsers $localUsers -MachinePrefix $machinePrefix })
     }
+    $tokenGroups = @(foreach ($sid in $tokenSids) {
+            $local = $localGroups | Where-Object { $_.sid -eq $sid } | Select-Object -First 1
+            $scope = $(if ($local) { 'local' } elseif ($script:ImplicitGroups -contains $sid) { 'well_known' } else { 'domain' })
+            $name = $(if ($local) { $local.name } elseif ($names[$sid]) { $names[$sid].name } else { $sid })
+            @{ sid = $sid; name = $name; scope = $scope }
+        })
+    $groupRights = @{}
+    foreach ($sid in $tokenSids) { $groupRights[$sid] = @(Get-CmfRights -Sid $sid) }
+    $policyRights = @{}
+    foreach ($right in @($policy.rights.Keys)) {
+        $policyRights[$right] = @(foreach ($holder in @($policy.rights[$right])) {
+                $sid = $holderSids[$holder]
+                @{ sid = $sid; name = $(if ($sid -and $names[$sid]) { $names[$sid].name } else { $holder.TrimStart('*') }) }
+            })
+    }
+
+    $type = 'well_known'
+    $enabled = $true
+    if ($localUsers.ContainsKey($resolved.sid)) { $type = 'user'; $enabled = [bool]$localUsers[$resolved.sid].enabled }
+    elseif ($isGroup) { $type = 'group' }
+    elseif ($names[$resolved.sid] -and @(2, 4) -contains [int]$names[$resolved.sid].use) { $type = 'group' }
+    elseif ($resolved.sid -like 'S-1-5-21-*') { $type = 'user' }
     @{
         hostname = $env:COMPUTERNAME
         sid = $resolved.sid
         name = $resolved.name
         domain = $resolved.domain
-        type = $kind.type
-        enabled = [bool]$kind.enabled
+        type = $type
+        enabled = [bool]$enabled
         groups = @($groups | Sort-Object -Property { $_.name })
         rights = @(Get-CmfRights -Sid $resolved.sid)
         group_rights = $groupRights
         local_groups = @($localGroups | ForEach-Object { @{ name = $_.name; sid = $_.sid } })
         group_members = $groupMembers
+        token_groups = @($tokenGroups | Sort-Object -Property { $_.name })
+        token_groups_known = [bool]$domainGroups.known
+        token_groups_error = $domainGroups.error
+        group_policy = @{ known = [bool]$policy.known; domain_member = [bool]$policy.domain_member; rights = $policyRights; error = $policy.error }
         connection_sid = [Security.Principal.WindowsIdentity]::GetCurrent().User.Value
     }
 }

@@ -1,8 +1,9 @@
 # Copyright: contributors to deadline_cloud.cmf
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # Native calls (#cmf:include Native): the LSA (user rights on an account's SID, never secedit, whose
-# export and import of the whole policy rewrites other accounts' rights) and netapi32 (local groups
-# with nested membership). Only operations that make these calls include this file, and
+# export and import of the whole policy rewrites other accounts' rights; names of many SIDs in one
+# lookup) and netapi32 (a local group's members as SIDs, the DC locator). Only operations that make
+# these calls include this file, and
 # Initialize-CmfNative compiles the C# at its first use, once per call (Add-Type costs time on
 # every run). The C# is C# 5: Windows PowerShell 5.1 compiles it with the .NET Framework compiler.
 
@@ -21,9 +22,20 @@ using System.Security.Principal;
 
 namespace DeadlineCloudCmf
 {
+    // One SID as LsaLookupSids names it: Use is its SID_NAME_USE (1 user, 2 group, 4 alias, 5 well-known
+    // group, 6 deleted, 7 invalid, 8 unknown, 9 computer); Name is DOMAIN\name, "" when it does not map.
+    public sealed class SidName
+    {
+        public string Sid;
+        public string Name;
+        public int Use;
+    }
+
     public static class Lsa
     {
         const uint STATUS_OBJECT_NAME_NOT_FOUND = 0xC0000034;  // the account holds no right
+        const uint STATUS_SOME_NOT_MAPPED = 0x00000107;  // a success: the SIDs that do not map are SidTypeUnknown
+        const uint STATUS_NONE_MAPPED = 0xC0000073;
         const int POLICY_LOOKUP_NAMES = 0x00000800;
         const int POLICY_CREATE_ACCOUNT = 0x00000010;
         const int POLICY_VIEW_LOCAL_INFORMATION = 0x00000001;
@@ -47,8 +59,32 @@ namespace DeadlineCloudCmf
             public IntPtr Buffer;
         }
 
+        [StructLayout(LayoutKind.Sequential)]
+        struct LSA_TRANSLATED_NAME
+        {
+            public int Use;
+            public LSA_UNICODE_STRING Name;
+            public int DomainIndex;
+        }
+
+        [StructLayout(LayoutKind.Sequential)]
+        struct LSA_TRUST_INFORMATION
+        {
+            public LSA_UNICODE_STRING Name;
+            public IntPtr Sid;
+        }
+
+        [StructLayout(LayoutKind.Sequential)]
+        struct LSA_REFERENCED_DOMAIN_LIST
+        {
+            public int Entries;
+            public IntPtr Domains;
+        }
+
         [DllImport("advapi32.dll")]
         static extern uint LsaOpenPolicy(IntPtr SystemName, ref LSA_OBJECT_ATTRIBUTES ObjectAttributes, int DesiredAccess, out IntPtr PolicyHandle);
+        [DllImport("advapi32.dll")]
+        static extern uint LsaLookupSids(IntPtr PolicyHandle, int Count, IntPtr[] Sids, out IntPtr ReferencedDomains, out IntPtr Names);
         [DllImport("advapi32.dll")]
         static extern uint LsaEnumerateAccountRights(IntPtr PolicyHandle, byte[] AccountSid, out IntPtr UserRights, out uint CountOfRights);
         [DllImport("advapi32.dll")]
@@ -149,53 +185,122 @@ namespace DeadlineCloudCmf
             }
         }
 
+        static string Text(LSA_UNICODE_STRING value)
+        {
+            return value.Buffer == IntPtr.Zero ? "" : Marshal.PtrToStringUni(value.Buffer, value.Length / 2);
+        }
+
+        // Names and kinds of many SIDs in one LsaLookupSids call (one round trip to a domain controller
+        // at most, and one time-out when none answers). A SID that does not map keeps Use 8 and no name.
+        public static SidName[] LookupSids(string[] sids)
+        {
+            SidName[] result = new SidName[sids.Length];
+            for (int i = 0; i < sids.Length; i++)
+            {
+                result[i] = new SidName();
+                result[i].Sid = sids[i];
+                result[i].Name = "";
+                result[i].Use = 8;
+            }
+            if (sids.Length == 0)
+                return result;
+            IntPtr[] pointers = new IntPtr[sids.Length];
+            IntPtr policy = IntPtr.Zero;
+            IntPtr domains = IntPtr.Zero;
+            IntPtr names = IntPtr.Zero;
+            try
+            {
+                for (int i = 0; i < sids.Length; i++)
+                {
+                    byte[] bytes = SidBytes(sids[i]);
+                    pointers[i] = Marshal.AllocHGlobal(bytes.Length);
+                    Marshal.Copy(bytes, 0, pointers[i], bytes.Length);
+                }
+                policy = Open(POLICY_LOOKUP_NAMES);
+                uint status = LsaLookupSids(policy, sids.Length, pointers, out domains, out names);
+                if (status == STATUS_NONE_MAPPED)
+                    return result;
+                if (status != STATUS_SOME_NOT_MAPPED)
+                    Check(status, "LsaLookupSids");
+                LSA_REFERENCED_DOMAIN_LIST list = (LSA_REFERENCED_DOMAIN_LIST)Marshal.PtrToStructure(domains, typeof(LSA_REFERENCED_DOMAIN_LIST));
+                int nameSize = Marshal.SizeOf(typeof(LSA_TRANSLATED_NAME));
+                int trustSize = Marshal.SizeOf(typeof(LSA_TRUST_INFORMATION));
+                for (int i = 0; i < sids.Length; i++)
+                {
+                    LSA_TRANSLATED_NAME name = (LSA_TRANSLATED_NAME)Marshal.PtrToStructure(
+                        new IntPtr(names.ToInt64() + (long)i * nameSize), typeof(LSA_TRANSLATED_NAME));
+                    result[i].Use = name.Use;
+                    if (name.Use >= 6 && name.Use <= 8)
+                        continue;  // deleted, invalid, unknown: no name
+                    string domain = "";
+                    if (name.DomainIndex >= 0 && name.DomainIndex < list.Entries)
+                    {
+                        LSA_TRUST_INFORMATION trust = (LSA_TRUST_INFORMATION)Marshal.PtrToStructure(
+                            new IntPtr(list.Domains.ToInt64() + (long)name.DomainIndex * trustSize), typeof(LSA_TRUST_INFORMATION));
+                        domain = Text(trust.Name);
+                    }
+                    string account = Text(name.Name);
+                    result[i].Name = domain.Length > 0 && name.Use != 3 ? domain + "\\" + account : account;
+                }
+                return result;
+            }
+            finally
+            {
+                if (domains != IntPtr.Zero) LsaFreeMemory(domains);
+                if (names != IntPtr.Zero) LsaFreeMemory(names);
+                if (policy != IntPtr.Zero) LsaClose(policy);
+                foreach (IntPtr pointer in pointers)
+                    if (pointer != IntPtr.Zero) Marshal.FreeHGlobal(pointer);
+            }
+        }
+
         public static void AddRights(string sid, string[] rights) { Change(sid, rights, true); }
         public static void RemoveRights(string sid, string[] rights) { Change(sid, rights, false); }
     }
 
     public static class NetApi
     {
-        const int LG_INCLUDE_INDIRECT = 1;
         const int MAX_PREFERRED_LENGTH = -1;
 
-        [StructLayout(LayoutKind.Sequential, CharSet = CharSet.Unicode)]
-        struct LOCALGROUP_USERS_INFO_0
-        {
-            [MarshalAs(UnmanagedType.LPWStr)] public string Name;
-        }
-
         [DllImport("netapi32.dll", CharSet = CharSet.Unicode)]
-        static extern int NetUserGetLocalGroups(string ServerName, string UserName, int Level, int Flags, out IntPtr Buffer, int PreferredMaximumLength, out int EntriesRead, out int TotalEntries);
+        static extern int NetLocalGroupGetMembers(string ServerName, string LocalGroupName, int Level, out IntPtr Buffer, int PreferredMaximumLength, out int EntriesRead, out int TotalEntries, IntPtr ResumeHandle);
+        [DllImport("netapi32.dll", CharSet = CharSet.Unicode)]
+        static extern int DsGetDcName(string ComputerName, string DomainName, IntPtr DomainGuid, string SiteName, int Flags, out IntPtr DomainControllerInfo);
         [DllImport("netapi32.dll")]
         static extern int NetApiBufferFree(IntPtr Buffer);
 
-        // The names of every local group the account is in, directly or through a group nested in
-        // it (as its token would have them). UserName: DOMAIN\name. Throws Win32Exception with the
-        // NET_API_STATUS (2221 NERR_UserNotFound for an account that is not a user, e.g. a group).
-        public static string[] LocalGroupsWithIndirect(string userName)
+        // The SIDs of a local group's members. Level 0 (LOCALGROUP_MEMBERS_INFO_0: a PSID each) looks no
+        // name up: no domain controller is asked, and an orphaned SID is listed like any other. Throws
+        // Win32Exception with the NET_API_STATUS (2220 NERR_GroupNotFound).
+        public static string[] LocalGroupMemberSids(string groupName)
         {
             IntPtr buffer;
             int read;
             int total;
-            int status = NetUserGetLocalGroups(null, userName, 0, LG_INCLUDE_INDIRECT, out buffer, MAX_PREFERRED_LENGTH, out read, out total);
+            int status = NetLocalGroupGetMembers(null, groupName, 0, out buffer, MAX_PREFERRED_LENGTH, out read, out total, IntPtr.Zero);
             try
             {
                 if (status != 0)
-                    throw new Win32Exception(status, string.Format("NetUserGetLocalGroups failed: {0} ({1})", status, new Win32Exception(status).Message));
-                List<string> names = new List<string>();
-                int size = Marshal.SizeOf(typeof(LOCALGROUP_USERS_INFO_0));
+                    throw new Win32Exception(status, string.Format("NetLocalGroupGetMembers({0}) failed: {1} ({2})", groupName, status, new Win32Exception(status).Message));
+                string[] sids = new string[read];
                 for (int i = 0; i < read; i++)
-                {
-                    LOCALGROUP_USERS_INFO_0 entry = (LOCALGROUP_USERS_INFO_0)Marshal.PtrToStructure(
-                        new IntPtr(buffer.ToInt64() + (long)i * size), typeof(LOCALGROUP_USERS_INFO_0));
-                    names.Add(entry.Name);
-                }
-                return names.ToArray();
+                    sids[i] = new SecurityIdentifier(Marshal.ReadIntPtr(buffer, i * IntPtr.Size)).Value;
+                return sids;
             }
             finally
             {
                 if (buffer != IntPtr.Zero) NetApiBufferFree(buffer);
             }
+        }
+
+        // 0 when the DC locator finds a domain controller of the domain ("" for the computer's own), else
+        // its Win32 error (1355 ERROR_NO_SUCH_DOMAIN: none answers, or no such domain).
+        public static int DomainControllerStatus(string domainName)
+        {
+            IntPtr info;
+            int status = DsGetDcName(null, string.IsNullOrEmpty(domainName) ? null : domainName, IntPtr.Zero, null, 0, out info);
+            if (info != IntPtr.Zero) NetApiBufferFree(info);
+            return status;
         }
     }
 }

@@ -1,0 +1,86 @@
+# Copyright: contributors to deadline_cloud.cmf
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The account reading in PowerShell (lib/Accounts.ps1), held statically to the simulated worker's:
+the same fields, read the way that works over WinRM with no domain controller in reach. No
+PowerShell runs here; the contract vectors hold the values (tests/contract, tests/windows)."""
+
+from __future__ import annotations
+
+import re
+
+import simworker
+
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.powershell_host import script_text
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.simulated.accounts import account_report
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.simulated.state import SimulatedState
+
+ACCOUNTS = simworker.REPO_ROOT / "plugins" / "plugin_utils" / "_host" / "powershell" / "lib" / "Accounts.ps1"
+
+
+def code_of(text: str) -> str:
+    return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+
+
+def function_body(text: str, name: str) -> str:
+    start = text.index(f"function {name} {{")
+    end = text.find("\nfunction ", start + 1)
+    return text[start : end if end >= 0 else len(text)]
+
+
+def returned_keys(body: str) -> set[str]:
+    """The keys of the hashtable a function ends with (`@{` alone on a line, one `key = ...` per line)."""
+    block = body[body.rindex("\n    @{\n") :]
+    return set(re.findall(r"^ {8}(\w+) = ", block, re.MULTILINE))
+
+
+def test_the_report_has_the_fields_of_the_simulated_workers():
+    simulated = account_report(SimulatedState(simworker.domain_state(policy={"SeServiceLogonRight": ["S-1-5-80-0"]})), "CORP\\render-svc")
+    body = function_body(ACCOUNTS.read_text(encoding="utf-8"), "Get-AccountReport")
+    assert returned_keys(body) == set(simulated)
+    assert "group_policy = @{ known = " in body and "domain_member = " in body and "rights = $policyRights; error = " in body
+    assert set(simulated["group_policy"]) == {"known", "domain_member", "rights", "error"}
+    assert "@{ sid = $sid; name = $name; scope = $scope }" in body
+    assert set(simulated["token_groups"][0]) == {"sid", "name", "scope"}
+
+
+def test_a_broken_report_would_be_caught():
+    body = function_body(ACCOUNTS.read_text(encoding="utf-8"), "Get-AccountReport")
+    assert returned_keys(body.replace("        token_groups_known = ", "        closure_known = ")) != returned_keys(body)
+
+
+def test_members_are_listed_as_sids_and_named_in_one_lookup():
+    """NetLocalGroupGetMembers level 0 asks no domain controller; names come from one LsaLookupSids
+    call, for the account's own groups only: a reading stays fast with the domain out of reach."""
+    text = code_of(script_text("read_agent_info"))
+    report = function_body(text, "Get-AccountReport")
+    assert "LocalGroupMemberSids($group.name)" in report
+    assert "Invoke('Members')" not in text and "InvokeMember" not in text  # no ADSI member binding, which asks the member's domain
+    assert report.count("Get-CmfSidNames") == 1
+    assert "NetLocalGroupGetMembers(null, groupName, 0," in text
+    assert "LsaLookupSids(policy, sids.Length" in text
+    assert "$ownMembers = @($mine | ForEach-Object { $members[$_.sid] })" in report
+
+
+def test_the_closure_comes_from_an_s4u_logon_and_fails_closed_distinguishably():
+    text = code_of(script_text("read_agent_info"))
+    closure = function_body(text, "Get-CmfDomainGroupSids")
+    assert "New-Object Security.Principal.WindowsIdentity -ArgumentList $upn" in closure
+    assert "$identity.User.Value -ne $Resolved.sid" in closure  # never the groups of another account
+    assert closure.count("known = $false") == 3 and "'DOMAIN_UNREACHABLE'" in closure and "'TOKEN_GROUPS_FAILED'" in closure
+    assert "DomainControllerStatus($Domain)" in function_body(text, "Get-CmfUnreachableDomainCode")
+    resolve = function_body(text, "Resolve-CmfAccount")
+    assert resolve.index("Get-CmfUnreachableDomainCode") < resolve.index("'ACCOUNT_NOT_FOUND'")
+
+
+def test_the_policy_rights_come_from_the_resultant_set_of_policy_and_fail_closed():
+    text = code_of(script_text("read_agent_info"))
+    policy = function_body(text, "Get-CmfPolicyRightSettings")
+    assert "-Namespace 'root\\rsop\\computer' -ClassName RSOP_UserPrivilegeRight -Filter 'precedence=1'" in policy
+    assert "RSoPLogging" in policy
+    assert policy.count("known = $false") == 2
+    assert "secedit" not in text and "gpresult" not in text
+
+
+def test_the_one_reading_reads_the_account_once():
+    reading = function_body(code_of(script_text("read_agent_info")), "Get-CmfAgentReading")
+    assert reading.count("Get-AccountReport") == 1
