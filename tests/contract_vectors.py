@@ -36,10 +36,13 @@ from typing import Any
 import simworker
 import yaml
 
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.operations import OPERATIONS
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.powershell_host import script_text
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.accounts import WELL_KNOWN_GROUPS, service_account_sid
 
 VECTORS = Path(__file__).resolve().parent / "contract" / "vectors"
 WINDOWS_VECTORS_JSON = Path(__file__).resolve().parent / "windows" / "vectors.json"
+WINDOWS_SCRIPTS = Path(__file__).resolve().parent / "windows" / "scripts"
 
 SIM_ROOT = r"C:\cmf-contract"
 SIM_HOST = "WORKER-01"
@@ -50,13 +53,48 @@ _PLACEHOLDER = re.compile(r"\{(root|root_re|host|service)\}|\{(name|qname|sid|st
 
 
 def load_vectors() -> dict[str, dict]:
-    """Every vector file, by operation name."""
-    return {path.stem: yaml.safe_load(path.read_text(encoding="utf-8")) for path in sorted(VECTORS.glob("*.yml"))}
+    """Every vector, by operation name: ``{operation, cases}``. A file holds one YAML document per
+    operation it covers (``<operation>.yml`` has one; a file about one theme, such as
+    constrained_language.yml, has one per operation); the cases of an operation are gathered from
+    every file, in the files' order."""
+    vectors: dict[str, dict] = {}
+    for path in sorted(VECTORS.glob("*.yml")):
+        for document in yaml.safe_load_all(path.read_text(encoding="utf-8")):
+            operation = document["operation"]
+            vectors.setdefault(operation, {"operation": operation, "cases": []})["cases"] += document["cases"]
+    return dict(sorted(vectors.items()))
 
 
 def windows_json() -> str:
     """The JSON copy the Windows suite reads (powershell-yaml is not built into Windows)."""
     return json.dumps(load_vectors(), indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def windows_scripts() -> dict[str, bytes]:
+    """Each operation's script as the controller sends it to win_powershell (its includes expanded),
+    by file name: the Windows suite runs these bytes, so it needs no include logic of its own."""
+    return {f"{name}.ps1": script_text(name).encode("utf-8") for name in sorted(OPERATIONS)}
+
+
+def stale_scripts(folder: Path = WINDOWS_SCRIPTS) -> list[str]:
+    """The files of ``folder`` that differ from what the controller sends (byte for byte), are
+    missing, or belong to no operation; [] when the export is current."""
+    exported = {path.name: path.read_bytes() for path in folder.iterdir()} if folder.is_dir() else {}
+    sent = windows_scripts()
+    return sorted({name for name in exported.keys() | sent.keys() if exported.get(name) != sent.get(name)})
+
+
+def export_windows_suite() -> None:
+    """Writes what the Windows suite reads: vectors.json and scripts/<operation>.ps1 (a script of an
+    operation that no longer exists is removed)."""
+    WINDOWS_VECTORS_JSON.write_text(windows_json(), encoding="utf-8", newline="\n")
+    WINDOWS_SCRIPTS.mkdir(exist_ok=True)
+    scripts = windows_scripts()
+    for stale in WINDOWS_SCRIPTS.glob("*.ps1"):
+        if stale.name not in scripts:
+            stale.unlink()
+    for name, data in scripts.items():
+        (WINDOWS_SCRIPTS / name).write_bytes(data)
 
 
 @dataclass
@@ -69,7 +107,7 @@ class Names:
     names: dict[str, str] = field(default_factory=dict)
     qnames: dict[str, str] = field(default_factory=dict)
     sids: dict[str, str] = field(default_factory=dict)
-    now: datetime.datetime = field(default_factory=lambda: datetime.datetime.now(datetime.UTC))
+    now: datetime.datetime = field(default_factory=lambda: datetime.datetime.now(datetime.timezone.utc))
 
     def expand(self, value: Any) -> Any:
         if isinstance(value, str):
@@ -183,7 +221,8 @@ def mismatches(expected: Any, actual: Any, where: str = "result") -> list[str]:
         return [] if ok else [f"{where}: {actual!r} does not match /{expected['$regex']}/"]
     if isinstance(expected, dict) and "$type" in expected:
         types = {"list": list, "dict": dict, "str": str, "int": int, "bool": bool}
-        ok = isinstance(actual, types[expected["$type"]])
+        # JSON's true is no number (as PowerShell's -is [int] says of $true)
+        ok = isinstance(actual, types[expected["$type"]]) and not (expected["$type"] == "int" and isinstance(actual, bool))
         return [] if ok else [f"{where}: {actual!r} is not a {expected['$type']}"]
     if isinstance(expected, dict):
         if not isinstance(actual, dict):
@@ -204,6 +243,18 @@ def mismatches(expected: Any, actual: Any, where: str = "result") -> list[str]:
     if expected != actual or isinstance(expected, bool) != isinstance(actual, bool):
         return [f"{where}: {actual!r} != {expected!r}"]
     return []
+
+
+# The $type matcher's table, which the harness's self-test in tests/windows/Contract.Tests.ps1 repeats
+# (its document as JSON, each case as @('key', 'type', 0 for a match or 1 for a mismatch)).
+TYPE_MATCHER_DOCUMENT = {"list": [], "one": [1], "dict": {"a": 1}, "str": "x", "int": 5, "big": 4294967296, "bool": True, "null": None}
+TYPE_MATCHER_CASES = [
+    ("list", "list", True), ("one", "list", True), ("dict", "list", False), ("str", "list", False), ("null", "list", False),
+    ("dict", "dict", True), ("list", "dict", False),
+    ("str", "str", True), ("int", "str", False), ("null", "str", False),
+    ("int", "int", True), ("big", "int", True), ("bool", "int", False), ("str", "int", False),
+    ("bool", "bool", True), ("int", "bool", False), ("str", "bool", False),
+]
 
 
 def after_mismatches(after: dict, state: dict, names: Names) -> list[str]:

@@ -12,6 +12,7 @@ import pytest
 import tree_sitter_powershell
 from tree_sitter import Language, Node, Parser
 
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host import powershell_host
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.operations import OPERATIONS
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.powershell_host import (
     PowerShellHost,
@@ -175,6 +176,24 @@ def test_each_helper_is_sent_once_even_when_two_libs_include_it(operation):
     defined = functions_defined(script_text(operation))
     assert len(defined) == len(set(defined)), sorted(name for name in defined if defined.count(name) > 1)
     assert not re.search(r"^#cmf:include", script_text(operation), re.MULTILINE), "an include left unexpanded"
+
+
+def test_an_include_line_ending_in_crlf_is_expanded(monkeypatch):
+    # A checkout that turned the scripts to CRLF must not send an include unexpanded (it would run as a
+    # comment, and the operation would fail at its first helper).
+    files = {"op.ps1": "param()\r\n#cmf:include Helper\r\n$x = 1\r\n", "lib/Helper.ps1": "function Get-X { 1 }\r\n"}
+    monkeypatch.setattr(powershell_host, "_resource", files.__getitem__)
+    assert powershell_host.script_text("op") == "param()\r\nfunction Get-X { 1 }\r\n$x = 1\r\n"
+
+
+REPO_ROOT = SCRIPTS.parents[3]
+
+
+@pytest.mark.parametrize("path", [*ALL_FILES, *sorted((REPO_ROOT / "tests" / "windows").rglob("*.ps*1"))], ids=lambda p: str(p.relative_to(REPO_ROOT)))
+def test_powershell_files_are_lf_and_stay_so_on_windows_checkouts(path):
+    assert b"\r" not in path.read_bytes()
+    attributes = (REPO_ROOT / ".gitattributes").read_text(encoding="utf-8").splitlines()
+    assert "*.ps1 text eol=lf" in attributes and "*.psm1 text eol=lf" in attributes
 
 
 def test_a_lib_included_by_two_libs_is_sent_once():

@@ -6,6 +6,7 @@ and the workflow that runs it on Windows has the shape it needs. It never runs h
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 from pathlib import Path
 
@@ -54,13 +55,34 @@ def test_the_harness_exports_what_the_tests_call():
     assert called <= exported <= defined, (called - exported, exported - defined)
 
 
-def test_the_harness_expands_includes_and_names_parameters_as_the_controller_does():
+def test_the_harness_runs_the_exported_scripts_and_names_parameters_as_the_controller_does():
     harness = (SUITE / "CmfContract.psm1").read_text(encoding="utf-8")
-    from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host import powershell_host as _powershell
-
-    assert _powershell._INCLUDE.pattern.replace("(?P<", "(?<") in harness  # the same include line (.NET's group syntax)
-    assert "lib\\$($match.Groups['name'].Value).ps1" in harness
+    # No include logic of its own: it reads scripts/<operation>.ps1, exported from script_text (the
+    # staleness test in tests/contract/test_vectors.py holds the export to what the controller sends).
+    assert "#cmf:include" not in harness and "lib\\" not in harness
+    assert "Scripts = Join-Path $PSScriptRoot 'scripts'" in harness
+    assert "Join-Path $Session.Scripts \"$Operation.ps1\"" in harness
     assert "Split('_')" in harness and "ToUpperInvariant()" in harness  # expected_sha256 -> ExpectedSha256
+
+
+def test_the_harness_returns_a_property_whole():
+    # `return , $value`: without the comma PowerShell unrolls an empty list to $null and a one-item list to its item.
+    harness = (SUITE / "CmfContract.psm1").read_text(encoding="utf-8")
+    body = harness[harness.index("function Get-CmfProperty {") :]
+    body = body[: body.index("\n}\n")]
+    returns = re.findall(r"return ([^\n}]*[^\n} ])", body)
+    assert returns == ["$null", ", $Object[$Name]", ", $property.Value", "$null"]
+
+
+def test_the_harness_and_python_check_types_alike():
+    """The harness's self-test of $type holds the same table as test_vectors.py's."""
+    from contract_vectors import TYPE_MATCHER_CASES, TYPE_MATCHER_DOCUMENT
+
+    tests = (SUITE / "Contract.Tests.ps1").read_text(encoding="utf-8")
+    harness_cases = [(key, kind, count == "0") for key, kind, count in re.findall(r"@\('(\w+)', '(\w+)', ([01])\)", tests)]
+    assert harness_cases == TYPE_MATCHER_CASES
+    document = re.search(r"\$document = '(\{\"list\".*?)' \| ConvertFrom-Json", tests).group(1)
+    assert json.loads(document) == TYPE_MATCHER_DOCUMENT
 
 
 def _workflow() -> dict:

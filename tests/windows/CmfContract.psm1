@@ -196,11 +196,13 @@ function New-CmfPassword {
 }
 
 function Get-CmfProperty {
+    # The value whole: the unary comma keeps PowerShell from unrolling it, so that an empty list
+    # stays an empty list (not $null) and a one-item list stays a list (not its item).
     param($Object, [string]$Name)
     if ($null -eq $Object) { return $null }
-    if ($Object -is [Collections.IDictionary]) { return $Object[$Name] }
+    if ($Object -is [Collections.IDictionary]) { return , $Object[$Name] }
     $property = $Object.PSObject.Properties[$Name]
-    if ($property) { return $property.Value }
+    if ($property) { return , $property.Value }
     return $null
 }
 
@@ -232,7 +234,7 @@ function New-CmfSession {
         Suffix = $suffix
         Base = $base
         Repository = $RepositoryRoot
-        Scripts = Join-Path $RepositoryRoot 'plugins\plugin_utils\_host\powershell'
+        Scripts = Join-Path $PSScriptRoot 'scripts'
         ServiceProgram = Join-Path $base 'bin\CmfContractTestService.exe'
         Undo = New-Object Collections.ArrayList
         Cases = 0
@@ -243,9 +245,19 @@ function New-CmfSession {
     [IO.File]::WriteAllText($source, $script:TestServiceSource)
     # csc.exe of .NET Framework 4 is part of every supported Windows; PowerShell 7's Add-Type cannot write an .exe.
     $compiler = Join-Path $env:WINDIR 'Microsoft.NET\Framework64\v4.0.30319\csc.exe'
-    $output = & $compiler /nologo /target:exe /reference:System.ServiceProcess.dll "/out:$($session.ServiceProgram)" $source 2>&1
-    if ($LASTEXITCODE -ne 0) { throw "csc.exe could not build the test service: $($output -join "`n")" }
+    $run = Invoke-CmfTool $compiler @('/nologo', '/target:exe', '/reference:System.ServiceProcess.dll', "/out:$($session.ServiceProgram)", $source)
+    if ($run.ExitCode -ne 0) { throw "csc.exe could not build the test service: $($run.Output -join "`n")" }
     return $session
+}
+
+function Invoke-CmfTool {
+    # A native program with its stdout and stderr together: @{ ExitCode; Output }. Continue in this
+    # scope: under Stop, Windows PowerShell 5.1 turns the first stderr line of `2>&1` into a
+    # terminating error (PowerShell 7.2 changed that), and a compiler warning would end the run.
+    param([Parameter(Mandatory)][string]$FilePath, [string[]]$ArgumentList = @())
+    $ErrorActionPreference = 'Continue'
+    $output = & $FilePath @ArgumentList 2>&1
+    @{ ExitCode = $LASTEXITCODE; Output = @($output | ForEach-Object { [string]$_ }) }
 }
 
 function Register-CmfUndo {
@@ -305,7 +317,10 @@ function Resolve-CmfPlaceholder {
         'host' { return $env:COMPUTERNAME }
         'service' { return $Context.Service }
     }
-    if ($kind -eq 'stamp') { return $Context.Now.AddSeconds([int]$argument).ToString('yyyyMMdd-HHmmss') }
+    if ($kind -eq 'stamp') {
+        # The invariant culture's calendar, as write_file names its backups (th-TH would give 2568).
+        return $Context.Now.AddSeconds([int]$argument).ToString('yyyyMMdd-HHmmss', [Globalization.CultureInfo]::InvariantCulture)
+    }
     $table = @{ name = $Context.Names; qname = $Context.QNames; sid = $Context.Sids }[$kind]
     if ($table.ContainsKey($argument)) { return $table[$argument] }
     # A logical name this host does not have: unique to this run, so no such account exists.
@@ -517,8 +532,8 @@ if (`$service -and `$service.Status -ne 'Stopped') { Stop-Service -Name '$($Cont
 "@))
     $account = [string](Get-CmfProperty $Spec 'account')
     if ($account -and $account -ne 'LocalSystem') {
-        $output = & sc.exe config $Context.Service obj= ".\$($Context.Names[$account])" password= $Context.Passwords[$account] 2>&1
-        if ($LASTEXITCODE -ne 0) { throw "sc.exe config failed: $($output -join ' ')" }
+        $run = Invoke-CmfTool 'sc.exe' @('config', $Context.Service, 'obj=', ".\$($Context.Names[$account])", 'password=', $Context.Passwords[$account])
+        if ($run.ExitCode -ne 0) { throw "sc.exe config failed: $($run.Output -join ' ')" }
         # The logon right is exactly what the vector says, whatever tool set the account.
         $holders = @(Get-CmfProperty $Rights 'SeServiceLogonRight')
         if ($holders -notcontains $account) { [CmfContractLsa]::Remove($Context.Sids[$account], 'SeServiceLogonRight') }
@@ -539,15 +554,11 @@ function Remove-CmfHost {
 # running an operation as win_powershell does
 
 function Get-CmfScriptText {
-    # As _host.powershell_host.script_text: each `#cmf:include Name` line becomes powershell/lib/Name.ps1.
+    # The operation's script as the controller sends it: scripts\<operation>.ps1 is exported from
+    # _host.powershell_host.script_text (its includes expanded there), and a pytest test fails when
+    # the export is stale. No include logic here: this suite runs the bytes Ansible sends.
     param([Parameter(Mandatory)]$Session, [Parameter(Mandatory)][string]$Operation)
-    $text = [IO.File]::ReadAllText((Join-Path $Session.Scripts "$Operation.ps1"))
-    $evaluator = [Text.RegularExpressions.MatchEvaluator] {
-        param($match)
-        [IO.File]::ReadAllText((Join-Path $Session.Scripts "lib\$($match.Groups['name'].Value).ps1")).TrimEnd("`n")
-    }
-    $include = New-Object Text.RegularExpressions.Regex('^#cmf:include (?<name>[A-Za-z0-9]+)[ \t]*$', 'Multiline')
-    return $include.Replace($text, $evaluator)
+    return [IO.File]::ReadAllText((Join-Path $Session.Scripts "$Operation.ps1"))
 }
 
 function ConvertTo-CmfParameterName {
@@ -733,6 +744,7 @@ function Test-CmfCase {
 
 $exported = @(
     'New-CmfSession', 'Remove-CmfSession', 'New-CmfHost', 'Remove-CmfHost', 'Get-CmfSkipReason', 'Test-CmfCase',
-    'Get-CmfMismatch', 'Invoke-CmfOperation', 'Get-CmfScriptText', 'Expand-CmfValue', 'Get-CmfGroupMemberSids', 'Get-CmfComputer'
+    'Get-CmfMismatch', 'Invoke-CmfOperation', 'Get-CmfScriptText', 'Expand-CmfValue', 'Get-CmfGroupMemberSids', 'Get-CmfComputer',
+    'Get-CmfProperty', 'Test-CmfList'
 )
 Export-ModuleMember -Function $exported

@@ -28,7 +28,9 @@ UNEXPECTED = "HOST_ERROR"
 # operation still travels to the host as one self-contained script holding only the helpers it
 # uses. Includes nest (a lib may include the libs it needs), and a lib already expanded earlier in
 # the same script expands to a one-line comment: two libs may need the same helper, sent once.
-_INCLUDE = re.compile(r"^#cmf:include (?P<name>[A-Za-z0-9]+)[ \t]*$", re.MULTILINE)
+# A CRLF line end is accepted (a checkout that converted the scripts must not send an include
+# unexpanded); .gitattributes keeps the scripts LF so that what is sent is what the tests read.
+_INCLUDE = re.compile(r"^#cmf:include (?P<name>[A-Za-z0-9]+)[ \t]*(?=\r?$)", re.MULTILINE)
 
 
 def _resource(relative: str) -> str:
@@ -44,7 +46,7 @@ def _expand(text: str, included: set[str]) -> str:
         if name in included:
             return f"# (lib {name} is already included above)"
         included.add(name)
-        return _expand(_resource(f"lib/{name}.ps1"), included).rstrip("\n")
+        return _expand(_resource(f"lib/{name}.ps1"), included).rstrip("\r\n")
 
     return _INCLUDE.sub(include, text)
 
