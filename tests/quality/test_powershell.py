@@ -21,7 +21,8 @@ from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.powershel
 )
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.simulated.state import _registry
 
-SCRIPTS = Path(__file__).resolve().parents[2] / "plugins" / "plugin_utils" / "_host" / "powershell"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SCRIPTS = REPO_ROOT / "plugins" / "plugin_utils" / "_host" / "powershell"
 PARSER = Parser(Language(tree_sitter_powershell.language()))
 # The same test win_powershell makes to decide whether a script may run in check mode.
 SUPPORTS_SHOULD_PROCESS = re.compile(r"\[CmdletBinding\((?:[\w=\$]+,\s*)?SupportsShouldProcess(?:=\$true)?(?:,\s*[\w=\$]+)?\)\]")
@@ -186,9 +187,6 @@ def test_an_include_line_ending_in_crlf_is_expanded(monkeypatch):
     assert powershell_host.script_text("op") == "param()\r\nfunction Get-X { 1 }\r\n$x = 1\r\n"
 
 
-REPO_ROOT = SCRIPTS.parents[3]
-
-
 @pytest.mark.parametrize("path", [*ALL_FILES, *sorted((REPO_ROOT / "tests" / "windows").rglob("*.ps*1"))], ids=lambda p: str(p.relative_to(REPO_ROOT)))
 def test_powershell_files_are_lf_and_stay_so_on_windows_checkouts(path):
     assert b"\r" not in path.read_bytes()
@@ -240,6 +238,17 @@ def test_there_is_csharp_to_check():
     assert csharp_sources()
 
 
+def test_csharp_with_marshalled_structures_silences_cs0649():
+    # A struct field that only the marshaller writes draws CS0649 ("never assigned"), and Windows
+    # PowerShell 5.1's Add-Type fails on a warning unless it is silenced.
+    harness = (REPO_ROOT / "tests" / "windows" / "CmfContract.psm1").read_text(encoding="utf-8")
+    sources = csharp_sources() + re.findall(r"Add-Type -TypeDefinition @'\n(.*?)\n'@", harness, re.DOTALL)
+    with_structures = [source for source in sources if re.search(r"\bstruct\b", source)]
+    assert len(with_structures) >= 2
+    for source in with_structures:
+        assert "#pragma warning disable 649" in re.split(r"\bstruct\b", source, maxsplit=1)[0]
+
+
 @pytest.mark.parametrize(
     ("construct", "pattern"),
     [
@@ -273,6 +282,7 @@ def test_refusal_codes_of_the_contract_are_raised_by_the_scripts():
         "DOMAIN_CONTROLLER",
         "CONSTRAINED_LANGUAGE",
         "LSA_ERROR",
+        "UNKNOWN_RIGHT",
         "GROUP_NOT_FOUND",
         "REMOVAL_REFUSED",
         "SERVICE_NOT_FOUND",

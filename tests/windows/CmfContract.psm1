@@ -19,6 +19,8 @@ $script:SessionProcessSeconds = 86400
 
 if (-not ('CmfContractLsa' -as [type])) {
     Add-Type -TypeDefinition @'
+// Fields the marshaller writes are never assigned here: no CS0649, on which Windows PowerShell 5.1's Add-Type fails.
+#pragma warning disable 649
 using System;
 using System.Collections.Generic;
 using System.ComponentModel;

@@ -233,13 +233,14 @@ def _start(state, key: str, entry: dict) -> dict:
     without the logon right; the agent stops at a configuration error; else it runs.
     Returns the failure fields of control_service's result."""
     failure = {"win32_error": None, "error": None, "events": []}
+    # control_service.ps1 reports a refused Start() as "Start: <the system's text for the code>".
     if str(entry.get("start_mode", "auto")).casefold() == "disabled":
-        return {**failure, "win32_error": ERROR_SERVICE_DISABLED, "error": SERVICE_DISABLED_ERROR}
+        return {**failure, "win32_error": ERROR_SERVICE_DISABLED, "error": f"Start: {SERVICE_DISABLED_ERROR}"}
     raw = read_agent_info(state, {"service": key, "config_path": agent_config.CONFIG_PATH, "account": ""})
     verdict = agent_rules.read_host(raw).verdict
     if not verdict.starts and verdict.stage == "logon":
         entry.update(state="stopped", last_error=verdict.error, pid=None, exit_code=ERROR_SERVICE_LOGON_FAILED)
-        return {**failure, "win32_error": ERROR_SERVICE_LOGON_FAILED, "error": verdict.error}
+        return {**failure, "win32_error": ERROR_SERVICE_LOGON_FAILED, "error": f"Start: {verdict.error}"}
     if not verdict.starts:
         # The agent exits before it configures logging: its log gets nothing (domain notes 1.3).
         entry.update(state="stopped", last_error=verdict.error, pid=None, exit_code=1)
