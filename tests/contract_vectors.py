@@ -5,15 +5,18 @@ and the simulated worker built from a vector's ``host``. tests/windows/ does the
 from tests/windows/vectors.json, the JSON copy of these files.
 
 A case: ``name``, ``why`` (the Windows fact), ``host`` (below), ``parameters``, ``expect`` (a subset
-of the result, or ``{error_code: CODE}``), optional ``after`` (files, backups, rights, members,
-service) and optional ``windows_skip`` (why a Windows host cannot be built so).
+of the result, or ``{error_code: CODE}`` with maybe more of a refusal's fields), optional ``after``
+(files, acls, backups, rights, members, service) and optional ``windows_skip`` (why a Windows host
+cannot be built so; a case with ``faults`` needs one).
 
 ``host``: ``users {name: {enabled, environment}}``, ``groups {name: {members}}`` (local groups),
 ``domain_groups {name: {members}}`` (need a domain on Windows), ``orphans [name]`` (SIDs of deleted
 accounts), ``builtin {English name: {name (localized), members, only}}`` (Administrators always
 also holds ``Administrator``, RID 500, and ``connection``, the account the operations run as,
-unless ``only``), ``rights {right: [name]}``, ``files {path: {text|base64}}``, ``environment``,
-``service {account, state, start_mode, sessions}``.
+unless ``only``), ``rights {right: [name]}``, ``files {path: {text|base64, acl (the DACL as SDDL),
+open_without_delete_sharing (another process holds it open)}}`` (``{root}`` exists, no other
+folder unless a file is in it), ``environment``, ``service {account, state, start_mode, sessions}``,
+``faults`` (the simulated worker's, for a state no Windows host can be brought to on purpose).
 
 Placeholders: ``{root}`` (a folder of the test), ``{root_re}`` (the same, as a regex), ``{host}``,
 ``{service}``, ``{name:x}``, ``{qname:x}`` (DOMAIN\\name), ``{sid:x}``, ``{stamp:N}`` (UTC now + N
@@ -184,11 +187,14 @@ def build_state(host: dict) -> tuple[dict, Names]:
         "rights": {right: [names.sids[a] for a in holders] for right, holders in (host.get("rights") or {}).items()},
         "environment": dict(host.get("environment") or {}),
         "files": {},
+        "folders": [SIM_ROOT],  # {root} exists; a folder the vector does not make does not
         "services": {},
         "agent": {"version": simworker.example_state()["agent"]["version"]},
     }
     for path, content in (host.get("files") or {}).items():
         state["files"][names.expand(path)] = names.expand(content)
+    if host.get("faults"):
+        state["faults"] = dict(host["faults"])
     service = host.get("service")
     if service:
         state["files"].setdefault(simworker.WORKER_TOML, {"base64": base64.b64encode(simworker.file_bytes(simworker.example_state())).decode()})
@@ -267,6 +273,10 @@ def after_mismatches(after: dict, state: dict, names: Names) -> list[str]:
         wanted = None if want is None else (base64.b64decode(want["base64"]) if "base64" in want else want["text"].encode())
         if got != wanted:
             problems.append(f"after: file {path} holds {got!r}, not {wanted!r}")
+    for path, want in (after.get("acls") or {}).items():
+        entry = files.get(path.casefold()) or {}
+        if entry.get("acl") != want:
+            problems.append(f"after: file {path} has the ACL {entry.get('acl')!r}, not {want!r}")
     for pattern, count in (after.get("backups") or {}).items():
         found = [name for name in files if fnmatch.fnmatchcase(name, pattern.casefold())]
         if len(found) != count:

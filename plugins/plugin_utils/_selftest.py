@@ -71,6 +71,7 @@ SHAPES: dict[str, dict[str, tuple]] = {
 
 # What host contract v2 adds (see the contract's NEW and CHANGED items).
 V2_SHAPES: dict[str, dict[str, tuple]] = {
+    "write_file": {"warnings": (LIST,)},
     "read_account": {"groups[].indirect": (BOOL,)},
     "set_user_rights": {"gpo_rights": (LIST,)},
     "read_agent_info": {

@@ -43,7 +43,7 @@ def run_case(tmp_path, operation: str, case: dict) -> list[str]:
     try:
         result = run_operation(str(path), operation, parameters)
     except HostOperationError as error:
-        result = {"error_code": error.code, "error": error.message}
+        result = {**error.details, "error_code": error.code, "error": error.message}
     problems = mismatches(expect, result)
     if "error_code" not in expect and "error_code" in result:
         problems.append(f"refused: {result['error_code']}: {result['error']}")
@@ -61,6 +61,8 @@ def test_vector_is_well_formed(operation, case):
     assert set(case) <= CASE_KEYS and {"name", "why", "host", "parameters", "expect"} <= set(case)
     assert case["why"].strip() and "\n" not in case["why"].strip()  # one line: the Windows fact
     assert set(case["parameters"]) == OPERATIONS[operation].parameters
+    if case["host"].get("faults"):
+        assert case.get("windows_skip"), "a simulator fault cannot be made on a Windows host: say why in windows_skip"
 
 
 def test_every_operation_has_vectors():
@@ -85,6 +87,9 @@ def test_case_names_are_unique_per_operation():
         ("read_account", "an unknown account is ACCOUNT_NOT_FOUND", lambda c: c.update(expect={"sid": "S-1-5-18"})),
         # a host left otherwise than the vector says
         ("control_service", "a stop while busy interrupts the sessions", lambda c: c["after"]["service"].update(interrupted_sessions=[])),
+        # an ACL the host does not keep, and a folder that the host does not have
+        ("write_file", "a replace keeps the target's ACL and leaves no temporary file", lambda c: c["after"]["acls"].update({"{root}\\cfg.toml": "D:P(A;;FA;;;SY)"})),
+        ("write_file", "a folder that does not exist is FOLDER_NOT_FOUND", lambda c: c["parameters"].update(path="{root}\\cfg.toml")),
         # an exact list that is not exact
         ("read_agent_info", "a service that runs sessions is busy", lambda c: c["expect"]["sessions"].update(ids={"$exactly": ["session-1"]})),
     ],

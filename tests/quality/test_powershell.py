@@ -13,6 +13,7 @@ import tree_sitter_powershell
 from tree_sitter import Language, Node, Parser
 
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host import powershell_host
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.errors import HostOperationError
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.operations import OPERATIONS
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.powershell_host import (
     PowerShellHost,
@@ -338,3 +339,21 @@ def test_every_operation_refuses_constrained_language_before_it_does_anything(op
     work = re.search(r"Add-Type|New-Object|\[IO\.|\[ADSI\]|\[Microsoft\.Win32|Get-Agent|Get-Cmf|Invoke-|Read-Cmf|Resolve-Cmf|Assert-Cmf", own)
     assert work is None or work.start() > check, f"{operation} does {work.group(0)!r} before it checks the language mode"
     assert "CONSTRAINED_LANGUAGE" in (SCRIPTS / f"{operation}.ps1").read_text(encoding="utf-8"), "its header names the refusal"
+
+
+class _AnsweringAction:
+    def __init__(self, payload: dict) -> None:
+        self.payload = payload
+
+    def _execute_module(self, module_name: str, module_args: dict, task_vars: dict) -> dict:
+        return {"changed": bool(self.payload.get("changed")), "result": self.payload}
+
+
+def test_a_refusal_keeps_the_rest_of_the_answer_as_its_details():
+    # A group change that failed half-way says what it changed; the controller must not drop that.
+    payload = {"error_code": "GROUP_CHANGE_FAILED", "error": "added to jobs, then failed", "changed": True, "added": [{"name": "jobs", "sid": "S-1-5-21-1-2-3-1001"}]}
+    host = PowerShellHost(_AnsweringAction(payload), {}, check_mode=False)
+    with pytest.raises(HostOperationError) as raised:
+        host.call("set_group_membership", account="worker", groups=["jobs", "render"], state="present")
+    assert (raised.value.code, raised.value.message, raised.value.changed) == ("GROUP_CHANGE_FAILED", "added to jobs, then failed", True)
+    assert raised.value.details == {"changed": True, "added": payload["added"]}

@@ -405,6 +405,9 @@ function Get-CmfSkipReason {
     param([Parameter(Mandatory)]$Case)
     $reason = Get-CmfProperty $Case 'windows_skip'
     if ($reason) { return [string]$reason }
+    if (Get-CmfProperty $Case.host 'faults') {
+        return 'needs a fault of the simulated worker, which this host cannot be brought to on purpose'
+    }
     if (Get-CmfProperty $Case.host 'domain_groups') {
         return 'needs a domain group nested in a local group; this suite builds local accounts only'
     }
@@ -427,6 +430,7 @@ function New-CmfHost {
         Passwords = @{}
         Undo = New-Object Collections.ArrayList
         SessionPids = @()
+        Handles = New-Object Collections.ArrayList
         Skip = $null
     }
     $administrator = Get-CimInstance -ClassName Win32_UserAccount -Filter "LocalAccount=True AND SID LIKE 'S-1-5-21-%-500'"
@@ -438,6 +442,7 @@ function New-CmfHost {
     # The run undoes the case too, should the test stop before its own cleanup (undoing twice does nothing).
     [void]$Session.Undo.Add(@{ Action = { param($c) Invoke-CmfUndo $c }; Owner = $context })
     New-Item -ItemType Directory -Path $context.Root -Force | Out-Null
+    Register-CmfUndo $context { param($c) foreach ($handle in @($c.Handles)) { $handle.Dispose() }; $c.Handles.Clear() }
     $spec = $Case.host
     try {
         foreach ($logical in Get-CmfKeys (Get-CmfProperty $spec 'users')) { New-CmfUser $context $logical (Get-CmfProperty $spec.users $logical) }
@@ -491,8 +496,16 @@ function New-CmfHost {
         $files = Get-CmfProperty $spec 'files'
         foreach ($path in Get-CmfKeys $files) {
             $target = Expand-CmfValue $context $path
+            $entry = Expand-CmfValue $context (Get-CmfProperty $files $path)
             New-Item -ItemType Directory -Path ([IO.Path]::GetDirectoryName($target)) -Force | Out-Null
-            [IO.File]::WriteAllBytes($target, (ConvertTo-CmfBytes (Expand-CmfValue $context (Get-CmfProperty $files $path))))
+            [IO.File]::WriteAllBytes($target, (ConvertTo-CmfBytes $entry))
+            $dacl = Get-CmfProperty $entry 'acl'
+            if ($dacl) { Set-CmfFileDacl $target $dacl }
+            if (Get-CmfProperty $entry 'open_without_delete_sharing') {
+                # Another holder's handle, as an editor or a scanner keeps one: read and write shared, delete not.
+                $handle = New-Object IO.FileStream -ArgumentList $target, ([IO.FileMode]::Open), ([IO.FileAccess]::Read), ([IO.FileShare]::ReadWrite)
+                [void]$context.Handles.Add($handle)
+            }
         }
         $service = Get-CmfProperty $spec 'service'
         if ($service) { New-CmfTestService $context $service $rights }
@@ -502,6 +515,25 @@ function New-CmfHost {
         throw
     }
     return $context
+}
+
+function ConvertTo-CmfDacl {
+    # A DACL in SDDL with only its protected flag kept (Windows adds AI, auto-inherited, when it stores one).
+    param([string]$Sddl)
+    if ($Sddl -notmatch '^D:(?<flags>[A-Z]*)(?<aces>\(.*)$') { return $Sddl }
+    'D:' + $(if ($Matches['flags'].Contains('P')) { 'P' } else { '' }) + $Matches['aces']
+}
+
+function Set-CmfFileDacl {
+    param([string]$Path, [string]$Sddl)
+    $security = Get-Acl -LiteralPath $Path
+    $security.SetSecurityDescriptorSddlForm($Sddl, 'Access')
+    Set-Acl -LiteralPath $Path -AclObject $security
+}
+
+function Get-CmfFileDacl {
+    param([string]$Path)
+    ConvertTo-CmfDacl (Get-Acl -LiteralPath $Path).GetSecurityDescriptorSddlForm('Access')
 }
 
 function ConvertTo-CmfBytes {
@@ -690,6 +722,13 @@ function Get-CmfAfterMismatch {
         $got = [Convert]::ToBase64String([IO.File]::ReadAllBytes($path))
         $wanted = [Convert]::ToBase64String((ConvertTo-CmfBytes $want))
         if ($got -ne $wanted) { $problems += "after: $path holds $got (base64), not $wanted" }
+    }
+    $acls = Get-CmfProperty $After 'acls'
+    foreach ($path in Get-CmfKeys $acls) {
+        if (-not [IO.File]::Exists($path)) { $problems += "after: $path does not exist, so it has no ACL"; continue }
+        $got = Get-CmfFileDacl $path
+        $wanted = ConvertTo-CmfDacl (Get-CmfProperty $acls $path)
+        if ($got -ne $wanted) { $problems += "after: $path has the ACL $got, not $wanted" }
     }
     $backups = Get-CmfProperty $After 'backups'
     foreach ($pattern in Get-CmfKeys $backups) {

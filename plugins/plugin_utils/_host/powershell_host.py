@@ -113,5 +113,6 @@ class PowerShellHost(Host):
         if not isinstance(payload, dict):
             raise HostOperationError(UNEXPECTED, f"{op.name} returned {type(payload).__name__}, not an object")
         if payload.get("error_code"):
-            raise HostOperationError(str(payload["error_code"]), str(payload.get("error") or payload["error_code"]))
+            details = {key: value for key, value in payload.items() if key not in ("error_code", "error")}
+            raise HostOperationError(str(payload["error_code"]), str(payload.get("error") or payload["error_code"]), details)
         return payload

@@ -100,8 +100,10 @@ def sandbox(state, parameters: dict) -> dict:
     folder = f"{SYSTEM_TEMP}\\{name}"
     if wanted == "present":
         user_sid, group_sid = _present(state, name, group_name)
+        state.add_folder(folder)
     elif wanted == "absent":
         user_sid, group_sid = _absent(state, name, group_name, folder)
+        state.remove_folder(folder)
     else:
         raise HostOperationError("INVALID_STATE", f"state must be present or absent, not {wanted!r}")
     return {

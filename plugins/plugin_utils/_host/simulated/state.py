@@ -90,15 +90,45 @@ class SimulatedState:
         return str(entry.get("text", "")).encode("utf-8")
 
     def write_bytes(self, path: str, data: bytes) -> None:
+        """New bytes for ``path``; an existing file keeps what else its entry says (its ``acl``:
+        File.Replace keeps the target's security descriptor)."""
         name = self.file_name(path) or path
         try:
             text = data.decode("utf-8")
             readable = not text.startswith("\ufeff")
         except UnicodeDecodeError:
             readable = False
+        kept = {key: value for key, value in (self._files().get(name) or {}).items() if key not in ("text", "base64", "modified")}
         entry = {"text": _readable_text(text)} if readable else {"base64": base64.b64encode(data).decode("ascii")}
         entry["modified"] = utc_now()  # an optional field: hand-written states may leave it out
-        self._files()[name] = entry
+        self._files()[name] = {**entry, **kept}
+
+    def file_entry(self, path: str) -> dict | None:
+        name = self.file_name(path)
+        return None if name is None else (self._files()[name] or {})
+
+    def folder_exists(self, folder: str) -> bool:
+        """Whether ``folder`` exists. Only a state with a ``folders`` list models folders (those it
+        lists, their parents, and every folder that holds a file); without one, every folder exists."""
+        listed = self.data.get("folders")
+        if not isinstance(listed, list):
+            return True
+        wanted = self._path_key(folder)
+        if wanted.endswith(":"):
+            return True  # a drive's root
+        known = [self._path_key(str(f)) for f in listed] + [self._path_key(name).rpartition("\\")[0] for name in self._files()]
+        return any(key == wanted or key.startswith(wanted + "\\") for key in known)
+
+    def add_folder(self, folder: str) -> None:
+        """Records ``folder`` where the state models folders (see folder_exists)."""
+        listed = self.data.get("folders")
+        if isinstance(listed, list) and not any(self._path_key(str(f)) == self._path_key(folder) for f in listed):
+            listed.append(folder)
+
+    def remove_folder(self, folder: str) -> None:
+        listed = self.data.get("folders")
+        if isinstance(listed, list):
+            listed[:] = [f for f in listed if not (self._path_key(str(f)) + "\\").startswith(self._path_key(folder) + "\\")]
 
     def modified_at(self, path: str) -> str | None:
         name = self.file_name(path)
