@@ -194,7 +194,7 @@ def build_state(host: dict) -> tuple[dict, Names]:
     for path, content in (host.get("files") or {}).items():
         state["files"][names.expand(path)] = names.expand(content)
     if host.get("faults"):
-        state["faults"] = dict(host["faults"])
+        state["faults"] = names.expand(dict(host["faults"]))
     service = host.get("service")
     if service:
         state["files"].setdefault(simworker.WORKER_TOML, {"base64": base64.b64encode(simworker.file_bytes(simworker.example_state())).decode()})

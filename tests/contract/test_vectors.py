@@ -90,6 +90,8 @@ def test_case_names_are_unique_per_operation():
         # an ACL the host does not keep, and a folder that the host does not have
         ("write_file", "a replace keeps the target's ACL and leaves no temporary file", lambda c: c["after"]["acls"].update({"{root}\\cfg.toml": "D:P(A;;FA;;;SY)"})),
         ("write_file", "a folder that does not exist is FOLDER_NOT_FOUND", lambda c: c["parameters"].update(path="{root}\\cfg.toml")),
+        # a half-way change reported as none
+        ("set_group_membership", "a change that fails half-way says what it changed", lambda c: c["expect"].update(changed=False)),
         # an exact list that is not exact
         ("read_agent_info", "a service that runs sessions is busy", lambda c: c["expect"]["sessions"].update(ids={"$exactly": ["session-1"]})),
     ],
