@@ -15,7 +15,9 @@ accounts), ``builtin {English name: {name (localized), members, only}}`` (Admini
 also holds ``Administrator``, RID 500, and ``connection``, the account the operations run as,
 unless ``only``), ``rights {right: [name]}``, ``files {path: {text|base64, acl (the DACL as SDDL),
 open_without_delete_sharing (another process holds it open)}}`` (``{root}`` exists, no other
-folder unless a file is in it), ``environment``, ``service {account, state, start_mode, sessions}``,
+folder unless a file is in it), ``environment``, ``service {account, state, start_mode, sessions,
+start_seconds, stop_seconds (how long its start and stop take), exits_after_s (its process exits
+that long after a start)}``,
 ``faults`` (the simulated worker's, for a state no Windows host can be brought to on purpose).
 
 Placeholders: ``{root}`` (a folder of the test), ``{root_re}`` (the same, as a regex), ``{host}``,
@@ -207,6 +209,8 @@ def build_state(host: dict) -> tuple[dict, Names]:
         }
         if service.get("sessions"):
             entry["sessions"] = [dict(s) for s in service["sessions"]]
+        # How the service behaves: seconds its start and its stop take, seconds after a start its process exits.
+        entry.update({key: service[key] for key in ("start_seconds", "stop_seconds", "exits_after_s") if key in service})
         state["services"][SIM_SERVICE] = entry
     return state, names
 

@@ -357,3 +357,13 @@ def test_a_refusal_keeps_the_rest_of_the_answer_as_its_details():
         host.call("set_group_membership", account="worker", groups=["jobs", "render"], state="present")
     assert (raised.value.code, raised.value.message, raised.value.changed) == ("GROUP_CHANGE_FAILED", "added to jobs, then failed", True)
     assert raised.value.details == {"changed": True, "added": payload["added"]}
+
+
+def test_a_start_that_finds_the_service_running_is_a_start():
+    # Between the status read and Start() the Service Control Manager's recovery (or an operator) may
+    # start the service: 1056 ERROR_SERVICE_ALREADY_RUNNING then means it got there, not a failure;
+    # 1062 ERROR_SERVICE_NOT_ACTIVE likewise after a stop. No simulator can race like that: held here.
+    text = code_of(script_text("control_service"))
+    assert "$ERROR_SERVICE_ALREADY_RUNNING = 1056" in text and "$ERROR_SERVICE_NOT_ACTIVE = 1062" in text
+    assert "($Action -eq 'Start' -and $code -eq $ERROR_SERVICE_ALREADY_RUNNING)" in text
+    assert "($Action -eq 'Stop' -and $code -eq $ERROR_SERVICE_NOT_ACTIVE)" in text

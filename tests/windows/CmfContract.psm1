@@ -9,6 +9,7 @@
 
 Set-StrictMode -Version 2.0
 $ErrorActionPreference = 'Stop'
+Add-Type -AssemblyName System.ServiceProcess
 
 $script:Placeholder = '\{(root|root_re|host|service)\}|\{(name|qname|sid|stamp):([^{}]+)\}'
 $script:BuiltinGroups = @{
@@ -143,22 +144,46 @@ public static class CmfContractLsa
 
 # The test service: a real Windows service that, while it runs, keeps one child process per line
 # of the sessions file named in its command line, as the agent keeps processes per render session.
+# Its other arguments make it slow to start or to stop, or end its process some seconds after a
+# start without telling the Service Control Manager (which then records exit code 1067 and event 7034).
 $script:TestServiceSource = @'
 using System;
 using System.Collections.Generic;
 using System.Diagnostics;
 using System.IO;
 using System.ServiceProcess;
+using System.Threading;
 
 public class CmfContractTestService : ServiceBase
 {
     readonly string sessionsFile;
+    readonly int startSeconds;
+    readonly int stopSeconds;
+    readonly int exitAfterSeconds;
     readonly List<Process> children = new List<Process>();
 
-    public CmfContractTestService(string sessionsFile) { this.sessionsFile = sessionsFile; }
+    public CmfContractTestService(string sessionsFile, int startSeconds, int stopSeconds, int exitAfterSeconds)
+    {
+        this.sessionsFile = sessionsFile;
+        this.startSeconds = startSeconds;
+        this.stopSeconds = stopSeconds;
+        this.exitAfterSeconds = exitAfterSeconds;
+    }
 
     protected override void OnStart(string[] args)
     {
+        if (startSeconds > 0)
+        {
+            // START_PENDING for that long: the Service Control Manager is told to wait.
+            RequestAdditionalTime((startSeconds + 30) * 1000);
+            Thread.Sleep(startSeconds * 1000);
+        }
+        if (exitAfterSeconds >= 0)
+        {
+            var exit = new Thread(() => { Thread.Sleep(exitAfterSeconds * 1000); Environment.Exit(1); });
+            exit.IsBackground = true;
+            exit.Start();
+        }
         if (sessionsFile == null || !File.Exists(sessionsFile)) return;
         foreach (var line in File.ReadAllLines(sessionsFile))
         {
@@ -177,11 +202,23 @@ public class CmfContractTestService : ServiceBase
             try { if (!child.HasExited) child.Kill(); } catch (InvalidOperationException) { }
         }
         children.Clear();
+        if (stopSeconds > 0)
+        {
+            // STOP_PENDING for that long.
+            RequestAdditionalTime((stopSeconds + 30) * 1000);
+            Thread.Sleep(stopSeconds * 1000);
+        }
+    }
+
+    static int Number(string[] args, int index, int otherwise)
+    {
+        int value;
+        return args.Length > index && int.TryParse(args[index], out value) ? value : otherwise;
     }
 
     public static void Main(string[] args)
     {
-        ServiceBase.Run(new CmfContractTestService(args.Length > 0 ? args[0] : null));
+        ServiceBase.Run(new CmfContractTestService(args.Length > 0 ? args[0] : null, Number(args, 1, 0), Number(args, 2, 0), Number(args, 3, -1)));
     }
 }
 '@
@@ -556,14 +593,13 @@ function New-CmfTestService {
     $startupType = 'Automatic'
     if ("$startMode" -eq 'disabled') { $startupType = 'Disabled' }
     elseif ("$startMode" -eq 'manual') { $startupType = 'Manual' }
-    $binaryPath = "`"$($Context.Session.ServiceProgram)`" `"$sessionsFile`""
+    $timings = foreach ($key in 'start_seconds', 'stop_seconds', 'exits_after_s') {
+        $value = Get-CmfProperty $Spec $key
+        if ($null -eq $value) { $(if ($key -eq 'exits_after_s') { -1 } else { 0 }) } else { [int]$value }
+    }
+    $binaryPath = "`"$($Context.Session.ServiceProgram)`" `"$sessionsFile`" $($timings -join ' ')"
     New-Service -Name $Context.Service -BinaryPathName $binaryPath -StartupType $startupType -DisplayName "cmf contract test $($Context.Service)" | Out-Null
-    Register-CmfUndo $Context ([scriptblock]::Create(@"
-param(`$c)
-`$service = Get-Service -Name '$($Context.Service)' -ErrorAction SilentlyContinue
-if (`$service -and `$service.Status -ne 'Stopped') { Stop-Service -Name '$($Context.Service)' -Force -ErrorAction SilentlyContinue }
-& sc.exe delete '$($Context.Service)' | Out-Null
-"@))
+    Register-CmfUndo $Context ([scriptblock]::Create("param(`$c) Remove-CmfTestService '$($Context.Service)'"))
     $account = [string](Get-CmfProperty $Spec 'account')
     if ($account -and $account -ne 'LocalSystem') {
         $run = Invoke-CmfTool 'sc.exe' @('config', $Context.Service, 'obj=', ".\$($Context.Names[$account])", 'password=', $Context.Passwords[$account])
@@ -573,10 +609,34 @@ if (`$service -and `$service.Status -ne 'Stopped') { Stop-Service -Name '$($Cont
         if ($holders -notcontains $account) { [CmfContractLsa]::Remove($Context.Sids[$account], 'SeServiceLogonRight') }
     }
     if ((Get-CmfProperty $Spec 'state') -eq 'running') {
+        # (A slow start makes this wait for it: the case begins with the service running.)
         Start-Service -Name $Context.Service
         $servicePid = (Get-CimInstance -ClassName Win32_Service -Filter "Name='$($Context.Service)'").ProcessId
         $Context.SessionPids = @(Get-CimInstance -ClassName Win32_Process -Filter "ParentProcessId=$servicePid" | ForEach-Object { $_.ProcessId })
     }
+}
+
+function Remove-CmfTestService {
+    # Stopped (a pending start or stop is waited out first: a service accepts no stop while it starts),
+    # its process ended if it hangs, then deleted.
+    param([Parameter(Mandatory)][string]$Name)
+    $controller = New-Object System.ServiceProcess.ServiceController -ArgumentList $Name
+    $deadline = [DateTime]::UtcNow.AddSeconds(120)
+    try {
+        while ([DateTime]::UtcNow -lt $deadline) {
+            $controller.Refresh()
+            $status = [string]$controller.Status
+            if ($status -eq 'Stopped') { break }
+            if ($status -eq 'Running') { try { $controller.Stop() } catch { Write-Verbose "stop: $($_.Exception.Message)" } }
+            Start-Sleep -Milliseconds 500
+        }
+    }
+    catch [InvalidOperationException] {
+        return  # no such service (any more)
+    }
+    $instance = Get-CimInstance -ClassName Win32_Service -Filter "Name='$Name'"
+    if ($instance -and $instance.ProcessId -gt 0) { Stop-Process -Id $instance.ProcessId -Force -ErrorAction SilentlyContinue }
+    [void](Invoke-CmfTool 'sc.exe' @('delete', $Name))
 }
 
 function Remove-CmfHost {
@@ -753,7 +813,7 @@ function Get-CmfAfterMismatch {
     if ($service) {
         $instance = Get-CimInstance -ClassName Win32_Service -Filter "Name='$($Context.Service)'"
         $state = Get-CmfProperty $service 'state'
-        if ($state -and $instance.State.ToLowerInvariant() -ne $state) { $problems += "after: the service is $($instance.State), not $state" }
+        if ($state -and $instance.State.ToLowerInvariant().Replace(' ', '_') -ne $state) { $problems += "after: the service is $($instance.State), not $state" }
         $running = @(Get-CmfProperty $service 'sessions' | Where-Object { $_ })
         if ($running.Count -gt 0) {
             $alive = @($Context.SessionPids | Where-Object { Get-Process -Id $_ -ErrorAction SilentlyContinue })

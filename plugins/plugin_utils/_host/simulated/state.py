@@ -248,9 +248,12 @@ class StateFile:
         return self.path.endswith(".json") or text.lstrip().startswith("{")
 
 
-def _end_finished_sessions(state: SimulatedState) -> None:
-    from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.simulated.agent import end_finished_sessions
+def _time_passes(state: SimulatedState) -> None:
+    """What happened on the host since the last call: pending service starts and stops that are
+    done, processes that exited, render sessions that ended."""
+    from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.simulated.agent import end_finished_sessions, settle_services
 
+    settle_services(state)
     end_finished_sessions(state)
 
 
@@ -294,7 +297,7 @@ def run_operation(state_path: str, operation: str, parameters: dict) -> dict:
         faults = data.get("faults") or {}
         latency = float(faults.get("latency_ms") or 0) / 1000.0
         _count_call(data, operation)
-        _end_finished_sessions(state)  # at every call, before the operation: time passes on a real host between calls
+        _time_passes(state)  # at every call, before the operation: time passes on a real host between calls
         if _take_injected_failure(faults, operation):
             raise ConnectionDropped(
                 f"simulated worker {state.hostname}: the connection dropped during {operation} (fault fail_next)"
