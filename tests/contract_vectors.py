@@ -18,7 +18,8 @@ open_without_delete_sharing (another process holds it open)}}`` (``{root}`` exis
 folder unless a file is in it), ``environment``, ``service {account, state, start_mode, sessions,
 start_seconds, stop_seconds (how long its start and stop take), exits_after_s (its process exits
 that long after a start)}``,
-``faults`` (the simulated worker's, for a state no Windows host can be brought to on purpose).
+``language_mode`` (ConstrainedLanguage: as under WDAC or AppLocker), ``faults`` (the simulated
+worker's, for a state no Windows host can be brought to on purpose).
 
 Placeholders: ``{root}`` (a folder of the test), ``{root_re}`` (the same, as a regex), ``{host}``,
 ``{service}``, ``{name:x}``, ``{qname:x}`` (DOMAIN\\name), ``{sid:x}``, ``{stamp:N}`` (UTC now + N
@@ -195,6 +196,8 @@ def build_state(host: dict) -> tuple[dict, Names]:
     }
     for path, content in (host.get("files") or {}).items():
         state["files"][names.expand(path)] = names.expand(content)
+    if host.get("language_mode"):
+        state["language_mode"] = host["language_mode"]
     if host.get("faults"):
         state["faults"] = names.expand(dict(host["faults"]))
     service = host.get("service")

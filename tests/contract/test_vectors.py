@@ -70,6 +70,12 @@ def test_every_operation_has_vectors():
     assert all(VECTORS[op]["cases"] for op in OPERATIONS)
 
 
+def test_every_operation_refuses_constrained_language():
+    for operation in OPERATIONS:
+        refusing = [c for c in VECTORS[operation]["cases"] if (c["host"].get("language_mode"), c["expect"].get("error_code")) == ("ConstrainedLanguage", "CONSTRAINED_LANGUAGE")]
+        assert refusing, f"{operation} has no ConstrainedLanguage vector"
+
+
 def test_case_names_are_unique_per_operation():
     for operation, document in VECTORS.items():
         names = [case["name"] for case in document["cases"]]
@@ -92,6 +98,8 @@ def test_case_names_are_unique_per_operation():
         ("write_file", "a folder that does not exist is FOLDER_NOT_FOUND", lambda c: c["parameters"].update(path="{root}\\cfg.toml")),
         # a half-way change reported as none
         ("set_group_membership", "a change that fails half-way says what it changed", lambda c: c["expect"].update(changed=False)),
+        # a host in FullLanguage expected to refuse ConstrainedLanguage
+        ("sandbox", "ConstrainedLanguage is refused before anything is read or changed", lambda c: c["host"].pop("language_mode")),
         # an exact list that is not exact
         ("read_agent_info", "a service that runs sessions is busy", lambda c: c["expect"]["sessions"].update(ids={"$exactly": ["session-1"]})),
     ],

@@ -662,7 +662,10 @@ function ConvertTo-CmfParameterName {
 }
 
 function Invoke-CmfOperation {
-    param([Parameter(Mandatory)]$Session, [Parameter(Mandatory)][string]$Operation, [Parameter(Mandatory)]$Parameters)
+    # $LanguageMode: the runspace's, as an application control policy (WDAC, AppLocker) would set it
+    # for an unsigned script: ConstrainedLanguage.
+    param([Parameter(Mandatory)]$Session, [Parameter(Mandatory)][string]$Operation, [Parameter(Mandatory)]$Parameters,
+        [string]$LanguageMode = 'FullLanguage')
     $bound = @{}
     foreach ($key in Get-CmfKeys $Parameters) {
         $value = Get-CmfProperty $Parameters $key
@@ -674,6 +677,7 @@ function Invoke-CmfOperation {
     $runspace = [runspacefactory]::CreateRunspace()
     $runspace.Open()
     $runspace.SessionStateProxy.SetVariable('Ansible', $ansible)
+    $runspace.SessionStateProxy.LanguageMode = [Management.Automation.PSLanguageMode]$LanguageMode
     $shell = [PowerShell]::Create()
     $shell.Runspace = $runspace
     try {
@@ -834,7 +838,9 @@ function Test-CmfCase {
     param([Parameter(Mandatory)]$Context, [Parameter(Mandatory)][string]$Operation, [Parameter(Mandatory)]$Case)
     $parameters = Expand-CmfValue $Context $Case.parameters
     $expect = Expand-CmfValue $Context $Case.expect
-    $result = Invoke-CmfOperation -Session $Context.Session -Operation $Operation -Parameters $parameters
+    $mode = [string](Get-CmfProperty $Case.host 'language_mode')
+    if (-not $mode) { $mode = 'FullLanguage' }
+    $result = Invoke-CmfOperation -Session $Context.Session -Operation $Operation -Parameters $parameters -LanguageMode $mode
     $problems = @(Get-CmfMismatch $expect $result)
     if (-not (@(Get-CmfKeys $expect) -contains 'error_code') -and (@(Get-CmfKeys $result) -contains 'error_code')) {
         $problems += "refused: $($result.error_code): $($result.error)"

@@ -33,4 +33,5 @@ FILE_CHANGED = "FILE_CHANGED"          # the file's hash is not the one that was
 FILE_EXISTS = "FILE_EXISTS"            # asked to create a file that exists
 FILE_NOT_FOUND = "FILE_NOT_FOUND"
 FOLDER_NOT_FOUND = "FOLDER_NOT_FOUND"
+CONSTRAINED_LANGUAGE = "CONSTRAINED_LANGUAGE"  # an application control policy runs the scripts in ConstrainedLanguage
 REPLACE_FAILED = "REPLACE_FAILED"      # the swap of a new file for the target failed; the message says where the bytes are

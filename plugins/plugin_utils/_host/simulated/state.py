@@ -34,7 +34,7 @@ else:
     RUAMEL_IMPORT_ERROR = None
 
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host import Host, path_key
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.errors import HostOperationError
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.errors import CONSTRAINED_LANGUAGE, HostOperationError
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.operations import OPERATIONS, Operation
 
 
@@ -285,6 +285,21 @@ def _another_writer_changes(state: SimulatedState, faults: dict, operation: str,
     del faults["modify_between_read_and_write"]  # once, like a real concurrent edit
 
 
+def _language_refusal(state: SimulatedState) -> HostOperationError | None:
+    """A state whose ``language_mode`` is not FullLanguage stands for a host where WDAC or AppLocker
+    enforce a policy: every operation refuses at once, as each script does (lib/Refusal.ps1)."""
+    mode = str(state.data.get("language_mode") or "FullLanguage")
+    if mode == "FullLanguage":
+        return None
+    return HostOperationError(
+        CONSTRAINED_LANGUAGE,
+        f"PowerShell runs in {mode} mode on {state.hostname} (an application control policy, WDAC or AppLocker, is"
+        " enforced), which blocks Add-Type and the .NET types these scripts need (the LSA and netapi32 for rights and"
+        " groups, files, the registry, processes). Allow these scripts in that policy (an allow rule for the PowerShell"
+        " scripts Ansible runs, e.g. by signing them), or run them in FullLanguage mode.",
+    )
+
+
 def run_operation(state_path: str, operation: str, parameters: dict) -> dict:
     """One remote call on the simulated worker whose state is in ``state_path``."""
     op: Operation = OPERATIONS[operation]
@@ -302,6 +317,9 @@ def run_operation(state_path: str, operation: str, parameters: dict) -> dict:
             raise ConnectionDropped(
                 f"simulated worker {state.hostname}: the connection dropped during {operation} (fault fail_next)"
             )
+        refusal = _language_refusal(state)
+        if refusal is not None:
+            raise refusal
         result = _plain(implementation(state, parameters))
         _another_writer_changes(state, faults, operation, parameters)
     if latency:
