@@ -15,10 +15,11 @@ accounts), ``builtin {English name: {name (localized), members, only}}`` (Admini
 also holds ``Administrator``, RID 500, and ``connection``, the account the operations run as,
 unless ``only``), ``rights {right: [name]}``, ``files {path: {text|base64, acl (the DACL as SDDL),
 open_without_delete_sharing (another process holds it open)}}`` (``{root}`` exists, no other
-folder unless a file is in it), ``environment``, ``service {account, state, start_mode, sessions,
+folder unless a file is in it), ``environment`` (machine variables), ``service {account, state, start_mode, sessions, environment (its own),
 start_seconds, stop_seconds (how long its start and stop take), exits_after_s (its process exits
 that long after a start)}``,
-``language_mode`` (ConstrainedLanguage: as under WDAC or AppLocker), ``faults`` (the simulated
+``agent {version | stderr, exit_code}`` (what the Python beside the service answers when asked for
+the agent's version), ``language_mode`` (ConstrainedLanguage: as under WDAC or AppLocker), ``faults`` (the simulated
 worker's, for a state no Windows host can be brought to on purpose).
 
 Placeholders: ``{root}`` (a folder of the test), ``{root_re}`` (the same, as a regex), ``{host}``,
@@ -194,6 +195,10 @@ def build_state(host: dict) -> tuple[dict, Names]:
         "services": {},
         "agent": {"version": simworker.example_state()["agent"]["version"]},
     }
+    agent = host.get("agent")
+    if agent is not None:
+        # The Python beside the service answers with this version, or fails (stderr, exit_code): not installed.
+        state["agent"] = {"version": str(agent["version"])} if agent.get("version") else {}
     for path, content in (host.get("files") or {}).items():
         state["files"][names.expand(path)] = names.expand(content)
     if host.get("language_mode"):
@@ -208,7 +213,7 @@ def build_state(host: dict) -> tuple[dict, Names]:
             "state": service.get("state", "running"),
             "start_mode": service.get("start_mode", "auto"),
             "account": account if service_account_sid(account) else f".\\{names.names[account]}",
-            "environment": [],
+            "environment": [str(e) for e in service.get("environment") or []],
         }
         if service.get("sessions"):
             entry["sessions"] = [dict(s) for s in service["sessions"]]

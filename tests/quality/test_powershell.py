@@ -367,3 +367,35 @@ def test_a_start_that_finds_the_service_running_is_a_start():
     assert "$ERROR_SERVICE_ALREADY_RUNNING = 1056" in text and "$ERROR_SERVICE_NOT_ACTIVE = 1062" in text
     assert "($Action -eq 'Start' -and $code -eq $ERROR_SERVICE_ALREADY_RUNNING)" in text
     assert "($Action -eq 'Stop' -and $code -eq $ERROR_SERVICE_NOT_ACTIVE)" in text
+
+
+def _agent_version_code() -> str:
+    """The Python code read_agent_info gives the service's python.exe, as PowerShell builds it from
+    its string literals (single-quoted, or double-quoted without anything PowerShell would expand)."""
+    text = (SCRIPTS / "lib" / "AgentReading.ps1").read_text(encoding="utf-8")
+    assignment = re.search(r"^\s*\$code = (.*?)\n(?!\s*\")", text, re.MULTILINE | re.DOTALL).group(1)
+    parts = re.findall(r"'((?:[^']|'')*)'|\"([^\"]*)\"", assignment)
+    assert re.fullmatch(r"(?:\s*(?:'(?:[^']|'')*'|\"[^\"]*\")\s*\+?)+\s*", assignment), "only string literals joined by +"
+    code = ""
+    for single, double in parts:
+        assert "$" not in double and "`" not in double
+        code += single.replace("''", "'") if single else double
+    return code
+
+
+def test_the_agent_version_code_runs_in_python_and_finds_the_installed_agent():
+    # The code that travels to the service's python.exe: run here by a real Python, with the agent's
+    # package installed (the test requirements pin it), as the service's Python runs it: -I -c "<code>".
+    import importlib.metadata
+    import importlib.util
+    import json
+    import subprocess
+    import sys
+
+    code = _agent_version_code()
+    assert '"' not in code, "the code travels inside one double-quoted argument"
+    done = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, check=False, timeout=60)
+    assert done.returncode == 0, done.stderr
+    version, location = json.loads(done.stdout.strip().splitlines()[-1])
+    assert version == importlib.metadata.version("deadline-cloud-worker-agent")
+    assert Path(location) == Path(importlib.util.find_spec("deadline_worker_agent").origin).parent

@@ -223,6 +223,31 @@ public class CmfContractTestService : ServiceBase
 }
 '@
 
+# A stand-in for the Python beside the agent's service (read_agent_info runs it to read the agent's
+# version): it writes python.stdout and python.stderr from its own folder and exits with the number
+# in python.exitcode, whatever it is asked.
+$script:StandInPythonSource = @'
+using System;
+using System.IO;
+
+public static class CmfContractStandInPython
+{
+    static string Beside(string name)
+    {
+        string path = Path.Combine(AppDomain.CurrentDomain.BaseDirectory, name);
+        return File.Exists(path) ? File.ReadAllText(path) : "";
+    }
+
+    public static int Main(string[] args)
+    {
+        Console.Out.Write(Beside("python.stdout"));
+        Console.Error.Write(Beside("python.stderr"));
+        string code = Beside("python.exitcode").Trim();
+        return code.Length > 0 ? int.Parse(code) : 0;
+    }
+}
+'@
+
 function New-CmfRandomSuffix {
     -join ((1..6) | ForEach-Object { '{0:x}' -f (Get-Random -Maximum 16) })
 }
@@ -275,6 +300,7 @@ function New-CmfSession {
         Repository = $RepositoryRoot
         Scripts = Join-Path $PSScriptRoot 'scripts'
         ServiceProgram = Join-Path $base 'bin\CmfContractTestService.exe'
+        StandInPython = Join-Path $base 'bin\CmfContractStandInPython.exe'
         Undo = New-Object Collections.ArrayList
         Cases = 0
     }
@@ -286,6 +312,10 @@ function New-CmfSession {
     $compiler = Join-Path $env:WINDIR 'Microsoft.NET\Framework64\v4.0.30319\csc.exe'
     $run = Invoke-CmfTool $compiler @('/nologo', '/target:exe', '/reference:System.ServiceProcess.dll', "/out:$($session.ServiceProgram)", $source)
     if ($run.ExitCode -ne 0) { throw "csc.exe could not build the test service: $($run.Output -join "`n")" }
+    $source = Join-Path $base 'bin\CmfContractStandInPython.cs'
+    [IO.File]::WriteAllText($source, $script:StandInPythonSource)
+    $run = Invoke-CmfTool $compiler @('/nologo', '/target:exe', "/out:$($session.StandInPython)", $source)
+    if ($run.ExitCode -ne 0) { throw "csc.exe could not build the stand-in Python: $($run.Output -join "`n")" }
     return $session
 }
 
@@ -412,6 +442,9 @@ function New-CmfUser {
     $sid = Get-CmfSid $name
     Register-CmfUndo $Context ([scriptblock]::Create(
             "param(`$c) [CmfContractLsa]::RemoveAll('$sid'); (Get-CmfComputer).Delete('user', '$name')"))
+    # A service that ran as the user made it a profile: removed before the user, after the service (undo runs last first).
+    Register-CmfUndo $Context ([scriptblock]::Create(
+            "param(`$c) Get-CimInstance -ClassName Win32_UserProfile -Filter `"SID='$sid'`" | Remove-CimInstance"))
     if ($false -eq (Get-CmfProperty $Spec 'enabled')) {
         $user.UserFlags.Value = $user.UserFlags.Value -bor 2  # ADS_UF_ACCOUNTDISABLE
         $user.SetInfo()
@@ -545,7 +578,11 @@ function New-CmfHost {
             }
         }
         $service = Get-CmfProperty $spec 'service'
-        if ($service) { New-CmfTestService $context $service $rights }
+        if ($service) { New-CmfTestService $context $service $rights (Get-CmfProperty $spec 'agent') }
+        foreach ($logical in Get-CmfKeys (Get-CmfProperty $spec 'users')) {
+            $variables = Get-CmfProperty (Get-CmfProperty $spec.users $logical) 'environment'
+            if ($null -ne $variables) { Set-CmfUserVariables $context $logical $variables }
+        }
     }
     catch {
         Invoke-CmfUndo $context
@@ -581,7 +618,7 @@ function ConvertTo-CmfBytes {
 }
 
 function New-CmfTestService {
-    param($Context, $Spec, $Rights)
+    param($Context, $Spec, $Rights, $Agent)
     $sessions = @(Get-CmfProperty $Spec 'sessions' | Where-Object { $_ })
     $sessionsFile = Join-Path $Context.Root 'sessions.txt'
     [IO.File]::WriteAllLines($sessionsFile, [string[]]@($sessions | ForEach-Object { [string]$_.id }))
@@ -597,9 +634,33 @@ function New-CmfTestService {
         $value = Get-CmfProperty $Spec $key
         if ($null -eq $value) { $(if ($key -eq 'exits_after_s') { -1 } else { 0 }) } else { [int]$value }
     }
-    $binaryPath = "`"$($Context.Session.ServiceProgram)`" `"$sessionsFile`" $($timings -join ' ')"
+    $program = $Context.Session.ServiceProgram
+    if ($null -ne $Agent) {
+        # The service runs from a folder of its own with a python.exe beside it, as pywin32's service does.
+        $folder = Join-Path $Context.Root 'agent'
+        New-Item -ItemType Directory -Path $folder -Force | Out-Null
+        $program = Join-Path $folder 'CmfContractTestService.exe'
+        Copy-Item -LiteralPath $Context.Session.ServiceProgram -Destination $program
+        Copy-Item -LiteralPath $Context.Session.StandInPython -Destination (Join-Path $folder 'python.exe')
+        $version = Get-CmfProperty $Agent 'version'
+        if ($version) {
+            $location = Join-Path $folder 'Lib\site-packages\deadline_worker_agent'
+            [IO.File]::WriteAllText((Join-Path $folder 'python.stdout'), (ConvertTo-Json -InputObject @([string]$version, $location) -Compress) + "`r`n")
+        }
+        else {
+            [IO.File]::WriteAllText((Join-Path $folder 'python.stderr'), [string](Get-CmfProperty $Agent 'stderr'))
+            [IO.File]::WriteAllText((Join-Path $folder 'python.exitcode'), [string](Get-CmfProperty $Agent 'exit_code'))
+        }
+    }
+    $binaryPath = "`"$program`" `"$sessionsFile`" $($timings -join ' ')"
     New-Service -Name $Context.Service -BinaryPathName $binaryPath -StartupType $startupType -DisplayName "cmf contract test $($Context.Service)" | Out-Null
     Register-CmfUndo $Context ([scriptblock]::Create("param(`$c) Remove-CmfTestService '$($Context.Service)'"))
+    $environment = @(Get-CmfProperty $Spec 'environment' | Where-Object { $_ })
+    if ($environment.Count -gt 0) {
+        # The service's own variables (deleted with the service).
+        $key = [Microsoft.Win32.Registry]::LocalMachine.OpenSubKey("SYSTEM\CurrentControlSet\Services\$($Context.Service)", $true)
+        try { $key.SetValue('Environment', [string[]]$environment, [Microsoft.Win32.RegistryValueKind]::MultiString) } finally { $key.Dispose() }
+    }
     $account = [string](Get-CmfProperty $Spec 'account')
     if ($account -and $account -ne 'LocalSystem') {
         $run = Invoke-CmfTool 'sc.exe' @('config', $Context.Service, 'obj=', ".\$($Context.Names[$account])", 'password=', $Context.Passwords[$account])
@@ -613,6 +674,26 @@ function New-CmfTestService {
         Start-Service -Name $Context.Service
         $servicePid = (Get-CimInstance -ClassName Win32_Service -Filter "Name='$($Context.Service)'").ProcessId
         $Context.SessionPids = @(Get-CimInstance -ClassName Win32_Process -Filter "ParentProcessId=$servicePid" | ForEach-Object { $_.ProcessId })
+    }
+}
+
+function Set-CmfUserVariables {
+    # The account's own variables, in HKU\<sid>\Environment: there only while its profile is loaded
+    # (a running service of that account loads it), deleted with the profile.
+    param($Context, [string]$Logical, $Variables)
+    $sid = $Context.Sids[$Logical]
+    $hive = [Microsoft.Win32.Registry]::Users.OpenSubKey($sid)
+    if ($null -eq $hive) {
+        $Context.Skip = "the profile of $Logical is not loaded (no HKU\$sid), so its user variables cannot be written"
+        return
+    }
+    $hive.Dispose()
+    $key = [Microsoft.Win32.Registry]::Users.CreateSubKey("$sid\Environment")
+    try {
+        foreach ($name in Get-CmfKeys $Variables) { $key.SetValue($name, [string](Get-CmfProperty $Variables $name)) }
+    }
+    finally {
+        $key.Dispose()
     }
 }
 

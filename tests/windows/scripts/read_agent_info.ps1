@@ -6,7 +6,7 @@
 #     metadata and find_spec; the agent is not imported); any failure is in error with stderr's text
 #   service {name, exists, state, start_mode, account, account_sid, environment, pid, started_at,
 #     image_path, python_class, exit_code, service_specific_exit_code}
-#   machine_environment {NAME: value} (DEADLINE_*), user_environment {NAME: value} or null
+#   machine_environment {NAME: value} (DEADLINE_WORKER_*), user_environment {NAME: value} or null
 #   account (read_account's report for $Account, or else the service's logon account), account_error {code, message}
 #   config {path, exists, content (base64), modified_at (UTC ISO 8601), sha256}
 #   sessions {busy, count, ids, processes [{pid, name}], directories, root, worker_id}
@@ -918,13 +918,14 @@ function Get-CmfAgentVersion {
 }
 
 function Read-CmfAgentVariables {
-    # DEADLINE_* values of an open Environment key, which is then closed; $null for no key.
+    # The agent's variables (DEADLINE_WORKER_*, case-insensitive as Windows names are, which is what
+    # the agent's settings read) of an open Environment key, which is then closed; $null for no key.
     param([Microsoft.Win32.RegistryKey]$Key)
     if ($null -eq $Key) { return $null }
     $variables = @{}
     try {
         foreach ($name in $Key.GetValueNames()) {
-            if ($name -like 'DEADLINE_*') { $variables[$name] = [string]$Key.GetValue($name) }
+            if ($name -like 'DEADLINE_WORKER_*') { $variables[$name] = [string]$Key.GetValue($name) }
         }
     }
     finally {
@@ -940,7 +941,7 @@ function Get-CmfMachineAgentVariables {
 }
 
 function Get-CmfUserAgentVariables {
-    # DEADLINE_* among the logon account's own user variables (HKU\<sid>\Environment), or $null.
+    # DEADLINE_WORKER_* among the logon account's own user variables (HKU\<sid>\Environment), or $null.
     # Uncertain, so reported as a hint: the Service Control Manager builds a service's environment
     # from the machine variables and the account's profile, but whether a user variable reaches the
     # agent depends on the profile being loaded when the service starts (it is read only at start),
