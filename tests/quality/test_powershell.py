@@ -399,3 +399,25 @@ def test_the_agent_version_code_runs_in_python_and_finds_the_installed_agent():
     version, location = json.loads(done.stdout.strip().splitlines()[-1])
     assert version == importlib.metadata.version("deadline-cloud-worker-agent")
     assert Path(location) == Path(importlib.util.find_spec("deadline_worker_agent").origin).parent
+
+
+def test_the_sandbox_user_is_disabled_before_it_first_exists():
+    # With ADSI the first SetInfo() creates the account: the disabled flag must be set before it, so
+    # that the self-test never makes an enabled account with a password, not even for an instant.
+    text = code_of((SCRIPTS / "sandbox.ps1").read_text(encoding="utf-8"))
+    creation = text[text.index("$computer.Create('user', $Name)") :]
+    disabled = re.search(r"\$user\.Put\('UserFlags', (0x[0-9A-Fa-f]+)\)", creation)
+    assert disabled and int(disabled.group(1), 16) & 0x2, "ADS_UF_ACCOUNTDISABLE"
+    assert disabled.start() < creation.index("$user.SetInfo()")
+    assert creation.count("$user.SetInfo()") == 1
+
+
+def test_the_sandbox_removes_each_part_on_its_own():
+    # One removal that fails must not keep the others from being made (each in its own try), and the
+    # user is deleted only once its rights are gone (else they stay behind as an orphaned SID).
+    text = code_of((SCRIPTS / "sandbox.ps1").read_text(encoding="utf-8"))
+    absent = text[text.index("$left = ") :]
+    for removal in ("[DeadlineCloudCmf.Lsa]::RemoveRights(", "$computer.Delete('user'", "$computer.Delete('group'", "[IO.Directory]::Delete($folder"):
+        before = absent[: absent.index(removal)]
+        assert before.count("try {") - before.count("catch {") == 1, f"{removal} is not alone in its try"
+    assert absent.index("$rightsGone = $true") < absent.index("if ($rightsGone)") < absent.index("$computer.Delete('user'")
