@@ -10,7 +10,9 @@
 # account called cmf-selftest that someone else made is never reused, nor deleted).
 # Users and groups through ADSI WinNT (no LocalAccounts module: it fails on orphaned SIDs and is
 # missing on some Server Core images).
-# Result: user @{name; sid}, group @{name; sid}, folder (sid $null for what does not exist).
+# Result: user @{name; sid}, group @{name; sid}, folder (sid $null for what does not exist), files
+# (the names of the files in the folder, as absent found them before it removed the folder: the
+# self-test checks that a replace left nothing behind).
 # Refusals: CONSTRAINED_LANGUAGE (before anything is read), INVALID_NAME, SANDBOX_NOT_OURS;
 # SANDBOX_CLEANUP_FAILED (absent could not remove everything: what is left and why, with changed).
 param(
@@ -60,6 +62,12 @@ function New-SandboxPassword {
     $random = New-Object Security.Cryptography.RNGCryptoServiceProvider
     try { $random.GetBytes($bytes) } finally { $random.Dispose() }
     [Convert]::ToBase64String($bytes) + 'aZ7!'
+}
+
+function Get-SandboxFiles {
+    # The names of the files in the sandbox folder, sorted; none when there is no folder.
+    if (-not [IO.Directory]::Exists($folder)) { return @() }
+    @([IO.Directory]::GetFiles($folder) | ForEach-Object { [IO.Path]::GetFileName($_) } | Sort-Object)
 }
 
 function Get-ForeignReason {
@@ -112,8 +120,10 @@ if ($State -eq 'present') {
         [IO.File]::WriteAllBytes((Join-Path $folder $MarkerFile), [byte[]]@())
         $Ansible.Changed = $true
     }
+    $files = @(Get-SandboxFiles)
 }
 else {
+    $files = @(Get-SandboxFiles)  # before they go: the self-test checks what its writes left
     # Each removal on its own: one that fails is reported, and the others are still made.
     $left = [Collections.Generic.List[string]]@()
     if ($null -ne $user) {
@@ -172,4 +182,5 @@ $Ansible.Result = @{
     user = @{ name = $Name; sid = $userSid }
     group = @{ name = $groupName; sid = $groupSid }
     folder = $folder
+    files = @($files)
 }

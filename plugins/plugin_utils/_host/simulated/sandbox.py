@@ -132,14 +132,23 @@ def sandbox(state, parameters: dict) -> dict:
         raise HostOperationError("SANDBOX_NOT_OURS", foreign)
     if wanted == "present":
         user_sid, group_sid = _present(state, name, group_name, folder)
+        files = _files_in(state, folder)
     else:
+        files = _files_in(state, folder)  # before they go: the self-test checks what its writes left
         user_sid, group_sid = _absent(state, name, group_name, folder)
         state.remove_folder(folder)
     return {
         "user": {"name": name, "sid": user_sid},
         "group": {"name": group_name, "sid": group_sid},
         "folder": folder,
+        "files": files,
     }
+
+
+def _files_in(state, folder: str) -> list[str]:
+    """The names of the files right in ``folder``, sorted as Windows lists them (case-insensitively)."""
+    names = [str(f).rpartition("\\")[2] for f in state.data.get("files") or {} if path_key(str(f).rpartition("\\")[0]) == path_key(folder)]
+    return sorted(names, key=str.casefold)
 
 
 OPERATIONS = {"sandbox": sandbox}

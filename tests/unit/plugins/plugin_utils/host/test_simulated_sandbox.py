@@ -37,6 +37,7 @@ def test_present_makes_a_disabled_user_and_an_empty_group_in_the_machine_domain(
         "user": {"name": "cmf-selftest", "sid": f"{MACHINE}-1003"},  # after the highest RID, 1002
         "group": {"name": "cmf-selftestg", "sid": f"{MACHINE}-1004"},
         "folder": r"C:\Windows\Temp\cmf-selftest",
+        "files": [".deadline-cloud-cmf-sandbox"],
     }
     assert call("sandbox", name="cmf-selftest", state="present") == box
     accounts = simworker.load_state(path)["accounts"]
@@ -54,7 +55,7 @@ def test_absent_takes_the_rights_and_memberships_away_first_and_leaves_the_state
     call("set_user_rights", account=user, rights=["SeBatchLogonRight", "SeServiceLogonRight"], state="present")
     call("set_group_membership", account=user, groups=[box["group"]["sid"], "S-1-5-32-545"], state="present")
     call("write_file", path=box["folder"] + r"\a.txt", content="YQ==", expected_sha256="", backup=False)
-    assert call("sandbox", name="cmf-selftest", state="absent") == box
+    assert call("sandbox", name="cmf-selftest", state="absent") == {**box, "files": [".deadline-cloud-cmf-sandbox", "a.txt"]}
     assert _without_calls(simworker.load_state(path)) == state
     with pytest.raises(HostOperationError) as refused:
         call("read_account", account=user)
@@ -63,6 +64,7 @@ def test_absent_takes_the_rights_and_memberships_away_first_and_leaves_the_state
         "user": {"name": "cmf-selftest", "sid": None},
         "group": {"name": "cmf-selftestg", "sid": None},
         "folder": r"C:\Windows\Temp\cmf-selftest",
+        "files": [],
     }
 
 
