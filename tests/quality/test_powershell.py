@@ -421,3 +421,21 @@ def test_the_sandbox_removes_each_part_on_its_own():
         before = absent[: absent.index(removal)]
         assert before.count("try {") - before.count("catch {") == 1, f"{removal} is not alone in its try"
     assert absent.index("$rightsGone = $true") < absent.index("if ($rightsGone)") < absent.index("$computer.Delete('user'")
+
+
+@pytest.mark.parametrize("operation", sorted(OPERATIONS))
+def test_the_compile_table_says_which_scripts_hold_csharp(operation):
+    # The benchmark's table and the decision on caching rest on it: it must say what the scripts do.
+    from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.powershell_host import CSHARP_COMPILES, NEVER
+
+    holds = bool(re.search(r"Add-Type -TypeDefinition", code_of(script_text(operation))))
+    assert (CSHARP_COMPILES[operation] != NEVER) is holds
+
+
+def test_the_csharp_is_compiled_only_by_functions_that_call_it():
+    # Initialize-CmfNative compiles: it is called only right before a call of the LSA or netapi32 types.
+    sent = "\n".join(code_of(script_text(op)) for op in OPERATIONS)
+    callers = re.findall(r"(?<!function )Initialize-CmfNative\b[^\n{]*\n(.{0,400})", sent, re.DOTALL)
+    assert len(callers) >= 4
+    for after in callers:
+        assert re.search(r"\[DeadlineCloudCmf\.(Lsa|NetApi)\]", after), after[:200]

@@ -303,6 +303,7 @@ function New-CmfSession {
         StandInPython = Join-Path $base 'bin\CmfContractStandInPython.exe'
         Undo = New-Object Collections.ArrayList
         Cases = 0
+        Timings = New-Object Collections.ArrayList
     }
     Register-CmfUndo $session { param($s) if (Test-Path -LiteralPath $s.Base) { Remove-Item -LiteralPath $s.Base -Recurse -Force } }
     New-Item -ItemType Directory -Path (Join-Path $base 'bin') -Force | Out-Null
@@ -347,6 +348,16 @@ function Invoke-CmfUndo {
 function Remove-CmfSession {
     param([Parameter(Mandatory)]$Session)
     Invoke-CmfUndo $Session
+}
+
+function Get-CmfTimingSummary {
+    # Per operation: calls, and the median and longest time of a call in milliseconds (the longest
+    # of the first operation to need the C# includes its compile).
+    param([Parameter(Mandatory)]$Session)
+    foreach ($group in @($Session.Timings | Group-Object -Property Operation | Sort-Object -Property Name)) {
+        $times = @($group.Group | ForEach-Object { [long]$_.Milliseconds } | Sort-Object)
+        [pscustomobject]@{ Operation = $group.Name; Calls = $times.Count; MedianMs = $times[[int][Math]::Floor(($times.Count - 1) / 2)]; MaxMs = $times[-1] }
+    }
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -761,10 +772,16 @@ function Invoke-CmfOperation {
     $runspace.SessionStateProxy.LanguageMode = [Management.Automation.PSLanguageMode]$LanguageMode
     $shell = [PowerShell]::Create()
     $shell.Runspace = $runspace
+    $clock = [Diagnostics.Stopwatch]::StartNew()
     try {
         [void]$shell.AddScript((Get-CmfScriptText $Session $Operation)).AddParameters($bound)
         try {
             [void]$shell.Invoke()
+            # The time of a call in a new runspace: what the decision against a cached assembly
+            # (_host/powershell_host.py) is to be revisited with. The C# is compiled by the first call
+            # that needs it only: later calls in this process find its types loaded (win_powershell
+            # over WinRM starts a new process for every task, and compiles every time).
+            [void]$Session.Timings.Add([pscustomobject]@{ Operation = $Operation; Milliseconds = $clock.ElapsedMilliseconds })
         }
         catch {
             $inner = $_.Exception
@@ -933,6 +950,6 @@ function Test-CmfCase {
 $exported = @(
     'New-CmfSession', 'Remove-CmfSession', 'New-CmfHost', 'Remove-CmfHost', 'Get-CmfSkipReason', 'Test-CmfCase',
     'Get-CmfMismatch', 'Invoke-CmfOperation', 'Get-CmfScriptText', 'Expand-CmfValue', 'Get-CmfGroupMemberSids', 'Get-CmfComputer',
-    'Get-CmfProperty', 'Test-CmfList'
+    'Get-CmfProperty', 'Test-CmfList', 'Get-CmfTimingSummary'
 )
 Export-ModuleMember -Function $exported

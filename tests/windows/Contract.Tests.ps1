@@ -28,7 +28,11 @@ BeforeAll {
 
 AfterAll {
     # Runs after failures too: everything the run made is undone, last first.
-    if ($script:session) { Remove-CmfSession -Session $script:session }
+    if ($script:session) {
+        # Each operation's time per call on this host (a new runspace per call, as win_powershell has).
+        Get-CmfTimingSummary -Session $script:session | Format-Table -AutoSize | Out-String -Width 200 | Write-Host
+        Remove-CmfSession -Session $script:session
+    }
 }
 
 Describe 'contract vectors of <Operation>' -ForEach $operations {

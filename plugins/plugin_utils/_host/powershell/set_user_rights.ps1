@@ -34,8 +34,8 @@ if (Test-CmfLanguageRefused) { return }
 
 try {
     Assert-CmfNotDomainController
-    Initialize-CmfNative
     $resolved = Resolve-CmfAccount -Account $Account
+    Initialize-CmfNative  # compiled only once the account resolves: the LSA is called next
     $unknown = @($Rights | Where-Object { -not [DeadlineCloudCmf.Lsa]::IsKnownRight($_) })
     if ($unknown.Count -gt 0) {
         throw (New-CmfRefusal 'UNKNOWN_RIGHT' ("account $($resolved.name): $($unknown -join ', ') is no privilege or logon right " +
