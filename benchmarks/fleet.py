@@ -25,8 +25,9 @@ re-run). For the converge and for the re-run it prints:
 
 It also prints the bytes of PowerShell each operation sends (the script travels with every call)
 and when it compiles C# (Add-Type, one to three seconds of a call on a real host), and for the
-converge and the re-run the most calls per host to operations that may compile C#; and with ``--busy-percent P --busy-seconds S`` it gives P % of the hosts (spread over the fleet)
-one render session, ``services.DeadlineWorker.sessions: [{id: session-1, ends_after_s: S}]``,
+converge and the re-run the most calls per host to operations that may compile C#. With
+``--busy-percent P --busy-seconds S`` it gives P % of the hosts (spread over the fleet) one
+render session, ``services.DeadlineWorker.sessions: [{id: session-1, ends_after_s: S}]``,
 and reports after the converge the sessions it interrupted (``interrupted_sessions`` over all
 hosts) and the hosts still "restart pending" (``restarts`` still 0).
 

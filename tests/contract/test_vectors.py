@@ -72,7 +72,11 @@ def test_every_operation_has_vectors():
 
 def test_every_operation_refuses_constrained_language():
     for operation in OPERATIONS:
-        refusing = [c for c in VECTORS[operation]["cases"] if (c["host"].get("language_mode"), c["expect"].get("error_code")) == ("ConstrainedLanguage", "CONSTRAINED_LANGUAGE")]
+        refusing = [
+            case
+            for case in VECTORS[operation]["cases"]
+            if (case["host"].get("language_mode"), case["expect"].get("error_code")) == ("ConstrainedLanguage", "CONSTRAINED_LANGUAGE")
+        ]
         assert refusing, f"{operation} has no ConstrainedLanguage vector"
 
 
@@ -94,7 +98,11 @@ def test_case_names_are_unique_per_operation():
         # a host left otherwise than the vector says
         ("control_service", "a stop while busy interrupts the sessions", lambda c: c["after"]["service"].update(interrupted_sessions=[])),
         # an ACL the host does not keep, and a folder that the host does not have
-        ("write_file", "a replace keeps the target's ACL and leaves no temporary file", lambda c: c["after"]["acls"].update({"{root}\\cfg.toml": "D:P(A;;FA;;;SY)"})),
+        (
+            "write_file",
+            "a replace keeps the target's ACL and leaves no temporary file",
+            lambda c: c["after"]["acls"].update({"{root}\\cfg.toml": "D:P(A;;FA;;;SY)"}),
+        ),
         ("write_file", "a folder that does not exist is FOLDER_NOT_FOUND", lambda c: c["parameters"].update(path="{root}\\cfg.toml")),
         # a half-way change reported as none
         ("set_group_membership", "a change that fails half-way says what it changed", lambda c: c["expect"].update(changed=False)),

@@ -351,7 +351,8 @@ class _AnsweringAction:
 
 def test_a_refusal_keeps_the_rest_of_the_answer_as_its_details():
     # A group change that failed half-way says what it changed; the controller must not drop that.
-    payload = {"error_code": "GROUP_CHANGE_FAILED", "error": "added to jobs, then failed", "changed": True, "added": [{"name": "jobs", "sid": "S-1-5-21-1-2-3-1001"}]}
+    added = [{"name": "jobs", "sid": "S-1-5-21-1-2-3-1001"}]
+    payload = {"error_code": "GROUP_CHANGE_FAILED", "error": "added to jobs, then failed", "changed": True, "added": added}
     host = PowerShellHost(_AnsweringAction(payload), {}, check_mode=False)
     with pytest.raises(HostOperationError) as raised:
         host.call("set_group_membership", account="worker", groups=["jobs", "render"], state="present")

@@ -23,7 +23,7 @@ from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.simulated
     account_report,
     resolve_sid,
 )
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.simulated.state import utc_now
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.simulated.state import now_utc, utc_now
 
 SERVICE_NOT_FOUND = "SERVICE_NOT_FOUND"
 LOG_FILE_NAME = "worker-agent.log"
@@ -78,10 +78,6 @@ def _log_path(state) -> str:
 # Render sessions (STATE.md) --------------------------------------------------------------
 
 
-def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.timezone.utc)
-
-
 def _due(moment: object, now: datetime.datetime) -> bool:
     return bool(moment) and datetime.datetime.fromisoformat(str(moment).replace("Z", "+00:00")) <= now
 
@@ -99,7 +95,7 @@ def _crash(entry: dict) -> dict:
 def settle_services(state) -> None:
     """What the services did since the last call: a pending start or stop that has finished
     (``pending_until``), a process that exited on its own (``exits_at``). Run at each remote call."""
-    now = _now()
+    now = now_utc()
     for entry in (state.data.get("services") or {}).values():
         if not isinstance(entry, dict):
             continue
@@ -116,7 +112,7 @@ def settle_services(state) -> None:
 def end_finished_sessions(state) -> None:
     """Drops every service's sessions whose time has come; run at each remote call, before the
     operation. A session's ``ends_after_s`` becomes ``ends_at`` the first time a call sees it."""
-    now = _now()
+    now = now_utc()
     for entry in (state.data.get("services") or {}).values():
         if not isinstance(entry, dict) or not entry.get("sessions"):
             continue
@@ -288,7 +284,7 @@ def _start(state, key: str, entry: dict) -> dict:
     state.data["next_pid"] = pid + 4
     entry.update(state="running", pid=pid, started_at=utc_now(), exit_code=0)
     entry.pop("last_error", None)
-    now = _now()
+    now = now_utc()
     if float(entry.get("start_seconds") or 0) > 0:
         # The process runs, and reports running only once its start-up is done.
         entry.update(state="start_pending", pending_until=(now + datetime.timedelta(seconds=float(entry["start_seconds"]))).isoformat())
@@ -352,7 +348,7 @@ def control_service(state, parameters: dict) -> dict:
         stop_seconds = float(entry.get("stop_seconds") or 0)
         if stop_seconds > timeout:
             # Still stopping when the wait ends: no start follows (control_service.ps1 does the same).
-            until = _now() + datetime.timedelta(seconds=stop_seconds)
+            until = now_utc() + datetime.timedelta(seconds=stop_seconds)
             entry.update(state="stop_pending", pending_until=until.isoformat())
             failure = {**failure, "error": f"{name} did not stop within {parameters['timeout']} seconds"}
         else:

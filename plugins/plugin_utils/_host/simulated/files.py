@@ -8,7 +8,6 @@ Internal to this collection: not a public API; it may change in any release.
 from __future__ import annotations
 
 import base64
-import datetime
 import fnmatch
 
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host import path_key, sha256_hex
@@ -19,6 +18,7 @@ from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.errors im
     REPLACE_FAILED,
     HostOperationError,
 )
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.simulated.state import now_utc
 
 # What File.Replace's IOException says for the failures the simulator can show (Win32 texts).
 SHARING_VIOLATION = 32
@@ -41,7 +41,7 @@ def read_file(state, parameters: dict) -> dict:
 
 
 def backup_name(path: str, taken) -> str:
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    stamp = now_utc().strftime("%Y%m%d-%H%M%S")
     candidate, n = f"{path}.{stamp}.bak", 1
     while taken(candidate):
         candidate, n = f"{path}.{stamp}-{n}.bak", n + 1

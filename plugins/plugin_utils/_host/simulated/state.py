@@ -46,9 +46,14 @@ class ConnectionDropped(Exception):
     """A remote call that never came back (the ``fail_next`` fault)."""
 
 
+def now_utc() -> datetime.datetime:
+    """The simulated worker's clock (the one place that asks for it)."""
+    return datetime.datetime.now(datetime.UTC)
+
+
 def utc_now() -> str:
     """The simulated worker's clock, as Windows reports times: UTC, ISO 8601."""
-    return datetime.datetime.now(datetime.UTC).isoformat(timespec="microseconds")
+    return now_utc().isoformat(timespec="microseconds")
 
 
 class SimulatedState:
