@@ -41,7 +41,7 @@ options:
       - The sandbox user's name (1 to 19 letters, digits, V(-) or V(_)); the group is this name and V(g).
       - A sandbox left by an interrupted run under the same name is reused, then removed. A local user or group
         of that name, or a folder, that the self-test did not make (without its description or marker file) is
-        never reused nor deleted: the test fails before it changes anything.
+        never reused nor deleted, and the test fails before it changes anything.
     type: str
     default: cmf-selftest
   require_contract_v2:
