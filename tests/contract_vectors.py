@@ -1,6 +1,6 @@
 # Copyright: contributors to deadline_cloud.cmf
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The contract vectors (tests/contract/vectors/<operation>.yml): loading, placeholders, matching,
+"""The contract vectors (tests/contract/vectors/, see load_vectors): loading, placeholders, matching,
 and the simulated worker built from a vector's ``host``. tests/windows/ does the same in PowerShell
 from tests/windows/vectors.json, the JSON copy of these files.
 
@@ -60,15 +60,15 @@ _PLACEHOLDER = re.compile(r"\{(root|root_re|host|service)\}|\{(name|qname|sid|st
 
 
 def load_vectors() -> dict[str, dict]:
-    """Every vector, by operation name: ``{operation, cases}``. A file holds one YAML document per
-    operation it covers (``<operation>.yml`` has one; a file about one theme, such as
-    constrained_language.yml, has one per operation); the cases of an operation are gathered from
-    every file, in the files' order."""
+    """Every vector, by operation name: ``{operation, cases}``. Each file is one operation's
+    (``operation: <name>``): ``<operation>.yml``, and files about one theme beside it or in a folder
+    of its own (read_agent_info_environment.yml, constrained_language/<operation>.yml); the cases of
+    an operation are gathered from all of them, in the order of their paths."""
     vectors: dict[str, dict] = {}
-    for path in sorted(VECTORS.glob("*.yml")):
-        for document in yaml.safe_load_all(path.read_text(encoding="utf-8")):
-            operation = document["operation"]
-            vectors.setdefault(operation, {"operation": operation, "cases": []})["cases"] += document["cases"]
+    for path in sorted(VECTORS.rglob("*.yml")):
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        operation = document["operation"]
+        vectors.setdefault(operation, {"operation": operation, "cases": []})["cases"] += document["cases"]
     return dict(sorted(vectors.items()))
 
 
