@@ -23,9 +23,11 @@ re-run). For the converge and for the re-run it prints:
 - controller CPU against Ansible's own floor measured in the same run (CPU per host of the
   debug play).
 
-It also prints the bytes of PowerShell each operation sends (the script travels with every call),
-and with ``--busy-percent P --busy-seconds S`` it gives P % of the hosts (spread over the fleet)
-one render session, ``services.DeadlineWorker.sessions: [{id: session-1, ends_after_s: S}]``,
+It also prints the bytes of PowerShell each operation sends (the script travels with every call)
+and when it compiles C# (Add-Type, one to three seconds of a call on a real host), and for the
+converge and the re-run the most calls per host to operations that may compile C#. With
+``--busy-percent P --busy-seconds S`` it gives P % of the hosts (spread over the fleet) one
+render session, ``services.DeadlineWorker.sessions: [{id: session-1, ends_after_s: S}]``,
 and reports after the converge the sessions it interrupted (``interrupted_sessions`` over all
 hosts) and the hosts still "restart pending" (``restarts`` still 0).
 
@@ -115,6 +117,10 @@ def calls(paths: dict[str, Path]) -> dict[str, int]:
     return {host: int(state.get("calls_total") or 0) for host, state in states(paths).items()}
 
 
+def calls_by_operation(paths: dict[str, Path]) -> dict[str, dict[str, int]]:
+    return {host: {op: int(n) for op, n in (state.get("calls") or {}).items()} for host, state in states(paths).items()}
+
+
 def tasks_per_host(log: Path, hosts: set[str]) -> dict[str, int]:
     """Task executions per host of the workers, from the last PLAY RECAP of ``log``."""
     text = log.read_text(encoding="utf-8", errors="replace")
@@ -164,11 +170,18 @@ def run_size(
         row: dict = {"n": count, "busy": len(busy)}
         failed = []
         before = dict.fromkeys(paths, 0)
+        before_by_operation: dict[str, dict[str, int]] = {host: {} for host in paths}
         for run, _label in RUNS:
             wall, cpu, rc = playbook(folder, CONVERGE, forks, env, f"{run}.log")
             after = calls(paths)
             made = [after[host] - before[host] for host in paths]
             before = after
+            by_operation = calls_by_operation(paths)
+            compiling = [
+                sum(n - before_by_operation[host].get(op, 0) for op, n in by_operation[host].items() if compiles_csharp(op))
+                for host in paths
+            ]
+            before_by_operation = by_operation
             if run == "converge":
                 settled = states(paths).values()
                 row["interrupted"] = sum(len(s["services"][SERVICE].get("interrupted_sessions") or []) for s in settled)
@@ -179,6 +192,7 @@ def run_size(
                 "wall": wall,
                 "calls_max": max(made),
                 "calls_min": min(made),
+                "csharp_calls_max": max(compiling),
                 "tasks_max": max(tasks.values()) if len(tasks) == count else None,
                 "cpu_per_host": cpu / count,
                 "floor_wall": floor_wall,
@@ -201,13 +215,21 @@ def run_size(
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def script_sizes(collections: Path) -> list[tuple[str, int]]:
-    """Bytes of PowerShell each operation sends to a Windows host (UTF-8, includes expanded)."""
+def script_sizes(collections: Path) -> list[tuple[str, int, str]]:
+    """Bytes of PowerShell each operation sends to a Windows host (UTF-8, includes expanded), and
+    when it compiles C#."""
     sys.path.insert(0, str(collections))
     from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.operations import OPERATIONS
-    from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.powershell_host import script_text
+    from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.powershell_host import CSHARP_COMPILES, script_text
 
-    return [(name, len(script_text(name).encode("utf-8"))) for name in OPERATIONS]
+    return [(name, len(script_text(name).encode("utf-8")), CSHARP_COMPILES[name]) for name in OPERATIONS]
+
+
+def compiles_csharp(operation: str) -> bool:
+    """Whether ``operation`` may compile C# on a Windows host (an upper bound: some only sometimes)."""
+    from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.powershell_host import CSHARP_COMPILES, NEVER
+
+    return CSHARP_COMPILES[operation] != NEVER
 
 
 def print_table(header: list[str], rows: list[list]) -> None:
@@ -256,7 +278,7 @@ def main() -> int:
     )
     try:
         print("\nPowerShell sent per call, by operation:\n")
-        print_table(["operation", "script bytes"], [[name, size] for name, size in script_sizes(collections)])
+        print_table(["operation", "script bytes", "compiles C# (Add-Type)"], [list(row) for row in script_sizes(collections)])
         print("\nConverge and re-run (floors: " + ", ".join(f"{label} {FLOOR_CALLS[run]} call(s)" for run, label in RUNS) + "):\n")
         print_table(
             [
@@ -288,6 +310,11 @@ def main() -> int:
                     f" | {r['cpu_per_host']:.2f} | {r['floor_wall']:.1f} | {r['wall_ratio']:.2f} | {r['floor_cpu_per_host']:.2f} | {r['cpu_ratio']:.2f} |",
                     flush=True,
                 )
+        print("\nCalls per host to operations that may compile C# (each is a compile on a real host, when it does):\n")
+        print_table(
+            ["N", "run", "calls/host max"],
+            [[row["n"], label, row[run]["csharp_calls_max"]] for row in rows for run, label in RUNS],
+        )
         if args.busy_percent:
             print("\nRender sessions, after the converge:\n")
             print_table(

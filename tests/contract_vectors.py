@@ -1,12 +1,13 @@
 # Copyright: contributors to deadline_cloud.cmf
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The contract vectors (tests/contract/vectors/<operation>.yml): loading, placeholders, matching,
+"""The contract vectors (tests/contract/vectors/, see load_vectors): loading, placeholders, matching,
 and the simulated worker built from a vector's ``host``. tests/windows/ does the same in PowerShell
 from tests/windows/vectors.json, the JSON copy of these files.
 
 A case: ``name``, ``why`` (the Windows fact), ``host`` (below), ``parameters``, ``expect`` (a subset
-of the result, or ``{error_code: CODE}``), optional ``after`` (files, backups, rights, members,
-service) and optional ``windows_skip`` (why a Windows host cannot be built so).
+of the result, or ``{error_code: CODE}`` with maybe more of a refusal's fields), optional ``after``
+(files, acls, backups, rights, members, service) and optional ``windows_skip`` (why a Windows host
+cannot be built so; a case with ``faults`` needs one).
 
 ``host``: ``users {name: {enabled, environment}}``, ``groups {name: {members}}`` (local groups),
 ``domain_users {name: {}}`` and ``domain_groups {name: {members}}`` (accounts of the domain CORP:
@@ -14,10 +15,16 @@ they need a domain on Windows), ``orphans [name]`` (SIDs of deleted accounts), `
 name: {name (localized), members, only}}`` (Administrators always also holds ``Administrator``, RID
 500, and ``connection``, the account the operations run as, unless ``only``), ``rights {right:
 [name]}``, ``group_policy {rights: {right: [name]}} | {error}`` (a domain GPO's user rights),
-``faults`` (the simulated worker's: ``domain_unreachable``, ``account_lookup_failed``,
-``lsa_error``), ``files {path: {text|base64}}``, ``environment``, ``service {account, state,
-start_mode, sessions}``. Members and holders may also be the groups every logon carries:
-``Everyone``, ``Authenticated Users``, ``SERVICE``, and ``ALL SERVICES`` (NT SERVICE).
+``files {path: {text|base64, acl (the DACL as SDDL), open_without_delete_sharing (another process
+holds it open)}}`` (``{root}`` exists, no other folder unless a file is in it), ``environment``
+(machine variables), ``service {account, state, start_mode, sessions, environment (its own),
+start_seconds, stop_seconds (how long its start and stop take), exits_after_s (its process exits
+that long after a start)}``, ``agent {version | stderr, exit_code}`` (what the Python beside the
+service answers when asked for the agent's version), ``language_mode`` (ConstrainedLanguage: as
+under WDAC or AppLocker), ``faults`` (the simulated worker's, for a state no Windows host can be
+brought to on purpose: ``domain_unreachable``, ``account_lookup_failed``, ``lsa_error``, ...).
+Members and holders may also be the groups every logon carries: ``Everyone``, ``Authenticated
+Users``, ``SERVICE``, and ``ALL SERVICES`` (NT SERVICE).
 
 Placeholders: ``{root}`` (a folder of the test), ``{root_re}`` (the same, as a regex), ``{host}``,
 ``{service}``, ``{name:x}``, ``{qname:x}`` (DOMAIN\\name), ``{sid:x}``, ``{stamp:N}`` (UTC now + N
@@ -40,10 +47,13 @@ from typing import Any
 import simworker
 import yaml
 
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.operations import OPERATIONS
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.powershell_host import script_text
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.accounts import WELL_KNOWN_GROUPS, service_account_sid
 
 VECTORS = Path(__file__).resolve().parent / "contract" / "vectors"
 WINDOWS_VECTORS_JSON = Path(__file__).resolve().parent / "windows" / "vectors.json"
+WINDOWS_SCRIPTS = Path(__file__).resolve().parent / "windows" / "scripts"
 
 SIM_ROOT = r"C:\cmf-contract"
 SIM_HOST = "WORKER-01"
@@ -56,13 +66,48 @@ _PLACEHOLDER = re.compile(r"\{(root|root_re|host|service)\}|\{(name|qname|sid|st
 
 
 def load_vectors() -> dict[str, dict]:
-    """Every vector file, by operation name."""
-    return {path.stem: yaml.safe_load(path.read_text(encoding="utf-8")) for path in sorted(VECTORS.glob("*.yml"))}
+    """Every vector, by operation name: ``{operation, cases}``. Each file is one operation's
+    (``operation: <name>``): ``<operation>.yml``, and files about one theme beside it or in a folder
+    of its own (read_agent_info_environment.yml, constrained_language/<operation>.yml); the cases of
+    an operation are gathered from all of them, in the order of their paths."""
+    vectors: dict[str, dict] = {}
+    for path in sorted(VECTORS.rglob("*.yml")):
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        operation = document["operation"]
+        vectors.setdefault(operation, {"operation": operation, "cases": []})["cases"] += document["cases"]
+    return dict(sorted(vectors.items()))
 
 
 def windows_json() -> str:
     """The JSON copy the Windows suite reads (powershell-yaml is not built into Windows)."""
     return json.dumps(load_vectors(), indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def windows_scripts() -> dict[str, bytes]:
+    """Each operation's script as the controller sends it to win_powershell (its includes expanded),
+    by file name: the Windows suite runs these bytes, so it needs no include logic of its own."""
+    return {f"{name}.ps1": script_text(name).encode("utf-8") for name in sorted(OPERATIONS)}
+
+
+def stale_scripts(folder: Path = WINDOWS_SCRIPTS) -> list[str]:
+    """The files of ``folder`` that differ from what the controller sends (byte for byte), are
+    missing, or belong to no operation; [] when the export is current."""
+    exported = {path.name: path.read_bytes() for path in folder.iterdir()} if folder.is_dir() else {}
+    sent = windows_scripts()
+    return sorted({name for name in exported.keys() | sent.keys() if exported.get(name) != sent.get(name)})
+
+
+def export_windows_suite() -> None:
+    """Writes what the Windows suite reads: vectors.json and scripts/<operation>.ps1 (a script of an
+    operation that no longer exists is removed)."""
+    WINDOWS_VECTORS_JSON.write_text(windows_json(), encoding="utf-8", newline="\n")
+    WINDOWS_SCRIPTS.mkdir(exist_ok=True)
+    scripts = windows_scripts()
+    for stale in WINDOWS_SCRIPTS.glob("*.ps1"):
+        if stale.name not in scripts:
+            stale.unlink()
+    for name, data in scripts.items():
+        (WINDOWS_SCRIPTS / name).write_bytes(data)
 
 
 @dataclass
@@ -157,11 +202,20 @@ def build_state(host: dict) -> tuple[dict, Names]:
         **({"faults": dict(host["faults"])} if host.get("faults") else {}),
         **({"group_policy": _group_policy(host["group_policy"], names)} if host.get("group_policy") else {}),
         "files": {},
+        "folders": [SIM_ROOT],  # {root} exists; a folder the vector does not make does not
         "services": {},
         "agent": {"version": simworker.example_state()["agent"]["version"]},
     }
+    agent = host.get("agent")
+    if agent is not None:
+        # The Python beside the service answers with this version, or fails (stderr, exit_code): not installed.
+        state["agent"] = {"version": str(agent["version"])} if agent.get("version") else {}
     for path, content in (host.get("files") or {}).items():
         state["files"][names.expand(path)] = names.expand(content)
+    if host.get("language_mode"):
+        state["language_mode"] = host["language_mode"]
+    if host.get("faults"):
+        state["faults"] = names.expand(dict(host["faults"]))
     service = host.get("service")
     if service:
         state["files"].setdefault(simworker.WORKER_TOML, {"base64": base64.b64encode(simworker.file_bytes(simworker.example_state())).decode()})
@@ -172,10 +226,12 @@ def build_state(host: dict) -> tuple[dict, Names]:
             "account": account if service_account_sid(account) else (
                 names.qnames[account] if account in (host.get("domain_users") or {}) else f".\\{names.names[account]}"
             ),
-            "environment": [],
+            "environment": [str(e) for e in service.get("environment") or []],
         }
         if service.get("sessions"):
             entry["sessions"] = [dict(s) for s in service["sessions"]]
+        # How the service behaves: seconds its start and its stop take, seconds after a start its process exits.
+        entry.update({key: service[key] for key in ("start_seconds", "stop_seconds", "exits_after_s") if key in service})
         state["services"][SIM_SERVICE] = entry
     return state, names
 
@@ -202,7 +258,8 @@ def mismatches(expected: Any, actual: Any, where: str = "result") -> list[str]:
         return [] if ok else [f"{where}: {actual!r} does not match /{expected['$regex']}/"]
     if isinstance(expected, dict) and "$type" in expected:
         types = {"list": list, "dict": dict, "str": str, "int": int, "bool": bool}
-        ok = isinstance(actual, types[expected["$type"]])
+        # JSON's true is no number (as PowerShell's -is [int] says of $true)
+        ok = isinstance(actual, types[expected["$type"]]) and not (expected["$type"] == "int" and isinstance(actual, bool))
         return [] if ok else [f"{where}: {actual!r} is not a {expected['$type']}"]
     if isinstance(expected, dict):
         if not isinstance(actual, dict):
@@ -225,6 +282,18 @@ def mismatches(expected: Any, actual: Any, where: str = "result") -> list[str]:
     return []
 
 
+# The $type matcher's table, which the harness's self-test in tests/windows/Contract.Tests.ps1 repeats
+# (its document as JSON, each case as @('key', 'type', 0 for a match or 1 for a mismatch)).
+TYPE_MATCHER_DOCUMENT = {"list": [], "one": [1], "dict": {"a": 1}, "str": "x", "int": 5, "big": 4294967296, "bool": True, "null": None}
+TYPE_MATCHER_CASES = [
+    ("list", "list", True), ("one", "list", True), ("dict", "list", False), ("str", "list", False), ("null", "list", False),
+    ("dict", "dict", True), ("list", "dict", False),
+    ("str", "str", True), ("int", "str", False), ("null", "str", False),
+    ("int", "int", True), ("big", "int", True), ("bool", "int", False), ("str", "int", False),
+    ("bool", "bool", True), ("int", "bool", False), ("str", "bool", False),
+]
+
+
 def after_mismatches(after: dict, state: dict, names: Names) -> list[str]:
     """How the simulated worker's state differs from a case's ``after``."""
     problems: list[str] = []
@@ -235,6 +304,10 @@ def after_mismatches(after: dict, state: dict, names: Names) -> list[str]:
         wanted = None if want is None else (base64.b64decode(want["base64"]) if "base64" in want else want["text"].encode())
         if got != wanted:
             problems.append(f"after: file {path} holds {got!r}, not {wanted!r}")
+    for path, want in (after.get("acls") or {}).items():
+        entry = files.get(path.casefold()) or {}
+        if entry.get("acl") != want:
+            problems.append(f"after: file {path} has the ACL {entry.get('acl')!r}, not {want!r}")
     for pattern, count in (after.get("backups") or {}).items():
         found = [name for name in files if fnmatch.fnmatchcase(name, pattern.casefold())]
         if len(found) != count:

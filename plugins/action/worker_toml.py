@@ -105,6 +105,10 @@ class ActionModule(CmfAction):
                 return result
             raise
         result["backup_file"] = written.get("backup_file")
+        # What a successful write left behind (a temporary file it could not delete): the operator's to remove.
+        left_behind = [str(w) for w in written.get("warnings") or []]
+        if left_behind:
+            result["warnings"] = [*result.get("warnings", []), *left_behind]
         return result
 
 

@@ -151,7 +151,9 @@ EXAMPLES = r"""
 
 RETURN = r"""
 state:
-  description: V(running) or V(stopped) at the end (what it would be, in check mode).
+  description:
+    - V(running) or V(stopped) at the end (what it would be, in check mode).
+    - V(start_pending) or V(stop_pending) when the wait for the start or the stop ran out of O(timeout) first; the task then fails saying so.
   returned: always
   type: str
   sample: running

@@ -9,15 +9,18 @@ short_description: Test every remote operation of the collection on one worker, 
 version_added: 0.1.0
 description:
   - >-
-    A canary for operators. Calls each remote operation the other modules use, in a sandbox, and compares each
-    answer with the host contract - the fields and their types, and what the answer means (what was written
-    reads back byte for byte, a stale hash is refused, a right or a membership that was granted is seen, then
-    gone again). Returns one line per step, C(<step>: ok) or C(<step>: <what differs>).
+    A canary for operators. Calls each remote operation the other modules use, in a sandbox, along the paths a
+    converge takes, and compares each answer with the host contract - the fields and their types, and what the
+    answer means (what was written reads back byte for byte, a stale hash is refused, a file is replaced over
+    the bytes that were read without and with a backup and nothing else is left beside it, an unknown right is
+    refused before any grant, rights and a membership that were granted are seen, then gone again, the reading
+    of a named account). Returns one line per step, C(<step>: ok) or C(<step>: <what differs>).
   - The sandbox is a disabled local user O(sandbox_name) with a random password, a local group
     C(<sandbox_name>g) with no members, and a folder C(<sandbox_name>) under the system temp folder. The files,
-    the right (C(SeBatchLogonRight)) and the membership the test makes are made only there.
+    the rights (C(SeBatchLogonRight), C(SeIncreaseQuotaPrivilege)) and the membership the test makes are made
+    only there. The user is disabled from its creation.
   - The sandbox is removed at the end, also after a failed step - the user's rights first, through the LSA, so
-    that no orphaned SID is left in the policy - and the removal is checked.
+    that no orphaned SID is left in the policy - and the removal is checked, with what the sandbox folder held.
   - Outside the sandbox it only reads - the agent's service, its account and O(config_path) - and, only when the
     service is running, asks for the service to be V(started), which changes nothing. It never stops or restarts
     the service.
@@ -36,7 +39,9 @@ options:
   sandbox_name:
     description:
       - The sandbox user's name (1 to 19 letters, digits, V(-) or V(_)); the group is this name and V(g).
-      - A sandbox left by an interrupted run under the same name is reused, then removed.
+      - A sandbox left by an interrupted run under the same name is reused, then removed. A local user or group
+        of that name, or a folder, that the self-test did not make (without its description or marker file) is
+        never reused nor deleted, and the test fails before it changes anything.
     type: str
     default: cmf-selftest
   require_contract_v2:

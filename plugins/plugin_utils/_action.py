@@ -44,7 +44,8 @@ class CmfAction(ActionBase):
         try:
             result.update(self.execute(host, params, task_vars))
         except HostOperationError as error:
-            result.update(failed=True, changed=False, msg=error.message, error_code=error.code)
+            # A host that failed half-way says what it changed; it is reported, never hidden.
+            result.update(error.details, failed=True, changed=error.changed, msg=error.message, error_code=error.code)
         result.setdefault("changed", False)
         return result
 

@@ -1,6 +1,11 @@
 # Copyright: contributors to deadline_cloud.cmf
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""worker_selftest: every remote operation, once, in a sandbox, each answer held to the host contract.
+"""worker_selftest: every remote operation, along the paths a converge takes, in a sandbox, each answer
+held to the host contract: the sandbox; files (read, create, a stale hash refused, a replace without and
+with a backup, with nothing left beside the file, which the sandbox's removal lists); the account
+(its reading, an unknown right refused, a privilege and a logon right granted and revoked, a
+membership added and removed); the agent (the reading, also of a named account, and a start that
+changes nothing on a running service).
 
 The sequence and the expectations are here, pure: :func:`run_selftest` takes anything with
 ``call(operation, **parameters)`` (a Host), so tests drive it with a fake. Each step yields one line,
@@ -27,12 +32,19 @@ from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.errors im
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.accounts import is_sid, names_equal, normalize_sid
 
 DEFAULT_SANDBOX = "cmf-selftest"
-TEST_RIGHT = "SeBatchLogonRight"  # harmless on a disabled user that is deleted minutes later
+# A logon right and a privilege, as a converge grants both kinds (SeServiceLogonRight,
+# SeIncreaseQuotaPrivilege ...): harmless on a disabled user that is deleted minutes later.
+TEST_RIGHTS = ["SeBatchLogonRight", "SeIncreaseQuotaPrivilege"]
+UNKNOWN_RIGHT_NAME = "SeCmfSelftestNoSuchRight"
 # Non-ASCII and CRLF on purpose: the bytes must come back as they were sent, not re-encoded.
 TEST_BYTES = "# deadline_cloud.cmf self-test\r\nkey = \"Grüße 👋\"\r\n".encode()
 OTHER_BYTES = b"# not what the file holds\n"
+REPLACED_BYTES = b"# replaced by the self-test, as a converge replaces worker.toml\n[os]\r\n"
 FILE_NAME = "selftest.txt"
 ABSENT_NAME = "absent.txt"
+# What the sandbox folder must hold at the end: its marker file, the test file and the one backup.
+# A temporary file or a swapped-out original of a replace (~cmf*.tmp, ~cmf*.old) is a difference.
+SANDBOX_MARKER_FILE = ".deadline-cloud-cmf-sandbox"
 SERVICE_TIMEOUT = 60
 
 STR, BOOL, INT, LIST, DICT, NONE = str, bool, int, list, dict, type(None)
@@ -71,6 +83,8 @@ SHAPES: dict[str, dict[str, tuple]] = {
 
 # What host contract v2 adds (see the contract's NEW and CHANGED items).
 V2_SHAPES: dict[str, dict[str, tuple]] = {
+    "sandbox": {"files": (LIST,)},
+    "write_file": {"warnings": (LIST,)},
     "read_account": {"groups[].indirect": (BOOL,)},
     "set_user_rights": {"gpo_rights": (LIST,)},
     "read_agent_info": {
@@ -216,14 +230,15 @@ def file_differences(answer: dict, data: bytes | None) -> list[str]:
     return found
 
 
-def rights_differences(report: dict, right: str, held: bool) -> list[str]:
+def rights_differences(report: dict, rights_wanted: str | list[str], held: bool) -> list[str]:
     rights = report.get("rights")
     if not isinstance(rights, list):
         return [f"rights is {type(rights).__name__}, not a list"]
-    has = any(names_equal(str(r), right) for r in rights)
-    if has != held:
-        return [f"rights are {rights}: {right} should {'' if held else 'not '}be held"]
-    return []
+    found = []
+    for right in [rights_wanted] if isinstance(rights_wanted, str) else rights_wanted:
+        if any(names_equal(str(r), right) for r in rights) != held:
+            found.append(f"rights are {rights}: {right} should {'' if held else 'not '}be held")
+    return found
 
 
 def membership_differences(report: dict, group_sid: str, member: bool) -> list[str]:
@@ -246,6 +261,33 @@ def change_differences(answer: dict, added: list, removed: list, key: Callable[[
     return found
 
 
+def write_differences(answer: dict, data: bytes, backup_expected: bool, folder: str) -> list[str]:
+    """A write_file answer: the new bytes' hash, a backup file beside the target exactly when one was
+    asked for, and nothing left behind (its warnings, where the host gives them)."""
+    found = []
+    if answer.get("sha256") != sha256_hex(data):
+        found.append(f"sha256 is {answer.get('sha256')!r}, not {sha256_hex(data)}")
+    backup = answer.get("backup_file")
+    if not backup_expected and backup is not None:
+        found.append(f"backup_file is {backup!r} without a backup")
+    if backup_expected and not (isinstance(backup, str) and backup.casefold().startswith(f"{folder}\\{FILE_NAME}.".casefold())):
+        found.append(f"backup_file is {backup!r}, not a file beside {FILE_NAME}")
+    if answer.get("warnings"):
+        found.append(f"the write left something behind: {answer['warnings']}")
+    return found
+
+
+def leftover_differences(answer: dict, expected: list[str]) -> list[str]:
+    """The sandbox folder's files as its removal found them (sandbox absent's ``files``, where the host
+    gives them): exactly ``expected``, so no temporary or swapped-out file of a replace was left."""
+    files = answer.get("files")
+    if not isinstance(files, list):
+        return []  # a host before contract v2: its shape check says whether that is allowed
+    extra = sorted(str(f) for f in files if str(f).casefold() not in {e.casefold() for e in expected})
+    missing = sorted(e for e in expected if e.casefold() not in {str(f).casefold() for f in files})
+    return [f"the sandbox folder held {extra}, left behind"] * bool(extra) + [f"the sandbox folder lacked {missing}"] * bool(missing)
+
+
 def sandbox_differences(answer: dict, name: str, present: bool) -> list[str]:
     found = []
     user, group = answer.get("user") or {}, answer.get("group") or {}
@@ -262,6 +304,14 @@ def sandbox_differences(answer: dict, name: str, present: bool) -> list[str]:
     return found
 
 
+def reading_checks(report: dict, sid: str) -> list[str]:
+    """An account report inside a reading (read_agent_info's ``account``) of the account ``sid``."""
+    found = shape_differences("read_account", report)
+    if normalize_sid(str(report.get("sid"))) != normalize_sid(sid):
+        found.append(f"account.sid is {report.get('sid')!r}, not {sid}")
+    return found
+
+
 def _sid_of(answer: dict, what: str) -> str:
     return str((answer.get(what) or {}).get("sid") or "")
 
@@ -273,6 +323,8 @@ class _Run:
         self.host = host
         self.options = options
         self.result = Selftest()
+        self.folder_files: list[str] | None = None  # what the sandbox folder should hold at the end, once known
+        self.user_sid = ""
 
     def step(self, name: str, operation: str, parameters: dict, check: Callable[[dict], list[str]] | None = None, *,
              refusal: str | None = None) -> dict:
@@ -308,6 +360,7 @@ class _Run:
         user_sid, group_sid, folder = _sid_of(box, "user"), _sid_of(box, "group"), str(box.get("folder") or "")
         if not (is_sid(user_sid) and is_sid(group_sid) and folder):
             raise StepFailed("sandbox present")
+        self.user_sid = user_sid
         self.files(folder.rstrip("\\"))
         self.account(user_sid, group_sid)
         self.agent()
@@ -324,10 +377,25 @@ class _Run:
         self.step("write_file stale hash", "write_file",
                   {"path": path, "content": other, "expected_sha256": sha256_hex(OTHER_BYTES), "backup": False}, refusal=FILE_CHANGED)
         self.step("read_file unchanged", "read_file", {"path": path}, lambda a: file_differences(a, TEST_BYTES))
+        # What every converge does to worker.toml: File.Replace over the file that was read, without a
+        # backup and with one; each leaves nothing else in the folder (checked when the sandbox goes).
+        self.step("write_file replace", "write_file",
+                  {"path": path, "content": base64.b64encode(REPLACED_BYTES).decode("ascii"), "expected_sha256": sha256_hex(TEST_BYTES),
+                   "backup": False},
+                  lambda a: write_differences(a, REPLACED_BYTES, backup_expected=False, folder=folder))
+        self.step("read_file replaced", "read_file", {"path": path}, lambda a: file_differences(a, REPLACED_BYTES))
+        written = self.step("write_file replace with backup", "write_file",
+                            {"path": path, "content": content, "expected_sha256": sha256_hex(REPLACED_BYTES), "backup": True},
+                            lambda a: write_differences(a, TEST_BYTES, backup_expected=True, folder=folder))
+        self.step("read_file after the backup", "read_file", {"path": path}, lambda a: file_differences(a, TEST_BYTES))
+        backup = written.get("backup_file")
+        if isinstance(backup, str) and backup:
+            self.step("read_file backup", "read_file", {"path": backup}, lambda a: file_differences(a, REPLACED_BYTES))
+            self.folder_files = [SANDBOX_MARKER_FILE, FILE_NAME, backup.rpartition("\\")[2]]
 
     def account(self, user_sid: str, group_sid: str) -> None:
         def same_account(answer: dict) -> list[str]:
-            found = rights_differences(answer, TEST_RIGHT, held=False) + membership_differences(answer, group_sid, member=False)
+            found = rights_differences(answer, TEST_RIGHTS, held=False) + membership_differences(answer, group_sid, member=False)
             if normalize_sid(str(answer.get("sid"))) != normalize_sid(user_sid):
                 found.append(f"sid is {answer.get('sid')!r}, not the sandbox user's {user_sid}")
             if answer.get("type") != "user":
@@ -335,12 +403,15 @@ class _Run:
             return found
 
         self.step("read_account sandbox user", "read_account", {"account": user_sid}, same_account)
+        # A name the LSA does not know is refused before anything is granted (the known one with it included).
+        self.step("set_user_rights unknown right", "set_user_rights",
+                  {"account": user_sid, "rights": [TEST_RIGHTS[0], UNKNOWN_RIGHT_NAME], "state": "present"}, refusal="UNKNOWN_RIGHT")
         for state, held in (("present", True), ("absent", False)):
-            self.step(f"set_user_rights {state}", "set_user_rights", {"account": user_sid, "rights": [TEST_RIGHT], "state": state},
-                      lambda a, held=held: change_differences(a, [TEST_RIGHT] * held, [TEST_RIGHT] * (not held))
-                      + rights_differences(a.get("report") or {}, TEST_RIGHT, held))
+            self.step(f"set_user_rights {state}", "set_user_rights", {"account": user_sid, "rights": list(TEST_RIGHTS), "state": state},
+                      lambda a, held=held: change_differences(a, TEST_RIGHTS * held, TEST_RIGHTS * (not held))
+                      + rights_differences(a.get("report") or {}, TEST_RIGHTS, held))
             self.step(f"read_account rights {state}", "read_account", {"account": user_sid},
-                      lambda a, held=held: rights_differences(a, TEST_RIGHT, held))
+                      lambda a, held=held: rights_differences(a, TEST_RIGHTS, held))
         wanted = [{"sid": group_sid}]
         for state, member in (("present", True), ("absent", False)):
             self.step(f"set_group_membership {state}", "set_group_membership", {"account": user_sid, "groups": [group_sid], "state": state},
@@ -366,6 +437,13 @@ class _Run:
 
         info = self.step("read_agent_info", "read_agent_info", {"service": service, "config_path": config_path, "account": ""},
                          about_the_service)
+        # The reading of a named account, as a converge that names deadline_worker_agent_user_account takes it.
+        # (Seam: the domain-farm reading, policy-defined rights and the group closure, adds its fields to
+        # V2_SHAPES["read_account"] and its checks to reading_checks below, for this step and read_account's.)
+        if self.user_sid:
+            self.step("read_agent_info sandbox account", "read_agent_info",
+                      {"service": service, "config_path": config_path, "account": self.user_sid},
+                      lambda a: reading_checks(a.get("account") or {}, self.user_sid))
         seen = info.get("service") or {}
         if not isinstance(seen, dict) or seen.get("state") != "running":
             self.skip("control_service started", "control_service",
@@ -390,7 +468,8 @@ class _Run:
         name = self.options.sandbox
         try:
             box = self.step("sandbox absent", "sandbox", {"name": name, "state": "absent"},
-                            lambda a: sandbox_differences(a, name, present=False))
+                            lambda a: sandbox_differences(a, name, present=False)
+                            + (leftover_differences(a, self.folder_files) if self.folder_files is not None else []))
             self.step("sandbox absent again", "sandbox", {"name": name, "state": "absent"},
                       lambda a: [f"{what}.sid is {_sid_of(a, what)!r} after the sandbox was removed"
                                  for what in ("user", "group") if _sid_of(a, what)])

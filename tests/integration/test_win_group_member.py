@@ -249,3 +249,17 @@ def test_disabled_account_can_still_be_moved(tmp_path):
     result, after, _completed = run_one(tmp_path, state, {"account": "deadline-worker", "groups": ["Administrators"], "state": "absent"})
     assert result["changed"] is True
     assert AGENT not in members(after, ADMINISTRATORS)
+
+
+def test_a_change_that_fails_half_way_is_reported_as_a_change(tmp_path):
+    # Backup Operators is changed first and stays changed when Users refuses: the task fails, and says
+    # it changed the host, and how.
+    state = simworker.example_state()
+    state["accounts"][USERS]["members"] = []
+    state["faults"] = {"group_change_fails": [USERS]}
+    result, after, _completed = run_one(tmp_path, state, {"account": r".\deadline-worker", "groups": [BACKUP_OPERATORS, USERS], "state": "present"})
+    assert result["failed"] is True and result["changed"] is True
+    assert result["error_code"] == "GROUP_CHANGE_FAILED"
+    assert result["added"] == [{"name": "Backup Operators", "sid": BACKUP_OPERATORS}]
+    assert "already added to Backup Operators" in result["msg"]
+    assert AGENT in members(after, BACKUP_OPERATORS) and AGENT not in members(after, USERS)

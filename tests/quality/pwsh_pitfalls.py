@@ -20,6 +20,9 @@ the shapes that broke real scripts, not every shape that could.
     PS005  C# in Add-Type (-TypeDefinition, -MemberDefinition, or positional; a literal or a
            variable set to one) that the C# 5 compiler of Windows PowerShell 5.1 refuses;
            `#if` is not understood, and `out int x` at a call is not told from a declaration
+    PS006  a date or time formatted with a literal custom format and the current culture:
+           `.ToString('yyyyMMdd')` with no format provider, `Get-Date -Format '...'`, and
+           `'{0:yyyyMMdd}' -f ...` (the format operator uses the current culture)
 """
 
 from __future__ import annotations
@@ -71,6 +74,12 @@ RULES = {
             "PS005",
             "Add-Type on Windows PowerShell 5.1 compiles with the .NET Framework's C# 5 compiler",
             "write the C# 5 form",
+        ),
+        Rule(
+            "PS006",
+            "a custom date format follows the current culture: its calendar (yyyy is 2568 on a Thai host, th-TH) "
+            "and its date and time separators ('/' and ':')",
+            "use $date.ToString(format, [Globalization.CultureInfo]::InvariantCulture)",
         ),
     )
 }
@@ -578,7 +587,14 @@ class _Script:
         return [c for c in elements.named_children if c.type not in ("command_argument_sep", "comment")]
 
     def findings(self) -> list[Finding]:
-        found = [*self._null_arguments(), *self._native_stderr(), *self._list_calls(), *self._fips_hashes(), *self._add_type_csharp()]
+        found = [
+            *self._null_arguments(),
+            *self._native_stderr(),
+            *self._list_calls(),
+            *self._fips_hashes(),
+            *self._add_type_csharp(),
+            *self._culture_dates(),
+        ]
         return sorted(set(found), key=lambda f: (f.line, f.column, f.rule))
 
     # -- PS001
@@ -964,6 +980,42 @@ class _Script:
             literal = self._CSHARP_STRING_ARGUMENT.match(code, match.end())  # the original: masking blanks strings
             if self._fips_factory(match.group("type"), (literal.group("name") or "") if literal else None):
                 yield match.start(), f"{match.group('type')}.Create()"
+
+    # -- PS006
+
+    # A custom date and time format: only the letters and separators of one, with a field of two
+    # letters at least (so 'X8', 'N0', 'o' or a single standard letter are not one).
+    _DATE_FORMAT = re.compile(r"^(?=.*(?:yy|MM|dd|HH|hh|mm|ss))[yMdHhmsfFtzK:/.\-_ T]+$")
+    _DATE_FIELD = re.compile(r"\{\d+(?:,-?\d+)?:(?P<format>[^{}]+)\}")
+
+    def _literal(self, node: Node) -> str | None:
+        core = _unwrap(node)
+        return self.text(core)[1:-1] if core.type == "string_literal" else None
+
+    def _culture_dates(self) -> Iterator[Finding]:
+        for node in _walk(self.root):
+            if node.type == "invokation_expression":
+                member = next((c for c in node.children if c.type == "member_name"), None)
+                arguments = next((c for c in node.children if c.type == "argument_list"), None)
+                listed = arguments.child_by_field_name("argument_expression_list") if arguments is not None else None
+                if member is None or listed is None or self.text(member).lower() != "tostring":
+                    continue
+                values = [c for c in listed.named_children if c.type == "argument_expression"]
+                text = self._literal(values[0]) if len(values) == 1 else None
+                if text is not None and self._DATE_FORMAT.match(text):
+                    yield self.finding("PS006", node, f".ToString('{text}') without a format provider")
+            elif node.type == "command" and (self.command_name(node) or "").lower() == "get-date":
+                arguments = self.command_arguments(node)
+                for k, argument in enumerate(arguments[:-1]):
+                    if argument.type == "command_parameter" and self.text(argument).lower().rstrip(":") == "-format":
+                        text = self._literal(arguments[k + 1])
+                        if text is not None and self._DATE_FORMAT.match(text):
+                            yield self.finding("PS006", node, f"Get-Date -Format '{text}'")
+            elif node.type == "format_expression" and any(c.type == "format_operator" for c in node.children):
+                text = self._literal(node.named_children[0])
+                for field in self._DATE_FIELD.finditer(text or ""):
+                    if self._DATE_FORMAT.match(field.group("format")):
+                        yield self.finding("PS006", node, f"'{field.group()}' -f: the format operator uses the current culture")
 
     # -- PS005 (and PS004 in the C#)
 

@@ -12,6 +12,8 @@ import pytest
 import tree_sitter_powershell
 from tree_sitter import Language, Node, Parser
 
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host import powershell_host
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.errors import HostOperationError
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.operations import OPERATIONS
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.powershell_host import (
     PowerShellHost,
@@ -20,7 +22,8 @@ from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.powershel
 )
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.simulated.state import _registry
 
-SCRIPTS = Path(__file__).resolve().parents[2] / "plugins" / "plugin_utils" / "_host" / "powershell"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SCRIPTS = REPO_ROOT / "plugins" / "plugin_utils" / "_host" / "powershell"
 PARSER = Parser(Language(tree_sitter_powershell.language()))
 # The same test win_powershell makes to decide whether a script may run in check mode.
 SUPPORTS_SHOULD_PROCESS = re.compile(r"\[CmdletBinding\((?:[\w=\$]+,\s*)?SupportsShouldProcess(?:=\$true)?(?:,\s*[\w=\$]+)?\)\]")
@@ -177,6 +180,21 @@ def test_each_helper_is_sent_once_even_when_two_libs_include_it(operation):
     assert not re.search(r"^#cmf:include", script_text(operation), re.MULTILINE), "an include left unexpanded"
 
 
+def test_an_include_line_ending_in_crlf_is_expanded(monkeypatch):
+    # A checkout that turned the scripts to CRLF must not send an include unexpanded (it would run as a
+    # comment, and the operation would fail at its first helper).
+    files = {"op.ps1": "param()\r\n#cmf:include Helper\r\n$x = 1\r\n", "lib/Helper.ps1": "function Get-X { 1 }\r\n"}
+    monkeypatch.setattr(powershell_host, "_resource", files.__getitem__)
+    assert powershell_host.script_text("op") == "param()\r\nfunction Get-X { 1 }\r\n$x = 1\r\n"
+
+
+@pytest.mark.parametrize("path", [*ALL_FILES, *sorted((REPO_ROOT / "tests" / "windows").rglob("*.ps*1"))], ids=lambda p: str(p.relative_to(REPO_ROOT)))
+def test_powershell_files_are_lf_and_stay_so_on_windows_checkouts(path):
+    assert b"\r" not in path.read_bytes()
+    attributes = (REPO_ROOT / ".gitattributes").read_text(encoding="utf-8").splitlines()
+    assert "*.ps1 text eol=lf" in attributes and "*.psm1 text eol=lf" in attributes
+
+
 def test_a_lib_included_by_two_libs_is_sent_once():
     # AgentReading includes Refusal directly and again through AgentService and Accounts.
     text = script_text("read_agent_info")
@@ -221,6 +239,17 @@ def test_there_is_csharp_to_check():
     assert csharp_sources()
 
 
+def test_csharp_with_marshalled_structures_silences_cs0649():
+    # A struct field that only the marshaller writes draws CS0649 ("never assigned"), and Windows
+    # PowerShell 5.1's Add-Type fails on a warning unless it is silenced.
+    harness = (REPO_ROOT / "tests" / "windows" / "CmfContract.psm1").read_text(encoding="utf-8")
+    sources = csharp_sources() + re.findall(r"Add-Type -TypeDefinition @'\n(.*?)\n'@", harness, re.DOTALL)
+    with_structures = [source for source in sources if re.search(r"\bstruct\b", source)]
+    assert len(with_structures) >= 2
+    for source in with_structures:
+        assert "#pragma warning disable 649" in re.split(r"\bstruct\b", source, maxsplit=1)[0]
+
+
 @pytest.mark.parametrize(
     ("construct", "pattern"),
     [
@@ -254,6 +283,7 @@ def test_refusal_codes_of_the_contract_are_raised_by_the_scripts():
         "DOMAIN_CONTROLLER",
         "CONSTRAINED_LANGUAGE",
         "LSA_ERROR",
+        "UNKNOWN_RIGHT",
         "GROUP_NOT_FOUND",
         "REMOVAL_REFUSED",
         "SERVICE_NOT_FOUND",
@@ -309,3 +339,104 @@ def test_every_operation_refuses_constrained_language_before_it_does_anything(op
     work = re.search(r"Add-Type|New-Object|\[IO\.|\[ADSI\]|\[Microsoft\.Win32|Get-Agent|Get-Cmf|Invoke-|Read-Cmf|Resolve-Cmf|Assert-Cmf", own)
     assert work is None or work.start() > check, f"{operation} does {work.group(0)!r} before it checks the language mode"
     assert "CONSTRAINED_LANGUAGE" in (SCRIPTS / f"{operation}.ps1").read_text(encoding="utf-8"), "its header names the refusal"
+
+
+class _AnsweringAction:
+    def __init__(self, payload: dict) -> None:
+        self.payload = payload
+
+    def _execute_module(self, module_name: str, module_args: dict, task_vars: dict) -> dict:
+        return {"changed": bool(self.payload.get("changed")), "result": self.payload}
+
+
+def test_a_refusal_keeps_the_rest_of_the_answer_as_its_details():
+    # A group change that failed half-way says what it changed; the controller must not drop that.
+    added = [{"name": "jobs", "sid": "S-1-5-21-1-2-3-1001"}]
+    payload = {"error_code": "GROUP_CHANGE_FAILED", "error": "added to jobs, then failed", "changed": True, "added": added}
+    host = PowerShellHost(_AnsweringAction(payload), {}, check_mode=False)
+    with pytest.raises(HostOperationError) as raised:
+        host.call("set_group_membership", account="worker", groups=["jobs", "render"], state="present")
+    assert (raised.value.code, raised.value.message, raised.value.changed) == ("GROUP_CHANGE_FAILED", "added to jobs, then failed", True)
+    assert raised.value.details == {"changed": True, "added": payload["added"]}
+
+
+def test_a_start_that_finds_the_service_running_is_a_start():
+    # Between the status read and Start() the Service Control Manager's recovery (or an operator) may
+    # start the service: 1056 ERROR_SERVICE_ALREADY_RUNNING then means it got there, not a failure;
+    # 1062 ERROR_SERVICE_NOT_ACTIVE likewise after a stop. No simulator can race like that: held here.
+    text = code_of(script_text("control_service"))
+    assert "$ERROR_SERVICE_ALREADY_RUNNING = 1056" in text and "$ERROR_SERVICE_NOT_ACTIVE = 1062" in text
+    assert "($Action -eq 'Start' -and $code -eq $ERROR_SERVICE_ALREADY_RUNNING)" in text
+    assert "($Action -eq 'Stop' -and $code -eq $ERROR_SERVICE_NOT_ACTIVE)" in text
+
+
+def _agent_version_code() -> str:
+    """The Python code read_agent_info gives the service's python.exe, as PowerShell builds it from
+    its string literals (single-quoted, or double-quoted without anything PowerShell would expand)."""
+    text = (SCRIPTS / "lib" / "AgentReading.ps1").read_text(encoding="utf-8")
+    assignment = re.search(r"^\s*\$code = (.*?)\n(?!\s*\")", text, re.MULTILINE | re.DOTALL).group(1)
+    parts = re.findall(r"'((?:[^']|'')*)'|\"([^\"]*)\"", assignment)
+    assert re.fullmatch(r"(?:\s*(?:'(?:[^']|'')*'|\"[^\"]*\")\s*\+?)+\s*", assignment), "only string literals joined by +"
+    code = ""
+    for single, double in parts:
+        assert "$" not in double and "`" not in double
+        code += single.replace("''", "'") if single else double
+    return code
+
+
+def test_the_agent_version_code_runs_in_python_and_finds_the_installed_agent():
+    # The code that travels to the service's python.exe: run here by a real Python, with the agent's
+    # package installed (the test requirements pin it), as the service's Python runs it: -I -c "<code>".
+    import importlib.metadata
+    import importlib.util
+    import json
+    import subprocess
+    import sys
+
+    code = _agent_version_code()
+    assert '"' not in code, "the code travels inside one double-quoted argument"
+    done = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, check=False, timeout=60)
+    assert done.returncode == 0, done.stderr
+    version, location = json.loads(done.stdout.strip().splitlines()[-1])
+    assert version == importlib.metadata.version("deadline-cloud-worker-agent")
+    assert Path(location) == Path(importlib.util.find_spec("deadline_worker_agent").origin).parent
+
+
+def test_the_sandbox_user_is_disabled_before_it_first_exists():
+    # With ADSI the first SetInfo() creates the account: the disabled flag must be set before it, so
+    # that the self-test never makes an enabled account with a password, not even for an instant.
+    text = code_of((SCRIPTS / "sandbox.ps1").read_text(encoding="utf-8"))
+    creation = text[text.index("$computer.Create('user', $Name)") :]
+    disabled = re.search(r"\$user\.Put\('UserFlags', (0x[0-9A-Fa-f]+)\)", creation)
+    assert disabled and int(disabled.group(1), 16) & 0x2, "ADS_UF_ACCOUNTDISABLE"
+    assert disabled.start() < creation.index("$user.SetInfo()")
+    assert creation.count("$user.SetInfo()") == 1
+
+
+def test_the_sandbox_removes_each_part_on_its_own():
+    # One removal that fails must not keep the others from being made (each in its own try), and the
+    # user is deleted only once its rights are gone (else they stay behind as an orphaned SID).
+    text = code_of((SCRIPTS / "sandbox.ps1").read_text(encoding="utf-8"))
+    absent = text[text.index("$left = ") :]
+    for removal in ("[DeadlineCloudCmf.Lsa]::RemoveRights(", "$computer.Delete('user'", "$computer.Delete('group'", "[IO.Directory]::Delete($folder"):
+        before = absent[: absent.index(removal)]
+        assert before.count("try {") - before.count("catch {") == 1, f"{removal} is not alone in its try"
+    assert absent.index("$rightsGone = $true") < absent.index("if ($rightsGone)") < absent.index("$computer.Delete('user'")
+
+
+@pytest.mark.parametrize("operation", sorted(OPERATIONS))
+def test_the_compile_table_says_which_scripts_hold_csharp(operation):
+    # The benchmark's table and the decision on caching rest on it: it must say what the scripts do.
+    from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.powershell_host import CSHARP_COMPILES, NEVER
+
+    holds = bool(re.search(r"Add-Type -TypeDefinition", code_of(script_text(operation))))
+    assert (CSHARP_COMPILES[operation] != NEVER) is holds
+
+
+def test_the_csharp_is_compiled_only_by_functions_that_call_it():
+    # Initialize-CmfNative compiles: it is called only right before a call of the LSA or netapi32 types.
+    sent = "\n".join(code_of(script_text(op)) for op in OPERATIONS)
+    callers = re.findall(r"(?<!function )Initialize-CmfNative\b[^\n{]*\n(.{0,400})", sent, re.DOTALL)
+    assert len(callers) >= 4
+    for after in callers:
+        assert re.search(r"\[DeadlineCloudCmf\.(Lsa|NetApi)\]", after), after[:200]

@@ -6,6 +6,7 @@ the safe form, and every operation's script, as it is sent, has none of them."""
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
 
 import pytest
 from quality.pwsh_pitfalls import RULES, check, csharp5_violations
@@ -159,6 +160,11 @@ FLAGGED = [
             Add-Type -TypeDefinition $source
         """),
     ),
+    # PS006: a custom date format in the current culture
+    ("PS006", "$stem = '{0}.{1}' -f $Path, [DateTime]::UtcNow.ToString('yyyyMMdd-HHmmss')  # <-"),
+    ("PS006", "$stamp = $Context.Now.AddSeconds(5).ToString('yyyyMMdd-HHmmss')  # <-"),
+    ("PS006", "$day = Get-Date -Format 'yyyy-MM-dd'  # <-"),
+    ("PS006", "$name = '{0}.{1:yyyyMMdd-HHmmss}.bak' -f $Path, [DateTime]::UtcNow  # <-"),
 ]
 
 PASSING = [
@@ -255,6 +261,16 @@ PASSING = [
                 }
                 static object Named() { return System.Security.Cryptography.HashAlgorithm.Create("SHA256CryptoServiceProvider"); }
             }
+        """),
+    ),
+    (
+        "PS006",
+        ps("""
+            $stamp = [DateTime]::UtcNow.ToString('yyyyMMdd-HHmmss', [Globalization.CultureInfo]::InvariantCulture)
+            $time = $process.StartTime.ToUniversalTime().ToString('o')
+            $hex = $status.ToString('X8')
+            $text = '{0:X8} {1}' -f $code, $message
+            $now = Get-Date -Format o
         """),
     ),
     ("PS005", "Add-Type -AssemblyName System.ServiceProcess"),
@@ -370,3 +386,19 @@ def _error_action_sent() -> str:
 def test_no_operation_script_has_a_pitfall(operation):
     findings = check(script_text(operation), error_action=_error_action_sent())
     assert [str(f) for f in findings] == []
+
+
+_WINDOWS = Path(__file__).resolve().parents[1] / "windows"
+# The suite and the CI scripts of its Ansible leg (scripts/ is checked as sent, with Stop, above).
+WINDOWS_SUITE = sorted([*_WINDOWS.glob("*.ps*1"), *(_WINDOWS / "ci").glob("*.ps1")])
+
+
+def test_there_is_a_windows_suite_to_check():
+    assert {path.name for path in WINDOWS_SUITE} >= {"CmfContract.psm1", "Contract.Tests.ps1", "New-CmfStandInWorker.ps1"}
+
+
+@pytest.mark.parametrize("path", WINDOWS_SUITE, ids=lambda p: p.name)
+def test_the_windows_suite_has_no_pitfall(path):
+    """The suite runs on Windows PowerShell 5.1 too: its own code is held to the same rules. It starts
+    with the shell's default $ErrorActionPreference (Continue); the harness sets Stop itself."""
+    assert [str(f) for f in check(path.read_text(encoding="utf-8"))] == []

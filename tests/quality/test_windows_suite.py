@@ -6,6 +6,7 @@ and the workflow that runs it on Windows has the shape it needs. It never runs h
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 from pathlib import Path
 
@@ -15,7 +16,9 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SUITE = REPO_ROOT / "tests" / "windows"
 WORKFLOW = REPO_ROOT / ".github" / "workflows" / "windows.yml"
-SUITE_FILES = sorted([*SUITE.glob("*.ps1"), *SUITE.glob("*.psm1")])
+# The suite and the CI scripts of the Ansible leg (scripts/ holds the operations' scripts as exported,
+# which tests/quality/test_powershell.py checks as they are sent).
+SUITE_FILES = sorted([*SUITE.glob("*.ps1"), *SUITE.glob("*.psm1"), *(SUITE / "ci").glob("*.ps1")])
 
 
 def _errors_in():
@@ -54,13 +57,34 @@ def test_the_harness_exports_what_the_tests_call():
     assert called <= exported <= defined, (called - exported, exported - defined)
 
 
-def test_the_harness_expands_includes_and_names_parameters_as_the_controller_does():
+def test_the_harness_runs_the_exported_scripts_and_names_parameters_as_the_controller_does():
     harness = (SUITE / "CmfContract.psm1").read_text(encoding="utf-8")
-    from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host import powershell_host as _powershell
-
-    assert _powershell._INCLUDE.pattern.replace("(?P<", "(?<") in harness  # the same include line (.NET's group syntax)
-    assert "lib\\$($match.Groups['name'].Value).ps1" in harness
+    # No include logic of its own: it reads scripts/<operation>.ps1, exported from script_text (the
+    # staleness test in tests/contract/test_vectors.py holds the export to what the controller sends).
+    assert "#cmf:include" not in harness and "lib\\" not in harness
+    assert "Scripts = Join-Path $PSScriptRoot 'scripts'" in harness
+    assert "Join-Path $Session.Scripts \"$Operation.ps1\"" in harness
     assert "Split('_')" in harness and "ToUpperInvariant()" in harness  # expected_sha256 -> ExpectedSha256
+
+
+def test_the_harness_returns_a_property_whole():
+    # `return , $value`: without the comma PowerShell unrolls an empty list to $null and a one-item list to its item.
+    harness = (SUITE / "CmfContract.psm1").read_text(encoding="utf-8")
+    body = harness[harness.index("function Get-CmfProperty {") :]
+    body = body[: body.index("\n}\n")]
+    returns = re.findall(r"return ([^\n}]*[^\n} ])", body)
+    assert returns == ["$null", ", $Object[$Name]", ", $property.Value", "$null"]
+
+
+def test_the_harness_and_python_check_types_alike():
+    """The harness's self-test of $type holds the same table as test_vectors.py's."""
+    from contract_vectors import TYPE_MATCHER_CASES, TYPE_MATCHER_DOCUMENT
+
+    tests = (SUITE / "Contract.Tests.ps1").read_text(encoding="utf-8")
+    harness_cases = [(key, kind, count == "0") for key, kind, count in re.findall(r"@\('(\w+)', '(\w+)', ([01])\)", tests)]
+    assert harness_cases == TYPE_MATCHER_CASES
+    document = re.search(r"\$document = '(\{\"list\".*?)' \| ConvertFrom-Json", tests).group(1)
+    assert json.loads(document) == TYPE_MATCHER_DOCUMENT
 
 
 def _workflow() -> dict:
@@ -101,3 +125,104 @@ def test_the_analyzer_job_checks_the_scripts_and_the_suite_and_fails_on_errors()
     assert "Invoke-ScriptAnalyzer -Path plugins/plugin_utils/_host/powershell" in runs
     assert "Invoke-ScriptAnalyzer -Path tests/windows" in runs
     assert "throw" in runs
+
+
+def test_the_workflow_has_the_three_legs():
+    assert set(_workflow()["jobs"]) == {"pester", "psscriptanalyzer", "ansible"}
+
+
+def _ansible_steps() -> list[dict]:
+    return _workflow()["jobs"]["ansible"]["steps"]
+
+
+def _index(steps: list[dict], needle: str) -> int:
+    found = [n for n, step in enumerate(steps) if needle in (step.get("run", "") + str(step.get("uses", "")))]
+    assert found, f"no step runs {needle}"
+    return found[0]
+
+
+def test_the_ansible_leg_runs_on_both_windows_images():
+    job = _workflow()["jobs"]["ansible"]
+    assert sorted(job["strategy"]["matrix"]["os"]) == ["windows-2022", "windows-2025"]
+    assert job["runs-on"] == "${{ matrix.os }}" and job["strategy"]["fail-fast"] is False
+    assert job["steps"][0]["uses"].startswith("actions/checkout@")
+
+
+def test_the_ansible_leg_has_a_controller_in_wsl_1_on_the_runner():
+    steps = _ansible_steps()
+    wsl = steps[_index(steps, "Vampire/setup-wsl@")]
+    assert str(wsl["with"]["wsl-version"]) == "1", "WSL 1 shares the runner's network: 127.0.0.1 is the runner's WinRM"
+    assert "python3-venv" in wsl["with"]["additional-packages"]
+    controller = [step for step in steps if step.get("shell") == "wsl-bash {0}"]
+    assert controller and all(_index(steps, "Vampire/setup-wsl@") < steps.index(step) for step in controller)
+    assert any("ansible-galaxy collection install ansible.windows" in step["run"] for step in controller)
+    assert any("-r \"$workspace/requirements.txt\"" in step["run"] for step in controller)  # pywinrm
+
+
+def test_the_ansible_leg_enables_winrm_builds_a_worker_then_runs_targets_selftest_and_converge():
+    steps = _ansible_steps()
+    order = [
+        _index(steps, "Enable-CmfWinRM.ps1"),
+        _index(steps, "New-CmfStandInWorker.ps1"),
+        _index(steps, "ansible-test windows-integration"),
+        _index(steps, "playbooks/selftest.yml"),
+        _index(steps, "playbooks/converge.yml"),
+        _index(steps, "Test-CmfConverged.ps1"),
+    ]
+    assert order == sorted(order), "WinRM, the worker, the targets, the self-test, the converge, its check"
+    last = steps[-1]["run"]
+    assert "playbooks/converge.yml" in last and "changed=0" in last, "a second converge must change nothing"
+    inventory = (SUITE / "ci" / "Enable-CmfWinRM.ps1").read_text(encoding="utf-8")
+    assert "ansible_winrm_transport = 'ntlm'" in inventory and "'127.0.0.1'" in inventory
+    assert "deadline_workers:" in inventory and "inventory.winrm" in inventory
+
+
+_REPO_PATH = re.compile(r"(?<![\w/.$-])((?:tests|playbooks|plugins|roles|benchmarks|docs|extensions)/[A-Za-z0-9_./-]*[A-Za-z0-9_])")
+_WORKSPACE_PATH = re.compile(r"\$workspace/([A-Za-z0-9_./-]*[A-Za-z0-9_])")
+
+
+def _named_paths(document: dict) -> set[str]:
+    texts = []
+    for job in document["jobs"].values():
+        for step in job["steps"]:
+            texts.append(step.get("run", ""))
+            texts.extend(str(value) for value in (step.get("with") or {}).values())
+    found = set()
+    for text in texts:
+        found.update(_REPO_PATH.findall(text))
+        found.update(_WORKSPACE_PATH.findall(text))
+    return found
+
+
+def test_every_path_the_workflow_names_exists():
+    named = _named_paths(_workflow())
+    assert {"tests/windows", "playbooks/selftest.yml", "playbooks/converge.yml", "tests/windows/ci/New-CmfStandInWorker.ps1"} <= named
+    missing = sorted(path for path in named if not (REPO_ROOT / path).exists())
+    assert missing == []
+
+
+def test_a_path_that_does_not_exist_would_be_caught():
+    document = _workflow()
+    document["jobs"]["ansible"]["steps"].append({"run": "tests/windows/ci/No-SuchScript.ps1"})
+    assert "tests/windows/ci/No-SuchScript.ps1" in _named_paths(document)
+    assert not (REPO_ROOT / "tests/windows/ci/No-SuchScript.ps1").exists()
+
+
+_CLAIM = re.compile(
+    r"\b(?:pass(?:es|ed)|ran|runs green|succeed(?:s|ed)|verified|tested|proven)\b[^.\n]{0,40}\bon (?:real )?Windows\b(?! by this)",
+    re.IGNORECASE,
+)
+
+
+@pytest.mark.parametrize("path", [WORKFLOW, SUITE / "README.md", REPO_ROOT / "README.md"], ids=lambda p: str(p.relative_to(REPO_ROOT)))
+def test_nothing_claims_a_windows_run_that_did_not_happen(path):
+    text = path.read_text(encoding="utf-8")
+    assert _CLAIM.findall(text) == []
+    if path == WORKFLOW:
+        assert "Not seen to run" in text
+
+
+def test_a_claim_of_a_windows_run_would_be_caught():
+    assert _CLAIM.search("The contract suite passed on Windows Server 2022.")
+    assert _CLAIM.search("verified on real Windows")
+    assert not _CLAIM.search("have not been run on Windows by this test suite")

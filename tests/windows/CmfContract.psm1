@@ -9,6 +9,7 @@
 
 Set-StrictMode -Version 2.0
 $ErrorActionPreference = 'Stop'
+Add-Type -AssemblyName System.ServiceProcess
 
 $script:Placeholder = '\{(root|root_re|host|service)\}|\{(name|qname|sid|stamp):([^{}]+)\}'
 $script:BuiltinGroups = @{
@@ -19,6 +20,8 @@ $script:SessionProcessSeconds = 86400
 
 if (-not ('CmfContractLsa' -as [type])) {
     Add-Type -TypeDefinition @'
+// Fields the marshaller writes are never assigned here: no CS0649, on which Windows PowerShell 5.1's Add-Type fails.
+#pragma warning disable 649
 using System;
 using System.Collections.Generic;
 using System.ComponentModel;
@@ -141,22 +144,46 @@ public static class CmfContractLsa
 
 # The test service: a real Windows service that, while it runs, keeps one child process per line
 # of the sessions file named in its command line, as the agent keeps processes per render session.
+# Its other arguments make it slow to start or to stop, or end its process some seconds after a
+# start without telling the Service Control Manager (which then records exit code 1067 and event 7034).
 $script:TestServiceSource = @'
 using System;
 using System.Collections.Generic;
 using System.Diagnostics;
 using System.IO;
 using System.ServiceProcess;
+using System.Threading;
 
 public class CmfContractTestService : ServiceBase
 {
     readonly string sessionsFile;
+    readonly int startSeconds;
+    readonly int stopSeconds;
+    readonly int exitAfterSeconds;
     readonly List<Process> children = new List<Process>();
 
-    public CmfContractTestService(string sessionsFile) { this.sessionsFile = sessionsFile; }
+    public CmfContractTestService(string sessionsFile, int startSeconds, int stopSeconds, int exitAfterSeconds)
+    {
+        this.sessionsFile = sessionsFile;
+        this.startSeconds = startSeconds;
+        this.stopSeconds = stopSeconds;
+        this.exitAfterSeconds = exitAfterSeconds;
+    }
 
     protected override void OnStart(string[] args)
     {
+        if (startSeconds > 0)
+        {
+            // START_PENDING for that long: the Service Control Manager is told to wait.
+            RequestAdditionalTime((startSeconds + 30) * 1000);
+            Thread.Sleep(startSeconds * 1000);
+        }
+        if (exitAfterSeconds >= 0)
+        {
+            var exit = new Thread(() => { Thread.Sleep(exitAfterSeconds * 1000); Environment.Exit(1); });
+            exit.IsBackground = true;
+            exit.Start();
+        }
         if (sessionsFile == null || !File.Exists(sessionsFile)) return;
         foreach (var line in File.ReadAllLines(sessionsFile))
         {
@@ -175,11 +202,48 @@ public class CmfContractTestService : ServiceBase
             try { if (!child.HasExited) child.Kill(); } catch (InvalidOperationException) { }
         }
         children.Clear();
+        if (stopSeconds > 0)
+        {
+            // STOP_PENDING for that long.
+            RequestAdditionalTime((stopSeconds + 30) * 1000);
+            Thread.Sleep(stopSeconds * 1000);
+        }
+    }
+
+    static int Number(string[] args, int index, int otherwise)
+    {
+        int value;
+        return args.Length > index && int.TryParse(args[index], out value) ? value : otherwise;
     }
 
     public static void Main(string[] args)
     {
-        ServiceBase.Run(new CmfContractTestService(args.Length > 0 ? args[0] : null));
+        ServiceBase.Run(new CmfContractTestService(args.Length > 0 ? args[0] : null, Number(args, 1, 0), Number(args, 2, 0), Number(args, 3, -1)));
+    }
+}
+'@
+
+# A stand-in for the Python beside the agent's service (read_agent_info runs it to read the agent's
+# version): it writes python.stdout and python.stderr from its own folder and exits with the number
+# in python.exitcode, whatever it is asked.
+$script:StandInPythonSource = @'
+using System;
+using System.IO;
+
+public static class CmfContractStandInPython
+{
+    static string Beside(string name)
+    {
+        string path = Path.Combine(AppDomain.CurrentDomain.BaseDirectory, name);
+        return File.Exists(path) ? File.ReadAllText(path) : "";
+    }
+
+    public static int Main(string[] args)
+    {
+        Console.Out.Write(Beside("python.stdout"));
+        Console.Error.Write(Beside("python.stderr"));
+        string code = Beside("python.exitcode").Trim();
+        return code.Length > 0 ? int.Parse(code) : 0;
     }
 }
 '@
@@ -196,11 +260,13 @@ function New-CmfPassword {
 }
 
 function Get-CmfProperty {
+    # The value whole: the unary comma keeps PowerShell from unrolling it, so that an empty list
+    # stays an empty list (not $null) and a one-item list stays a list (not its item).
     param($Object, [string]$Name)
     if ($null -eq $Object) { return $null }
-    if ($Object -is [Collections.IDictionary]) { return $Object[$Name] }
+    if ($Object -is [Collections.IDictionary]) { return , $Object[$Name] }
     $property = $Object.PSObject.Properties[$Name]
-    if ($property) { return $property.Value }
+    if ($property) { return , $property.Value }
     return $null
 }
 
@@ -232,10 +298,12 @@ function New-CmfSession {
         Suffix = $suffix
         Base = $base
         Repository = $RepositoryRoot
-        Scripts = Join-Path $RepositoryRoot 'plugins\plugin_utils\_host\powershell'
+        Scripts = Join-Path $PSScriptRoot 'scripts'
         ServiceProgram = Join-Path $base 'bin\CmfContractTestService.exe'
+        StandInPython = Join-Path $base 'bin\CmfContractStandInPython.exe'
         Undo = New-Object Collections.ArrayList
         Cases = 0
+        Timings = New-Object Collections.ArrayList
     }
     Register-CmfUndo $session { param($s) if (Test-Path -LiteralPath $s.Base) { Remove-Item -LiteralPath $s.Base -Recurse -Force } }
     New-Item -ItemType Directory -Path (Join-Path $base 'bin') -Force | Out-Null
@@ -243,9 +311,23 @@ function New-CmfSession {
     [IO.File]::WriteAllText($source, $script:TestServiceSource)
     # csc.exe of .NET Framework 4 is part of every supported Windows; PowerShell 7's Add-Type cannot write an .exe.
     $compiler = Join-Path $env:WINDIR 'Microsoft.NET\Framework64\v4.0.30319\csc.exe'
-    $output = & $compiler /nologo /target:exe /reference:System.ServiceProcess.dll "/out:$($session.ServiceProgram)" $source 2>&1
-    if ($LASTEXITCODE -ne 0) { throw "csc.exe could not build the test service: $($output -join "`n")" }
+    $run = Invoke-CmfTool $compiler @('/nologo', '/target:exe', '/reference:System.ServiceProcess.dll', "/out:$($session.ServiceProgram)", $source)
+    if ($run.ExitCode -ne 0) { throw "csc.exe could not build the test service: $($run.Output -join "`n")" }
+    $source = Join-Path $base 'bin\CmfContractStandInPython.cs'
+    [IO.File]::WriteAllText($source, $script:StandInPythonSource)
+    $run = Invoke-CmfTool $compiler @('/nologo', '/target:exe', "/out:$($session.StandInPython)", $source)
+    if ($run.ExitCode -ne 0) { throw "csc.exe could not build the stand-in Python: $($run.Output -join "`n")" }
     return $session
+}
+
+function Invoke-CmfTool {
+    # A native program with its stdout and stderr together: @{ ExitCode; Output }. Continue in this
+    # scope: under Stop, Windows PowerShell 5.1 turns the first stderr line of `2>&1` into a
+    # terminating error (PowerShell 7.2 changed that), and a compiler warning would end the run.
+    param([Parameter(Mandatory)][string]$FilePath, [string[]]$ArgumentList = @())
+    $ErrorActionPreference = 'Continue'
+    $output = & $FilePath @ArgumentList 2>&1
+    @{ ExitCode = $LASTEXITCODE; Output = @($output | ForEach-Object { [string]$_ }) }
 }
 
 function Register-CmfUndo {
@@ -266,6 +348,16 @@ function Invoke-CmfUndo {
 function Remove-CmfSession {
     param([Parameter(Mandatory)]$Session)
     Invoke-CmfUndo $Session
+}
+
+function Get-CmfTimingSummary {
+    # Per operation: calls, and the median and longest time of a call in milliseconds (the longest
+    # of the first operation to need the C# includes its compile).
+    param([Parameter(Mandatory)]$Session)
+    foreach ($group in @($Session.Timings | Group-Object -Property Operation | Sort-Object -Property Name)) {
+        $times = @($group.Group | ForEach-Object { [long]$_.Milliseconds } | Sort-Object)
+        [pscustomobject]@{ Operation = $group.Name; Calls = $times.Count; MedianMs = $times[[int][Math]::Floor(($times.Count - 1) / 2)]; MaxMs = $times[-1] }
+    }
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -305,7 +397,10 @@ function Resolve-CmfPlaceholder {
         'host' { return $env:COMPUTERNAME }
         'service' { return $Context.Service }
     }
-    if ($kind -eq 'stamp') { return $Context.Now.AddSeconds([int]$argument).ToString('yyyyMMdd-HHmmss') }
+    if ($kind -eq 'stamp') {
+        # The invariant culture's calendar, as write_file names its backups (th-TH would give 2568).
+        return $Context.Now.AddSeconds([int]$argument).ToString('yyyyMMdd-HHmmss', [Globalization.CultureInfo]::InvariantCulture)
+    }
     $table = @{ name = $Context.Names; qname = $Context.QNames; sid = $Context.Sids }[$kind]
     if ($table.ContainsKey($argument)) { return $table[$argument] }
     # A logical name this host does not have: unique to this run, so no such account exists.
@@ -358,6 +453,9 @@ function New-CmfUser {
     $sid = Get-CmfSid $name
     Register-CmfUndo $Context ([scriptblock]::Create(
             "param(`$c) [CmfContractLsa]::RemoveAll('$sid'); (Get-CmfComputer).Delete('user', '$name')"))
+    # A service that ran as the user made it a profile: removed before the user, after the service (undo runs last first).
+    Register-CmfUndo $Context ([scriptblock]::Create(
+            "param(`$c) Get-CimInstance -ClassName Win32_UserProfile -Filter `"SID='$sid'`" | Remove-CimInstance"))
     if ($false -eq (Get-CmfProperty $Spec 'enabled')) {
         $user.UserFlags.Value = $user.UserFlags.Value -bor 2  # ADS_UF_ACCOUNTDISABLE
         $user.SetInfo()
@@ -388,6 +486,9 @@ function Get-CmfSkipReason {
     param([Parameter(Mandatory)]$Case)
     $reason = Get-CmfProperty $Case 'windows_skip'
     if ($reason) { return [string]$reason }
+    if (Get-CmfProperty $Case.host 'faults') {
+        return 'needs a fault of the simulated worker, which this host cannot be brought to on purpose'
+    }
     if (Get-CmfProperty $Case.host 'domain_groups') {
         return 'needs a domain group nested in a local group; this suite builds local accounts only'
     }
@@ -410,6 +511,7 @@ function New-CmfHost {
         Passwords = @{}
         Undo = New-Object Collections.ArrayList
         SessionPids = @()
+        Handles = New-Object Collections.ArrayList
         Skip = $null
     }
     $administrator = Get-CimInstance -ClassName Win32_UserAccount -Filter "LocalAccount=True AND SID LIKE 'S-1-5-21-%-500'"
@@ -421,6 +523,7 @@ function New-CmfHost {
     # The run undoes the case too, should the test stop before its own cleanup (undoing twice does nothing).
     [void]$Session.Undo.Add(@{ Action = { param($c) Invoke-CmfUndo $c }; Owner = $context })
     New-Item -ItemType Directory -Path $context.Root -Force | Out-Null
+    Register-CmfUndo $context { param($c) foreach ($handle in @($c.Handles)) { $handle.Dispose() }; $c.Handles.Clear() }
     $spec = $Case.host
     try {
         foreach ($logical in Get-CmfKeys (Get-CmfProperty $spec 'users')) { New-CmfUser $context $logical (Get-CmfProperty $spec.users $logical) }
@@ -474,17 +577,48 @@ function New-CmfHost {
         $files = Get-CmfProperty $spec 'files'
         foreach ($path in Get-CmfKeys $files) {
             $target = Expand-CmfValue $context $path
+            $entry = Expand-CmfValue $context (Get-CmfProperty $files $path)
             New-Item -ItemType Directory -Path ([IO.Path]::GetDirectoryName($target)) -Force | Out-Null
-            [IO.File]::WriteAllBytes($target, (ConvertTo-CmfBytes (Expand-CmfValue $context (Get-CmfProperty $files $path))))
+            [IO.File]::WriteAllBytes($target, (ConvertTo-CmfBytes $entry))
+            $dacl = Get-CmfProperty $entry 'acl'
+            if ($dacl) { Set-CmfFileDacl $target $dacl }
+            if (Get-CmfProperty $entry 'open_without_delete_sharing') {
+                # Another holder's handle, as an editor or a scanner keeps one: read and write shared, delete not.
+                $handle = New-Object IO.FileStream -ArgumentList $target, ([IO.FileMode]::Open), ([IO.FileAccess]::Read), ([IO.FileShare]::ReadWrite)
+                [void]$context.Handles.Add($handle)
+            }
         }
         $service = Get-CmfProperty $spec 'service'
-        if ($service) { New-CmfTestService $context $service $rights }
+        if ($service) { New-CmfTestService $context $service $rights (Get-CmfProperty $spec 'agent') }
+        foreach ($logical in Get-CmfKeys (Get-CmfProperty $spec 'users')) {
+            $variables = Get-CmfProperty (Get-CmfProperty $spec.users $logical) 'environment'
+            if ($null -ne $variables) { Set-CmfUserVariables $context $logical $variables }
+        }
     }
     catch {
         Invoke-CmfUndo $context
         throw
     }
     return $context
+}
+
+function ConvertTo-CmfDacl {
+    # A DACL in SDDL with only its protected flag kept (Windows adds AI, auto-inherited, when it stores one).
+    param([string]$Sddl)
+    if ($Sddl -notmatch '^D:(?<flags>[A-Z]*)(?<aces>\(.*)$') { return $Sddl }
+    'D:' + $(if ($Matches['flags'].Contains('P')) { 'P' } else { '' }) + $Matches['aces']
+}
+
+function Set-CmfFileDacl {
+    param([string]$Path, [string]$Sddl)
+    $security = Get-Acl -LiteralPath $Path
+    $security.SetSecurityDescriptorSddlForm($Sddl, 'Access')
+    Set-Acl -LiteralPath $Path -AclObject $security
+}
+
+function Get-CmfFileDacl {
+    param([string]$Path)
+    ConvertTo-CmfDacl (Get-Acl -LiteralPath $Path).GetSecurityDescriptorSddlForm('Access')
 }
 
 function ConvertTo-CmfBytes {
@@ -495,7 +629,7 @@ function ConvertTo-CmfBytes {
 }
 
 function New-CmfTestService {
-    param($Context, $Spec, $Rights)
+    param($Context, $Spec, $Rights, $Agent)
     $sessions = @(Get-CmfProperty $Spec 'sessions' | Where-Object { $_ })
     $sessionsFile = Join-Path $Context.Root 'sessions.txt'
     [IO.File]::WriteAllLines($sessionsFile, [string[]]@($sessions | ForEach-Object { [string]$_.id }))
@@ -507,27 +641,94 @@ function New-CmfTestService {
     $startupType = 'Automatic'
     if ("$startMode" -eq 'disabled') { $startupType = 'Disabled' }
     elseif ("$startMode" -eq 'manual') { $startupType = 'Manual' }
-    $binaryPath = "`"$($Context.Session.ServiceProgram)`" `"$sessionsFile`""
+    $timings = foreach ($key in 'start_seconds', 'stop_seconds', 'exits_after_s') {
+        $value = Get-CmfProperty $Spec $key
+        if ($null -eq $value) { $(if ($key -eq 'exits_after_s') { -1 } else { 0 }) } else { [int]$value }
+    }
+    $program = $Context.Session.ServiceProgram
+    if ($null -ne $Agent) {
+        # The service runs from a folder of its own with a python.exe beside it, as pywin32's service does.
+        $folder = Join-Path $Context.Root 'agent'
+        New-Item -ItemType Directory -Path $folder -Force | Out-Null
+        $program = Join-Path $folder 'CmfContractTestService.exe'
+        Copy-Item -LiteralPath $Context.Session.ServiceProgram -Destination $program
+        Copy-Item -LiteralPath $Context.Session.StandInPython -Destination (Join-Path $folder 'python.exe')
+        $version = Get-CmfProperty $Agent 'version'
+        if ($version) {
+            $location = Join-Path $folder 'Lib\site-packages\deadline_worker_agent'
+            [IO.File]::WriteAllText((Join-Path $folder 'python.stdout'), (ConvertTo-Json -InputObject @([string]$version, $location) -Compress) + "`r`n")
+        }
+        else {
+            [IO.File]::WriteAllText((Join-Path $folder 'python.stderr'), [string](Get-CmfProperty $Agent 'stderr'))
+            [IO.File]::WriteAllText((Join-Path $folder 'python.exitcode'), [string](Get-CmfProperty $Agent 'exit_code'))
+        }
+    }
+    $binaryPath = "`"$program`" `"$sessionsFile`" $($timings -join ' ')"
     New-Service -Name $Context.Service -BinaryPathName $binaryPath -StartupType $startupType -DisplayName "cmf contract test $($Context.Service)" | Out-Null
-    Register-CmfUndo $Context ([scriptblock]::Create(@"
-param(`$c)
-`$service = Get-Service -Name '$($Context.Service)' -ErrorAction SilentlyContinue
-if (`$service -and `$service.Status -ne 'Stopped') { Stop-Service -Name '$($Context.Service)' -Force -ErrorAction SilentlyContinue }
-& sc.exe delete '$($Context.Service)' | Out-Null
-"@))
+    Register-CmfUndo $Context ([scriptblock]::Create("param(`$c) Remove-CmfTestService '$($Context.Service)'"))
+    $environment = @(Get-CmfProperty $Spec 'environment' | Where-Object { $_ })
+    if ($environment.Count -gt 0) {
+        # The service's own variables (deleted with the service).
+        $key = [Microsoft.Win32.Registry]::LocalMachine.OpenSubKey("SYSTEM\CurrentControlSet\Services\$($Context.Service)", $true)
+        try { $key.SetValue('Environment', [string[]]$environment, [Microsoft.Win32.RegistryValueKind]::MultiString) } finally { $key.Dispose() }
+    }
     $account = [string](Get-CmfProperty $Spec 'account')
     if ($account -and $account -ne 'LocalSystem') {
-        $output = & sc.exe config $Context.Service obj= ".\$($Context.Names[$account])" password= $Context.Passwords[$account] 2>&1
-        if ($LASTEXITCODE -ne 0) { throw "sc.exe config failed: $($output -join ' ')" }
+        $run = Invoke-CmfTool 'sc.exe' @('config', $Context.Service, 'obj=', ".\$($Context.Names[$account])", 'password=', $Context.Passwords[$account])
+        if ($run.ExitCode -ne 0) { throw "sc.exe config failed: $($run.Output -join ' ')" }
         # The logon right is exactly what the vector says, whatever tool set the account.
         $holders = @(Get-CmfProperty $Rights 'SeServiceLogonRight')
         if ($holders -notcontains $account) { [CmfContractLsa]::Remove($Context.Sids[$account], 'SeServiceLogonRight') }
     }
     if ((Get-CmfProperty $Spec 'state') -eq 'running') {
+        # (A slow start makes this wait for it: the case begins with the service running.)
         Start-Service -Name $Context.Service
         $servicePid = (Get-CimInstance -ClassName Win32_Service -Filter "Name='$($Context.Service)'").ProcessId
         $Context.SessionPids = @(Get-CimInstance -ClassName Win32_Process -Filter "ParentProcessId=$servicePid" | ForEach-Object { $_.ProcessId })
     }
+}
+
+function Set-CmfUserVariables {
+    # The account's own variables, in HKU\<sid>\Environment: there only while its profile is loaded
+    # (a running service of that account loads it), deleted with the profile.
+    param($Context, [string]$Logical, $Variables)
+    $sid = $Context.Sids[$Logical]
+    $hive = [Microsoft.Win32.Registry]::Users.OpenSubKey($sid)
+    if ($null -eq $hive) {
+        $Context.Skip = "the profile of $Logical is not loaded (no HKU\$sid), so its user variables cannot be written"
+        return
+    }
+    $hive.Dispose()
+    $key = [Microsoft.Win32.Registry]::Users.CreateSubKey("$sid\Environment")
+    try {
+        foreach ($name in Get-CmfKeys $Variables) { $key.SetValue($name, [string](Get-CmfProperty $Variables $name)) }
+    }
+    finally {
+        $key.Dispose()
+    }
+}
+
+function Remove-CmfTestService {
+    # Stopped (a pending start or stop is waited out first: a service accepts no stop while it starts),
+    # its process ended if it hangs, then deleted.
+    param([Parameter(Mandatory)][string]$Name)
+    $controller = New-Object System.ServiceProcess.ServiceController -ArgumentList $Name
+    $deadline = [DateTime]::UtcNow.AddSeconds(120)
+    try {
+        while ([DateTime]::UtcNow -lt $deadline) {
+            $controller.Refresh()
+            $status = [string]$controller.Status
+            if ($status -eq 'Stopped') { break }
+            if ($status -eq 'Running') { try { $controller.Stop() } catch { Write-Verbose "stop: $($_.Exception.Message)" } }
+            Start-Sleep -Milliseconds 500
+        }
+    }
+    catch [InvalidOperationException] {
+        return  # no such service (any more)
+    }
+    $instance = Get-CimInstance -ClassName Win32_Service -Filter "Name='$Name'"
+    if ($instance -and $instance.ProcessId -gt 0) { Stop-Process -Id $instance.ProcessId -Force -ErrorAction SilentlyContinue }
+    [void](Invoke-CmfTool 'sc.exe' @('delete', $Name))
 }
 
 function Remove-CmfHost {
@@ -539,15 +740,11 @@ function Remove-CmfHost {
 # running an operation as win_powershell does
 
 function Get-CmfScriptText {
-    # As _host.powershell_host.script_text: each `#cmf:include Name` line becomes powershell/lib/Name.ps1.
+    # The operation's script as the controller sends it: scripts\<operation>.ps1 is exported from
+    # _host.powershell_host.script_text (its includes expanded there), and a pytest test fails when
+    # the export is stale. No include logic here: this suite runs the bytes Ansible sends.
     param([Parameter(Mandatory)]$Session, [Parameter(Mandatory)][string]$Operation)
-    $text = [IO.File]::ReadAllText((Join-Path $Session.Scripts "$Operation.ps1"))
-    $evaluator = [Text.RegularExpressions.MatchEvaluator] {
-        param($match)
-        [IO.File]::ReadAllText((Join-Path $Session.Scripts "lib\$($match.Groups['name'].Value).ps1")).TrimEnd("`n")
-    }
-    $include = New-Object Text.RegularExpressions.Regex('^#cmf:include (?<name>[A-Za-z0-9]+)[ \t]*$', 'Multiline')
-    return $include.Replace($text, $evaluator)
+    return [IO.File]::ReadAllText((Join-Path $Session.Scripts "$Operation.ps1"))
 }
 
 function ConvertTo-CmfParameterName {
@@ -557,7 +754,10 @@ function ConvertTo-CmfParameterName {
 }
 
 function Invoke-CmfOperation {
-    param([Parameter(Mandatory)]$Session, [Parameter(Mandatory)][string]$Operation, [Parameter(Mandatory)]$Parameters)
+    # $LanguageMode: the runspace's, as an application control policy (WDAC, AppLocker) would set it
+    # for an unsigned script: ConstrainedLanguage.
+    param([Parameter(Mandatory)]$Session, [Parameter(Mandatory)][string]$Operation, [Parameter(Mandatory)]$Parameters,
+        [string]$LanguageMode = 'FullLanguage')
     $bound = @{}
     foreach ($key in Get-CmfKeys $Parameters) {
         $value = Get-CmfProperty $Parameters $key
@@ -569,12 +769,19 @@ function Invoke-CmfOperation {
     $runspace = [runspacefactory]::CreateRunspace()
     $runspace.Open()
     $runspace.SessionStateProxy.SetVariable('Ansible', $ansible)
+    $runspace.SessionStateProxy.LanguageMode = [Management.Automation.PSLanguageMode]$LanguageMode
     $shell = [PowerShell]::Create()
     $shell.Runspace = $runspace
+    $clock = [Diagnostics.Stopwatch]::StartNew()
     try {
         [void]$shell.AddScript((Get-CmfScriptText $Session $Operation)).AddParameters($bound)
         try {
             [void]$shell.Invoke()
+            # The time of a call in a new runspace: what the decision against a cached assembly
+            # (_host/powershell_host.py) is to be revisited with. The C# is compiled by the first call
+            # that needs it only: later calls in this process find its types loaded (win_powershell
+            # over WinRM starts a new process for every task, and compiles every time).
+            [void]$Session.Timings.Add([pscustomobject]@{ Operation = $Operation; Milliseconds = $clock.ElapsedMilliseconds })
         }
         catch {
             $inner = $_.Exception
@@ -678,6 +885,13 @@ function Get-CmfAfterMismatch {
         $wanted = [Convert]::ToBase64String((ConvertTo-CmfBytes $want))
         if ($got -ne $wanted) { $problems += "after: $path holds $got (base64), not $wanted" }
     }
+    $acls = Get-CmfProperty $After 'acls'
+    foreach ($path in Get-CmfKeys $acls) {
+        if (-not [IO.File]::Exists($path)) { $problems += "after: $path does not exist, so it has no ACL"; continue }
+        $got = Get-CmfFileDacl $path
+        $wanted = ConvertTo-CmfDacl (Get-CmfProperty $acls $path)
+        if ($got -ne $wanted) { $problems += "after: $path has the ACL $got, not $wanted" }
+    }
     $backups = Get-CmfProperty $After 'backups'
     foreach ($pattern in Get-CmfKeys $backups) {
         $found = @(Get-ChildItem -LiteralPath ([IO.Path]::GetDirectoryName($pattern)) -Filter ([IO.Path]::GetFileName($pattern)) -File -ErrorAction SilentlyContinue)
@@ -701,7 +915,7 @@ function Get-CmfAfterMismatch {
     if ($service) {
         $instance = Get-CimInstance -ClassName Win32_Service -Filter "Name='$($Context.Service)'"
         $state = Get-CmfProperty $service 'state'
-        if ($state -and $instance.State.ToLowerInvariant() -ne $state) { $problems += "after: the service is $($instance.State), not $state" }
+        if ($state -and $instance.State.ToLowerInvariant().Replace(' ', '_') -ne $state) { $problems += "after: the service is $($instance.State), not $state" }
         $running = @(Get-CmfProperty $service 'sessions' | Where-Object { $_ })
         if ($running.Count -gt 0) {
             $alive = @($Context.SessionPids | Where-Object { Get-Process -Id $_ -ErrorAction SilentlyContinue })
@@ -722,7 +936,9 @@ function Test-CmfCase {
     param([Parameter(Mandatory)]$Context, [Parameter(Mandatory)][string]$Operation, [Parameter(Mandatory)]$Case)
     $parameters = Expand-CmfValue $Context $Case.parameters
     $expect = Expand-CmfValue $Context $Case.expect
-    $result = Invoke-CmfOperation -Session $Context.Session -Operation $Operation -Parameters $parameters
+    $mode = [string](Get-CmfProperty $Case.host 'language_mode')
+    if (-not $mode) { $mode = 'FullLanguage' }
+    $result = Invoke-CmfOperation -Session $Context.Session -Operation $Operation -Parameters $parameters -LanguageMode $mode
     $problems = @(Get-CmfMismatch $expect $result)
     if (-not (@(Get-CmfKeys $expect) -contains 'error_code') -and (@(Get-CmfKeys $result) -contains 'error_code')) {
         $problems += "refused: $($result.error_code): $($result.error)"
@@ -733,6 +949,7 @@ function Test-CmfCase {
 
 $exported = @(
     'New-CmfSession', 'Remove-CmfSession', 'New-CmfHost', 'Remove-CmfHost', 'Get-CmfSkipReason', 'Test-CmfCase',
-    'Get-CmfMismatch', 'Invoke-CmfOperation', 'Get-CmfScriptText', 'Expand-CmfValue', 'Get-CmfGroupMemberSids', 'Get-CmfComputer'
+    'Get-CmfMismatch', 'Invoke-CmfOperation', 'Get-CmfScriptText', 'Expand-CmfValue', 'Get-CmfGroupMemberSids', 'Get-CmfComputer',
+    'Get-CmfProperty', 'Test-CmfList', 'Get-CmfTimingSummary'
 )
 Export-ModuleMember -Function $exported

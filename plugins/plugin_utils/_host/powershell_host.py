@@ -5,6 +5,26 @@
 Values travel as ``parameters`` (bound to the script's ``param()`` block), never interpolated
 into the script text. A script reports a refusal as ``$Ansible.Result = @{error_code; error}``.
 
+Compiling C#. The LSA (user rights) and netapi32 (nested group membership) are reached through
+P/Invoke, C# that Add-Type compiles in the call (lib/Native.ps1, Initialize-CmfNative): one to three
+seconds of a call on a real host, paid again at every call over WinRM, where each task runs in a new
+PowerShell process (a connection that keeps one process for its tasks, as psrp's runspace pool may,
+finds the types loaded after the first).
+It is compiled only where the operation calls them, at their first use (CSHARP_COMPILES says when,
+and a test holds it to the scripts); the fleet benchmark shows it per operation.
+
+A per-host cached assembly (compiled once, kept in a folder only administrators can write, keyed
+by the source's hash) would save that time, and is deliberately not done. The assembly would be
+loaded from disk into the administrator session Ansible connects as, on every later call: whoever
+can write it, or swap it between the check and the load, runs code as that administrator. Making
+that safe means checking, at every load, the folder's owner and DACL (no write for anyone but
+SYSTEM and Administrators, nothing inherited from a writable parent), no junction or symbolic link
+on the path, and the file's hash against the source's, with the load racing the check; plus a
+clean-up story for old versions and two calls compiling at once. For a collection whose job is to
+take administrator rights away, that surface costs more than seconds; ansible.windows compiles its
+own C# at every call too (win_user_right, through Add-CSharpType). To be revisited with timings
+from real hosts: the Windows suite prints each operation's time per call.
+
 Internal to this collection: not a public API; it may change in any release.
 """
 
@@ -19,6 +39,18 @@ from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.errors im
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.operations import Operation
 
 _SCRIPT_PACKAGE = "ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host"
+NEVER = "never"
+# When each operation compiles the C# (see the module's docstring). NEVER: the script holds none.
+CSHARP_COMPILES = {
+    "read_file": NEVER,
+    "write_file": NEVER,
+    "read_account": "always (the account's rights: LSA; nested groups: netapi32)",
+    "set_user_rights": "always (LSA)",
+    "set_group_membership": "always (the account's reading: LSA, netapi32)",
+    "read_agent_info": "when the service exists and has an account (its reading: LSA, netapi32)",
+    "control_service": "only with config_path, for the reading after acting",
+    "sandbox": "absent, when the sandbox user exists (its rights: LSA)",
+}
 _RESULT_DEPTH = 10  # win_powershell's default of 2 would stringify nested results
 UNEXPECTED = "HOST_ERROR"
 
@@ -28,7 +60,9 @@ UNEXPECTED = "HOST_ERROR"
 # operation still travels to the host as one self-contained script holding only the helpers it
 # uses. Includes nest (a lib may include the libs it needs), and a lib already expanded earlier in
 # the same script expands to a one-line comment: two libs may need the same helper, sent once.
-_INCLUDE = re.compile(r"^#cmf:include (?P<name>[A-Za-z0-9]+)[ \t]*$", re.MULTILINE)
+# A CRLF line end is accepted (a checkout that converted the scripts must not send an include
+# unexpanded); .gitattributes keeps the scripts LF so that what is sent is what the tests read.
+_INCLUDE = re.compile(r"^#cmf:include (?P<name>[A-Za-z0-9]+)[ \t]*(?=\r?$)", re.MULTILINE)
 
 
 def _resource(relative: str) -> str:
@@ -44,7 +78,7 @@ def _expand(text: str, included: set[str]) -> str:
         if name in included:
             return f"# (lib {name} is already included above)"
         included.add(name)
-        return _expand(_resource(f"lib/{name}.ps1"), included).rstrip("\n")
+        return _expand(_resource(f"lib/{name}.ps1"), included).rstrip("\r\n")
 
     return _INCLUDE.sub(include, text)
 
@@ -111,5 +145,6 @@ class PowerShellHost(Host):
         if not isinstance(payload, dict):
             raise HostOperationError(UNEXPECTED, f"{op.name} returned {type(payload).__name__}, not an object")
         if payload.get("error_code"):
-            raise HostOperationError(str(payload["error_code"]), str(payload.get("error") or payload["error_code"]))
+            details = {key: value for key, value in payload.items() if key not in ("error_code", "error")}
+            raise HostOperationError(str(payload["error_code"]), str(payload.get("error") or payload["error_code"]), details)
         return payload

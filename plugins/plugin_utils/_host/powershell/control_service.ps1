@@ -5,9 +5,11 @@
 # it with a backoff, so "started" proves nothing: healthy means still running after $Settle
 # seconds with the same process id. With $IfIdle, a running service that runs a render session now
 # is left alone (busy: true): a stop interrupts the session's task at once (domain notes, stopping).
-# Result: changed, state (running|stopped), restarted, healthy, pid, previous_pid (before acting), error (the system's
-#   message of a failed start/stop, or why it is unhealthy), win32_error (the native code of a failed
-#   start/stop: 1069 logon failure, 1058 disabled, 1061 not accepting controls ...), exit_code,
+# Result: changed, state (running|stopped, or start_pending|stop_pending when a wait timed out), restarted,
+#   healthy, pid, previous_pid (before acting), error (the system's message of a failed start/stop,
+#   a wait that timed out, or why it is unhealthy), win32_error (the native code of a failed
+#   start/stop: 1069 logon failure, 1058 disabled, 1061 not accepting controls ...; 1056 "already
+#   running" after a start and 1062 "not started" after a stop mean it got there: no error), exit_code,
 #   service_specific_exit_code, busy (a session ran when the call began: with $IfIdle and a stop due,
 #   nothing was done), sessions (as read before acting), interrupted (how many
 #   sessions ran when the service was stopped), log_tail [lines appended to worker-agent.log since
@@ -100,6 +102,11 @@ function Wait-Status([System.ServiceProcess.ServiceController]$Controller, [stri
     }
 }
 
+# The Win32 answers to Start() and Stop() that mean the service is where it was asked to go: someone
+# (the Service Control Manager's recovery, an operator) started or stopped it since it was looked at.
+$ERROR_SERVICE_ALREADY_RUNNING = 1056
+$ERROR_SERVICE_NOT_ACTIVE = 1062
+
 function Invoke-ServiceControl([System.ServiceProcess.ServiceController]$Controller, [string]$Action) {
     # Start()/Stop() throw InvalidOperationException with the Win32 cause inside: $null when it worked,
     # else @{ win32_error; error } with the native code and the system's message.
@@ -112,7 +119,11 @@ function Invoke-ServiceControl([System.ServiceProcess.ServiceController]$Control
         $native = $cause
         while ($null -ne $native -and -not ($native -is [ComponentModel.Win32Exception])) { $native = $native.InnerException }
         if ($null -ne $native) {
-            return @{ win32_error = [int]$native.NativeErrorCode; error = "$Action`: $($native.Message)" }
+            $code = [int]$native.NativeErrorCode
+            if (($Action -eq 'Start' -and $code -eq $ERROR_SERVICE_ALREADY_RUNNING) -or ($Action -eq 'Stop' -and $code -eq $ERROR_SERVICE_NOT_ACTIVE)) {
+                return $null
+            }
+            return @{ win32_error = $code; error = "$Action`: $($native.Message)" }
         }
         return @{ win32_error = $null; error = "$Action`: $($cause.Message)" }
     }
@@ -153,7 +164,7 @@ if (-not $skipped -and $wouldStop) {
     if ($null -eq $failure) {
         $Ansible.Changed = $true
         if (-not (Wait-Status $controller 'Stopped' $Timeout)) {
-            $failure = @{ win32_error = $null; error = "$Name did not stop within $Timeout seconds" }
+            $failure = @{ win32_error = $null; error = "$Name did not stop within $Timeout seconds (it is $((Get-AgentServiceInfo -Name $Name).state))" }
         }
     }
 }
@@ -168,7 +179,10 @@ if (-not $skipped -and $null -eq $failure -and ($State -eq 'restarted' -or ($Sta
         $Ansible.Changed = $true
         $started = $true
         $restarted = $State -eq 'restarted'
-        [void](Wait-Status $controller 'Running' $Timeout)
+        if (-not (Wait-Status $controller 'Running' $Timeout)) {
+            # Started, not running yet: a timeout, said as one (not the exit code of a process that still runs).
+            $failure = @{ win32_error = $null; error = "$Name did not reach running within $Timeout seconds (it is $((Get-AgentServiceInfo -Name $Name).state))" }
+        }
     }
 }
 
@@ -209,7 +223,7 @@ if (-not $skipped) {
 }
 $Ansible.Result = @{
     changed = [bool]$Ansible.Changed
-    state = $(if ($final.state -eq 'running') { 'running' } else { 'stopped' })
+    state = $(if (@('running', 'start_pending', 'stop_pending') -contains $final.state) { $final.state } else { 'stopped' })
     restarted = $restarted
     healthy = [bool]$healthy
     pid = $final.pid

@@ -6,7 +6,7 @@
 #     metadata and find_spec; the agent is not imported); any failure is in error with stderr's text
 #   service {name, exists, state, start_mode, account, account_sid, environment, pid, started_at,
 #     image_path, python_class, exit_code, service_specific_exit_code}
-#   machine_environment {NAME: value} (DEADLINE_*), user_environment {NAME: value} or null
+#   machine_environment {NAME: value} (DEADLINE_WORKER_*), user_environment {NAME: value} or null
 #   account (read_account's report for $Account, or else the service's logon account), account_error {code, message}
 #   config {path, exists, content (base64), modified_at (UTC ISO 8601), sha256}
 #   sessions {busy, count, ids, processes [{pid, name}], directories, root, worker_id}

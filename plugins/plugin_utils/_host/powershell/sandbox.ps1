@@ -1,13 +1,20 @@
 # Copyright: contributors to deadline_cloud.cmf
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # The self-test's sandbox (worker_selftest): present makes a local user $Name (random password,
-# disabled), a local group "${Name}g" with no members and a folder $Name under the system temp
-# folder; absent first removes every right the user holds (through the LSA: deleting the user
-# leaves them behind as an orphaned SID), then deletes the user, the group and the folder. Both are
-# idempotent. Users and groups through ADSI WinNT (no LocalAccounts module: it fails on orphaned
-# SIDs and is missing on some Server Core images).
-# Result: user @{name; sid}, group @{name; sid}, folder (sid $null for what does not exist).
-# Refusals: CONSTRAINED_LANGUAGE (WDAC or AppLocker enforced), before anything is read.
+# disabled from its creation), a local group "${Name}g" with no members and a folder $Name under the
+# system temp folder holding a marker file; absent first removes every right the user holds (through
+# the LSA: deleting the user leaves them behind as an orphaned SID), then deletes the user, the group
+# and the folder, each on its own (one that fails does not keep the others). Both are idempotent.
+# What the sandbox finds under its names must be its own: the user and the group carry its
+# description and the folder its marker file, else it refuses before it changes anything (a local
+# account called cmf-selftest that someone else made is never reused, nor deleted).
+# Users and groups through ADSI WinNT (no LocalAccounts module: it fails on orphaned SIDs and is
+# missing on some Server Core images).
+# Result: user @{name; sid}, group @{name; sid}, folder (sid $null for what does not exist), files
+# (the names of the files in the folder, as absent found them before it removed the folder: the
+# self-test checks that a replace left nothing behind).
+# Refusals: CONSTRAINED_LANGUAGE (before anything is read), INVALID_NAME, SANDBOX_NOT_OURS;
+# SANDBOX_CLEANUP_FAILED (absent could not remove everything: what is left and why, with changed).
 param(
     [Parameter(Mandatory)][string]$Name,
     [Parameter(Mandatory)][ValidateSet('present', 'absent')][string]$State
@@ -26,6 +33,8 @@ if ($Name -notmatch '^[A-Za-z0-9_-]{1,19}$') {
     return
 }
 
+$Marker = 'deadline_cloud.cmf self-test sandbox (removed by the self-test)'
+$MarkerFile = '.deadline-cloud-cmf-sandbox'
 $groupName = "${Name}g"
 $folder = Join-Path (Join-Path $env:SystemRoot 'Temp') $Name
 $computer = [ADSI]"WinNT://$env:COMPUTERNAME,computer"
@@ -55,50 +64,117 @@ function New-SandboxPassword {
     [Convert]::ToBase64String($bytes) + 'aZ7!'
 }
 
+function Get-SandboxFiles {
+    # The names of the files in the sandbox folder, sorted; none when there is no folder.
+    if (-not [IO.Directory]::Exists($folder)) { return @() }
+    @([IO.Directory]::GetFiles($folder) | ForEach-Object { [IO.Path]::GetFileName($_) } | Sort-Object)
+}
+
+function Get-ForeignReason {
+    # Why what exists under the sandbox's names is not the sandbox's own ($null when all of it is).
+    param($User, $Group)
+    $found = @()
+    foreach ($entry in @(@{ what = "a local user $Name"; entry = $User }, @{ what = "a local group $groupName"; entry = $Group })) {
+        if ($null -eq $entry.entry) { continue }
+        try { $description = [string]$entry.entry.psbase.InvokeGet('Description') } catch { $description = '' }
+        if ($description -ne $Marker) { $found += "$($entry.what) (description '$description')" }
+    }
+    if ([IO.Directory]::Exists($folder) -and -not [IO.File]::Exists((Join-Path $folder $MarkerFile))) {
+        $found += "a folder $folder without the sandbox's marker file $MarkerFile"
+    }
+    if ($found.Count -eq 0) { return $null }
+    "$env:COMPUTERNAME has $($found -join ' and ') that the self-test did not make: nothing was changed; " +
+    'pick another sandbox_name, or remove them if they are left-overs'
+}
+
 $user = Find-SandboxEntry -EntryName $Name -Class 'user'
 $group = Find-SandboxEntry -EntryName $groupName -Class 'group'
 $userSid = Get-SandboxSid $user
 $groupSid = Get-SandboxSid $group
+$foreign = Get-ForeignReason -User $user -Group $group
+if ($foreign) {
+    $Ansible.Result = @{ error_code = 'SANDBOX_NOT_OURS'; error = $foreign }
+    return
+}
 
 if ($State -eq 'present') {
     if ($null -eq $user) {
         $user = $computer.Create('user', $Name)
         $user.SetPassword((New-SandboxPassword))
-        $user.Put('Description', 'deadline_cloud.cmf self-test sandbox (removed by the self-test)')
-        $user.SetInfo()
-        $user.Put('UserFlags', ([int]$user.psbase.InvokeGet('UserFlags') -bor 0x2))  # ADS_UF_ACCOUNTDISABLE
+        $user.Put('Description', $Marker)
+        # Disabled before it first exists (the first SetInfo creates it): never an enabled account, not even for an instant.
+        $user.Put('UserFlags', 0x0203)  # ADS_UF_SCRIPT | ADS_UF_ACCOUNTDISABLE | ADS_UF_NORMAL_ACCOUNT
         $user.SetInfo()
         $userSid = Get-SandboxSid $user
         $Ansible.Changed = $true
     }
     if ($null -eq $group) {
         $group = $computer.Create('group', $groupName)
-        $group.Put('Description', 'deadline_cloud.cmf self-test sandbox (removed by the self-test)')
+        $group.Put('Description', $Marker)
         $group.SetInfo()
         $groupSid = Get-SandboxSid $group
         $Ansible.Changed = $true
     }
     if (-not [IO.Directory]::Exists($folder)) {
         [IO.Directory]::CreateDirectory($folder) | Out-Null
+        [IO.File]::WriteAllBytes((Join-Path $folder $MarkerFile), [byte[]]@())
         $Ansible.Changed = $true
     }
+    $files = @(Get-SandboxFiles)
 }
 else {
+    $files = @(Get-SandboxFiles)  # before they go: the self-test checks what its writes left
+    # Each removal on its own: one that fails is reported, and the others are still made.
+    $left = [Collections.Generic.List[string]]@()
     if ($null -ne $user) {
-        $held = @(Get-CmfRights -Sid $userSid)
-        if ($held.Count -gt 0) {
-            [DeadlineCloudCmf.Lsa]::RemoveRights($userSid, [string[]]$held)
+        $rightsGone = $false
+        try {
+            $held = @(Get-CmfRights -Sid $userSid)
+            if ($held.Count -gt 0) {
+                [DeadlineCloudCmf.Lsa]::RemoveRights($userSid, [string[]]$held)
+                $Ansible.Changed = $true
+            }
+            $rightsGone = $true
         }
-        $computer.Delete('user', $Name)
-        $Ansible.Changed = $true
+        catch {
+            # The user stays: deleted now, its rights would stay behind as an orphaned SID.
+            $left.Add("the rights of $Name ($userSid), so the user is kept for a later run to remove: $($_.Exception.Message)")
+        }
+        if ($rightsGone) {
+            try {
+                $computer.Delete('user', $Name)
+                $Ansible.Changed = $true
+            }
+            catch {
+                $left.Add("the user $Name ($userSid): $($_.Exception.Message)")
+            }
+        }
     }
     if ($null -ne $group) {
-        $computer.Delete('group', $groupName)
-        $Ansible.Changed = $true
+        try {
+            $computer.Delete('group', $groupName)
+            $Ansible.Changed = $true
+        }
+        catch {
+            $left.Add("the group $groupName ($groupSid): $($_.Exception.Message)")
+        }
     }
     if ([IO.Directory]::Exists($folder)) {
-        [IO.Directory]::Delete($folder, $true)
-        $Ansible.Changed = $true
+        try {
+            [IO.Directory]::Delete($folder, $true)
+            $Ansible.Changed = $true
+        }
+        catch {
+            $left.Add("the folder $folder`: $($_.Exception.Message)")
+        }
+    }
+    if ($left.Count -gt 0) {
+        $Ansible.Result = @{
+            error_code = 'SANDBOX_CLEANUP_FAILED'
+            error = "the self-test could not remove its whole sandbox from $env:COMPUTERNAME; left: $($left -join '; ')"
+            changed = [bool]$Ansible.Changed
+        }
+        return
     }
 }
 
@@ -106,4 +182,5 @@ $Ansible.Result = @{
     user = @{ name = $Name; sid = $userSid }
     group = @{ name = $groupName; sid = $groupSid }
     folder = $folder
+    files = @($files)
 }

@@ -5,7 +5,8 @@
 # changes. Result: added, removed ([{name, sid}]), before (its groups before, [{name, sid, indirect}]),
 # report (read_account's, after). Refusals: GROUP_NOT_FOUND, REMOVAL_REFUSED, DOMAIN_CONTROLLER,
 # ACCOUNT_NOT_FOUND, DOMAIN_UNREACHABLE (also: a removal while its domain groups cannot be read),
-# ACCOUNT_LOOKUP_FAILED, CONSTRAINED_LANGUAGE.
+# ACCOUNT_LOOKUP_FAILED, CONSTRAINED_LANGUAGE; and GROUP_CHANGE_FAILED, when one group's change fails
+# after others were made: with changed, added and removed saying what was done (the rest is not attempted).
 param(
     [Parameter(Mandatory)][string]$Account,
     [Parameter(Mandatory)][string[]]$Groups,
@@ -88,13 +89,39 @@ try {
         if ($why) { throw (New-CmfRefusal $why.code $why.message) }
     }
     # The member by SID (WinNT://S-1-...), which needs no name lookup and works for domain accounts.
-    foreach ($group in $toAdd) { $group.entry.psbase.Invoke('Add', "WinNT://$($report.sid)") | Out-Null }
-    foreach ($group in $toRemove) { $group.entry.psbase.Invoke('Remove', "WinNT://$($report.sid)") | Out-Null }
-    $changed = ($toAdd.Count + $toRemove.Count) -gt 0
+    # Each change is recorded as it is made: one that fails after others leaves the host changed,
+    # and the answer says exactly how.
+    $added = [Collections.Generic.List[object]]@()
+    $removed = [Collections.Generic.List[object]]@()
+    $steps = @(@($toAdd | ForEach-Object { @{ verb = 'Add'; group = $_; done = $added } }) + @($toRemove | ForEach-Object { @{ verb = 'Remove'; group = $_; done = $removed } }))
+    foreach ($step in $steps) {
+        try {
+            $step.group.entry.psbase.Invoke($step.verb, "WinNT://$($report.sid)") | Out-Null
+        }
+        catch {
+            $cause = $_.Exception
+            while ($null -ne $cause.InnerException) { $cause = $cause.InnerException }
+            $done = @(@($added | ForEach-Object { "added to $($_.name)" }) + @($removed | ForEach-Object { "removed from $($_.name)" }))
+            $so = $(if ($done.Count -gt 0) { "it was already $($done -join ', ') before that: those changes stay" } else { 'nothing was changed' })
+            $Ansible.Changed = $done.Count -gt 0
+            $Ansible.Result = @{
+                error_code = 'GROUP_CHANGE_FAILED'
+                error = ("{0} {1} ({2}) {3} {4} ({5}) failed: {6}; {7}" -f $(if ($step.verb -eq 'Add') { 'adding' } else { 'removing' }),
+                    $report.name, $report.sid, $(if ($step.verb -eq 'Add') { 'to' } else { 'from' }), $step.group.name, $step.group.sid,
+                    $cause.Message.Trim(), $so)
+                changed = [bool]$Ansible.Changed
+                added = @($added)
+                removed = @($removed)
+            }
+            return
+        }
+        $step.done.Add(@{ name = $step.group.name; sid = $step.group.sid })
+    }
+    $changed = ($added.Count + $removed.Count) -gt 0
     $Ansible.Changed = $changed
     $Ansible.Result = @{
-        added = @($toAdd | ForEach-Object { @{ name = $_.name; sid = $_.sid } })
-        removed = @($toRemove | ForEach-Object { @{ name = $_.name; sid = $_.sid } })
+        added = @($added)
+        removed = @($removed)
         before = @($report.groups)
         report = $(if ($changed) { Get-AccountReport -Account $report.sid } else { $report })
     }

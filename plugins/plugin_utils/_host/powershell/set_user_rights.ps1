@@ -4,8 +4,10 @@
 # its SID, in one call: only the difference is applied. $Rights are canonical constants, checked on
 # the controller. Result: added, removed, before (direct rights before), report (read_account's, after),
 # gpo_rights (those of added/removed that a domain GPO defines: the next policy refresh rewrites them;
-# [] when none or when the policy result cannot be read). Refusals: LSA_ERROR ("<function> failed:
-# 0x<NTSTATUS> (<system text>)"), DOMAIN_CONTROLLER, CONSTRAINED_LANGUAGE, the account's lookup errors.
+# [] when none or when the policy result cannot be read). Refusals: UNKNOWN_RIGHT (a name this Windows
+# does not know, refused before any change; STATUS_NO_SUCH_PRIVILEGE 0xC0000060 from the LSA maps to it
+# too), LSA_ERROR ("<function> failed: 0x<NTSTATUS> (<system text>)"), DOMAIN_CONTROLLER,
+# CONSTRAINED_LANGUAGE, the account's lookup errors.
 param(
     [Parameter(Mandatory)][string]$Account,
     [Parameter(Mandatory)][AllowEmptyCollection()][string[]]$Rights,
@@ -32,8 +34,13 @@ if (Test-CmfLanguageRefused) { return }
 
 try {
     Assert-CmfNotDomainController
-    Initialize-CmfNative
     $resolved = Resolve-CmfAccount -Account $Account
+    Initialize-CmfNative  # compiled only once the account resolves: the LSA is called next
+    $unknown = @($Rights | Where-Object { -not [DeadlineCloudCmf.Lsa]::IsKnownRight($_) })
+    if ($unknown.Count -gt 0) {
+        throw (New-CmfRefusal 'UNKNOWN_RIGHT' ("account $($resolved.name): $($unknown -join ', ') is no privilege or logon right " +
+                "on $env:COMPUTERNAME; nothing was changed"))
+    }
     $before = @(Get-CmfRights -Sid $resolved.sid)
     # -contains compares case-insensitively, as the LSA does
     $added = @(if ($State -eq 'present') { $Rights | Where-Object { $before -notcontains $_ } })

@@ -60,6 +60,7 @@ from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.user_r
 )
 
 UNKNOWN_RIGHT = "UNKNOWN_RIGHT"
+GROUP_CHANGE_FAILED = "GROUP_CHANGE_FAILED"
 ACCOUNT_LOOKUP_FAILED = "ACCOUNT_LOOKUP_FAILED"
 LSA_ERROR = "LSA_ERROR"
 # The system's text for the NTSTATUS codes a test may inject (lsa_error), as LsaNtStatusToWinError and
@@ -363,12 +364,26 @@ def set_group_membership(state, parameters: dict) -> dict:
     except AccountError as error:
         raise HostOperationError(error.code, error.message) from None
     sid = report["sid"]
-    for group in plan.added:
+    refusing = {normalize_sid(str(g)) for g in (state.data.get("faults") or {}).get("group_change_fails") or [] if is_sid(str(g))}
+    added: list[dict] = []
+    removed: list[dict] = []
+    for verb, group, done in [*(("add", g, added) for g in plan.added), *(("remove", g, removed) for g in plan.removed)]:
+        if group["sid"] in refusing:
+            # As set_group_membership.ps1: the changes made so far stay, and the answer says which.
+            made = [f"added to {g['name']}" for g in added] + [f"removed from {g['name']}" for g in removed]
+            so = f"it was already {', '.join(made)} before that: those changes stay" if made else "nothing was changed"
+            what = f"adding {report['name']} ({sid}) to" if verb == "add" else f"removing {report['name']} ({sid}) from"
+            raise HostOperationError(
+                GROUP_CHANGE_FAILED,
+                f"{what} {group['name']} ({group['sid']}) failed: Access is denied.; {so}",
+                {"changed": bool(made), "added": added, "removed": removed},
+            )
         entry = _entry(state, group["sid"])
-        entry["members"] = [*(entry.get("members") or []), sid]
-    for group in plan.removed:
-        entry = _entry(state, group["sid"])
-        entry["members"] = [m for m in entry.get("members") or [] if not (is_sid(str(m)) and normalize_sid(str(m)) == sid)]
+        if verb == "add":
+            entry["members"] = [*(entry.get("members") or []), sid]
+        else:
+            entry["members"] = [m for m in entry.get("members") or [] if not (is_sid(str(m)) and normalize_sid(str(m)) == sid)]
+        done.append(group)
     return {
         "added": plan.added,
         "removed": plan.removed,

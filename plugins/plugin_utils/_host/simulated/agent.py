@@ -24,7 +24,7 @@ from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.simulated
     apply_group_policy,
     resolve_sid,
 )
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.simulated.state import utc_now
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.simulated.state import now_utc, utc_now
 
 SERVICE_NOT_FOUND = "SERVICE_NOT_FOUND"
 LOG_FILE_NAME = "worker-agent.log"
@@ -38,6 +38,7 @@ SERVICE_DISABLED_ERROR = (
     "The service cannot be started, either because it is disabled or because it has no enabled devices associated with it."
 )
 ERROR_SERVICE_LOGON_FAILED = 1069
+ERROR_PROCESS_ABORTED = 1067  # the exit code of a service whose process ended without reporting a stop
 EVENT_TERMINATED_UNEXPECTEDLY = 7034
 # Where the simulated agent is installed unless the state says otherwise (agent.location / agent.python).
 DEFAULT_PYTHON = r"C:\Program Files\Python311\python.exe"
@@ -78,10 +79,41 @@ def _log_path(state) -> str:
 # Render sessions (STATE.md) --------------------------------------------------------------
 
 
+def _due(moment: object, now: datetime.datetime) -> bool:
+    return bool(moment) and datetime.datetime.fromisoformat(str(moment).replace("Z", "+00:00")) <= now
+
+
+def _crash(entry: dict) -> dict:
+    """The service's process ended without telling the Service Control Manager: the state is stopped,
+    the exit code ERROR_PROCESS_ABORTED, and the System log gets event 7034. Returns the event."""
+    entry.update(state="stopped", pid=None, exit_code=ERROR_PROCESS_ABORTED)
+    entry.pop("exits_at", None)
+    entry["crashes"] = int(entry.get("crashes") or 0) + 1
+    name = entry.get("display_name") or DEFAULT_DISPLAY_NAME
+    return _event(EVENT_TERMINATED_UNEXPECTEDLY, f"The {name} service terminated unexpectedly.  It has done this {entry['crashes']} time(s).")
+
+
+def settle_services(state) -> None:
+    """What the services did since the last call: a pending start or stop that has finished
+    (``pending_until``), a process that exited on its own (``exits_at``). Run at each remote call."""
+    now = now_utc()
+    for entry in (state.data.get("services") or {}).values():
+        if not isinstance(entry, dict):
+            continue
+        if _due(entry.get("pending_until"), now):
+            if entry.get("state") == "stop_pending":
+                entry.update(state="stopped", pid=None)
+            elif entry.get("state") == "start_pending":
+                entry["state"] = "running"
+            entry.pop("pending_until")
+        if entry.get("state") == "running" and _due(entry.get("exits_at"), now):
+            _crash(entry)
+
+
 def end_finished_sessions(state) -> None:
     """Drops every service's sessions whose time has come; run at each remote call, before the
     operation. A session's ``ends_after_s`` becomes ``ends_at`` the first time a call sees it."""
-    now = datetime.datetime.now(datetime.UTC)
+    now = now_utc()
     for entry in (state.data.get("services") or {}).values():
         if not isinstance(entry, dict) or not entry.get("sessions"):
             continue
@@ -234,8 +266,9 @@ def _start(state, key: str, entry: dict) -> dict:
     without the logon right; the agent stops at a configuration error; else it runs.
     Returns the failure fields of control_service's result."""
     failure = {"win32_error": None, "error": None, "events": []}
+    # control_service.ps1 reports a refused Start() as "Start: <the system's text for the code>".
     if str(entry.get("start_mode", "auto")).casefold() == "disabled":
-        return {**failure, "win32_error": ERROR_SERVICE_DISABLED, "error": SERVICE_DISABLED_ERROR}
+        return {**failure, "win32_error": ERROR_SERVICE_DISABLED, "error": f"Start: {SERVICE_DISABLED_ERROR}"}
     # A start stands for the reboot or the hours that pass before it on a real farm: a Group Policy
     # refresh has happened, and what the LSA was told about a right the policy defines is undone.
     apply_group_policy(state)
@@ -243,7 +276,7 @@ def _start(state, key: str, entry: dict) -> dict:
     verdict = agent_rules.read_host(raw).verdict
     if not verdict.starts and verdict.stage == "logon":
         entry.update(state="stopped", last_error=verdict.error, pid=None, exit_code=ERROR_SERVICE_LOGON_FAILED)
-        return {**failure, "win32_error": ERROR_SERVICE_LOGON_FAILED, "error": verdict.error}
+        return {**failure, "win32_error": ERROR_SERVICE_LOGON_FAILED, "error": f"Start: {verdict.error}"}
     if not verdict.starts:
         # The agent exits before it configures logging: its log gets nothing (domain notes 1.3).
         entry.update(state="stopped", last_error=verdict.error, pid=None, exit_code=1)
@@ -255,6 +288,12 @@ def _start(state, key: str, entry: dict) -> dict:
     state.data["next_pid"] = pid + 4
     entry.update(state="running", pid=pid, started_at=utc_now(), exit_code=0)
     entry.pop("last_error", None)
+    now = now_utc()
+    if float(entry.get("start_seconds") or 0) > 0:
+        # The process runs, and reports running only once its start-up is done.
+        entry.update(state="start_pending", pending_until=(now + datetime.timedelta(seconds=float(entry["start_seconds"]))).isoformat())
+    if entry.get("exits_after_s") is not None:
+        entry["exits_at"] = (now + datetime.timedelta(seconds=float(entry["exits_after_s"]))).isoformat()
     agent = state.data.get("agent") or {}
     _append_log(
         state,
@@ -305,24 +344,42 @@ def control_service(state, parameters: dict) -> dict:
         return {**result, "healthy": True, "busy": True, "sessions": sessions, "reading": _reading(state, key, parameters)}
     log_path = _log_path(state)
     log_before = len(state.read_bytes(log_path) or b"")
+    failure = {"win32_error": None, "error": None, "events": []}
+    timeout, settle = float(parameters["timeout"]), float(parameters["settle"])
     if stops:
         result["interrupted"] = _interrupt(entry)
-        entry.update(state="stopped", pid=None)
         result["changed"] = True
-    failure = {"win32_error": None, "error": None, "events": []}
-    if wanted == "restarted" or (wanted == "started" and not was_running):
+        stop_seconds = float(entry.get("stop_seconds") or 0)
+        if stop_seconds > timeout:
+            # Still stopping when the wait ends: no start follows (control_service.ps1 does the same).
+            until = now_utc() + datetime.timedelta(seconds=stop_seconds)
+            entry.update(state="stop_pending", pending_until=until.isoformat())
+            failure = {**failure, "error": f"{name} did not stop within {parameters['timeout']} seconds"}
+        else:
+            entry.update(state="stopped", pid=None)
+    if failure["error"] is None and (wanted == "restarted" or (wanted == "started" and not was_running)):
         if wanted == "restarted":
             entry["restarts"] = int(entry.get("restarts") or 0) + 1
         failure = _start(state, key, entry)
         result["changed"] = True
         result["restarted"] = wanted == "restarted"
+        if failure["error"] is None and entry.get("state") == "start_pending" and float(entry["start_seconds"]) > timeout:
+            failure = {**failure, "error": f"{name} did not reach running within {parameters['timeout']} seconds (it is start_pending)"}
+        elif failure["error"] is None and entry.get("exits_after_s") is not None and float(entry["exits_after_s"]) <= settle:
+            # It ended within the settle time, before the call looked again: unhealthy, with the code it left.
+            failure = {**failure, "events": [_crash(entry)]}
     running = entry.get("state") == "running"
     log = state.read_bytes(log_path) or b""
+    healthy = failure["error"] is None and (running if wanted != "stopped" else entry.get("state") == "stopped")
+    error = failure["error"] or (None if running or wanted == "stopped" else entry.get("last_error"))
+    if error is None and not healthy:
+        # As control_service.ps1 words it when the service itself says nothing more.
+        error = f"the service's last exit code is {int(entry.get('exit_code') or 0)} (service-specific 0, state {entry.get('state')})"
     result.update(
-        state="running" if running else "stopped",
-        healthy=running if wanted != "stopped" else not running,
+        state=str(entry.get("state") or "stopped"),
+        healthy=healthy,
         pid=entry.get("pid") if running else None,
-        error=failure["error"] or (None if running or wanted == "stopped" else entry.get("last_error")),
+        error=error,
         win32_error=failure["win32_error"],
         exit_code=int(entry.get("exit_code") or 0),
         events=failure["events"],

@@ -3,10 +3,12 @@
 """The self-test's sandbox on the simulated worker, as sandbox.ps1 makes it.
 
 present: a disabled local user ``<name>`` and a local group ``<name>g`` with no members in
-``accounts`` (new SIDs in the machine's domain, after its highest RID), and a folder under the
-system temp folder (the state file has no folders: it exists through the files written in it).
+``accounts`` (new SIDs in the machine's domain, after its highest RID), both with the sandbox's
+``description``, and a folder under the system temp folder holding the sandbox's marker file.
 absent: the user's rights and memberships are removed first, then the user, the group and every
 file under the folder. Rights left with no holder are dropped, as the LSA keeps no empty right.
+A user, group or folder under the sandbox's names that is not the sandbox's own (no description,
+no marker file) is refused with SANDBOX_NOT_OURS before anything changes.
 
 Internal to this collection: not a public API; it may change in any release.
 """
@@ -25,6 +27,8 @@ DEFAULT_MACHINE_SID = "S-1-5-21-1004336348-1177238915-682003330"
 FIRST_LOCAL_RID = 1000
 _LOCAL_SID = re.compile(r"^(S-1-5-21-\d+-\d+-\d+)-(\d+)$", re.IGNORECASE)
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,19}$")
+MARKER = "deadline_cloud.cmf self-test sandbox (removed by the self-test)"  # the accounts' description
+MARKER_FILE = ".deadline-cloud-cmf-sandbox"
 
 
 def _accounts(state) -> dict:
@@ -53,16 +57,39 @@ def _new_sid(state) -> str:
     return f"{machine or DEFAULT_MACHINE_SID}-{highest + 1}"
 
 
-def _present(state, name: str, group_name: str) -> tuple[str, str]:
+def _foreign(state, name: str, group_name: str, folder: str) -> str | None:
+    """Why what exists under the sandbox's names is not its own (None when all of it is)."""
+    found = []
+    for what, sid in ((f"a local user {name}", _find(state, name, "user")), (f"a local group {group_name}", _find(state, group_name, "group"))):
+        entry = _accounts(state).get(sid) or {} if sid is not None else None
+        if entry is not None and entry.get("description") != MARKER:
+            found.append(f"{what} (description {str(entry.get('description') or '')!r})")
+    inside = path_key(folder) + "\\"
+    held = [f for f in state.data.get("files") or {} if path_key(f).startswith(inside)]
+    listed = [f for f in state.data.get("folders") or [] if path_key(str(f)) == path_key(folder)]
+    if (held or listed) and path_key(f"{folder}\\{MARKER_FILE}") not in {path_key(f) for f in held}:
+        found.append(f"a folder {folder} without the sandbox's marker file {MARKER_FILE}")
+    if not found:
+        return None
+    return (
+        f"{state.hostname} has {' and '.join(found)} that the self-test did not make: nothing was changed; "
+        "pick another sandbox_name, or remove them if they are left-overs"
+    )
+
+
+def _present(state, name: str, group_name: str, folder: str) -> tuple[str, str]:
     accounts = _accounts(state)
     user_sid = _find(state, name, "user")
     if user_sid is None:
         user_sid = _new_sid(state)
-        accounts[user_sid] = {"name": name, "type": "user", "enabled": False}
+        accounts[user_sid] = {"name": name, "type": "user", "enabled": False, "description": MARKER}
     group_sid = _find(state, group_name, "group")
     if group_sid is None:
         group_sid = _new_sid(state)
-        accounts[group_sid] = {"name": group_name, "type": "group", "members": []}
+        accounts[group_sid] = {"name": group_name, "type": "group", "members": [], "description": MARKER}
+    if state.file_name(f"{folder}\\{MARKER_FILE}") is None:
+        state.add_folder(folder)
+        state.write_bytes(f"{folder}\\{MARKER_FILE}", b"")
     return user_sid, group_sid
 
 
@@ -98,17 +125,30 @@ def sandbox(state, parameters: dict) -> dict:
         raise HostOperationError("INVALID_NAME", f"sandbox name {name!r}: 1 to 19 letters, digits, '-' or '_'")
     group_name = f"{name}g"
     folder = f"{SYSTEM_TEMP}\\{name}"
-    if wanted == "present":
-        user_sid, group_sid = _present(state, name, group_name)
-    elif wanted == "absent":
-        user_sid, group_sid = _absent(state, name, group_name, folder)
-    else:
+    if wanted not in ("present", "absent"):
         raise HostOperationError("INVALID_STATE", f"state must be present or absent, not {wanted!r}")
+    foreign = _foreign(state, name, group_name, folder)
+    if foreign:
+        raise HostOperationError("SANDBOX_NOT_OURS", foreign)
+    if wanted == "present":
+        user_sid, group_sid = _present(state, name, group_name, folder)
+        files = _files_in(state, folder)
+    else:
+        files = _files_in(state, folder)  # before they go: the self-test checks what its writes left
+        user_sid, group_sid = _absent(state, name, group_name, folder)
+        state.remove_folder(folder)
     return {
         "user": {"name": name, "sid": user_sid},
         "group": {"name": group_name, "sid": group_sid},
         "folder": folder,
+        "files": files,
     }
+
+
+def _files_in(state, folder: str) -> list[str]:
+    """The names of the files right in ``folder``, sorted as Windows lists them (case-insensitively)."""
+    names = [str(f).rpartition("\\")[2] for f in state.data.get("files") or {} if path_key(str(f).rpartition("\\")[0]) == path_key(folder)]
+    return sorted(names, key=str.casefold)
 
 
 OPERATIONS = {"sandbox": sandbox}

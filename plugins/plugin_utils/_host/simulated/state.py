@@ -34,7 +34,7 @@ else:
     RUAMEL_IMPORT_ERROR = None
 
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host import Host, path_key
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.errors import HostOperationError
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.errors import CONSTRAINED_LANGUAGE, HostOperationError
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.operations import OPERATIONS, Operation
 
 
@@ -46,9 +46,14 @@ class ConnectionDropped(Exception):
     """A remote call that never came back (the ``fail_next`` fault)."""
 
 
+def now_utc() -> datetime.datetime:
+    """The simulated worker's clock (the one place that asks for it)."""
+    return datetime.datetime.now(datetime.UTC)
+
+
 def utc_now() -> str:
     """The simulated worker's clock, as Windows reports times: UTC, ISO 8601."""
-    return datetime.datetime.now(datetime.UTC).isoformat(timespec="microseconds")
+    return now_utc().isoformat(timespec="microseconds")
 
 
 class SimulatedState:
@@ -90,15 +95,45 @@ class SimulatedState:
         return str(entry.get("text", "")).encode("utf-8")
 
     def write_bytes(self, path: str, data: bytes) -> None:
+        """New bytes for ``path``; an existing file keeps what else its entry says (its ``acl``:
+        File.Replace keeps the target's security descriptor)."""
         name = self.file_name(path) or path
         try:
             text = data.decode("utf-8")
             readable = not text.startswith("\ufeff")
         except UnicodeDecodeError:
             readable = False
+        kept = {key: value for key, value in (self._files().get(name) or {}).items() if key not in ("text", "base64", "modified")}
         entry = {"text": _readable_text(text)} if readable else {"base64": base64.b64encode(data).decode("ascii")}
         entry["modified"] = utc_now()  # an optional field: hand-written states may leave it out
-        self._files()[name] = entry
+        self._files()[name] = {**entry, **kept}
+
+    def file_entry(self, path: str) -> dict | None:
+        name = self.file_name(path)
+        return None if name is None else (self._files()[name] or {})
+
+    def folder_exists(self, folder: str) -> bool:
+        """Whether ``folder`` exists. Only a state with a ``folders`` list models folders (those it
+        lists, their parents, and every folder that holds a file); without one, every folder exists."""
+        listed = self.data.get("folders")
+        if not isinstance(listed, list):
+            return True
+        wanted = self._path_key(folder)
+        if wanted.endswith(":"):
+            return True  # a drive's root
+        known = [self._path_key(str(f)) for f in listed] + [self._path_key(name).rpartition("\\")[0] for name in self._files()]
+        return any(key == wanted or key.startswith(wanted + "\\") for key in known)
+
+    def add_folder(self, folder: str) -> None:
+        """Records ``folder`` where the state models folders (see folder_exists)."""
+        listed = self.data.get("folders")
+        if isinstance(listed, list) and not any(self._path_key(str(f)) == self._path_key(folder) for f in listed):
+            listed.append(folder)
+
+    def remove_folder(self, folder: str) -> None:
+        listed = self.data.get("folders")
+        if isinstance(listed, list):
+            listed[:] = [f for f in listed if not (self._path_key(str(f)) + "\\").startswith(self._path_key(folder) + "\\")]
 
     def modified_at(self, path: str) -> str | None:
         name = self.file_name(path)
@@ -218,9 +253,12 @@ class StateFile:
         return self.path.endswith(".json") or text.lstrip().startswith("{")
 
 
-def _end_finished_sessions(state: SimulatedState) -> None:
-    from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.simulated.agent import end_finished_sessions
+def _time_passes(state: SimulatedState) -> None:
+    """What happened on the host since the last call: pending service starts and stops that are
+    done, processes that exited, render sessions that ended."""
+    from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.simulated.agent import end_finished_sessions, settle_services
 
+    settle_services(state)
     end_finished_sessions(state)
 
 
@@ -252,6 +290,21 @@ def _another_writer_changes(state: SimulatedState, faults: dict, operation: str,
     del faults["modify_between_read_and_write"]  # once, like a real concurrent edit
 
 
+def _language_refusal(state: SimulatedState) -> HostOperationError | None:
+    """A state whose ``language_mode`` is not FullLanguage stands for a host where WDAC or AppLocker
+    enforce a policy: every operation refuses at once, as each script does (lib/Refusal.ps1)."""
+    mode = str(state.data.get("language_mode") or "FullLanguage")
+    if mode == "FullLanguage":
+        return None
+    return HostOperationError(
+        CONSTRAINED_LANGUAGE,
+        f"PowerShell runs in {mode} mode on {state.hostname} (an application control policy, WDAC or AppLocker, is"
+        " enforced), which blocks Add-Type and the .NET types these scripts need (the LSA and netapi32 for rights and"
+        " groups, files, the registry, processes). Allow these scripts in that policy (an allow rule for the PowerShell"
+        " scripts Ansible runs, e.g. by signing them), or run them in FullLanguage mode.",
+    )
+
+
 def run_operation(state_path: str, operation: str, parameters: dict) -> dict:
     """One remote call on the simulated worker whose state is in ``state_path``."""
     op: Operation = OPERATIONS[operation]
@@ -264,11 +317,14 @@ def run_operation(state_path: str, operation: str, parameters: dict) -> dict:
         faults = data.get("faults") or {}
         latency = float(faults.get("latency_ms") or 0) / 1000.0
         _count_call(data, operation)
-        _end_finished_sessions(state)  # at every call, before the operation: time passes on a real host between calls
+        _time_passes(state)  # at every call, before the operation: time passes on a real host between calls
         if _take_injected_failure(faults, operation):
             raise ConnectionDropped(
                 f"simulated worker {state.hostname}: the connection dropped during {operation} (fault fail_next)"
             )
+        refusal = _language_refusal(state)
+        if refusal is not None:
+            raise refusal
         result = _plain(implementation(state, parameters))
         _another_writer_changes(state, faults, operation, parameters)
     if latency:

@@ -147,7 +147,7 @@ def _restarted(answer, parameters):
         ("read_file", _drop_sha256, "read_file absent", "sha256 is missing"),
         ("read_account", _rights_as_null, "read_account sandbox user", "rights is null, not list"),
         ("read_file", _reencode, "read_file back", "content reads back as"),
-        ("set_user_rights", _grant_ignored, "set_user_rights present", "added is [], not ['SeBatchLogonRight']"),
+        ("set_user_rights", _grant_ignored, "set_user_rights present", "added is [], not ['SeBatchLogonRight', 'SeIncreaseQuotaPrivilege']"),
         ("control_service", _restarted, "control_service started", "changed is True, not False"),
     ],
 )
@@ -185,3 +185,58 @@ def test_a_stale_hash_that_is_accepted_is_a_difference(tmp_path):
     path = simworker.save_state(tmp_path / "worker-01.yml", simworker.example_state())
     result = run_selftest(AcceptsStale(path), Options(service="DeadlineWorker", config_path=simworker.WORKER_TOML))
     assert "write_file stale hash: succeeded where the contract says FILE_CHANGED" in result.lines
+
+
+class LeavesAnAsideFile(TamperedHost):
+    """A host whose replace without a backup leaves the swapped-out original beside the file."""
+
+    def call(self, operation, /, **parameters):
+        answer = super().call(operation, **parameters)
+        if operation == "write_file" and parameters["expected_sha256"] and not parameters["backup"]:
+            state = simworker.load_state(self.state_path)
+            folder = parameters["path"].rpartition("\\")[0]
+            state["files"][folder + r"\~cmf1a2b3c.old"] = {"text": "left behind"}
+            simworker.save_state(self.state_path, state)
+        return answer
+
+
+def test_a_replace_that_leaves_a_file_behind_is_a_difference(tmp_path):
+    path = simworker.save_state(tmp_path / "worker-01.yml", simworker.example_state())
+    result = run_selftest(LeavesAnAsideFile(path), Options(service="DeadlineWorker", config_path=simworker.WORKER_TOML))
+    assert result.failed_steps == ["sandbox absent"]
+    assert "the sandbox folder held ['~cmf1a2b3c.old'], left behind" in next(line for line in result.lines if line.startswith("sandbox absent:"))
+
+
+def _no_backup(answer, parameters):
+    return {**answer, "backup_file": None} if parameters["backup"] else answer
+
+
+class GrantsUnknownRights(TamperedHost):
+    def call(self, operation, /, **parameters):
+        if operation == "set_user_rights" and selftest.UNKNOWN_RIGHT_NAME in parameters["rights"]:
+            self.calls.append(operation)
+            return {"added": parameters["rights"], "removed": [], "before": [], "report": {}}
+        return super().call(operation, **parameters)
+
+
+def test_a_backup_that_is_not_made_and_an_unknown_right_that_is_granted_are_differences(tmp_path):
+    result, _host, unchanged = _run(tmp_path, "write_file", _no_backup)
+    assert "write_file replace with backup" in result.failed_steps and unchanged
+    path = simworker.save_state(tmp_path / "unknown.yml", simworker.example_state())
+    result = run_selftest(GrantsUnknownRights(path), Options(service="DeadlineWorker", config_path=simworker.WORKER_TOML))
+    assert "set_user_rights unknown right: succeeded where the contract says UNKNOWN_RIGHT" in result.lines
+
+
+def test_the_canary_takes_every_path_of_a_converge(tmp_path):
+    result, _host, _unchanged = _run(tmp_path)
+    names = [step.name for step in result.steps]
+    for step in (
+        "write_file replace",  # worker.toml replaced without a backup
+        "write_file replace with backup",  # and with one
+        "read_file backup",
+        "set_user_rights unknown right",
+        "read_agent_info",
+        "read_agent_info sandbox account",  # the reading of a named account
+        "set_group_membership absent",
+    ):
+        assert step in names, step

@@ -86,13 +86,14 @@ function Get-CmfAgentVersion {
 }
 
 function Read-CmfAgentVariables {
-    # DEADLINE_* values of an open Environment key, which is then closed; $null for no key.
+    # The agent's variables (DEADLINE_WORKER_*, case-insensitive as Windows names are, which is what
+    # the agent's settings read) of an open Environment key, which is then closed; $null for no key.
     param([Microsoft.Win32.RegistryKey]$Key)
     if ($null -eq $Key) { return $null }
     $variables = @{}
     try {
         foreach ($name in $Key.GetValueNames()) {
-            if ($name -like 'DEADLINE_*') { $variables[$name] = [string]$Key.GetValue($name) }
+            if ($name -like 'DEADLINE_WORKER_*') { $variables[$name] = [string]$Key.GetValue($name) }
         }
     }
     finally {
@@ -108,7 +109,7 @@ function Get-CmfMachineAgentVariables {
 }
 
 function Get-CmfUserAgentVariables {
-    # DEADLINE_* among the logon account's own user variables (HKU\<sid>\Environment), or $null.
+    # DEADLINE_WORKER_* among the logon account's own user variables (HKU\<sid>\Environment), or $null.
     # Uncertain, so reported as a hint: the Service Control Manager builds a service's environment
     # from the machine variables and the account's profile, but whether a user variable reaches the
     # agent depends on the profile being loaded when the service starts (it is read only at start),

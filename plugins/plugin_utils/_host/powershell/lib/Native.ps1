@@ -14,6 +14,9 @@ function Initialize-CmfNative {
     $blocked = Get-CmfLanguageRefusal
     if ($blocked) { throw (New-CmfRefusal $blocked.error_code $blocked.error) }
     Add-Type -TypeDefinition @'
+// The fields of the structures below are written by the marshaller, never by this code: without
+// this, the compiler warns (CS0649), and Windows PowerShell 5.1's Add-Type fails on a warning.
+#pragma warning disable 649
 using System;
 using System.Collections.Generic;
 using System.ComponentModel;
@@ -36,6 +39,7 @@ namespace DeadlineCloudCmf
         const uint STATUS_OBJECT_NAME_NOT_FOUND = 0xC0000034;  // the account holds no right
         const uint STATUS_SOME_NOT_MAPPED = 0x00000107;  // a success: the SIDs that do not map are SidTypeUnknown
         const uint STATUS_NONE_MAPPED = 0xC0000073;
+        const uint STATUS_NO_SUCH_PRIVILEGE = 0xC0000060;  // a name that is no privilege or logon right
         const int POLICY_LOOKUP_NAMES = 0x00000800;
         const int POLICY_CREATE_ACCOUNT = 0x00000010;
         const int POLICY_VIEW_LOCAL_INFORMATION = 0x00000001;
@@ -98,6 +102,36 @@ namespace DeadlineCloudCmf
         [DllImport("advapi32.dll")]
         static extern uint LsaClose(IntPtr PolicyHandle);
 
+        [StructLayout(LayoutKind.Sequential)]
+        struct LUID
+        {
+            public uint LowPart;
+            public int HighPart;
+        }
+
+        [DllImport("advapi32.dll", CharSet = CharSet.Unicode, SetLastError = true)]
+        [return: MarshalAs(UnmanagedType.Bool)]
+        static extern bool LookupPrivilegeValue(string SystemName, string Name, out LUID Luid);
+
+        // The logon rights, which are no privileges (LookupPrivilegeValue does not know them): the
+        // LSA's fixed set since Windows XP.
+        static readonly string[] LogonRights = new string[] {
+            "SeInteractiveLogonRight", "SeNetworkLogonRight", "SeBatchLogonRight", "SeServiceLogonRight",
+            "SeRemoteInteractiveLogonRight", "SeDenyInteractiveLogonRight", "SeDenyNetworkLogonRight",
+            "SeDenyBatchLogonRight", "SeDenyServiceLogonRight", "SeDenyRemoteInteractiveLogonRight"
+        };
+
+        // Whether this Windows knows the right: asked before any change, so that an unknown name in a
+        // list changes nothing (the LSA would answer STATUS_NO_SUCH_PRIVILEGE for it).
+        public static bool IsKnownRight(string right)
+        {
+            foreach (string logon in LogonRights)
+                if (string.Equals(logon, right, StringComparison.OrdinalIgnoreCase))
+                    return true;
+            LUID luid;
+            return LookupPrivilegeValue(null, right, out luid);
+        }
+
         // The function, the NTSTATUS in hex and the system's own text for it, as an LSA_ERROR refusal.
         static void Check(uint status, string what)
         {
@@ -105,7 +139,8 @@ namespace DeadlineCloudCmf
                 return;
             int win32 = (int)LsaNtStatusToWinError(status);
             Exception error = new Exception(string.Format("{0} failed: 0x{1:X8} ({2})", what, status, new Win32Exception(win32).Message));
-            error.Data["CmfCode"] = "LSA_ERROR";
+            // Compared by code, never by text: an unknown right is the contract's UNKNOWN_RIGHT.
+            error.Data["CmfCode"] = status == STATUS_NO_SUCH_PRIVILEGE ? "UNKNOWN_RIGHT" : "LSA_ERROR";
             error.Data["NtStatus"] = status;
             throw error;
         }

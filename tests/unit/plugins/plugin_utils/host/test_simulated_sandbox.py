@@ -9,6 +9,7 @@ import pytest
 import simworker
 
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.errors import HostOperationError
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.simulated.sandbox import MARKER
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.simulated.state import run_operation
 
 MACHINE = "S-1-5-21-3623811015-3361044348-30300820"
@@ -36,11 +37,13 @@ def test_present_makes_a_disabled_user_and_an_empty_group_in_the_machine_domain(
         "user": {"name": "cmf-selftest", "sid": f"{MACHINE}-1003"},  # after the highest RID, 1002
         "group": {"name": "cmf-selftestg", "sid": f"{MACHINE}-1004"},
         "folder": r"C:\Windows\Temp\cmf-selftest",
+        "files": [".deadline-cloud-cmf-sandbox"],
     }
     assert call("sandbox", name="cmf-selftest", state="present") == box
     accounts = simworker.load_state(path)["accounts"]
-    assert accounts[f"{MACHINE}-1003"] == {"name": "cmf-selftest", "type": "user", "enabled": False}
-    assert accounts[f"{MACHINE}-1004"] == {"name": "cmf-selftestg", "type": "group", "members": []}
+    assert accounts[f"{MACHINE}-1003"] == {"name": "cmf-selftest", "type": "user", "enabled": False, "description": MARKER}
+    assert accounts[f"{MACHINE}-1004"] == {"name": "cmf-selftestg", "type": "group", "members": [], "description": MARKER}
+    assert simworker.load_state(path)["files"][r"C:\Windows\Temp\cmf-selftest\.deadline-cloud-cmf-sandbox"]["text"] == ""
     report = call("read_account", account=r".\cmf-selftest")
     assert (report["sid"], report["enabled"], report["rights"], report["groups"]) == (f"{MACHINE}-1003", False, [], [])
 
@@ -52,7 +55,7 @@ def test_absent_takes_the_rights_and_memberships_away_first_and_leaves_the_state
     call("set_user_rights", account=user, rights=["SeBatchLogonRight", "SeServiceLogonRight"], state="present")
     call("set_group_membership", account=user, groups=[box["group"]["sid"], "S-1-5-32-545"], state="present")
     call("write_file", path=box["folder"] + r"\a.txt", content="YQ==", expected_sha256="", backup=False)
-    assert call("sandbox", name="cmf-selftest", state="absent") == box
+    assert call("sandbox", name="cmf-selftest", state="absent") == {**box, "files": [".deadline-cloud-cmf-sandbox", "a.txt"]}
     assert _without_calls(simworker.load_state(path)) == state
     with pytest.raises(HostOperationError) as refused:
         call("read_account", account=user)
@@ -61,6 +64,7 @@ def test_absent_takes_the_rights_and_memberships_away_first_and_leaves_the_state
         "user": {"name": "cmf-selftest", "sid": None},
         "group": {"name": "cmf-selftestg", "sid": None},
         "folder": r"C:\Windows\Temp\cmf-selftest",
+        "files": [],
     }
 
 
@@ -71,3 +75,23 @@ def test_a_name_windows_would_not_take_is_refused_before_any_change(worker, name
         call("sandbox", name=name, state="present")
     assert refused.value.code == "INVALID_NAME"
     assert _without_calls(simworker.load_state(path)) == state
+
+
+@pytest.mark.parametrize("state", ["present", "absent"])
+@pytest.mark.parametrize(
+    "squatter",
+    [
+        lambda s: s["accounts"].update({f"{MACHINE}-1100": {"name": "cmf-selftest", "type": "user"}}),
+        lambda s: s["accounts"].update({f"{MACHINE}-1100": {"name": "cmf-selftestg", "type": "group", "members": [], "description": "Render team"}}),
+        lambda s: s["files"].update({r"C:\Windows\Temp\cmf-selftest\notes.txt": {"text": "mine"}}),
+    ],
+    ids=["user", "group", "folder"],
+)
+def test_what_the_sandbox_did_not_make_is_neither_reused_nor_deleted(tmp_path, squatter, state):
+    before = simworker.example_state()
+    squatter(before)
+    path = simworker.save_state(tmp_path / "worker.yml", before)
+    with pytest.raises(HostOperationError) as refused:
+        run_operation(str(path), "sandbox", {"name": "cmf-selftest", "state": state})
+    assert refused.value.code == "SANDBOX_NOT_OURS" and "did not make" in refused.value.message
+    assert _without_calls(simworker.load_state(path)) == before

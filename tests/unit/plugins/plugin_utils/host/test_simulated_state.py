@@ -90,3 +90,29 @@ def test_missing_or_malformed_state_file_names_the_file(tmp_path, content):
         path.write_text(content)
     with pytest.raises(StateFileError, match=str(path)):
         run_operation(str(path), "read_file", {"path": TOML})
+
+
+def test_folders_are_modelled_only_where_the_state_lists_them(tmp_path):
+    state = simworker.example_state()
+    path = simworker.save_state(tmp_path / "unlisted.yml", state)
+    # Without `folders`, every folder exists (the states written before folders were modelled).
+    created = run_operation(str(path), "write_file", {"path": r"C:\Elsewhere\new.txt", "content": "eA==", "expected_sha256": "", "backup": False})
+    assert created["warnings"] == []
+    state["folders"] = [r"C:\Data\Deep"]
+    path = simworker.save_state(tmp_path / "listed.yml", state)
+    for folder in (r"C:\Data\Deep", r"C:\Data", "C:\\ProgramData\\Amazon\\Deadline\\Config", r"c:\programdata"):
+        run_operation(str(path), "write_file", {"path": folder + r"\new.txt", "content": "eA==", "expected_sha256": "", "backup": False})
+    with pytest.raises(HostOperationError) as refused:
+        run_operation(str(path), "write_file", {"path": r"C:\Data\Other\new.txt", "content": "eA==", "expected_sha256": "", "backup": False})
+    assert refused.value.code == "FOLDER_NOT_FOUND" and r"C:\Data\Other" in refused.value.message
+
+
+def test_a_replace_keeps_the_files_acl_and_a_backup_gets_none(worker):
+    state = simworker.load_state(worker)
+    state["files"][TOML]["acl"] = "D:P(A;;FA;;;SY)(A;;FA;;;BA)"
+    simworker.save_state(worker, state)
+    read = run_operation(str(worker), "read_file", {"path": TOML})
+    written = run_operation(str(worker), "write_file", {"path": TOML, "content": "eA==", "expected_sha256": read["sha256"], "backup": True})
+    files = simworker.load_state(worker)["files"]
+    assert files[TOML]["acl"] == "D:P(A;;FA;;;SY)(A;;FA;;;BA)"
+    assert "acl" not in files[written["backup_file"]]
