@@ -135,7 +135,7 @@ def test_with_an_environment_override_the_opt_in_fix_removes_the_variable_first(
         state["services"]["DeadlineWorker"]["environment"].append(f"{OPT_IN}=false")
     else:
         state["environment"] = {OPT_IN: "false"}
-    opt_in = next(f for f in agent_rules.describe(read_agent_info(SimulatedState(state), {"service": "DeadlineWorker", "config_path": simworker.WORKER_TOML, "account": ""}))["findings"] if f["id"] == "AGENT_OPT_IN_MISSING")
+    opt_in = next(f for f in reading_of(state)["findings"] if f["id"] == "AGENT_OPT_IN_MISSING")
     assert opt_in["fix"].lower().startswith("remove") and says in opt_in["fix"]
     assert opt_in["fix"].endswith("then set [os] run_jobs_as_agent_user = true in worker.toml (deadline_cloud.cmf.worker_toml) and restart the service.")
 
