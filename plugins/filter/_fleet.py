@@ -46,6 +46,7 @@ def converge_summary(workers: Any, hostvars: Any, *, pattern: str = "", limit: s
         "summary": summary,
         "lines": fleet.converge_lines(summary),  # the playbook adds where the report went
         "published": fleet.converge_published(summary),
+        "failing": [e["host"] for e in summary["hosts"] if e["status"] in fleet.FAILING_STATUSES],
         **view,
     }
 
