@@ -9,7 +9,7 @@ data they publish with set_stats, or the role's fact deadline_worker_agent_user_
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils import _fleet as fleet
@@ -22,11 +22,15 @@ def _hosts(hosts: Any) -> list[str]:
     return [str(h) for h in hosts or []]
 
 
-def _report(summary: Mapping, path: Any, csv_text, json_text) -> dict:
-    path = str(path or "")
-    if not path:
-        return {"report_path": "", "report_text": ""}
-    return {"report_path": path, "report_text": csv_text(summary) if path.lower().endswith(".csv") else json_text(summary)}
+def _view(workers: list[str], summary: Mapping, report: Any, csv_text: Callable[[Mapping], str], **views: Any) -> dict:
+    """What a summary play uses: the summary, its views, and the report file's path and text."""
+    path = str(report or "")
+    text = (csv_text(summary) if path.lower().endswith(".csv") else fleet.report_json(summary)) if path else ""
+    return {"workers": len(workers), "summary": summary, **views, "report_path": path, "report_text": text}
+
+
+def _none_selected(pattern: Any, limit: Any) -> dict:
+    return {"workers": 0, "lines": [fleet.no_worker_message(str(pattern), str(limit or ""))]}
 
 
 def converge_over_threshold(hosts: Any, hostvars: Any, max_fail_percentage: Any = 10) -> bool:
@@ -35,37 +39,30 @@ def converge_over_threshold(hosts: Any, hostvars: Any, max_fail_percentage: Any 
 
 
 def converge_summary(workers: Any, hostvars: Any, *, pattern: str = "", limit: str = "", max_fail_percentage: Any = 10, report: Any = "") -> dict:
-    """The run's summary, its terminal lines, what it publishes and its report file's text."""
+    """The run's summary, its terminal lines (the playbook adds where the report went), what it
+    publishes, the workers to mark failed and its report file's text."""
     workers = _hosts(workers)
     if not workers:
-        return {"workers": 0, "lines": [fleet.no_worker_message(str(pattern), str(limit or ""))]}
+        return _none_selected(pattern, limit)
     summary = fleet.converge_summary(fleet.host_values(workers, hostvars, RESULT), float(max_fail_percentage))
-    view = _report(summary, report, fleet.converge_csv, fleet.report_json)
-    return {
-        "workers": len(workers),
-        "summary": summary,
-        "lines": fleet.converge_lines(summary),  # the playbook adds where the report went
-        "published": fleet.converge_published(summary),
-        "failing": [e["host"] for e in summary["hosts"] if e["status"] in fleet.FAILING_STATUSES],
-        **view,
-    }
+    failing = [e["host"] for e in summary["hosts"] if e["status"] in fleet.FAILING_STATUSES]
+    return _view(
+        workers, summary, report, fleet.converge_csv,
+        lines=fleet.converge_lines(summary), published=fleet.converge_published(summary), failing=failing,
+    )
 
 
 def diagnose_summary(workers: Any, hostvars: Any, *, pattern: str = "", limit: str = "", report: Any = "") -> dict:
-    """The diagnosis of the run: its summary, terminal lines, what it publishes and its report file's text."""
+    """The diagnosis of the run: its summary, terminal lines, what it publishes, each host's message
+    when it is not ready and its report file's text."""
     workers = _hosts(workers)
     if not workers:
-        return {"workers": 0, "lines": [fleet.no_worker_message(str(pattern), str(limit or ""))]}
+        return _none_selected(pattern, limit)
     summary = fleet.summarize(fleet.host_values(workers, hostvars, READING), fleet.host_values(workers, hostvars, RESULT))
-    view = _report(summary, report, fleet.report_csv, fleet.report_json)
-    return {
-        "workers": len(workers),
-        "summary": summary,
-        "lines": fleet.report_lines(summary),  # the playbook adds where the report went
-        "published": fleet.diagnose_published(summary),
-        "not_ready": fleet.not_ready_messages(summary),
-        **view,
-    }
+    return _view(
+        workers, summary, report, fleet.report_csv,
+        lines=fleet.report_lines(summary), published=fleet.diagnose_published(summary), not_ready=fleet.not_ready_messages(summary),
+    )
 
 
 def diagnose_host_lines(reading: Any, plan: Any = None) -> list[str]:

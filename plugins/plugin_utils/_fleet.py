@@ -33,7 +33,7 @@ from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._role import se
 SEVERITIES = ("blocker", "security", "warning", "info")
 _VIEW_FIELDS = ("checked", "busy", "status", "active_sessions", "reason")
 _LINE = 100  # names per line of a terminal summary are wrapped at about this width
-_PUBLISHED_CAUSE = 240  # characters of a cause in what a run publishes (the report file has it whole)
+_PUBLISHED_CAUSE = 120  # characters of a cause in what a run publishes (the recap and the report have it whole)
 
 
 def _severity_rank(severity: str) -> int:

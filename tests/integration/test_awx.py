@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import simworker
@@ -51,7 +52,8 @@ def ansible_runner(tmp_path: Path, ident: str, hosts: dict[str, str], playbook: 
     )
     artifacts = private / "artifacts" / ident
     assert (artifacts / "rc").exists(), run.stdout[-3000:] + run.stderr[-3000:]
-    events = [json.loads(path.read_text(encoding="utf-8")) for path in sorted((artifacts / "job_events").glob("*.json"), key=lambda p: int(p.name.split("-")[0]))]
+    paths = sorted((artifacts / "job_events").glob("*.json"), key=lambda p: int(p.name.split("-")[0]))
+    events = [json.loads(path.read_text(encoding="utf-8")) for path in paths]
     sizes = {path: len(path.read_bytes()) for path in (artifacts / "job_events").glob("*.json")}
     stats = next(e["event_data"] for e in events if e["event"] == "playbook_on_stats")
     return {
@@ -210,8 +212,9 @@ def test_the_execution_environment_build_context_holds_everything_it_names(tmp_p
     build(simworker.REPO_ROOT, ee / "collections")
     shutil.copy(stand_in_windows(tmp_path, windows_version), ee / "collections")
     context = tmp_path / "context"
+    builder = Path(sys.executable).parent / "ansible-builder"  # the test venv's: it needs no ansible-core of its own
     created = subprocess.run(
-        [str(simworker.ansible_bin() / "ansible-builder"), "create", "--file", "execution-environment.yml", "--context", str(context)],
+        [str(builder), "create", "--file", "execution-environment.yml", "--context", str(context)],
         cwd=ee, capture_output=True, text=True, env=offline_env(), check=False,
     )
     assert created.returncode == 0, created.stdout + created.stderr

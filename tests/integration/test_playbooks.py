@@ -283,6 +283,26 @@ def test_an_interrupt_says_where_sessions_were_interrupted(tmp_path):
     assert "sessions interrupted: 1 (render-02: 1)" in summary_lines(result)
 
 
+def test_restart_when_never_says_who_restarts_and_a_list_passed_as_text_says_how_to_pass_a_list(tmp_path):
+    inventory, paths = fleet(tmp_path, {"render-01": "installer-default"}, group=RENDER)
+    result = run("converge.yml", inventory, "-e", f"deadline_workers_hosts={RENDER}", "-e", "deadline_worker_agent_user_restart_when=never")
+    assert result.returncode == 0, result.stdout[-3000:]  # a pending restart is not a failure
+    lines = summary_lines(result)
+    assert lines[0] == "1 host: 1 restart pending"
+    assert lines[lines.index("restart pending:") + 1].startswith(
+        "  render-01: deadline_worker_agent_user_restart_when is never (or deadline_worker_agent_user_restart is false): restart DeadlineWorker yourself"
+    )
+    assert "not allowed" not in result.stdout
+    text = run("converge.yml", inventory, "-e", f"deadline_workers_hosts={RENDER}", "-e", 'deadline_worker_agent_user_rights=["SeServiceLogonRigth"]')
+    assert text.returncode != 0
+    cause = fatal(text, "render-01")
+    assert "deadline_worker_agent_user_rights must be a list of strings, not the text" in cause and "[[" not in cause
+    assert "filter plugin" not in text.stdout
+    typo = run("converge.yml", inventory, "-e", f"deadline_workers_hosts={RENDER}", "-e", '{"deadline_worker_agent_user_rights": ["SeServiceLogonRigth"]}')
+    assert "unknown user right SeServiceLogonRigth (did you mean SeServiceLogonRight?)" in fatal(typo, "render-01")
+    assert simworker.load_state(paths["render-01"])["calls_total"] == 4  # the first run's (no restart); none from the refused variables
+
+
 def test_check_mode_says_would_fix_and_would_wait_and_writes_its_report(tmp_path):
     hosts = {"render-01": "installer-default", "render-02": busy("installer-default"), "render-03": "env-override"}
     inventory, paths = fleet(tmp_path, hosts, group=RENDER)
@@ -334,6 +354,10 @@ def test_diagnose_writes_csv_lists_hosts_without_a_reading_and_works_under_the_f
     assert [r["status"] for r in rows if r["host"] == "worker-02"] in (["error"], ["unreachable"])
     action = {(r["host"], r["finding"]): r["converge"] for r in rows}
     assert action[("worker-04", "ENV_OVERRIDE")] == "refuses" and action[("worker-01", "AGENT_USER_IS_ADMIN")] == "fixes"
+    fix = {(r["host"], r["finding"]): r["fix"] for r in rows}
+    # with the variable that turns the opt-in off, the opt-in's fix removes the variable first
+    assert fix[("worker-04", "AGENT_OPT_IN_MISSING")].startswith("Remove DEADLINE_WORKER_RUN_JOBS_AS_AGENT_USER=... from the Environment value")
+    assert fix[("worker-01", "AGENT_OPT_IN_MISSING")].startswith("Set [os] run_jobs_as_agent_user = true in worker.toml")
 
 
 # --- converge: fixes what it can, budgets --------------------------------------------------------

@@ -19,8 +19,8 @@ ROOT = simworker.REPO_ROOT
 def requirement_names(name: str) -> dict[str, str]:
     """Package name (lower case, without extras) to its line, following -r includes."""
     found: dict[str, str] = {}
-    for line in (ROOT / name).read_text(encoding="utf-8").splitlines():
-        line = line.split("#", 1)[0].strip()
+    for raw in (ROOT / name).read_text(encoding="utf-8").splitlines():
+        line = raw.split("#", 1)[0].strip()
         if not line:
             continue
         if line.startswith("-r "):
@@ -32,8 +32,8 @@ def requirement_names(name: str) -> dict[str, str]:
 
 def bindep_entries() -> list[tuple[str, set[str]]]:
     entries = []
-    for line in (ROOT / "bindep.txt").read_text(encoding="utf-8").splitlines():
-        line = line.split("#", 1)[0].strip()
+    for raw in (ROOT / "bindep.txt").read_text(encoding="utf-8").splitlines():
+        line = raw.split("#", 1)[0].strip()
         if line:
             package, _, selectors = line.partition(" ")
             entries.append((package, set(selectors.strip("[] ").split())))
@@ -85,3 +85,11 @@ def test_the_simulated_worker_without_ruamel_yaml_says_what_to_install(tmp_path)
     said = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
     assert said.startswith("the simulated worker needs the Python package ruamel.yaml on the controller"), said
     assert "pip install 'ruamel.yaml>=0.18'" in said and "real workers do not need it" in said
+
+
+def test_the_ssm_example_uses_amazon_aws_with_its_windows_fixes_and_names_the_session_manager_plugin():
+    inventory = (ROOT / "playbooks" / "inventory" / "aws_ec2.yml").read_text(encoding="utf-8")
+    compose = yaml.safe_load(inventory)["compose"]
+    assert compose["ansible_connection"] == "'amazon.aws.aws_ssm'"
+    assert "amazon.aws 11.4.0 or later" in inventory and "session-manager-plugin" in compose["ansible_aws_ssm_plugin"]
+    assert "community.aws.aws_ssm" not in (ROOT / "README.md").read_text(encoding="utf-8")
