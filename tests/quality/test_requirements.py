@@ -35,7 +35,7 @@ def bindep_entries() -> list[tuple[str, set[str]]]:
     for raw in (ROOT / "bindep.txt").read_text(encoding="utf-8").splitlines():
         line = raw.split("#", 1)[0].strip()
         if line:
-            package, _, selectors = line.partition(" ")
+            package, _space, selectors = line.partition(" ")
             entries.append((package, set(selectors.strip("[] ").split())))
     return entries
 
