@@ -31,6 +31,16 @@ render session, ``services.DeadlineWorker.sessions: [{id: session-1, ends_after_
 and reports after the converge the sessions it interrupted (``interrupted_sessions`` over all
 hosts) and the hosts still "restart pending" (``restarts`` still 0).
 
+With ``--events N`` it also runs the converge and the re-run of N workers through ansible-runner,
+as AWX runs a job (the project of awx/project, at the default verbosity), and prints per host the
+bytes of the job events AWX would store: those that carry the host's task results (runner_on_ok,
+_failed, _skipped, _unreachable) and all of them (runner_on_start included), the task executions
+per host from the artifacts' stats (with and without localhost in --limit: without it, the first
+host also runs the summary's tasks), and the bytes of the set_stats data (the job's artifacts).
+``--published N`` prints the bytes of what converge publishes for N workers, built in-process by
+the functions converge.yml's summary calls, from outcomes the role computes on simulated readings:
+all fixed, all refused, and the worst case of every host failed with a long message.
+
 The simulated workers keep their state in JSON files by default: the simulator parses and rewrites
 a host's file at every call, on the controller, and for YAML it does so with ruamel.yaml's round
 trip (which keeps the comments of a hand-written file), a cost of the stand-in that a real farm
@@ -39,6 +49,7 @@ does not have (there the script runs on the worker). ``--state-format yaml`` mea
     .venv/bin/python benchmarks/fleet.py                       # N = 1, 10, 100, 300
     .venv/bin/python benchmarks/fleet.py --sizes 1,10 --latency-ms 1000
     .venv/bin/python benchmarks/fleet.py --sizes 100 --busy-percent 20 --busy-seconds 30
+    .venv/bin/python benchmarks/fleet.py --sizes 0 --events 10 --published 3000
 """
 
 from __future__ import annotations
@@ -215,6 +226,99 @@ def run_size(
             shutil.rmtree(folder, ignore_errors=True)
 
 
+RESULT_EVENTS = ("runner_on_ok", "runner_on_failed", "runner_on_skipped", "runner_on_unreachable")
+
+
+def runner_job(private: Path, ident: str, env: dict, cmdline: str = "") -> dict:
+    """One ansible-runner job on ``private`` (project, inventory): per host event bytes, stats, artifacts."""
+    (private / "env").mkdir(exist_ok=True)
+    (private / "env" / "cmdline").write_text(cmdline, encoding="utf-8")
+    runner = Path(sys.executable).parent / "ansible-runner"
+    run_env = {k: v for k, v in env.items() if k != "ANSIBLE_STDOUT_CALLBACK"}
+    subprocess.run([str(runner), "run", str(private), "-p", "converge.yml", "--ident", ident], env=run_env, capture_output=True, check=False)
+    results: dict[str, int] = {}
+    every: dict[str, int] = {}
+    stats: dict = {}
+    for path in (private / "artifacts" / ident / "job_events").glob("*.json"):
+        event = json.loads(path.read_text(encoding="utf-8"))
+        size = len(path.read_bytes())
+        host = (event.get("event_data") or {}).get("host")
+        if event["event"] == "playbook_on_stats":
+            stats = event["event_data"]
+        if not host:
+            continue
+        every[host] = every.get(host, 0) + size
+        if event["event"] in RESULT_EVENTS:
+            results[host] = results.get(host, 0) + size
+    tasks = {
+        host: sum(int(stats.get(key, {}).get(host, 0)) for key in ("ok", "failures", "skipped", "dark", "rescued"))
+        for host in stats.get("processed", {})
+    }
+    rc = (private / "artifacts" / ident / "rc").read_text().strip()
+    return {"results": results, "every": every, "tasks": tasks, "artifact": len(json.dumps(stats.get("artifact_data") or {})), "rc": rc}
+
+
+def run_events(count: int, env: dict, keep: bool) -> None:
+    folder = Path(tempfile.mkdtemp(prefix=f"deadline-cmf-bench-events-{count}-"))
+    try:
+        build_fleet(folder, count, 0, set(), 0.0)
+        private = folder / "job"
+        shutil.copytree(ROOT / "awx" / "project", private / "project")
+        (private / "inventory").mkdir()
+        shutil.copy(folder / "inventory.yml", private / "inventory" / "hosts.yml")
+        rows = []
+        runs = (("converge", "converge", ""), ("rerun", "re-run", ""), ("limited", "re-run, --limit without localhost", f"--limit {GROUP}"))
+        for ident, label, cmdline in runs:
+            job = runner_job(private, ident, env, cmdline)
+            workers = [h for h in job["every"] if h.startswith("worker-")]
+            rows.append([
+                label, job["rc"], max(job["results"].get(h, 0) for h in workers), max(job["every"][h] for h in workers),
+                max(job["tasks"].get(h, 0) for h in workers), min(job["tasks"].get(h, 0) for h in workers), job["artifact"],
+            ])
+        print(f"\nJob events per worker, {count} workers through ansible-runner (awx/project, default verbosity):\n")
+        header = ["run", "rc", "result events/host max (bytes)", "all events/host max (bytes)", "tasks/host max", "tasks/host min", "set_stats (bytes)"]
+        print_table(header, rows)
+    finally:
+        if not keep:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def published_sizes(count: int, collections: Path) -> list[list]:
+    """Bytes of converge's set_stats data for ``count`` workers, built by the functions its summary
+    calls, from outcomes the role computes on simulated readings."""
+    sys.path.insert(0, str(collections))
+    from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils import _fleet as fleet
+    from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils import _role as role
+    from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._agent import rules
+    from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.simulated.agent import read_agent_info
+    from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.simulated.state import SimulatedState
+
+    variables = yaml.safe_load((ROOT / "roles" / "deadline_worker_agent_user" / "defaults" / "main.yml").read_text(encoding="utf-8"))
+
+    def reading(name: str) -> dict:
+        state = yaml.safe_load((ROOT / "playbooks" / "simulated" / f"{name}.yml").read_text(encoding="utf-8"))
+        config = r"C:\ProgramData\Amazon\Deadline\Config\worker.toml"
+        raw = read_agent_info(SimulatedState(state), {"service": SERVICE, "config_path": config, "account": ""})
+        return rules.result_of(raw)
+
+    fixable = reading("installer-default")
+    plan = role.plan(fixable, variables)
+    fixed = role.outcome(fixable, plan, rights={"changed": True, "added": plan["rights_to_grant"]},
+                         groups={"changed": True, "removed": plan["groups_to_leave"]}, config={"changed": True},
+                         restart={"changed": True, "restarted": True, "healthy": True, "info": {"ready": True, "findings": []}})
+    assert fixed["status"] == "fixed", fixed["cause"]
+    refused_reading = reading("env-override")
+    refused = role.outcome(refused_reading, role.plan(refused_reading, variables))
+    failed = role.outcome(fixable, plan, error="control_service: " + "the agent stopped with a long error. " * 200)
+    rows = []
+    for label, result in (("fixed", fixed), ("refused", refused), ("failed, 7 KB messages", failed)):
+        # host names of 64 characters: a long FQDN
+        results = {f"render-node-{index:05d}".ljust(52, "x") + ".farm.local" + "x": result for index in range(count)}
+        published = fleet.converge_published(fleet.converge_summary(results, 10))
+        rows.append([count, label, len(json.dumps(published))])
+    return rows
+
+
 def script_sizes(collections: Path) -> list[tuple[str, int, str]]:
     """Bytes of PowerShell each operation sends to a Windows host (UTF-8, includes expanded), and
     when it compiles C#."""
@@ -254,6 +358,8 @@ def main() -> int:
         help="the simulated workers' state files: json (default) keeps the stand-in's own parsing out of the controller's CPU;"
         " yaml makes the simulator round-trip YAML at every call, as it does for hand-written, commented files",
     )
+    parser.add_argument("--events", type=int, default=0, help="also measure the job events of N workers through ansible-runner")
+    parser.add_argument("--published", type=int, default=0, help="also measure what converge publishes for N workers")
     args = parser.parse_args()
     if not 0 <= args.busy_percent <= 100:
         parser.error("--busy-percent must be between 0 and 100")
@@ -297,7 +403,7 @@ def main() -> int:
             [],
         )
         rows = []
-        for size in (int(s) for s in args.sizes.split(",") if s.strip()):
+        for size in (int(s) for s in args.sizes.split(",") if s.strip() and int(s) > 0):
             row = run_size(
                 size, args.forks, args.latency_ms, env, keep=args.keep, busy_percent=args.busy_percent, busy_seconds=args.busy_seconds,
                 state_format=args.state_format,
@@ -321,6 +427,11 @@ def main() -> int:
                 ["N", "busy hosts", "sessions interrupted", "hosts restart pending"],
                 [[row["n"], row["busy"], row["interrupted"], row["restart_pending"]] for row in rows],
             )
+        if args.events:
+            run_events(args.events, env, args.keep)
+        if args.published:
+            print("\nWhat converge publishes with set_stats (bytes of its JSON), by the hosts' outcome:\n")
+            print_table(["N", "every host", "set_stats (bytes)"], published_sizes(args.published, collections))
     finally:
         shutil.rmtree(collections, ignore_errors=True)
     return 0

@@ -113,12 +113,19 @@ def set_file_bytes(state: dict, data: bytes, path: str = WORKER_TOML) -> dict:
     return state
 
 
-def write_inventory(tmp_path: Path, states: dict[str, Path], extra_vars: dict | None = None) -> Path:
+def write_inventory(
+    tmp_path: Path, states: dict[str, Path], extra_vars: dict | None = None, group: str = "deadline_workers", others: dict | None = None
+) -> Path:
+    """An inventory of simulated workers in ``group``; ``others``: group name to host names of hosts
+    that are no workers (local connection), as a farm's inventory has."""
     hosts = {
         name: {"ansible_connection": "deadline_cloud.cmf.simulated_worker", "simulated_worker_state": str(path)}
         for name, path in states.items()
     }
-    inventory = {"all": {"children": {"deadline_workers": {"hosts": hosts}}, "vars": extra_vars or {}}}
+    children = {group: {"hosts": hosts}}
+    for other, names in (others or {}).items():
+        children[other] = {"hosts": {name: {"ansible_connection": "local"} for name in names}}
+    inventory = {"all": {"children": children, "vars": extra_vars or {}}}
     path = tmp_path / "inventory.yml"
     path.write_text(yaml.safe_dump(inventory, sort_keys=False), encoding="utf-8")
     return path
@@ -159,9 +166,19 @@ def ansible_bin() -> Path:
     return Path(chosen) if chosen else Path(sys.executable).parent
 
 
-def run_playbook(playbook: Path, inventory: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+def run_playbook(playbook: Path, inventory: Path, *args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
     command = [str(ansible_bin() / "ansible-playbook"), "-i", str(inventory), str(playbook), *args]
-    return subprocess.run(command, capture_output=True, text=True, env=env or ansible_env(), check=False, timeout=600)
+    return subprocess.run(command, capture_output=True, text=True, env=env or ansible_env(), check=False, timeout=600, cwd=cwd)
+
+
+def recap(run: subprocess.CompletedProcess) -> dict[str, dict[str, int]]:
+    """Host to its PLAY RECAP counters (ok, changed, unreachable, failed, skipped, rescued, ignored)."""
+    found = {}
+    for line in run.stdout.rsplit("PLAY RECAP", 1)[-1].splitlines():
+        if " : " in line and "ok=" in line:
+            host, counters = line.split(" : ", 1)
+            found[host.strip()] = {k: int(v) for k, v in (pair.split("=") for pair in counters.split())}
+    return found
 
 
 def write_playbook(tmp_path: Path, tasks: list, name: str = "play.yml", **play: object) -> Path:

@@ -19,6 +19,8 @@ from __future__ import annotations
 import time
 from typing import Any, ClassVar
 
+from ansible.utils.display import Display
+
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._action import CmfAction
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._agent import config_file as agent_config
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._agent import deadline_api
@@ -60,6 +62,21 @@ def _service_ids(reading: dict | None) -> dict:
 
 
 DEFAULT_POLL_INTERVAL = 30
+
+display = Display()
+
+
+def waiting_message(host: str, service: str, sessions: dict, seconds_left: float, poll_interval: int) -> str:
+    """The line shown at each look at a busy agent, at any verbosity: a wait of up to idle_timeout
+    seconds must not look like a hung run."""
+    count = int(sessions.get("count") or 1)
+    ids = [str(i) for i in sessions.get("ids") or []]
+    return (
+        f"{host}: {service} runs {count} session(s)" + (f" ({', '.join(ids)})" if ids else "")
+        + f"; waiting for them to end before the restart, {max(0, round(seconds_left))} s left, next look in {poll_interval} s"
+    )
+
+
 _LEAST = {"timeout": 1, "settle": 0, "idle_timeout": 0, "poll_interval": 1}
 
 
@@ -235,6 +252,9 @@ class ActionModule(CmfAction):
                 outcome = self._control(host, params, if_idle=False, timeout=max(params["timeout"], INTERRUPT_STOP_TIMEOUT))
                 polls += 1
                 break
+            display.display(
+                waiting_message(str(task_vars.get("inventory_hostname") or ""), name, outcome.get("sessions") or {}, deadline - time.monotonic(), poll_interval)
+            )
             time.sleep(poll_interval)
 
         result = {

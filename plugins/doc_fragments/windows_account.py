@@ -13,6 +13,8 @@ options:
       - The account - a local name, V(.\\name) (this computer), V(HOST\\name), V(DOMAIN\\name), a UPN
         V(name@domain), or a SID string such as V(S-1-5-21-...-1001).
       - Names match case-insensitively, as Windows matches them; the module acts on the account's SID.
+      - In YAML write V('.\\name') in single quotes, or without quotes; in double quotes V(\\a) is a bell and
+        V(\\t) a tab, and the name is not found.
     type: str
     required: true
 notes:

@@ -1,13 +1,19 @@
 # Copyright: contributors to deadline_cloud.cmf
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Readings of many workers turned into one report, and what keeps the role from fixing one worker.
+"""The fleet playbooks' reports: what a diagnose or a converge run found, host by host and in all.
 
-Pure Python, no Ansible: the filter plugins of the collection (``fleet_summary``,
-``fleet_report_lines``, ``fleet_report_csv``, ``worker_findings_lines``, ``fleet_converge_summary``...) are
-thin wrappers of the functions here. A *reading* is what ``deadline_cloud.cmf.worker_agent_info``
-returned for a host (``findings`` and ``ready``), or a failed or unreachable task result, or None
-when the host has no reading at all. A *plan* is the role's (``deadline_worker_agent_user_result.plan``):
-with it, each finding says what converge will do about it.
+Pure Python, no Ansible: the collection's internal filters (plugins/filter/_fleet.py) wrap the
+functions here for playbooks/diagnose.yml and playbooks/converge.yml. A *reading* is what
+``deadline_cloud.cmf.worker_agent_info`` returned for a host (``findings`` and ``ready``), or a failed
+or unreachable task result, or None when the host has no reading at all. A *plan* is the role's
+(``deadline_worker_agent_user_result.plan``): with it, each finding says what converge will do about
+it. A *result* is the role's fact ``deadline_worker_agent_user_result``.
+
+What a run publishes for AWX and Automation Platform (``set_stats``) is built to merge: AWX merges the
+artifacts of job slices, and of workflow nodes, with ``dict.update``, so each run publishes one key of
+its own (``deadline_converge_run_<id>``, the id taken from the run's hosts) holding its counts and a
+mapping keyed by host. Two slices never overwrite each other; a workflow adds up the counts of every
+``deadline_converge_run_*`` key.
 
 Internal to this collection: not a public API; it may change in any release.
 """
@@ -15,18 +21,19 @@ Internal to this collection: not a public API; it may change in any release.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._agent import deadline_api
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._role import sentence
 
 SEVERITIES = ("blocker", "security", "warning", "info")
 _VIEW_FIELDS = ("checked", "busy", "status", "active_sessions", "reason")
-
-
-_MAX_NAMES = 6
+_LINE = 100  # names per line of a terminal summary are wrapped at about this width
+_PUBLISHED_CAUSE = 120  # characters of a cause in what a run publishes (the recap and the report have it whole)
 
 
 def _severity_rank(severity: str) -> int:
@@ -41,10 +48,65 @@ def _findings(reading: Mapping[str, Any]) -> list[dict]:
     return [f for f in found if isinstance(f, Mapping) and f.get("id")]
 
 
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def wrapped_names(names: Iterable[str], indent: str = "  ") -> list[str]:
+    """Every name, comma-separated, over as many lines as they need (never cut short)."""
+    lines: list[str] = []
+    current = ""
+    for name in names:
+        piece = f"{current}, {name}" if current else name
+        if current and len(indent) + len(piece) > _LINE:
+            lines.append(f"{indent}{current},")
+            piece = name
+        current = piece
+    if current:
+        lines.append(f"{indent}{current}")
+    return lines
+
+
+def run_id(hosts: Iterable[str]) -> str:
+    """The id of a run's published key: the same hosts give the same id (a re-run of a slice replaces
+    its own entry), other hosts another one (slices never collide)."""
+    return hashlib.sha256("\n".join(sorted(str(h) for h in hosts)).encode("utf-8")).hexdigest()[:12]
+
+
+def host_values(hosts: Iterable[str], hostvars: Any, name: str) -> dict:
+    """Host name to ``hostvars[host][name]``, None where the host has no such variable (not reached,
+    or not run: a later wave, or a host the free strategy has not come to)."""
+    values: dict = {}
+    for host in hosts or []:
+        found = None
+        try:
+            host_vars = hostvars[host]
+            if name in host_vars:
+                found = host_vars[name]
+        except (KeyError, TypeError):
+            found = None
+        values[str(host)] = found
+    return values
+
+
+def no_worker_message(pattern: str, limit: str = "") -> str:
+    """Why a run found nothing to do, and what to change: it fails rather than pass on no host."""
+    where = f"the host pattern '{pattern}'" + (f" with --limit '{limit}'" if limit else "")
+    return (
+        f"no worker selected: {where} selects no host of the inventory, so nothing was read or changed."
+        " Name your workers' group or pattern with -e deadline_workers_hosts=<group or pattern>"
+        + (", and a --limit that selects some of them." if limit else ".")
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# diagnose: readings and what converge would do
+
+
 def host_entry(host: str, reading: Any, plan: Any = None) -> dict:
     """One host's line of the report: its status, readiness and findings (with what converge does
     about each, when the role's plan for the host is given)."""
-    entry: dict[str, Any] = {"host": host, "status": "no_reading", "ready": False, "findings": [], "error": "", "converge": ""}
+    entry: dict[str, Any] = {"host": host, "status": "no_reading", "ready": False, "findings": [], "error": "", "converge": "", "busy": 0}
     if not isinstance(reading, Mapping) or not reading:
         entry["error"] = "no reading: the host was not reached, or it failed before it was read"
         return entry
@@ -73,7 +135,24 @@ def host_entry(host: str, reading: Any, plan: Any = None) -> dict:
             if refused
             else ("fixes" if plan.get("act") else "nothing to do")
         )
+        entry["busy"] = int(plan.get("sessions") or 1) if plan.get("busy") else 0
+        entry["converge_wait"] = busy_wait(plan) if plan.get("busy") and not refused else ""
     return entry
+
+
+def busy_wait(plan: Mapping[str, Any]) -> str:
+    """What converge does about the sessions a busy worker runs, as its plan says."""
+    count = int(plan.get("sessions") or 1)
+    running = f"busy: {_plural(count, 'session')} running"
+    if not plan.get("restart"):
+        return f"{running}; converge has no restart to make here"
+    when = plan.get("restart_when")
+    if when == "never":
+        return f"{running}; converge leaves the restart to you (restart_when: never)"
+    if when == "always":
+        return f"{running}; converge restarts the agent at once and interrupts them (restart_when: always)"
+    then = "then interrupts them" if plan.get("when_busy") == "interrupt" else "else leaves the restart pending for the next run"
+    return f"{running}; converge waits up to {int(plan.get('idle_timeout') or 0)} s for them to end before it restarts the agent, {then}"
 
 
 def converge_action(finding_id: str, plan: Any) -> str:
@@ -103,14 +182,22 @@ def summarize(readings: Mapping[str, Any], plans: Mapping[str, Any] | None = Non
                     "hosts": [],
                     "message": finding["message"],
                     "fix": finding["fix"],
-                    "converge": finding["converge"],
+                    "converge_hosts": {},
                 },
             )
             if entry["host"] not in item["hosts"]:
                 item["hosts"].append(entry["host"])
+                if finding["converge"]:
+                    item["converge_hosts"].setdefault(finding["converge"], []).append(entry["host"])
     findings = sorted(by_id.values(), key=lambda f: (_severity_rank(f["severity"]), -len(f["hosts"]), f["id"]))
     for item in findings:
+        item["hosts"].sort()
         item["count"] = len(item["hosts"])
+        # what converge does about it: one word when it does the same on every host, else "" (see converge_hosts)
+        actions = item["converge_hosts"]
+        item["converge"] = next(iter(actions)) if len(actions) == 1 and len(next(iter(actions.values()))) == item["count"] else ""
+        for names in actions.values():
+            names.sort()
     counts = dict.fromkeys(("ready", "not_ready", "unreachable", "error", "no_reading"), 0)
     for entry in hosts:
         counts[entry["status"]] += 1
@@ -120,25 +207,16 @@ def summarize(readings: Mapping[str, Any], plans: Mapping[str, Any] | None = Non
         "not_ready": counts["not_ready"],
         "unreachable": counts["unreachable"],
         "errors": counts["error"] + counts["no_reading"],
+        "busy": sorted(e["host"] for e in hosts if e.get("busy")),
         "holding_back": [f for f in findings if f["severity"] == "blocker"],
         "findings": findings,
         "hosts": sorted(hosts, key=lambda e: e["host"]),
     }
 
 
-def _names(hosts: list[str]) -> str:
-    shown = ", ".join(hosts[:_MAX_NAMES])
-    if len(hosts) > _MAX_NAMES:
-        shown += f" and {len(hosts) - _MAX_NAMES} more"
-    return shown
-
-
-def _plural(count: int, word: str) -> str:
-    return f"{count} {word}" if count == 1 else f"{count} {word}s"
-
-
-def report_lines(summary: Mapping[str, Any]) -> list[str]:
-    """The summary as lines for a terminal: totals, then findings by severity and host count."""
+def report_lines(summary: Mapping[str, Any], report_path: str = "") -> list[str]:
+    """The summary as lines for a terminal: totals, then findings by severity and host count, each
+    with every host it holds (wrapped, never cut short)."""
     total = int(summary["total"])
     head = f"{_plural(total, 'host')}: {summary['ready']} ready, {summary['not_ready']} not ready"
     if summary["unreachable"]:
@@ -149,7 +227,6 @@ def report_lines(summary: Mapping[str, Any]) -> list[str]:
     findings = list(summary["findings"])
     if not findings:
         lines.append("no findings")
-    width = max((len(f["id"]) for f in findings), default=0)
     for severity in SEVERITIES:
         group = [f for f in findings if f["severity"] == severity]
         if not group:
@@ -162,17 +239,31 @@ def report_lines(summary: Mapping[str, Any]) -> list[str]:
         }[severity]
         lines.append(f"{title}:")
         for item in group:
-            lines.append(f"  {item['id']:<{width}}  {_plural(item['count'], 'host'):>9}  {_names(item['hosts'])}")
+            actions = item.get("converge_hosts") or {}
+            if item.get("converge"):
+                action = f", converge {item['converge']} it"
+            elif actions:
+                action = ", converge " + ", ".join(f"{verb} it on {len(hosts)}" for verb, hosts in sorted(actions.items()))
+            else:
+                action = ""
+            lines.append(f"  {item['id']} on {_plural(item['count'], 'host')}{action}:")
+            lines.extend(wrapped_names(item["hosts"], "    "))
+    busy = list(summary.get("busy") or [])
+    if busy:
+        lines.append(f"busy now ({len(busy)}), converge waits for their sessions to end before it restarts the agent:")
+        lines.extend(wrapped_names(busy, "  "))
     failed = [e for e in summary["hosts"] if e["status"] in ("unreachable", "error", "no_reading")]
     if failed:
         lines.append("without a reading:")
         lines.extend(f"  {e['host']}: {e['error']}" for e in failed)
+    if report_path:
+        lines.append(f"report written to {report_path}")
     return lines
 
 
 def findings_lines(reading: Any, host: str = "", plan: Any = None) -> list[str]:
     """One host's findings, one line each: severity, id, message, then the fix (and what converge
-    does about it, given the role's plan)."""
+    does about it, given the role's plan), and whether converge will wait for its sessions."""
     entry = host_entry(host, reading, plan)
     if entry["status"] in ("unreachable", "error", "no_reading"):
         return [f"{entry['status']}: {entry['error']}"]
@@ -183,6 +274,8 @@ def findings_lines(reading: Any, host: str = "", plan: Any = None) -> list[str]:
             lines.append(f"  fix: {f['fix']}")
         if f["converge"]:
             lines.append(f"  converge {f['converge']} it")
+    if entry.get("converge_wait"):
+        lines.append(entry["converge_wait"])
     return lines
 
 
@@ -216,41 +309,119 @@ def report_json(summary: Mapping[str, Any]) -> str:
     return json.dumps(summary, indent=2, sort_keys=False) + "\n"
 
 
+def not_ready_messages(summary: Mapping[str, Any]) -> dict[str, str]:
+    """Host to the message diagnose fails it with when asked to gate: what holds it back, the fix,
+    and what converge does about it; every host that is not ready has one."""
+    messages = {}
+    for e in summary["hosts"]:
+        if e["ready"]:
+            continue
+        if e["status"] in ("unreachable", "error", "no_reading"):
+            messages[e["host"]] = f"{e['status']}: {e['error']}"
+            continue
+        blockers = [f for f in e["findings"] if f["severity"] == "blocker"] or [f for f in e["findings"] if f["severity"] == "security"]
+        parts = [
+            f"{f['id']}: {sentence(f['message'])}"
+            + (f" Fix: {sentence(f['fix'])}" if f["fix"] else "")
+            + (f" Converge {f['converge']} it." if f["converge"] else "")
+            for f in blockers
+        ]
+        messages[e["host"]] = "not ready for WORKER_AGENT_USER jobs: " + (" | ".join(parts) or "the agent's verdict is not ready")
+    return messages
+
+
+def diagnose_published(summary: Mapping[str, Any]) -> dict:
+    """What diagnose publishes with set_stats: one key of this run's own, its counts and each host."""
+    hosts = {
+        e["host"]: {
+            "status": e["status"],
+            "ready": e["ready"],
+            **({"findings": [f["id"] for f in e["findings"] if f["severity"] in ("blocker", "security")]} if e["findings"] else {}),
+            **({"converge": e["converge"]} if e.get("converge") else {}),
+            **({"busy": e["busy"]} if e.get("busy") else {}),
+            **({"error": _short(e["error"])} if e.get("error") else {}),
+        }
+        for e in summary["hosts"]
+    }
+    counts = {key: summary[key] for key in ("total", "ready", "not_ready", "unreachable", "errors")}
+    return {f"deadline_diagnose_run_{run_id(hosts)}": {"counts": counts, "hosts": hosts}}
+
+
 # ---------------------------------------------------------------------------------------------
-# The converge run: what happened to each host
+# converge: what happened to each host
 
 
-CONVERGE_STATUSES = ("fixed", "already_fine", "restart_pending", "refused", "failed", "not_ready", "unreachable")
+CONVERGE_STATUSES = (
+    "fixed",
+    "already_fine",
+    "restart_pending",
+    "would_fix",
+    "would_wait",
+    "refused",
+    "failed",
+    "not_ready",
+    "unreachable",
+    "not_run",
+)
+# Marked failed in the recap after the waves, each with its cause (a pending restart is not a failure).
+FAILING_STATUSES = ("refused", "failed", "not_ready", "unreachable")
+# Count against the failure threshold: refused hosts do not (they were left as they were, as expected).
+THRESHOLD_STATUSES = ("failed", "not_ready", "unreachable")
 _CONVERGE_TITLES = {
     "fixed": "fixed",
     "already_fine": "already fine",
     "restart_pending": "restart pending",
+    "would_fix": "would be fixed",
+    "would_wait": "would wait for idle",
     "refused": "refused",
     "failed": "failed",
     "not_ready": "not ready",
-    "unreachable": "unreachable or not run",
+    "unreachable": "unreachable",
+    "not_run": "not run",
 }
+# Printed one line per host with the detail; the others as names only.
+_DETAILED = ("would_wait", "restart_pending", "refused", "failed", "not_ready", "unreachable")
+
+
+def _short(text: str) -> str:
+    text = " ".join(str(text or "").split())
+    return text if len(text) <= _PUBLISHED_CAUSE else text[: _PUBLISHED_CAUSE - 1] + "…"
+
+
+def _check_mode_status(result: Mapping[str, Any]) -> str:
+    """What the real run would report, from a check-mode result."""
+    plan = result.get("plan") or {}
+    status = str(result["status"])
+    if status != "would_change":
+        return status
+    if plan.get("restart") and plan.get("restart_when") == "never":
+        return "restart_pending"
+    if plan.get("restart") and plan.get("busy") and plan.get("restart_when") == "idle":
+        return "would_wait"
+    return "would_fix"
 
 
 def converge_entry(host: str, result: Any) -> dict:
-    """One host of a converge run, from its ``deadline_worker_agent_user_result`` (None: no result)."""
+    """One host of a converge run, from its ``deadline_worker_agent_user_result`` (None: not run)."""
+    entry: dict[str, Any] = {"host": host, "status": "not_run", "detail": "", "brief": "", "sessions": 0, "interrupted_sessions": 0, "service_view": None}
     if not isinstance(result, Mapping) or not result.get("status"):
-        return {"host": host, "status": "unreachable", "detail": "no result: the host was not reached or the role did not run", "sessions": 0}
-    status = str(result["status"])
-    if status == "would_change":
-        status = "fixed"
-    if status == "planned":  # the run stopped on this host before its changes were done
-        status, result = "unreachable", {**result, "error": "the run stopped on this host before its changes were done"}
+        entry["detail"] = entry["brief"] = "not run: the role has no result for this host (the waves stopped before it, or it was left out)"
+        return entry
+    plan = result.get("plan") if isinstance(result.get("plan"), Mapping) else {}
+    status = _check_mode_status(result) if result.get("check_mode") else str(result["status"])
+    if status == "planned":  # cut off between its plan and its changes: not done
+        status = "failed"
     detail = ""
-    if status == "refused":
-        detail = " | ".join(f"{r.get('id')}: {r.get('message')} Fix: {r.get('fix')}" for r in result.get("refused") or [])
-    elif status in {"failed", "not_ready", "unreachable"}:
-        blockers = [f"{f.get('id')}: {f.get('message')}" for f in result.get("findings_after") or [] if f.get("severity") == "blocker"]
-        detail = str(result.get("error") or "") or " | ".join(blockers)
+    if status in FAILING_STATUSES:
+        detail = str(result.get("cause") or result.get("error") or "")
     elif status == "restart_pending":
         detail = str(result.get("restart_pending_reason") or "")
-    elif status == "fixed":
+    elif status == "would_wait":
+        detail = busy_wait(plan)
+    elif status in ("fixed", "would_fix"):
         detail = "; ".join(result.get("changes") or [])
+        if status == "would_fix" and plan.get("busy") and plan.get("restart"):
+            detail += f"; the restart would interrupt {_plural(int(plan.get('sessions') or 1), 'session')} (restart_when: always)"
     sessions = 0
     reason = str(result.get("restart_pending_reason") or "")
     if status == "restart_pending" and reason.startswith("busy"):
@@ -258,53 +429,106 @@ def converge_entry(host: str, result: Any) -> dict:
             sessions = int(reason.split()[1])
         except (IndexError, ValueError):
             sessions = 1
-    return {
-        "host": host,
-        "status": status,
-        "detail": detail,
-        "sessions": sessions,
-        "interrupted_sessions": int(result.get("interrupted_sessions") or 0),
-        "service_view": result.get("service_view") if isinstance(result.get("service_view"), Mapping) else None,
-    }
+    elif status == "would_wait":
+        sessions = int(plan.get("sessions") or 1)
+    # What the summary prints for a failing host: the recap's failure of the host gives the whole cause.
+    ids = [str(r.get("id")) for r in result.get("refused") or [] if isinstance(r, Mapping)]
+    if status == "not_ready" and not ids:
+        ids = [str(f.get("id")) for f in result.get("findings_after") or [] if isinstance(f, Mapping) and f.get("severity") == "blocker"]
+    brief = ", ".join(ids) if status in ("refused", "not_ready") and ids else _short(detail)
+    entry.update(
+        status=status,
+        detail=detail,
+        brief=brief,
+        sessions=sessions,
+        interrupted_sessions=int(result.get("interrupted_sessions") or 0),
+        service_view=result.get("service_view") if isinstance(result.get("service_view"), Mapping) else None,
+        refused=[str(r.get("id")) for r in result.get("refused") or [] if isinstance(r, Mapping)],
+    )
+    return entry
 
 
-def converge_summary(results: Mapping[str, Any]) -> dict:
+def _stopped(hosts: list[dict], max_fail_percentage: float | None) -> dict | None:
+    """Whether the failure threshold stopped the waves: hosts were left not run, and more than
+    ``max_fail_percentage`` percent of those run failed (as converge.yml's end of wave decides)."""
+    if max_fail_percentage is None:
+        return None
+    not_run = [e["host"] for e in hosts if e["status"] == "not_run"]
+    run = [e for e in hosts if e["status"] != "not_run"]
+    failed = [e for e in run if e["status"] in THRESHOLD_STATUSES]
+    if not not_run or not run or not _over(len(failed), len(run), max_fail_percentage):
+        return None
+    return {"failed": len(failed), "run": len(run), "max_fail_percentage": max_fail_percentage, "not_run": not_run}
+
+
+def _over(failed: int, run: int, max_fail_percentage: float) -> bool:
+    return bool(run) and 100.0 * failed / run > float(max_fail_percentage)
+
+
+def converge_summary(results: Mapping[str, Any], max_fail_percentage: float | None = None) -> dict:
     """Every host of a converge run by status, with counts (JSON, CSV and set_stats take this)."""
     hosts = sorted((converge_entry(str(h), r) for h, r in results.items()), key=lambda e: e["host"])
     counts = dict.fromkeys(CONVERGE_STATUSES, 0)
     for entry in hosts:
-        counts[entry["status"]] = counts.get(entry["status"], 0) + 1
+        counts[entry["status"]] += 1
     views = [deadline_api.ServiceView(**{k: v for k, v in e["service_view"].items() if k in _VIEW_FIELDS}) for e in hosts if e.get("service_view")]
     return {
         "total": len(hosts),
+        "check_mode": any(isinstance(r, Mapping) and r.get("check_mode") for r in results.values()),
         "counts": counts,
-        "interrupted_sessions": sum(e.get("interrupted_sessions", 0) for e in hosts),
+        "failing": sum(counts[s] for s in FAILING_STATUSES),
+        "interrupted_sessions": sum(e["interrupted_sessions"] for e in hosts),
         # said once for the run, not per host (the same controller asks for every host)
         "service_api": deadline_api.not_asked_notice(views) or ("the Deadline Cloud API confirmed it for every host restarted" if views else ""),
+        "stopped": _stopped(hosts, max_fail_percentage),
         "hosts": hosts,
     }
 
 
-def converge_lines(summary: Mapping[str, Any]) -> list[str]:
-    """The converge summary for a terminal: counts, then each host that needs a look."""
+def converge_lines(summary: Mapping[str, Any], report_path: str = "") -> list[str]:
+    """The converge summary for a terminal: counts, then every host by status (names, or one line
+    each with its cause where it needs a look), never cut short."""
     counts = summary["counts"]
-    head = f"{_plural(int(summary['total']), 'host')}: " + ", ".join(
-        f"{counts[s]} {_CONVERGE_TITLES[s]}" for s in CONVERGE_STATUSES if counts.get(s) or s in ("fixed", "already_fine")
-    )
-    lines = [head]
-    if summary.get("interrupted_sessions"):
-        lines.append(f"sessions interrupted: {summary['interrupted_sessions']}")
+    shown = [s for s in CONVERGE_STATUSES if counts.get(s)] or ["fixed"]
+    lines = [f"{_plural(int(summary['total']), 'host')}: " + ", ".join(f"{counts[s]} {_CONVERGE_TITLES[s]}" for s in shown)]
+    if summary.get("check_mode"):
+        lines.append("check mode: nothing was changed; this is what the run would do")
+    stopped = summary.get("stopped")
+    if stopped:
+        lines.append(
+            f"the waves stopped: {stopped['failed']} of the {stopped['run']} hosts run failed, more than"
+            f" {stopped['max_fail_percentage']:g}% (deadline_workers_max_fail_percentage); {len(stopped['not_run'])} not run"
+        )
+    for status in CONVERGE_STATUSES:
+        group = [e for e in summary["hosts"] if e["status"] == status]
+        if not group:
+            continue
+        if status in _DETAILED:
+            lines.append(f"{_CONVERGE_TITLES[status]}:")
+            lines.extend(f"  {e['host']}: {e['brief'] if status in FAILING_STATUSES else e['detail']}" for e in group)
+        else:
+            lines.append(f"{_CONVERGE_TITLES[status]} ({len(group)}):")
+            lines.extend(wrapped_names((e["host"] for e in group), "  "))
+    interrupted = [e for e in summary["hosts"] if e.get("interrupted_sessions")]
+    if interrupted:
+        lines.append(
+            f"sessions interrupted: {summary['interrupted_sessions']} ("
+            + ", ".join(f"{e['host']}: {e['interrupted_sessions']}" for e in interrupted)
+            + ")"
+        )
     if summary.get("service_api"):
         lines.append(f"busy or idle: {summary['service_api']}")
-    for status in ("refused", "failed", "not_ready", "restart_pending", "unreachable"):
-        group = [e for e in summary["hosts"] if e["status"] == status]
-        if group:
-            lines.append(f"{_CONVERGE_TITLES[status]}:")
-            lines.extend(f"  {e['host']}: {e['detail']}" for e in group)
+    if summary.get("failing"):
+        lines.append(
+            f"{summary['failing']} of {summary['total']} hosts refused, failed, not ready or unreachable:"
+            " each is marked failed in the recap below, with its cause"
+        )
+    if report_path:
+        lines.append(f"report written to {report_path}")
     return lines
 
 
-CONVERGE_CSV_COLUMNS = ("host", "status", "sessions", "detail")
+CONVERGE_CSV_COLUMNS = ("host", "status", "sessions", "interrupted_sessions", "detail")
 
 
 def converge_csv(summary: Mapping[str, Any]) -> str:
@@ -312,15 +536,33 @@ def converge_csv(summary: Mapping[str, Any]) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CONVERGE_CSV_COLUMNS)
     for entry in summary["hosts"]:
-        writer.writerow((entry["host"], entry["status"], entry["sessions"], entry["detail"]))
+        writer.writerow((entry["host"], entry["status"], entry["sessions"], entry["interrupted_sessions"], entry["detail"]))
     return out.getvalue()
+
+
+def converge_published(summary: Mapping[str, Any]) -> dict:
+    """What converge publishes with set_stats: one key of this run's own (see the module docstring),
+    its counts (a workflow adds them up over every deadline_converge_run_* key) and each host's
+    status, with the finding ids it was refused for or the start of its cause."""
+    hosts: dict[str, dict] = {}
+    for e in summary["hosts"]:
+        item: dict[str, Any] = {"status": e["status"]}
+        if e.get("refused"):
+            item["refused"] = e["refused"]
+        elif e["status"] in FAILING_STATUSES or e["status"] in ("restart_pending", "not_run"):
+            item["cause"] = _short(e["detail"])
+        if e.get("sessions"):
+            item["sessions"] = e["sessions"]
+        if e.get("interrupted_sessions"):
+            item["interrupted_sessions"] = e["interrupted_sessions"]
+        hosts[e["host"]] = item
+    counts = {"total": summary["total"], **summary["counts"]}
+    return {f"deadline_converge_run_{run_id(hosts)}": {"check_mode": bool(summary.get("check_mode")), "counts": counts, "hosts": hosts}}
 
 
 def over_threshold(results: Mapping[str, Any], max_fail_percentage: float) -> list[dict]:
     """The failed hosts when they are more than ``max_fail_percentage`` percent of the hosts run so
     far (refused hosts do not count: they are expected, and they were left as they were); else []."""
     entries = [converge_entry(str(h), r) for h, r in results.items() if isinstance(r, Mapping) and r.get("status")]
-    failed = [e for e in entries if e["status"] in ("failed", "not_ready", "unreachable")]
-    if not entries or not failed:
-        return []
-    return failed if 100.0 * len(failed) / len(entries) > float(max_fail_percentage) else []
+    failed = [e for e in entries if e["status"] in THRESHOLD_STATUSES]
+    return failed if failed and _over(len(failed), len(entries), max_fail_percentage) else []

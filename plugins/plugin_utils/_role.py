@@ -87,6 +87,28 @@ class RoleVariables:
     fail_unless_ready: bool
 
 
+# What YAML's double quotes make of a backslash before these letters ("\\a" is a bell): a Windows
+# name or path written ".\\agent" or "C:\\temp" in double quotes arrives with a control character.
+_YAML_ESCAPES = {"\a": "a", "\b": "b", "\t": "t", "\n": "n", "\v": "v", "\f": "f", "\r": "r", "\x1b": "e", "\x00": "0"}
+
+
+def _control_characters(name: str, value: str) -> None:
+    found = [ch for ch in value if not ch.isprintable()]
+    if not found:
+        return
+    escapes = sorted({"\\" + _YAML_ESCAPES[ch] for ch in found if ch in _YAML_ESCAPES})
+    meant = "".join("\\" + _YAML_ESCAPES[ch] if ch in _YAML_ESCAPES else ch for ch in value)
+    raise RoleVariableError(
+        f"{PREFIX}{name} holds a control character ({', '.join(repr(ch) for ch in dict.fromkeys(found))}) in {value!r}"
+        + (
+            f": in YAML double quotes {' and '.join(escapes)} is an escape, not a backslash and a letter;"
+            f" write the value in single quotes ('{meant}') or without quotes"
+            if escapes
+            else ""
+        )
+    )
+
+
 def _text(values: Mapping, name: str, *, empty: bool = False) -> str:
     value = values.get(PREFIX + name, "")
     if value is None:
@@ -95,20 +117,33 @@ def _text(values: Mapping, name: str, *, empty: bool = False) -> str:
         raise RoleVariableError(f"{PREFIX}{name} must be a string, not {type(value).__name__} {value!r}")
     if not empty and not value.strip():
         raise RoleVariableError(f"{PREFIX}{name} must not be empty")
+    _control_characters(name, value)
     return value.strip()
+
+
+def _looks_like_a_list(text: str) -> bool:
+    """A list written as text, as ``-e name=[a, b]`` or ``-e 'name=["a"]'`` passes it."""
+    text = text.strip()
+    return text.startswith("[") and text.endswith("]")
 
 
 def _strings(values: Mapping, name: str) -> tuple[str, ...]:
     value = values.get(PREFIX + name)
+    if isinstance(value, str) and _looks_like_a_list(value):
+        raise RoleVariableError(
+            f"{PREFIX}{name} must be a list of strings, not the text {value!r}: -e name=value passes text;"
+            f" pass a list as JSON, e.g. -e '{{\"{PREFIX}{name}\": [\"SeServiceLogonRight\"]}}', or in a vars file"
+        )
     if isinstance(value, str) or not isinstance(value, (list, tuple)):
         raise RoleVariableError(
             f"{PREFIX}{name} must be a list of strings, not {type(value).__name__} {value!r}"
-            + (" (write it as a YAML list: [" + value + "])" if isinstance(value, str) else "")
+            + (f" (write it as a YAML list: [{value}])" if isinstance(value, str) else "")
         )
     items = []
     for item in value:
         if not isinstance(item, str) or not item.strip():
             raise RoleVariableError(f"{PREFIX}{name} must hold only non-empty strings, not {item!r}")
+        _control_characters(name, item)
         items.append(item.strip())
     return tuple(items)
 
@@ -421,6 +456,35 @@ def _ran(result: Mapping[str, Any]) -> bool:
     return bool(result) and not result.get("skipped")
 
 
+# The change tasks in the order they run; a step the connection dropped in stops the ones after it.
+CHANGE_STEPS = ("rights", "groups", "config", "restart")
+_STEP_TEXT = {
+    "rights": "granting the rights",
+    "groups": "leaving the groups",
+    "config": "writing worker.toml",
+    "restart": "the restart",
+}
+
+
+def sentence(text: str) -> str:
+    """``text`` ending with a full stop (or the question or exclamation mark it has)."""
+    text = str(text or "").strip()
+    return text if not text or text.endswith((".", "!", "?")) else text + "."
+
+
+def _pending_reason(before: Mapping[str, Any], plan: Mapping[str, Any], sessions: Mapping | None, busy_skip: bool) -> str:
+    if busy_skip or plan.get("busy"):
+        count = int((sessions or {}).get("count") or plan.get("sessions") or 1)
+        return f"busy: {count} session(s) running"
+    service = (before.get("service") or {}).get("name") or "the agent's service"
+    if plan.get("restart_when") == "never":
+        return (
+            f"{PREFIX}restart_when is never (or {PREFIX}restart is false): restart {service} yourself"
+            " when no render runs, so that the agent loads its new configuration"
+        )
+    return "the restart task did not run (left out with --tags or --skip-tags): run again to restart the service"
+
+
 def outcome(
     before: Any,
     plan: Any,
@@ -434,9 +498,17 @@ def outcome(
     stage: str = "done",
 ) -> dict:
     """The fact deadline_worker_agent_user_result, from the first reading, the plan and what the
-    change tasks registered (an empty dictionary, or a skipped result, for a task that did not run)."""
+    change tasks registered (an empty dictionary, or a skipped result, for a task that did not run).
+    A change task whose connection dropped (``unreachable``, registered with ignore_unreachable) makes
+    the host unreachable; the tasks after it did not run."""
     before, plan = _result(before), _result(plan)
     rights, groups, config, restart = _result(rights), _result(groups), _result(config), _result(restart)
+    steps = {"rights": rights, "groups": groups, "config": config, "restart": restart}
+    cut = next((name for name in CHANGE_STEPS if steps[name].get("unreachable")), None)
+    if cut:
+        error = f"unreachable during {_STEP_TEXT[cut]}: {steps[cut].get('msg') or 'the connection dropped'}"
+        steps = {name: (result if CHANGE_STEPS.index(name) < CHANGE_STEPS.index(cut) else {}) for name, result in steps.items()}
+        rights, groups, config, restart = (steps[name] for name in CHANGE_STEPS)
     refused = [dict(r) for r in plan.get("refused") or []]
     changes: list[str] = []
     rights_added = list(rights.get("added") or [])
@@ -478,7 +550,7 @@ def outcome(
         error = f"unreachable: {plan['unread']}" if before.get("unreachable") else str(plan["unread"])
     if refused:
         status = "refused"
-    elif before.get("unreachable"):
+    elif before.get("unreachable") or cut:
         status = "unreachable"
     elif error or (_ran(restart) and restart.get("failed")):
         status = "failed"
@@ -493,7 +565,7 @@ def outcome(
     else:
         status = "not_ready"
     sessions = restart.get("sessions") if _ran(restart) and isinstance(restart.get("sessions"), Mapping) else None
-    return {
+    result = {
         "status": status,
         "ready": ready,
         "changed": changed,
@@ -511,11 +583,7 @@ def outcome(
         },
         "restarted": restarted,
         "restart_pending": pending,
-        "restart_pending_reason": (
-            f"busy: {int((sessions or {}).get('count') or plan.get('sessions') or 1)} session(s) running"
-            if busy_skip or (pending and plan.get("busy"))
-            else ("the restart was not allowed" if pending else "")
-        ),
+        "restart_pending_reason": _pending_reason(before, plan, sessions, busy_skip) if pending else "",
         "interrupted_sessions": int(restart.get("interrupted") or 0) if _ran(restart) else 0,
         "service_view": restart.get("service_view") if _ran(restart) else None,
         "service": {
@@ -530,21 +598,29 @@ def outcome(
         "verified_by": verified_by,
         "plan": dict(plan),
     }
+    result["cause"] = failure_message(result) if should_fail(result) else ""
+    return result
 
 
 def failure_message(result: Mapping[str, Any]) -> str:
     """The one message the role fails a host with: the refusal, the error, or what still blocks it."""
     refused = result.get("refused") or []
     if refused:
-        parts = [f"{r['id']}: {r['message']}" + (f" Fix: {r['fix']}" if r.get("fix") else "") for r in refused]
+        parts = [f"{r['id']}: {sentence(r['message'])}" + (f" Fix: {sentence(r['fix'])}" if r.get("fix") else "") for r in refused]
         return "the role changed nothing on this host, because it cannot fix: " + " | ".join(parts)
     if result.get("error"):
         return str(result["error"])
+    if result.get("status") == "planned":
+        return "the run stopped on this host after its plan, before its changes were done: run it again"
     blockers = [f for f in result.get("findings_after") or [] if f.get("severity") == "blocker"]
-    parts = [f"{f['id']}: {f.get('message', '')}" + (f" Fix: {f['fix']}" if f.get("fix") else "") for f in blockers]
-    return "the worker is not ready for WORKER_AGENT_USER jobs: " + (
-        " | ".join(parts) or "the agent did not come back healthy after the restart"
-    )
+    parts = [f"{f['id']}: {sentence(f.get('message', ''))}" + (f" Fix: {sentence(f['fix'])}" if f.get("fix") else "") for f in blockers]
+    if parts:
+        return "the worker is not ready for WORKER_AGENT_USER jobs: " + " | ".join(parts)
+    if _unsafe(result.get("findings_after"), _result(result.get("plan"))):
+        return "the worker would run WORKER_AGENT_USER jobs as SYSTEM or as an administrator: " + " | ".join(
+            f"{f['id']}: {sentence(f.get('message', ''))}" for f in result.get("findings_after") or [] if f.get("severity") == "security"
+        )
+    return "the worker is not ready for WORKER_AGENT_USER jobs: the agent did not come back healthy after the restart"
 
 
 def should_fail(result: Mapping[str, Any]) -> bool:

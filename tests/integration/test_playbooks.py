@@ -1,6 +1,8 @@
 # Copyright: contributors to deadline_cloud.cmf
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""playbooks/converge.yml and playbooks/diagnose.yml on small simulated fleets."""
+"""playbooks/converge.yml, diagnose.yml and selftest.yml on simulated fleets, as a new user runs them:
+a group not called deadline_workers, --limit with or without localhost, failing and refused hosts,
+waves, the failure threshold, check mode, reports and what AWX reads (the recap, set_stats)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import json
 import re
 from pathlib import Path
 
+import pytest
 import simworker
 import yaml
 
@@ -23,172 +26,374 @@ FLEET = {
     "worker-05": "old-agent",
 }
 FIXABLE = ("worker-01", "worker-02", "worker-03")
-WORKER_JSON = r"C:\ProgramData\Amazon\Deadline\Cache\worker.json"
+AGENT_SID = "S-1-5-21-3623811015-3361044348-30300820-1001"
+RENDER = "render_nodes"
 
 
 def example(name: str) -> dict:
     if name == "installer-default":
         return simworker.example_state()
+    if name == "dropping":  # the connection drops at its worker.toml write: the host stays consistent, unreachable
+        state = simworker.example_state()
+        state["faults"] = {"fail_next": ["write_file"]}
+        return state
     return yaml.safe_load((simworker.EXAMPLES / f"{name}.yml").read_text(encoding="utf-8"))
 
 
-def fleet(tmp_path: Path, hosts: dict[str, str] | None = None) -> tuple[Path, dict[str, Path]]:
+def busy(name: str, **session) -> dict:
+    state = example(name)
+    state["services"]["DeadlineWorker"]["sessions"] = [{"id": "session-1", **session}]
+    return state
+
+
+def fleet(tmp_path: Path, hosts: dict[str, str | dict] | None = None, group: str = "deadline_workers", others=None):
     hosts = FLEET if hosts is None else hosts
-    paths = {host: simworker.save_state(tmp_path / f"{host}.yml", example(name)) for host, name in hosts.items()}
-    return simworker.write_inventory(tmp_path, paths), paths
+    paths = {
+        host: simworker.save_state(tmp_path / f"{host}.yml", copy.deepcopy(kind) if isinstance(kind, dict) else example(
+            "installer-default" if kind == "failing" else kind))
+        for host, kind in hosts.items()
+    }
+    for host, kind in hosts.items():
+        if kind == "failing":  # every call fails (its state file is gone): the role fails on it, before any change
+            paths[host].unlink()
+    return simworker.write_inventory(tmp_path, paths, group=group, others=others), paths
 
 
-def run(playbook: str, inventory: Path, *args: str):
-    env = simworker.ansible_env()
-    return simworker.run_playbook(PLAYBOOKS / playbook, inventory, *args, env=env)
+def new_users_fleet(tmp_path: Path):
+    """Eight workers in the farm's own group, beside a host that is no worker: render-06 drops its
+    connection during its changes, render-07 and render-08 are refused (an environment override, an old agent)."""
+    hosts = {f"render-0{n}": "installer-default" for n in range(1, 6)}
+    hosts |= {"render-06": "dropping", "render-07": "env-override", "render-08": "old-agent"}
+    return fleet(tmp_path, hosts, group=RENDER, others={"licensing": ["license-server"]})
+
+
+def run(playbook: str, inventory: Path, *args: str, cwd: Path | None = None, **env: str):
+    return simworker.run_playbook(PLAYBOOKS / playbook, inventory, *args, env=simworker.ansible_env(**env), cwd=cwd)
 
 
 def strip_calls(state: dict) -> dict:
     state = copy.deepcopy(state)
-    state.pop("calls", None)
-    state.pop("calls_total", None)
+    for key in ("calls", "calls_total", "faults"):
+        state.pop(key, None)
     return state
 
 
 def is_converged(state: dict) -> bool:
     admins = state["accounts"]["S-1-5-32-544"].get("members") or []
-    return (
-        "S-1-5-21-3623811015-3361044348-30300820-1001" not in admins
-        and state["services"]["DeadlineWorker"]["restarts"] == 1
+    return AGENT_SID not in admins and state["services"]["DeadlineWorker"]["restarts"] == 1
+
+
+def untouched(path: Path) -> bool:
+    return "calls_total" not in simworker.load_state(path)
+
+
+def failed_hosts(result) -> set[str]:
+    return {host for host, counts in simworker.recap(result).items() if counts["failed"] or counts["unreachable"]}
+
+
+def fatal(result, host: str) -> str:
+    """The host's failure with its cause (at the default verbosity a failed reading shows no more than
+    {"censored": ...}: its cause comes once, in the failure the run ends the host with)."""
+    lines = [line for line in result.stdout.splitlines() if line.startswith(f"fatal: [{host}]: FAILED!") and '"msg"' in line]
+    assert len(lines) == 1, result.stdout[-4000:]
+    return lines[0]
+
+
+def summary_lines(result, task: str = "Show each worker as fixed") -> list[str]:
+    """The msg list the summary task printed."""
+    block = result.stdout.split(f"TASK [{task}", 1)[1]
+    return json.loads(block[block.index("{") : block.index("\n}\n") + 2])["msg"]
+
+
+# --- a new user's fleet: its own group, --limit, a failing and a refused host --------------------
+
+
+def test_a_new_users_fleet_gets_a_truthful_recap_summary_and_report_with_a_limit(tmp_path):
+    inventory, paths = new_users_fleet(tmp_path)
+    (tmp_path / "reports").mkdir()
+    limit = "render-05,render-06,render-07,render-08"
+    result = run(
+        "converge.yml", inventory, "-e", f"deadline_workers_hosts={RENDER}", "--limit", limit,
+        "-e", "deadline_workers_max_fail_percentage=50", "-e", "deadline_converge_report=reports/converge.csv",
+        cwd=tmp_path,
     )
+    assert result.returncode != 0
+    # the recap blames exactly the hosts the run refused or could not fix, each with its cause
+    assert failed_hosts(result) == {"render-06", "render-07", "render-08"}
+    assert "unreachable during writing worker.toml: " in fatal(result, "render-06") and "fault fail_next" in fatal(result, "render-06")
+    assert "ENV_OVERRIDE: DEADLINE_WORKER_RUN_JOBS_AS_AGENT_USER=false" in fatal(result, "render-07")
+    assert "AGENT_VERSION_UNSUPPORTED: the worker agent is 0.27.1" in fatal(result, "render-08")
+    assert is_converged(simworker.load_state(paths["render-05"]))
+    assert all(untouched(paths[f"render-0{n}"]) for n in range(1, 5))  # outside the limit
+    assert "license-server" not in simworker.recap(result)
+    # the summary covers exactly the hosts of the run, names the fixed one and points at the recap
+    lines = summary_lines(result)
+    assert lines[0] == "4 hosts: 1 fixed, 2 refused, 1 unreachable"
+    assert lines[lines.index("fixed (1):") + 1] == "  render-05"
+    assert "  render-07: ENV_OVERRIDE" in lines and "  render-08: AGENT_VERSION_UNSUPPORTED" in lines
+    assert "3 of 4 hosts refused, failed, not ready or unreachable: each is marked failed in the recap below, with its cause" in lines
+    # the report is relative to where ansible-playbook runs, not to the playbook, and its path is printed
+    report = tmp_path / "reports" / "converge.csv"
+    assert lines[-1] == f"report written to {report}"
+    rows = {r["host"]: r for r in csv.DictReader(io.StringIO(report.read_text(encoding="utf-8")))}
+    assert {h: r["status"] for h, r in rows.items()} == {"render-05": "fixed", "render-06": "unreachable", "render-07": "refused", "render-08": "refused"}
+    assert not (PLAYBOOKS / "reports").exists()
+    assert "Could not match supplied host pattern" not in result.stdout + result.stderr
+    assert "Assertion failed" not in result.stdout and "deadline_converge__" not in result.stdout
 
 
-def test_diagnose_is_read_only_and_summarizes_the_run_in_json(tmp_path):
-    inventory, paths = fleet(tmp_path)
+def test_a_limit_that_includes_localhost_covers_the_same_hosts_without_warnings(tmp_path):
+    inventory, paths = new_users_fleet(tmp_path)
+    result = run("converge.yml", inventory, "-e", f"deadline_workers_hosts={RENDER}", "--limit", "render-07,render-08,localhost")
+    assert result.returncode != 0
+    assert failed_hosts(result) == {"render-07", "render-08"}
+    assert summary_lines(result)[0] == "2 hosts: 2 refused"
+    assert "[WARNING]" not in result.stdout + result.stderr, result.stderr
+    assert all(untouched(paths[f"render-0{n}"]) for n in range(1, 7))
+
+
+def test_diagnose_with_a_limit_gates_exactly_the_limited_hosts(tmp_path):
+    inventory, paths = new_users_fleet(tmp_path)
+    result = run(
+        "diagnose.yml", inventory, "-e", f"deadline_workers_hosts={RENDER}", "--limit", "render-07,render-08",
+        "-e", "deadline_diagnose_fail_unless_ready=true", "-e", "deadline_diagnose_report=diagnosis.json", cwd=tmp_path,
+    )
+    assert result.returncode != 0
+    assert failed_hosts(result) == {"render-07", "render-08"}
+    assert fatal(result, "render-07").count("not ready for WORKER_AGENT_USER jobs: ") == 1
+    assert "ENV_OVERRIDE" in fatal(result, "render-07") and "Converge refuses it." in fatal(result, "render-07")
+    lines = summary_lines(result, "Show the summary of the run")
+    assert lines[0] == "2 hosts: 0 ready, 2 not ready" and lines[-1] == f"report written to {tmp_path / 'diagnosis.json'}"
+    assert json.loads((tmp_path / "diagnosis.json").read_text(encoding="utf-8"))["total"] == 2
+    for host, path in paths.items():
+        assert strip_calls(simworker.load_state(path)) == strip_calls(example("dropping" if host == "render-06" else {
+            "render-07": "env-override", "render-08": "old-agent"}.get(host, "installer-default"))), host
+
+
+@pytest.mark.parametrize("playbook", ["converge.yml", "diagnose.yml", "selftest.yml"])
+@pytest.mark.parametrize(
+    "selection",
+    [("-e", "deadline_workers_hosts=render_farm"), ("--limit", "license-server"), ("--limit", "license-server,localhost")],
+    ids=["pattern", "limit", "limit-with-localhost"],
+)
+def test_every_playbook_fails_loudly_when_it_selects_no_worker(tmp_path, playbook, selection):
+    inventory, paths = fleet(tmp_path, {"render-01": "installer-default"}, group=RENDER, others={"licensing": ["license-server"]})
+    pattern = () if selection[0] == "-e" else ("-e", f"deadline_workers_hosts={RENDER}")
+    result = run(playbook, inventory, *pattern, *selection)
+    assert result.returncode != 0, result.stdout[-3000:]
+    assert "no worker selected: the host pattern" in result.stdout, result.stdout[-3000:]
+    assert untouched(paths["render-01"])
+
+
+def test_a_limit_that_matches_no_host_at_all_fails(tmp_path):
+    inventory, paths = fleet(tmp_path, {"render-01": "installer-default"}, group=RENDER)
+    for playbook in ("converge.yml", "diagnose.yml", "selftest.yml"):
+        result = run(playbook, inventory, "-e", f"deadline_workers_hosts={RENDER}", "--limit", "render-99")
+        assert result.returncode != 0, playbook  # ansible-playbook itself refuses
+    assert untouched(paths["render-01"])
+
+
+# --- waves, the failure threshold, refused hosts ------------------------------------------------
+
+
+def test_the_threshold_stops_the_waves_but_never_the_summary_stats_or_report(tmp_path):
+    inventory, paths = fleet(tmp_path, {"render-01": "failing", "render-02": "installer-default", "render-03": "installer-default"}, group=RENDER)
+    result = run(
+        "converge.yml", inventory, "-e", f"deadline_workers_hosts={RENDER}", "-e", "deadline_workers_serial=1",
+        "-e", "deadline_converge_report=converge.json", cwd=tmp_path, ANSIBLE_SHOW_CUSTOM_STATS="1",
+    )  # the default threshold: 10% of the hosts run so far
+    assert result.returncode != 0
+    assert result.stdout.count("PLAY [Converge Deadline Cloud workers") == 1  # no further wave
+    assert untouched(paths["render-02"]) and untouched(paths["render-03"])
+    assert failed_hosts(result) == {"render-01"}  # the host that failed, and only it
+    assert "render-01.yml does not exist" in fatal(result, "render-01")
+    lines = summary_lines(result)
+    assert lines[0] == "3 hosts: 1 failed, 2 not run"
+    assert lines[1] == "the waves stopped: 1 of the 1 hosts run failed, more than 10% (deadline_workers_max_fail_percentage); 2 not run"
+    summary = json.loads((tmp_path / "converge.json").read_text(encoding="utf-8"))
+    assert summary["stopped"]["not_run"] == ["render-02", "render-03"]
+    stats = result.stdout.split("CUSTOM STATS", 1)[1]
+    assert re.search(r"deadline_converge_run_[0-9a-f]{12}", stats) and '"failed": 1' in stats.replace("\n", "")
+
+
+def test_failures_under_the_threshold_let_every_wave_run(tmp_path):
+    hosts = {"render-01": "failing", "render-02": "installer-default", "render-03": "installer-default"}
+    inventory, paths = fleet(tmp_path, hosts, group=RENDER)
+    result = run(
+        "converge.yml", inventory, "-e", f"deadline_workers_hosts={RENDER}", "-e", "deadline_workers_serial=1",
+        "-e", "deadline_workers_max_fail_percentage=100",
+    )
+    assert result.returncode != 0
+    assert result.stdout.count("PLAY [Converge Deadline Cloud workers") == 3
+    assert is_converged(simworker.load_state(paths["render-02"])) and is_converged(simworker.load_state(paths["render-03"]))
+    assert failed_hosts(result) == {"render-01"}
+    lines = summary_lines(result)
+    assert lines[0] == "3 hosts: 2 fixed, 1 failed"
+    # without AWS credentials (or boto3) the host's own view decides, and the run says so once
+    assert len([line for line in lines if line.startswith("busy or idle: the Deadline Cloud API was not asked")]) == 1
+
+
+def test_refused_hosts_never_stop_the_waves_and_a_pending_restart_is_no_failure(tmp_path):
+    hosts = {
+        "render-01": "env-override",
+        "render-02": "old-agent",
+        "render-03": busy("installer-default"),  # runs a render until the service stops
+        "render-04": "installer-default",
+    }
+    inventory, paths = fleet(tmp_path, hosts, group=RENDER)
+    result = run(
+        "converge.yml", inventory, "-e", f"deadline_workers_hosts={RENDER}", "-e", "deadline_workers_serial=1",
+        "-e", "deadline_workers_max_fail_percentage=0", "-e", "deadline_worker_agent_user_idle_timeout=0",
+    )
+    assert result.returncode != 0
+    assert result.stdout.count("PLAY [Converge Deadline Cloud workers") == 4  # every wave ran
+    assert failed_hosts(result) == {"render-01", "render-02"}
+    lines = summary_lines(result)
+    assert lines[0] == "4 hosts: 1 fixed, 1 restart pending, 2 refused"
+    assert "  render-03: busy: 1 session(s) running" in lines
+    state = simworker.load_state(paths["render-03"])
+    assert state["services"]["DeadlineWorker"]["restarts"] == 0 and not state["services"]["DeadlineWorker"].get("interrupted_sessions")
+    assert is_converged(simworker.load_state(paths["render-04"]))
+
+
+def test_waiting_for_an_idle_agent_shows_progress_at_each_look(tmp_path):
+    inventory, paths = fleet(tmp_path, {"render-01": busy("installer-default", ends_after_s=3)}, group=RENDER)
+    result = run(
+        "converge.yml", inventory, "-e", f"deadline_workers_hosts={RENDER}",
+        "-e", "deadline_worker_agent_user_idle_timeout=60", "-e", "deadline_worker_agent_user_idle_poll=1",
+    )
+    assert result.returncode == 0, result.stdout[-3000:]
+    waits = re.findall(
+        r"^render-01: DeadlineWorker runs 1 session\(s\) \(session-1\); waiting for them to end before the restart, (\d+) s left, next look in 1 s$",
+        result.stdout, re.MULTILINE,
+    )
+    polls = simworker.load_state(paths["render-01"])["calls"]["control_service"]
+    assert 2 <= len(waits) == polls - 1, result.stdout[-3000:]  # one line per look at the busy agent
+    assert [int(w) for w in waits] == sorted((int(w) for w in waits), reverse=True) and int(waits[0]) <= 60
+    assert summary_lines(result)[0] == "1 host: 1 fixed"
+
+
+def test_an_interrupt_says_where_sessions_were_interrupted(tmp_path):
+    inventory, _paths = fleet(tmp_path, {"render-01": "installer-default", "render-02": busy("installer-default")}, group=RENDER)
+    result = run(
+        "converge.yml", inventory, "-e", f"deadline_workers_hosts={RENDER}", "-e", "deadline_worker_agent_user_idle_timeout=0",
+        "-e", "deadline_worker_agent_user_when_busy=interrupt",
+    )
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "sessions interrupted: 1 (render-02: 1)" in summary_lines(result)
+
+
+def test_restart_when_never_says_who_restarts_and_a_list_passed_as_text_says_how_to_pass_a_list(tmp_path):
+    inventory, paths = fleet(tmp_path, {"render-01": "installer-default"}, group=RENDER)
+    result = run("converge.yml", inventory, "-e", f"deadline_workers_hosts={RENDER}", "-e", "deadline_worker_agent_user_restart_when=never")
+    assert result.returncode == 0, result.stdout[-3000:]  # a pending restart is not a failure
+    lines = summary_lines(result)
+    assert lines[0] == "1 host: 1 restart pending"
+    assert lines[lines.index("restart pending:") + 1].startswith(
+        "  render-01: deadline_worker_agent_user_restart_when is never (or deadline_worker_agent_user_restart is false): restart DeadlineWorker yourself"
+    )
+    assert "not allowed" not in result.stdout
+    text = run("converge.yml", inventory, "-e", f"deadline_workers_hosts={RENDER}", "-e", 'deadline_worker_agent_user_rights=["SeServiceLogonRigth"]')
+    assert text.returncode != 0
+    cause = fatal(text, "render-01")
+    # ansible-core before 2.19 turns the text into a list itself when the role's variables are templated
+    assert "deadline_worker_agent_user_rights must be a list of strings, not the text" in cause or "did you mean SeServiceLogonRight?" in cause
+    assert "[[" not in cause
+    assert "filter plugin" not in text.stdout
+    typo = run("converge.yml", inventory, "-e", f"deadline_workers_hosts={RENDER}", "-e", '{"deadline_worker_agent_user_rights": ["SeServiceLogonRigth"]}')
+    assert "unknown user right SeServiceLogonRigth (did you mean SeServiceLogonRight?)" in fatal(typo, "render-01")
+    assert simworker.load_state(paths["render-01"])["calls_total"] == 4  # the first run's (no restart); none from the refused variables
+
+
+def test_check_mode_says_would_fix_and_would_wait_and_writes_its_report(tmp_path):
+    hosts = {"render-01": "installer-default", "render-02": busy("installer-default"), "render-03": "env-override"}
+    inventory, paths = fleet(tmp_path, hosts, group=RENDER)
+    before = {host: strip_calls(simworker.load_state(path)) for host, path in paths.items()}
+    result = run("converge.yml", inventory, "-e", f"deadline_workers_hosts={RENDER}", "--check", "-e", "deadline_converge_report=plan.json", cwd=tmp_path)
+    assert result.returncode != 0  # render-03 would be refused: check mode says so as the run would
+    assert failed_hosts(result) == {"render-03"}
+    lines = summary_lines(result)
+    assert lines[0] == "3 hosts: 1 would be fixed, 1 would wait for idle, 1 refused"
+    assert lines[1] == "check mode: nothing was changed; this is what the run would do"
+    assert any(line.startswith("  render-02: busy: 1 session running; converge waits up to 600 s") for line in lines), lines
+    summary = json.loads((tmp_path / "plan.json").read_text(encoding="utf-8"))
+    assert summary["check_mode"] is True and summary["counts"]["would_fix"] == 1
+    assert {host: strip_calls(simworker.load_state(path)) for host, path in paths.items()} == before
+
+
+# --- diagnose ------------------------------------------------------------------------------------
+
+
+def test_diagnose_is_read_only_names_every_host_and_says_converge_waits_for_a_busy_one(tmp_path):
+    hosts = dict(FLEET) | {"worker-06": busy("installer-default")}
+    inventory, paths = fleet(tmp_path, hosts)
     report = tmp_path / "report.json"
     result = run("diagnose.yml", inventory, "-e", f"deadline_diagnose_report={report}")
     assert result.returncode == 0, result.stdout[-4000:]
     for host, path in paths.items():
         state = simworker.load_state(path)
-        assert strip_calls(state) == strip_calls(example(FLEET[host])), f"diagnose changed {host}"
+        assert strip_calls(state) == strip_calls(example(hosts[host]) if isinstance(hosts[host], str) else hosts[host]), host
         assert state["calls_total"] == 1
-    # per host findings with their ids, and one summary at the end
     assert "BLOCKER ENV_OVERRIDE:" in result.stdout and "BLOCKER AGENT_VERSION_UNSUPPORTED:" in result.stdout
-    assert "5 hosts: 0 ready, 5 not ready" in result.stdout
-    assert result.stdout.count("TASK [Show the summary of the run]") == 1
+    assert "busy: 1 session running; converge waits up to 600 s for them to end before it restarts the agent" in result.stdout
+    lines = summary_lines(result, "Show the summary of the run")
+    assert lines[0] == "6 hosts: 0 ready, 6 not ready"
+    at = lines.index("  AGENT_OPT_IN_MISSING on 6 hosts, converge fixes it on 4, leaves it on 2:")
+    assert lines[at + 1] == "    worker-01, worker-02, worker-03, worker-04, worker-05, worker-06"  # every host, never "and 1 more"
+    assert "busy now (1), converge waits for their sessions to end before it restarts the agent:" in lines
     summary = json.loads(report.read_text(encoding="utf-8"))
-    assert summary["total"] == 5 and summary["ready"] == 0
     counts = {f["id"]: f["count"] for f in summary["findings"]}
-    assert counts["AGENT_OPT_IN_MISSING"] == 5 and counts["ENV_OVERRIDE"] == 1 and counts["CONFIG_ENCODING"] == 1
-    assert summary["holding_back"][0]["id"] == "AGENT_OPT_IN_MISSING"
+    assert counts["AGENT_OPT_IN_MISSING"] == 6 and counts["ENV_OVERRIDE"] == 1 and counts["CONFIG_ENCODING"] == 1
 
 
-def test_diagnose_writes_csv_lists_hosts_without_a_reading_and_can_gate(tmp_path):
-    inventory, paths = fleet(tmp_path, {"worker-01": "installer-default", "worker-02": "installer-default"})
+def test_diagnose_writes_csv_lists_hosts_without_a_reading_and_works_under_the_free_strategy(tmp_path):
+    inventory, paths = fleet(tmp_path, {"worker-01": "installer-default", "worker-02": "installer-default", "worker-04": "env-override"})
     paths["worker-02"].unlink()  # a host that cannot be read
-    report = tmp_path / "report.csv"
-    result = run(
-        "diagnose.yml",
-        inventory,
-        "-e",
-        f"deadline_diagnose_report={report}",
-        "-e",
-        "deadline_diagnose_fail_unless_ready=true",
-    )
-    assert result.returncode != 0  # asked to fail when a host is not ready
-    assert "2 hosts: 0 ready, 1 not ready" in result.stdout and "without a reading" in result.stdout
-    rows = list(csv.DictReader(io.StringIO(report.read_text(encoding="utf-8"))))
-    assert {r["host"] for r in rows} == {"worker-01", "worker-02"}
+    result = run("diagnose.yml", inventory, "-e", "deadline_diagnose_report=report.csv", cwd=tmp_path, ANSIBLE_STRATEGY="free")
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert "3 hosts: 0 ready, 2 not ready, 1 without a reading" in result.stdout and "without a reading:" in result.stdout
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "report.csv").read_text(encoding="utf-8"))))
     assert [r["status"] for r in rows if r["host"] == "worker-02"] in (["error"], ["unreachable"])
-    assert "AGENT_OPT_IN_MISSING" in {r["finding"] for r in rows if r["host"] == "worker-01"}
+    action = {(r["host"], r["finding"]): r["converge"] for r in rows}
+    assert action[("worker-04", "ENV_OVERRIDE")] == "refuses" and action[("worker-01", "AGENT_USER_IS_ADMIN")] == "fixes"
+    fix = {(r["host"], r["finding"]): r["fix"] for r in rows}
+    # with the variable that turns the opt-in off, the opt-in's fix removes the variable first
+    assert fix[("worker-04", "AGENT_OPT_IN_MISSING")].startswith("Remove DEADLINE_WORKER_RUN_JOBS_AS_AGENT_USER=... from the Environment value")
+    assert fix[("worker-01", "AGENT_OPT_IN_MISSING")].startswith("Set [os] run_jobs_as_agent_user = true in worker.toml")
+
+
+# --- converge: fixes what it can, budgets --------------------------------------------------------
 
 
 def test_converge_fixes_every_host_it_can_while_others_are_refused(tmp_path):
     inventory, paths = fleet(tmp_path)
     result = run("converge.yml", inventory)
     assert result.returncode != 0  # two hosts were refused
+    assert failed_hosts(result) == {"worker-04", "worker-05"}
     for host in FIXABLE:
         assert is_converged(simworker.load_state(paths[host])), host
     for host in ("worker-04", "worker-05"):
-        state = simworker.load_state(paths[host])
-        assert strip_calls(state) == strip_calls(example(FLEET[host])), f"{host} was changed"
+        assert strip_calls(simworker.load_state(paths[host])) == strip_calls(example(FLEET[host])), f"{host} was changed"
     after = tmp_path / "after.json"
-    diagnosed = run("diagnose.yml", inventory, "-e", f"deadline_diagnose_report={after}")
-    assert diagnosed.returncode == 0
+    assert run("diagnose.yml", inventory, "-e", f"deadline_diagnose_report={after}").returncode == 0
     summary = json.loads(after.read_text(encoding="utf-8"))
     assert sorted(h["host"] for h in summary["hosts"] if h["ready"]) == list(FIXABLE)
-    assert "AGENT_USER_IS_ADMIN" not in {f["id"] for f in summary["findings"] if set(f["hosts"]) & set(FIXABLE)}
 
 
-def test_converge_targets_an_overridable_group_in_waves(tmp_path):
-    inventory, paths = fleet(tmp_path)
-    result = run(
-        "converge.yml", inventory, "-e", "deadline_workers_hosts=worker-01:worker-02", "-e", "deadline_workers_serial=1"
-    )
-    assert result.returncode == 0, result.stdout[-3000:]
-    assert result.stdout.count("PLAY [Converge Deadline Cloud workers") == 2  # two waves of one
-    assert is_converged(simworker.load_state(paths["worker-01"]))
-    assert is_converged(simworker.load_state(paths["worker-02"]))
-    assert "calls_total" not in simworker.load_state(paths["worker-03"])  # not targeted
+def executions(result, host: str) -> int:
+    """Task executions on ``host`` from the PLAY RECAP: every result, skipped ones included (each costs a fork)."""
+    counts = simworker.recap(result)[host]
+    return counts["ok"] + counts["failed"] + counts["skipped"] + counts["unreachable"]
 
 
-def test_waves_go_on_past_refused_hosts_and_the_summary_counts_each_state(tmp_path):
-    hosts = {"worker-04": "env-override", "worker-05": "old-agent", "worker-01": "installer-default", "worker-02": "installer-default"}
-    inventory, paths = fleet(tmp_path, hosts)
-    # worker-01 has run once (the agent wrote its worker id); worker-02 not yet
-    started = simworker.load_state(paths["worker-01"])
-    worker_json = b'{"worker_id": "worker-0123456789abcdef0123456789abcdef"}'
-    simworker.save_state(paths["worker-01"], simworker.set_file_bytes(started, worker_json, path=WORKER_JSON))
-    report = tmp_path / "converge.json"
-    env = simworker.ansible_env(ANSIBLE_SHOW_CUSTOM_STATS="1")
-    result = simworker.run_playbook(
-        PLAYBOOKS / "converge.yml", inventory, "-e", "deadline_workers_serial=1", "-e", f"deadline_converge_report={report}", env=env
-    )
-    assert result.returncode != 0  # two hosts were refused
-    assert result.stdout.count("PLAY [Converge Deadline Cloud workers") == 4  # every wave ran
-    for host in ("worker-01", "worker-02"):
-        assert is_converged(simworker.load_state(paths[host])), host
-    summary = json.loads(report.read_text(encoding="utf-8"))
-    assert summary["counts"]["fixed"] == 2 and summary["counts"]["refused"] == 2
-    assert "4 hosts: 2 fixed, 0 already fine, 2 refused" in result.stdout
-    assert "CUSTOM STATS" in result.stdout and "deadline_converge_summary" in result.stdout
-    # a refused host's cause is printed once, in the summary, not as a failure of the role
-    printed = result.stdout.split("CUSTOM STATS")[0]
-    assert printed.count("ENV_OVERRIDE:") == 1, printed
-    # without AWS credentials (or boto3), or without a worker id, the host's view decides, and the run says so once
-    credentials = "no AWS credentials on the controller|boto3 is not installed on the controller"
-    no_id = re.escape("worker_id not known (worker.toml [worker], worker.json)")
-    notices = re.findall(rf"the Deadline Cloud API was not asked \((?:{credentials}); {no_id}\)", printed)
-    assert len(notices) == 1, printed
-
-
-def test_failures_beyond_the_threshold_stop_the_run_naming_the_hosts(tmp_path):
-    hosts = {"worker-09": "installer-default", "worker-01": "installer-default", "worker-02": "installer-default"}
-    inventory, paths = fleet(tmp_path, hosts)
-    paths["worker-09"].unlink()  # a host whose every call fails
-    result = run(
-        "converge.yml", inventory, "-e", "deadline_workers_serial=1", "-e", "deadline_workers_max_fail_percentage=0",
-        "-e", "deadline_workers_hosts=worker-09:worker-01:worker-02",
-    )
-    assert result.returncode != 0
-    assert "stopping the run" in result.stdout and "worker-09" in result.stdout
-    assert "calls_total" not in simworker.load_state(paths["worker-01"])  # later waves were not run
-    assert "calls_total" not in simworker.load_state(paths["worker-02"])
-
-
-def test_the_playbooks_fail_loudly_when_the_pattern_matches_no_host(tmp_path):
-    inventory, _paths = fleet(tmp_path, {"worker-01": "installer-default"})
-    for playbook in ("converge.yml", "diagnose.yml"):
-        result = run(playbook, inventory, "-e", "deadline_workers_hosts=render_nodes", "-e", "deadline_diagnose_fail_unless_ready=true")
-        assert result.returncode != 0, playbook
-        assert "matches no host" in result.stdout, result.stdout[-2000:]
-
-
-def test_diagnose_works_under_the_free_strategy_and_says_what_converge_does(tmp_path):
-    inventory, _paths = fleet(tmp_path)
-    report = tmp_path / "report.csv"
-    env = simworker.ansible_env(ANSIBLE_STRATEGY="free")
-    result = simworker.run_playbook(PLAYBOOKS / "diagnose.yml", inventory, "-e", f"deadline_diagnose_report={report}", env=env)
-    assert result.returncode == 0, result.stdout[-4000:]
-    assert "5 hosts: 0 ready, 5 not ready" in result.stdout
-    rows = list(csv.DictReader(io.StringIO(report.read_text(encoding="utf-8"))))
-    action = {(r["host"], r["finding"]): r["converge"] for r in rows}
-    assert action[("worker-04", "ENV_OVERRIDE")] == "refuses"
-    assert action[("worker-01", "AGENT_OPT_IN_MISSING")] == "fixes"
-    assert action[("worker-01", "AGENT_USER_IS_ADMIN")] == "fixes"
-    assert "converge fixes it" in result.stdout
+def test_converge_yml_stays_within_10_task_executions_per_host_and_5_on_a_rerun(tmp_path):
+    inventory, paths = fleet(tmp_path, {f"render-0{n}": "installer-default" for n in range(1, 5)}, group=RENDER)
+    first = run("converge.yml", inventory, "-e", f"deadline_workers_hosts={RENDER}")
+    assert first.returncode == 0, first.stdout[-3000:]
+    assert max(executions(first, f"render-0{n}") for n in range(1, 5)) <= 10, simworker.recap(first)
+    assert all(simworker.load_state(p)["calls_total"] <= 5 for p in paths.values())
+    again = run("converge.yml", inventory, "-e", f"deadline_workers_hosts={RENDER}")
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert max(executions(again, f"render-0{n}") for n in range(1, 5)) <= 5, simworker.recap(again)
+    assert all(simworker.load_state(p)["calls_total"] <= 6 for p in paths.values())  # one more call each
+    assert summary_lines(again)[0] == "4 hosts: 4 already fine"

@@ -457,9 +457,19 @@ def test_a_bad_variable_is_named_before_any_remote_call_and_the_outcome_is_set(t
     run, paths = run_role(tmp_path, {"worker-01": variant("installer-default")}, role_vars={variable: value})
     assert run.returncode != 0
     assert variable in run.stdout and says in run.stdout
+    assert "filter plugin" not in run.stdout  # the message starts with the variable, not with Ansible's wrapper
     assert "calls_total" not in state_of(paths["worker-01"])
     result = simworker.read_dump(tmp_path, RESULT, "worker-01")
     assert result["status"] == "failed" and result["ready"] is False and variable in result["error"]
+
+
+def test_an_account_written_in_yaml_double_quotes_is_refused_naming_the_escape(tmp_path):
+    bell = yaml.safe_load('deadline_worker_agent_user_account: ".\\agent"')  # \a is a bell
+    run, paths = run_role(tmp_path, {"worker-01": variant("installer-default")}, role_vars=bell)
+    assert run.returncode != 0
+    fatal = next(line for line in run.stdout.splitlines() if line.startswith("fatal: [worker-01]"))
+    assert "deadline_worker_agent_user_account holds a control character" in fatal and "in YAML double quotes" in fatal
+    assert "calls_total" not in state_of(paths["worker-01"])
 
 
 def test_a_misplaced_opt_in_is_moved_into_os_in_the_one_write(tmp_path):

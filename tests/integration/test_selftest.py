@@ -77,7 +77,7 @@ def test_a_missing_service_is_a_difference(tmp_path):
 def test_more_than_one_worker_is_refused_before_any_call(tmp_path):
     run, after = _run(tmp_path, {"worker-01": simworker.example_state(), "worker-02": simworker.example_state()})
     assert run.returncode != 0
-    assert "the self-test runs on one worker, and this run has 2" in run.stdout
+    assert "the self-test runs on one worker, and this run selects 2 (worker-01, worker-02): pick one with --limit <host>." in run.stdout
     assert all("calls" not in state for state in after.values())
 
 

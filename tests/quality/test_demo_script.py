@@ -39,10 +39,11 @@ def test_the_demo_installs_only_requirements_demo():
     assert "ensure-venv" not in DEMO  # the test toolchain's venv
 
 
-def test_requirements_demo_is_the_runtime_requirements_and_ansible_core():
+def test_requirements_demo_is_the_runtime_requirements_ansible_core_and_the_simulated_worker():
     lines = requirement_lines("requirements-demo.txt")
-    others = [line for line in lines if line != "-r requirements.txt"]
-    assert len(others) == len(lines) - 1 and len(others) == 1 and others[0].startswith("ansible-core=="), lines
+    others = sorted(line for line in lines if line != "-r requirements.txt")
+    assert len(others) == len(lines) - 1 and len(others) == 2, lines
+    assert others[0].startswith("ansible-core==") and others[1].startswith("ruamel.yaml"), lines  # the demo's workers are simulated
     for line in requirement_lines("requirements.txt"):
         assert not line.startswith(TEST_TOOLS), line
     # the test venv holds the same ansible-core: the demo shows what the tests check

@@ -19,7 +19,12 @@ NEWEST_VENV = REPO / os.environ.get("DEADLINE_CMF_NEWEST_VENV", ".venv-2.21")
 NEWEST_CORE = "2.21"
 # The playbook tests: every module, the role and both playbooks, on simulated workers; and the
 # service module, whose async support relies on how the task executor treats async_val after a run.
-PLAYBOOK_TESTS = ["tests/integration/test_role.py", "tests/integration/test_playbooks.py", "tests/integration/test_worker_agent_service.py"]
+PLAYBOOK_TESTS = [
+    "tests/integration/test_role.py",
+    "tests/integration/test_playbooks.py",
+    "tests/integration/test_worker_agent_service.py",
+    "tests/integration/test_awx.py",  # through the newest ansible-runner too: an execution environment's core varies
+]
 
 
 @pytest.fixture(scope="module")

@@ -794,7 +794,13 @@ RULES: tuple[Rule, ...] = (
         lambda r: (opt_in := _opt_in(r)) is not None and opt_in.value is not True and not _refused_variable(r, OPT_IN_VARIABLE),
         lambda r, _: f"run_jobs_as_agent_user resolves to false ({_opt_in_off_source(r, r.settings.run_jobs_as_agent_user)}):"
         " the agent fails every WORKER_AGENT_USER job on Windows.",
-        lambda r, _: "Set [os] run_jobs_as_agent_user = true in worker.toml (deadline_cloud.cmf.worker_toml) and restart the service.",
+        # A variable that turns it off wins over the file: setting the file alone would change nothing.
+        lambda r, _: (
+            _env_fix(r, str(r.settings.run_jobs_as_agent_user.variable).upper())[:-1]
+            + "; then set [os] run_jobs_as_agent_user = true in worker.toml (deadline_cloud.cmf.worker_toml) and restart the service."
+            if r.settings.run_jobs_as_agent_user.source in ("machine", "service", "user") and r.settings.run_jobs_as_agent_user.variable
+            else "Set [os] run_jobs_as_agent_user = true in worker.toml (deadline_cloud.cmf.worker_toml) and restart the service."
+        ),
     ),
     Rule(
         "ENV_OVERRIDE",

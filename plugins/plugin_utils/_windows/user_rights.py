@@ -9,6 +9,7 @@ Internal to this collection: not a public API; it may change in any release.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -109,10 +110,17 @@ class UnknownRightError(ValueError):
 
     def __init__(self, unknown: list[str]) -> None:
         self.unknown = unknown
+        guesses = [f"{name} (did you mean {guess}?)" if (guess := closest_right(name)) else name for name in unknown]
         super().__init__(
-            f"unknown user right{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
+            f"unknown user right{'s' if len(unknown) > 1 else ''} {', '.join(guesses)}; "
             f"valid rights are: {', '.join(sorted(ALL_RIGHTS))}"
         )
+
+
+def closest_right(name: str) -> str | None:
+    """The right a misspelled name most likely means (``SeServiceLogonRigth``), or None."""
+    match = difflib.get_close_matches(str(name).strip().casefold(), list(_CANONICAL), n=1, cutoff=0.85)
+    return _CANONICAL[match[0]] if match else None
 
 
 def canonical_right(name: str) -> str | None:

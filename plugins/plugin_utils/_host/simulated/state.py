@@ -27,7 +27,7 @@ try:
     from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
     from ruamel.yaml.scalarstring import LiteralScalarString
-except ImportError as error:  # the controller lacks the collection's requirements.txt
+except ImportError as error:  # only the simulated worker needs it: requirements-demo.txt, not requirements.txt
     RUAMEL_IMPORT_ERROR: ImportError | None = error
     YAMLError = ValueError  # never raised: load() stops before parsing
 else:
@@ -192,7 +192,8 @@ class StateFile:
         save() writes back keeps the file's comments, key order and block scalars."""
         if RUAMEL_IMPORT_ERROR is not None:
             raise StateFileError(
-                f"the simulated worker needs ruamel.yaml (pip install -r requirements.txt of the collection): {RUAMEL_IMPORT_ERROR}"
+                "the simulated worker needs the Python package ruamel.yaml on the controller for its state files"
+                f" (pip install 'ruamel.yaml>=0.18', as requirements-demo.txt does; real workers do not need it): {RUAMEL_IMPORT_ERROR}"
             )
         try:
             with open(self.path, encoding="utf-8") as handle:

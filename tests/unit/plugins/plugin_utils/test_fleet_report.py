@@ -8,9 +8,7 @@ import csv
 import io
 import json
 
-import pytest
-
-from ansible_collections.deadline_cloud.cmf.plugins.filter.fleet_report import FilterModule
+from ansible_collections.deadline_cloud.cmf.plugins.filter._fleet import FilterModule
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils import _fleet as fleet_report
 
 
@@ -76,14 +74,15 @@ def test_a_failed_reading_is_an_error_with_its_message():
     assert "w1: state file missing" in "\n".join(fleet_report.report_lines(summary))
 
 
-def test_report_lines_read_well_in_a_terminal():
-    summary = fleet_report.summarize({f"w{i:02}": INSTALLER for i in range(10)} | {"ok": reading(ready=True)})
+def test_report_lines_name_every_host_and_read_well_in_a_terminal():
+    summary = fleet_report.summarize({f"w{i:02}": INSTALLER for i in range(40)} | {"ok": reading(ready=True)})
     lines = fleet_report.report_lines(summary)
-    assert lines[0] == "11 hosts: 1 ready, 10 not ready"
+    assert lines[0] == "41 hosts: 1 ready, 40 not ready"
     assert "holding hosts back (blocker):" in lines
-    line = next(x for x in lines if x.strip().startswith("AGENT_OPT_IN_MISSING"))
-    assert "10 hosts" in line and "and 4 more" in line  # long host lists are cut short
-    assert all(len(x) < 120 for x in lines)
+    at = lines.index("  AGENT_OPT_IN_MISSING on 40 hosts:")
+    named = " ".join(lines[at + 1 : at + 4])
+    assert all(f"w{i:02}" in named for i in range(40)) and "more" not in named  # never cut short
+    assert all(len(x) <= 100 for x in lines)
 
 
 def test_no_findings_says_so():
@@ -115,53 +114,52 @@ def test_findings_lines_show_severity_id_and_fix():
     assert fleet_report.findings_lines(reading(ready=True))[0].startswith("ready")
 
 
-def test_filters_are_registered_and_reject_wrong_input():
+def test_the_filters_are_internal_and_summarize_what_hostvars_hold():
     filters = FilterModule().filters()
-    assert set(filters) >= {
-        "fleet_summary",
-        "fleet_report_lines",
-        "fleet_report_csv",
-        "worker_findings_lines",
-        "fleet_converge_summary",
-        "fleet_converge_lines",
-        "fleet_converge_csv",
-        "fleet_over_threshold",
-    }
-    from ansible.errors import AnsibleFilterError
-
-    with pytest.raises(AnsibleFilterError):
-        filters["fleet_summary"](["not", "a", "dict"])
-    assert (
-        filters["fleet_report_lines"](filters["fleet_summary"]({"w1": INSTALLER}))[0] == "1 host: 0 ready, 1 not ready"
-    )
+    assert set(filters) == {"_converge_over_threshold", "_converge_summary", "_diagnose_summary", "_diagnose_host_lines"}
+    hostvars = {"w1": {"deadline_worker_agent_user__before": INSTALLER}, "w2": {}}
+    view = filters["_diagnose_summary"](["w1", "w2"], hostvars, pattern="render_nodes", report="/tmp/x.csv")
+    assert view["lines"][0] == "2 hosts: 0 ready, 1 not ready, 1 without a reading"
+    assert view["report_path"] == "/tmp/x.csv" and view["report_text"].startswith("host,status,ready,finding")
+    assert set(view["not_ready"]) == {"w1", "w2"} and "AGENT_OPT_IN_MISSING: AGENT_OPT_IN_MISSING message." in view["not_ready"]["w1"]
+    empty = filters["_diagnose_summary"]([], hostvars, pattern="render_nodes", limit="render-07")
+    assert empty["workers"] == 0 and "the host pattern 'render_nodes' with --limit 'render-07' selects no host" in empty["lines"][0]
 
 
 def outcome(status: str, **extra) -> dict:
     return {"status": status, "changes": [], "refused": [], "findings_after": [], "error": "", **extra}
 
 
-def test_converge_summary_counts_each_status_and_names_what_needs_a_look():
+def test_converge_summary_counts_each_status_and_names_every_host():
     results = {
         "w1": outcome("fixed", changes=["granted SeIncreaseQuotaPrivilege", "restarted the service"]),
         "w2": outcome("already_fine"),
         "w3": outcome("restart_pending", restart_pending_reason="busy: 3 session(s) running"),
-        "w4": outcome("refused", refused=[{"id": "ENV_OVERRIDE", "message": "DEADLINE_WORKER_RUN_JOBS_AS_AGENT_USER=false", "fix": "remove it"}]),
-        "w5": outcome("failed", error="control_service failed on the host"),
+        "w4": outcome("refused", refused=[{"id": "ENV_OVERRIDE", "message": "DEADLINE_WORKER_RUN_JOBS_AS_AGENT_USER=false", "fix": "remove it"}],
+                      cause="the role changed nothing on this host, because it cannot fix: ENV_OVERRIDE: x. Fix: remove it."),
+        "w5": outcome("failed", error="control_service failed on the host", cause="control_service failed on the host"),
         "w6": None,
-        "w7": outcome("planned"),
+        "w7": outcome("planned", cause="the run stopped on this host after its plan, before its changes were done: run it again"),
+        "w8": outcome("fixed", changes=["restarted the service"], interrupted_sessions=2),
     }
     summary = fleet_report.converge_summary(results)
     assert summary["counts"] == {
-        "fixed": 1, "already_fine": 1, "restart_pending": 1, "refused": 1, "failed": 1, "not_ready": 0, "unreachable": 2,
+        "fixed": 2, "already_fine": 1, "restart_pending": 1, "would_fix": 0, "would_wait": 0,
+        "refused": 1, "failed": 2, "not_ready": 0, "unreachable": 0, "not_run": 1,
     }
+    assert summary["failing"] == 3 and summary["interrupted_sessions"] == 2
     by_host = {e["host"]: e for e in summary["hosts"]}
     assert by_host["w3"]["sessions"] == 3
     assert "ENV_OVERRIDE" in by_host["w4"]["detail"] and "remove it" in by_host["w4"]["detail"]
-    lines = fleet_report.converge_lines(summary)
-    assert lines[0] == "7 hosts: 1 fixed, 1 already fine, 1 restart pending, 1 refused, 1 failed, 2 unreachable or not run"
-    assert "  w4: ENV_OVERRIDE: DEADLINE_WORKER_RUN_JOBS_AS_AGENT_USER=false Fix: remove it" in lines
+    lines = fleet_report.converge_lines(summary, "/srv/reports/converge.json")
+    assert lines[0] == "8 hosts: 2 fixed, 1 already fine, 1 restart pending, 1 refused, 2 failed, 1 not run"
+    assert lines[lines.index("fixed (2):") + 1] == "  w1, w8"  # fixed hosts are named
+    assert "  w4: ENV_OVERRIDE" in lines  # the ids; the recap's failure of the host gives the whole cause
+    assert "sessions interrupted: 2 (w8: 2)" in lines  # and where
+    assert lines[-2].startswith("3 of 8 hosts refused, failed, not ready or unreachable: each is marked failed in the recap")
+    assert lines[-1] == "report written to /srv/reports/converge.json"
     rows = list(csv.DictReader(io.StringIO(fleet_report.converge_csv(summary))))
-    assert [r["status"] for r in rows] == ["fixed", "already_fine", "restart_pending", "refused", "failed", "unreachable", "unreachable"]
+    assert [r["status"] for r in rows] == ["fixed", "already_fine", "restart_pending", "refused", "failed", "not_run", "failed", "fixed"]
 
 
 def test_refused_hosts_never_pass_the_failure_threshold_failed_ones_do():
@@ -170,3 +168,42 @@ def test_refused_hosts_never_pass_the_failure_threshold_failed_ones_do():
     failing = {"a": outcome("failed", error="boom"), "b": outcome("fixed"), "c": outcome("fixed"), "d": None}
     assert [e["host"] for e in fleet_report.over_threshold(failing, 30)] == ["a"]  # 1 of 3 run so far
     assert fleet_report.over_threshold(failing, 34) == []
+    stopped = fleet_report.converge_summary(failing, 30)["stopped"]
+    assert stopped == {"failed": 1, "run": 3, "max_fail_percentage": 30.0, "not_run": ["d"]}
+    assert fleet_report.converge_summary(failing, 34)["stopped"] is None
+
+
+def test_check_mode_says_would_fix_and_would_wait_for_a_busy_host():
+    plan = {"restart": True, "restart_when": "idle", "busy": False, "sessions": 0, "idle_timeout": 600, "when_busy": "skip"}
+    busy_plan = {**plan, "busy": True, "sessions": 2}
+    results = {
+        "w1": outcome("would_change", check_mode=True, plan=plan, changes=["left Administrators"]),
+        "w2": outcome("would_change", check_mode=True, plan=busy_plan),
+        "w3": outcome("would_change", check_mode=True, plan={**plan, "restart_when": "never"}),
+    }
+    summary = fleet_report.converge_summary(results)
+    assert [e["status"] for e in summary["hosts"]] == ["would_fix", "would_wait", "restart_pending"]
+    lines = fleet_report.converge_lines(summary)
+    assert lines[0] == "3 hosts: 1 restart pending, 1 would be fixed, 1 would wait for idle"
+    assert lines[1] == "check mode: nothing was changed; this is what the run would do"
+    assert any("w2: busy: 2 sessions running; converge waits up to 600 s" in x for x in lines)
+
+
+def test_what_a_run_publishes_merges_as_awx_merges_slices_and_stays_small():
+    def run(hosts, status):
+        return fleet_report.converge_published(fleet_report.converge_summary({h: outcome(status) for h in hosts}))
+
+    first, second = run(["w1", "w2"], "fixed"), run(["w3"], "already_fine")
+    merged: dict = {}
+    merged.update(first)  # AWX: artifacts of each slice, dict.update in turn
+    merged.update(second)
+    assert len(merged) == 2  # one key per slice: neither overwrites the other
+    assert all(key.startswith("deadline_converge_run_") and key.isidentifier() for key in merged)
+    total = sum(run["counts"]["total"] for run in merged.values())
+    fixed = sum(run["counts"]["fixed"] for run in merged.values())
+    hosts = {host: item["status"] for run in merged.values() for host, item in run["hosts"].items()}
+    assert (total, fixed, hosts) == (3, 2, {"w1": "fixed", "w2": "fixed", "w3": "already_fine"})
+    assert run(["w1", "w2"], "failed").keys() == first.keys()  # a slice run again replaces its own entry
+    refused = outcome("refused", refused=[{"id": "ENV_OVERRIDE"}], cause="x" * 5000)
+    big = fleet_report.converge_published(fleet_report.converge_summary({f"render-{i:04}": refused for i in range(3000)}))
+    assert len(json.dumps(big)) < 1_000_000

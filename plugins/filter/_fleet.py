@@ -1,0 +1,79 @@
+# Copyright: contributors to deadline_cloud.cmf
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Internal filters of playbooks/converge.yml and playbooks/diagnose.yml: their reports, in plugin_utils._fleet.
+
+Internal to this collection: not a public API. The playbooks use them; their names, arguments and
+results may change in any release, without notice or deprecation. Use the playbooks' reports, the
+data they publish with set_stats, or the role's fact deadline_worker_agent_user_result instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils import _fleet as fleet
+
+RESULT = "deadline_worker_agent_user_result"
+READING = "deadline_worker_agent_user__before"
+
+
+def _hosts(hosts: Any) -> list[str]:
+    return [str(h) for h in hosts or []]
+
+
+def _view(workers: list[str], summary: Mapping, report: Any, csv_text: Callable[[Mapping], str], **views: Any) -> dict:
+    """What a summary play uses: the summary, its views, and the report file's path and text."""
+    path = str(report or "")
+    text = (csv_text(summary) if path.lower().endswith(".csv") else fleet.report_json(summary)) if path else ""
+    return {"workers": len(workers), "summary": summary, **views, "report_path": path, "report_text": text}
+
+
+def _none_selected(pattern: Any, limit: Any) -> dict:
+    return {"workers": 0, "lines": [fleet.no_worker_message(str(pattern), str(limit or ""))]}
+
+
+def converge_over_threshold(hosts: Any, hostvars: Any, max_fail_percentage: Any = 10) -> bool:
+    """Whether the hosts run so far failed beyond the threshold: converge.yml then ends its waves."""
+    return bool(fleet.over_threshold(fleet.host_values(_hosts(hosts), hostvars, RESULT), float(max_fail_percentage)))
+
+
+def converge_summary(workers: Any, hostvars: Any, *, pattern: str = "", limit: str = "", max_fail_percentage: Any = 10, report: Any = "") -> dict:
+    """The run's summary, its terminal lines (the playbook adds where the report went), what it
+    publishes, the workers to mark failed and its report file's text."""
+    workers = _hosts(workers)
+    if not workers:
+        return _none_selected(pattern, limit)
+    summary = fleet.converge_summary(fleet.host_values(workers, hostvars, RESULT), float(max_fail_percentage))
+    failing = [e["host"] for e in summary["hosts"] if e["status"] in fleet.FAILING_STATUSES]
+    return _view(
+        workers, summary, report, fleet.converge_csv,
+        lines=fleet.converge_lines(summary), published=fleet.converge_published(summary), failing=failing,
+    )
+
+
+def diagnose_summary(workers: Any, hostvars: Any, *, pattern: str = "", limit: str = "", report: Any = "") -> dict:
+    """The diagnosis of the run: its summary, terminal lines, what it publishes, each host's message
+    when it is not ready and its report file's text."""
+    workers = _hosts(workers)
+    if not workers:
+        return _none_selected(pattern, limit)
+    summary = fleet.summarize(fleet.host_values(workers, hostvars, READING), fleet.host_values(workers, hostvars, RESULT))
+    return _view(
+        workers, summary, report, fleet.report_csv,
+        lines=fleet.report_lines(summary), published=fleet.diagnose_published(summary), not_ready=fleet.not_ready_messages(summary),
+    )
+
+
+def diagnose_host_lines(reading: Any, plan: Any = None) -> list[str]:
+    return fleet.findings_lines(reading, plan=plan)
+
+
+class FilterModule:
+    def filters(self) -> dict:
+        return {
+            "_converge_over_threshold": converge_over_threshold,
+            "_converge_summary": converge_summary,
+            "_diagnose_summary": diagnose_summary,
+            "_diagnose_host_lines": diagnose_host_lines,
+        }
