@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._agent.config_file import TomlParserMissing
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host import Host, HostOperationError, host_for, reading_of
 
 
@@ -45,6 +46,8 @@ class CmfAction(ActionBase):
             result.update(self.execute(host, params, task_vars))
         except HostOperationError as error:
             result.update(failed=True, changed=False, msg=error.message, error_code=error.code)
+        except TomlParserMissing as error:
+            result.update(failed=True, changed=False, msg=str(error))
         result.setdefault("changed", False)
         return result
 

@@ -80,7 +80,7 @@ def _log_path(state) -> str:
 def end_finished_sessions(state) -> None:
     """Drops every service's sessions whose time has come; run at each remote call, before the
     operation. A session's ``ends_after_s`` becomes ``ends_at`` the first time a call sees it."""
-    now = datetime.datetime.now(datetime.UTC)
+    now = datetime.datetime.now(datetime.timezone.utc)
     for entry in (state.data.get("services") or {}).values():
         if not isinstance(entry, dict) or not entry.get("sessions"):
             continue

@@ -26,7 +26,7 @@ def read_file(state, parameters: dict) -> dict:
 
 
 def backup_name(path: str, taken) -> str:
-    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%d-%H%M%S")
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M%S")
     candidate, n = f"{path}.{stamp}.bak", 1
     while taken(candidate):
         candidate, n = f"{path}.{stamp}-{n}.bak", n + 1

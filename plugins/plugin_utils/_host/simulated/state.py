@@ -48,7 +48,7 @@ class ConnectionDropped(Exception):
 
 def utc_now() -> str:
     """The simulated worker's clock, as Windows reports times: UTC, ISO 8601."""
-    return datetime.datetime.now(datetime.UTC).isoformat(timespec="microseconds")
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="microseconds")
 
 
 class SimulatedState:
