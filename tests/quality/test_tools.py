@@ -78,11 +78,14 @@ def _ensure_pip_bootstrap_offline(bin_dir: Path = BIN) -> None:
         shutil.copy(REPO / "tests" / "tools" / "get_pip_standin.py", cache)
 
 
-def ansible_test(tmp_path: Path, command: str, *args: str, bin_dir: Path = BIN, python: str | None = None) -> subprocess.CompletedProcess:
+def ansible_test(
+    tmp_path: Path, command: str, *args: str, bin_dir: Path = BIN, python: str | None = None, root: Path | None = None
+) -> subprocess.CompletedProcess:
     """``ansible-test <command>`` of the venv in ``bin_dir`` on a copy of the collection laid out as
-    ansible_collections/deadline_cloud/cmf, with its requirements and its HOME in ansible_test_home()."""
+    ansible_collections/deadline_cloud/cmf (or in ``root``, such a folder), with its requirements and
+    its HOME in ansible_test_home()."""
     _ensure_pip_bootstrap_offline(bin_dir)
-    root = simworker.copy_collection(tmp_path)
+    root = root or simworker.copy_collection(tmp_path)
     python = python or f"{sys.version_info.major}.{sys.version_info.minor}"
     env = simworker.ansible_env(HOME=str(ansible_test_home()))
     env.pop("ANSIBLE_COLLECTIONS_PATH", None)
@@ -96,10 +99,18 @@ def _sanity(tmp_path: Path, *args: str, bin_dir: Path = BIN, python: str | None 
     return result, ran
 
 
+def sanity_ran_every_test(result: subprocess.CompletedProcess) -> None:
+    """ansible-test sanity passed, and none of its tests was skipped for want of a program (it only warns)."""
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-8000:]
+    ran = re.findall(r'Running sanity test "([\w-]+)"', output)
+    assert len(ran) >= 20 and {"validate-modules", "pylint", "pep8", "shellcheck", "yamllint"} <= set(ran), ran
+    missing = re.findall(r'Required program "([^"]+)" not found', output)
+    assert not missing, f"sanity tests skipped for want of {missing} (requirements-test.txt brings shellcheck)"
+
+
 def test_ansible_test_sanity(tmp_path):
-    result, ran = _sanity(tmp_path, "--skip-test", "pslint")
-    assert result.returncode == 0, (result.stdout + result.stderr)[-8000:]
-    assert len(ran) >= 20, ran
+    sanity_ran_every_test(ansible_test(tmp_path, "sanity", "--skip-test", "pslint"))
 
 
 def test_ansible_test_sanity_pslint(tmp_path):
