@@ -120,7 +120,7 @@ class Names:
     names: dict[str, str] = field(default_factory=dict)
     qnames: dict[str, str] = field(default_factory=dict)
     sids: dict[str, str] = field(default_factory=dict)
-    now: datetime.datetime = field(default_factory=lambda: datetime.datetime.now(datetime.UTC))
+    now: datetime.datetime = field(default_factory=lambda: datetime.datetime.now(datetime.timezone.utc))
 
     def expand(self, value: Any) -> Any:
         if isinstance(value, str):

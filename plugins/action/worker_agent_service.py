@@ -155,8 +155,13 @@ class ActionModule(CmfAction):
         try:
             return super().run(tmp, task_vars)
         finally:
-            # The task ends here, its waits done on the controller: no job on the host is left for the
-            # task executor to poll (this task object is this host's own copy).
+            # The task ends here, its waits done on the controller: no job on the host is left to poll.
+            # ansible-core offers an action plugin no supported way to say so: its TaskExecutor polls
+            # (async_status, a remote call) whenever this task's async_val is above 0 once run() returns,
+            # and reads it from this task object, this host's own copy (ansible.builtin.gather_facts sets
+            # it as well). An assumption on core's internals, then, held on each supported core (2.16 to
+            # 2.21) by the async tests of tests/integration/test_worker_agent_service.py, which
+            # tests/quality/test_cores.py runs with each core's ansible-playbook (bash tests/run.sh --all-cores).
             self._task.async_val = 0
 
     def _control(self, host: Host, params: dict, *, if_idle: bool, timeout: int) -> dict:

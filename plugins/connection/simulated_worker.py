@@ -21,8 +21,12 @@ description:
   - Only the operations of this collection exist on it; generic modules (for example
     M(ansible.windows.win_ping) or fact gathering) fail with a message that says so.
   - The state file's format is described in C(docs/simulated_worker.md) of the collection.
+requirements:
+  - ruamel.yaml >= 0.18 on the controller, with which the simulated worker reads and writes its state files (the simulated
+    worker alone needs it).
+  - tomli >= 2.0.1 on a controller with Python 3.10, to read worker.toml as the agent does (Python 3.11 and later have C(tomllib)).
 author:
-  - Deadline Cloud CMF maintainers (!UNKNOWN)
+  - Contributors to deadline_cloud.cmf (!UNKNOWN)
 version_added: 0.1.0
 options:
   simulated_worker_state:

@@ -66,15 +66,26 @@ extends_documentation_fragment:
 notes:
   - Leaving Administrators takes away the rights the account got through it; RV(effective_rights) shows
     what remains, and M(deadline_cloud.cmf.win_user_rights) grants what the account needs directly.
+  - Beside M(ansible.windows.win_group_membership), which takes one group, by its local name, and the members it should
+    have (with C(state=pure), its only members), this module takes one account and the groups it should be in or out
+    of. Use M(ansible.windows.win_group_membership) to decide who is in a group; use this module to move one account
+    in or out of groups, above all out of Administrators, on hosts whose group names differ by language.
+  - What this module adds to that - groups named by SID or by their English BUILTIN names on any Windows language; the
+    refusals before a change (the account Ansible connects as, the built-in Administrator, the last enabled
+    administrator); a failure when the account is still a member through a nested group after its removal; one remote
+    call, and one read in check mode; the simulated worker.
 seealso:
   - module: deadline_cloud.cmf.win_user_rights
   - module: ansible.windows.win_group_membership
     description: >-
-      Sets the members of one group, and can make them its only members. This module sets the groups of one account,
-      compared by SID (so a localized group name and its English name or SID are the same group), and leaves the
-      group's other members alone.
+      One group and its members (present, absent, or the exact list with C(state=pure)): for who is in a group. This
+      module sets the groups of one account, compared by SID, with its refusals before a change, and leaves the groups'
+      other members alone.
+requirements:
+  - The collection ansible.windows (3.3.0 or later) for real Windows workers, whose M(ansible.windows.win_powershell) runs each
+    remote operation; the C(deadline_cloud.cmf.simulated_worker) connection needs neither it nor Windows.
 author:
-  - Deadline Cloud CMF maintainers (!UNKNOWN)
+  - Contributors to deadline_cloud.cmf (!UNKNOWN)
 """
 
 EXAMPLES = r"""

@@ -67,14 +67,25 @@ extends_documentation_fragment:
   - ansible.builtin.action_common_attributes.actiongroups
   - deadline_cloud.cmf.windows_account
   - deadline_cloud.cmf.reading
+notes:
+  - Beside M(ansible.windows.win_user_right), which takes one right and the accounts that should hold it (and with
+    C(action=set) makes them its only holders), this module takes one account and the rights it should hold. Use
+    M(ansible.windows.win_user_right) to decide who holds a right on a host; use this module to converge one account,
+    such as a service's, without touching any other account's rights.
+  - What this module adds to that - the account and its rights compared by SID; the rights it gets through its groups
+    (RV(effective_rights)) and the deny rights that override a logon right it holds, reported; one remote call, and one
+    read in check mode; the simulated worker.
 seealso:
   - module: deadline_cloud.cmf.win_group_member
   - module: ansible.windows.win_user_right
     description: >-
-      Sets one right for a list of accounts, and can make them its only holders. This module sets many rights for one
-      account, compared by SID, and leaves every other account's rights alone.
+      One right and its holders (add, remove, or set the exact list): for who holds a right on a host. This module sets
+      the rights one account holds, compared by SID, and leaves every other account's rights alone.
+requirements:
+  - The collection ansible.windows (3.3.0 or later) for real Windows workers, whose M(ansible.windows.win_powershell) runs each
+    remote operation; the C(deadline_cloud.cmf.simulated_worker) connection needs neither it nor Windows.
 author:
-  - Deadline Cloud CMF maintainers (!UNKNOWN)
+  - Contributors to deadline_cloud.cmf (!UNKNOWN)
 """
 
 EXAMPLES = r"""

@@ -69,8 +69,12 @@ notes:
 seealso:
   - module: deadline_cloud.cmf.worker_agent_service
   - module: deadline_cloud.cmf.worker_toml
+requirements:
+  - tomli >= 2.0.1 on a controller with Python 3.10, to read worker.toml as the agent does (Python 3.11 and later have C(tomllib)).
+  - The collection ansible.windows (3.3.0 or later) for real Windows workers, whose M(ansible.windows.win_powershell) runs each
+    remote operation; the C(deadline_cloud.cmf.simulated_worker) connection needs neither it nor Windows.
 author:
-  - Deadline Cloud CMF maintainers (!UNKNOWN)
+  - Contributors to deadline_cloud.cmf (!UNKNOWN)
 """
 
 EXAMPLES = r"""

@@ -116,8 +116,15 @@ extends_documentation_fragment:
   - deadline_cloud.cmf.reading
 seealso:
   - module: deadline_cloud.cmf.worker_agent_info
+requirements:
+  - tomli >= 2.0.1 on a controller with Python 3.10, to read worker.toml as the agent does (Python 3.11 and later have C(tomllib)).
+  - The collection ansible.windows (3.3.0 or later) for real Windows workers, whose M(ansible.windows.win_powershell) runs each
+    remote operation; the C(deadline_cloud.cmf.simulated_worker) connection needs neither it nor Windows.
+  - Optional, only with O(ask_service=true) and the worker's ids known - boto3 with the C(deadline) service on the controller,
+    and AWS credentials allowed C(deadline:GetWorker) and C(deadline:ListSessionsForWorker); without them the host's own
+    view decides whether the agent is busy.
 author:
-  - Deadline Cloud CMF maintainers (!UNKNOWN)
+  - Contributors to deadline_cloud.cmf (!UNKNOWN)
 """
 
 EXAMPLES = r"""

@@ -80,8 +80,11 @@ notes:
   - C(changed) is false - the sandbox is gone again when the module returns.
 seealso:
   - module: deadline_cloud.cmf.worker_agent_info
+requirements:
+  - The collection ansible.windows (3.3.0 or later) for real Windows workers, whose M(ansible.windows.win_powershell) runs each
+    remote operation; the C(deadline_cloud.cmf.simulated_worker) connection needs neither it nor Windows.
 author:
-  - Deadline Cloud CMF maintainers (!UNKNOWN)
+  - Contributors to deadline_cloud.cmf (!UNKNOWN)
 """
 
 EXAMPLES = r"""

@@ -119,8 +119,13 @@ attributes:
     support: full
     platforms: windows
     details: Windows workers, reached through any Windows connection or the simulated worker.
+requirements:
+  - tomlkit >= 0.12 on the controller, which edits worker.toml with it (C(pip install -r requirements.txt) of the collection).
+  - tomli >= 2.0.1 on a controller with Python 3.10, to read worker.toml as the agent does (Python 3.11 and later have C(tomllib)).
+  - The collection ansible.windows (3.3.0 or later) for real Windows workers, whose M(ansible.windows.win_powershell) runs each
+    remote operation; the C(deadline_cloud.cmf.simulated_worker) connection needs neither it nor Windows.
 author:
-  - Deadline Cloud CMF maintainers (!UNKNOWN)
+  - Contributors to deadline_cloud.cmf (!UNKNOWN)
 """
 
 EXAMPLES = r"""

@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._agent.config_file import TomlParserMissing
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host import Host, HostOperationError, host_for, reading_of
 
 
@@ -46,6 +47,8 @@ class CmfAction(ActionBase):
         except HostOperationError as error:
             # A host that failed half-way says what it changed; it is reported, never hidden.
             result.update(error.details, failed=True, changed=error.changed, msg=error.message, error_code=error.code)
+        except TomlParserMissing as error:
+            result.update(failed=True, changed=False, msg=str(error))
         result.setdefault("changed", False)
         return result
 

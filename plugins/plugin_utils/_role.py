@@ -255,7 +255,7 @@ def _wrong_account(raw: Mapping, variables: RoleVariables) -> dict | None:
 
 
 def _future(seconds: int) -> str:
-    return (datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=seconds)).isoformat()
+    return (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=seconds)).isoformat()
 
 
 def predicted_reading(raw: Mapping, rights_added: Iterable[str], groups_left: Iterable[Mapping], config: bytes | None) -> dict:

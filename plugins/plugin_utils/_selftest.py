@@ -102,7 +102,8 @@ V2_SHAPES: dict[str, dict[str, tuple]] = {
 
 
 class Caller(Protocol):
-    def call(self, operation: str, /, **parameters: Any) -> dict: ...
+    def call(self, operation: str, /, **parameters: Any) -> dict:
+        """The answer of one remote operation (a Host's call)."""
 
 
 _MISSING = object()

@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import copy
 import re
-import tomllib
 from pathlib import Path
 
 import pytest
 import simworker
 import yaml
+
+try:
+    import tomllib
+except ImportError:  # Python 3.10
+    import tomli as tomllib
 
 ROLE = "deadline_cloud.cmf.deadline_worker_agent_user"
 ADMINISTRATORS = "S-1-5-32-544"

@@ -4,7 +4,7 @@
 
 ansible-test runs ``get-pip.py <pip options> pip==X`` in each new sanity virtual environment.
 This does the same with what Python ships: ensurepip, then pip itself from the configured index.
-It is installed only where the cache lacks the real script (see tests/quality/test_sanity.py).
+It is installed only where the cache lacks the real script (see tests/quality/test_tools.py).
 """
 
 import os

@@ -14,9 +14,21 @@ from __future__ import annotations
 
 import math
 import re
-import tomllib
 from dataclasses import dataclass, field
 from typing import Any
+
+try:
+    import tomllib
+except ImportError:  # Python 3.10 (ansible-core 2.16 and 2.17 controllers); the agent falls back the same way
+    try:
+        import tomli as tomllib
+    except ImportError as error:
+        tomllib = None
+        TOMLLIB_IMPORT_ERROR: ImportError | None = error
+    else:
+        TOMLLIB_IMPORT_ERROR = None
+else:
+    TOMLLIB_IMPORT_ERROR = None
 
 CONFIG_PATH = r"C:\ProgramData\Amazon\Deadline\Config\worker.toml"
 REQUIRED_TABLES = ("worker", "aws", "logging", "os", "capabilities")
@@ -176,8 +188,17 @@ def lone_carriage_returns(text: str) -> str | None:
     return f"a carriage return without a line feed at line {text.count(chr(10), 0, lone) + 1}"
 
 
+class TomlParserMissing(RuntimeError):
+    """Python 3.10 without tomli: worker.toml cannot be read as the agent reads it."""
+
+
 def parse_toml(text: str) -> tuple[dict | None, ParseError | None]:
     """The document as tomllib (the agent's parser) reads it, or where it stops."""
+    if tomllib is None:
+        raise TomlParserMissing(
+            f"reading worker.toml on Python 3.10 needs the Python package tomli on the controller ({TOMLLIB_IMPORT_ERROR}): "
+            "pip install -r requirements.txt from the collection"
+        )
     try:
         return tomllib.loads(text), None
     except tomllib.TOMLDecodeError as error:

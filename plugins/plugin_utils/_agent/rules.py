@@ -331,15 +331,24 @@ def _version_fix(reading: Reading) -> str:
     return "Upgrade deadline-cloud-worker-agent to 0.27.3 or later (pip install into the Python that hosts the service), then restart the service."
 
 
+# .NET's round-trip format ("o"), which the PowerShell side writes, has seven fractional digits
+# and a Z; Python's fromisoformat reads either only from 3.11 on (3.10: three or six digits, +00:00).
+_FRACTION = re.compile(r"\.(\d+)")
+
+
 def _utc(text: Any) -> datetime.datetime | None:
     """A time as Windows and the simulated worker report it (ISO 8601), or None."""
     if not text:
         return None
+    iso = str(text).strip()
+    if iso[-1:] in ("Z", "z"):
+        iso = iso[:-1] + "+00:00"
+    iso = _FRACTION.sub(lambda found: "." + found.group(1).ljust(6, "0")[:6], iso, count=1)
     try:
-        moment = datetime.datetime.fromisoformat(str(text))
+        moment = datetime.datetime.fromisoformat(iso)
     except ValueError:
         return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=datetime.UTC)
+    return moment if moment.tzinfo else moment.replace(tzinfo=datetime.timezone.utc)
 
 
 def config_changed_since_start(reading: Reading) -> bool:

@@ -48,7 +48,7 @@ class ConnectionDropped(Exception):
 
 def now_utc() -> datetime.datetime:
     """The simulated worker's clock (the one place that asks for it)."""
-    return datetime.datetime.now(datetime.UTC)
+    return datetime.datetime.now(datetime.timezone.utc)
 
 
 def utc_now() -> str:

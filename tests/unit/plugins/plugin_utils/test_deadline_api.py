@@ -20,7 +20,7 @@ WORKER = "worker-0123456789abcdef0123456789abcdef"
 IDS = {"farmId": FARM, "fleetId": FLEET, "workerId": WORKER}
 QUEUE = "queue-00112233445566778899aabbccddeeff"
 JOB = "job-00112233445566778899aabbccddeeff"
-STARTED_AT = datetime.datetime(2026, 11, 28, 11, 0, tzinfo=datetime.UTC)
+STARTED_AT = datetime.datetime(2026, 11, 28, 11, 0, tzinfo=datetime.timezone.utc)
 
 
 def session_id(n: int) -> str:

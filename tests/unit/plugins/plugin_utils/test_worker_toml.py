@@ -5,12 +5,16 @@
 from __future__ import annotations
 
 import difflib
-import tomllib
 from pathlib import Path
 
 import agent_truth
 import pytest
 import simworker
+
+try:
+    import tomllib
+except ImportError:  # Python 3.10: ansible-test units on ansible-core 2.16 and 2.17
+    import tomli as tomllib
 
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._agent.worker_toml import (
     ABSENT,

@@ -82,7 +82,7 @@ def test_user_environment_is_the_logon_accounts_deadline_variables_or_null(worke
 
 
 def test_sessions_end_by_themselves_at_any_call_and_a_restart_interrupts_the_rest(worker):
-    past = (datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=1)).isoformat()
+    past = (datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=1)).isoformat()
 
     def sessions(state):
         state["services"][SERVICE]["sessions"] = [{"id": "done", "ends_at": past}, {"id": "soon", "ends_after_s": 3600}, {"id": "forever"}]
