@@ -13,7 +13,7 @@ if [ ! -x "$venv/bin/python" ]; then
     "${PYTHON:-python3}" -m venv "$venv"
 fi
 stamp="$venv/.requirements.sha256"
-wanted="$(cat requirements.txt requirements-demo.txt | sha256sum | cut -d' ' -f1)"
+wanted="$(cat requirements.txt requirements-demo.txt requirements-simulated-worker.txt | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$wanted" ]; then
     echo "== Installing ansible-core and the collection's requirements into $venv (requirements-demo.txt, about 70 MB)"
     "$venv/bin/python" -m pip install --disable-pip-version-check --progress-bar on -r requirements-demo.txt

@@ -81,7 +81,7 @@ ensure() {
         fi
         # the playbook tests run this core's ansible-playbook (and ansible-runner) on simulated workers
         requirements=(-r requirements.txt -r requirements-playbook-tests.txt "$pin")
-        wanted="$(cat requirements.txt requirements-playbook-tests.txt)$pin"
+        wanted="$(cat requirements.txt requirements-playbook-tests.txt requirements-simulated-worker.txt)$pin"
     fi
     # no Python: nothing is created, and the tests that need the environment fail saying so
     python="$(choose_python "$target")" || return 0

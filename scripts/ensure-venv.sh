@@ -7,7 +7,7 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 # Reinstall only when the requirements changed since the last install.
 stamp="$venv/.requirements.sha256"
-wanted="$(cat requirements.txt requirements-demo.txt requirements-playbook-tests.txt requirements-test.txt | sha256sum | cut -d' ' -f1)"
+wanted="$(cat requirements.txt requirements-demo.txt requirements-simulated-worker.txt requirements-playbook-tests.txt requirements-test.txt | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$wanted" ]; then
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements-test.txt

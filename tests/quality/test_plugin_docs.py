@@ -41,7 +41,8 @@ NEEDS = {
 # (the simulated worker's may live in one); the test environments' pins are not what users get.
 USER_REQUIREMENTS = "".join(
     path.read_text(encoding="utf-8") for path in sorted(REPO.glob("requirements*.txt"))
-    if path.name not in ("requirements-test.txt", "requirements-demo.txt", "requirements-cores.txt", "requirements-certification.txt", "requirements-playbook-tests.txt")
+    if path.name
+    not in ("requirements-test.txt", "requirements-demo.txt", "requirements-cores.txt", "requirements-certification.txt", "requirements-playbook-tests.txt")
 )
 
 

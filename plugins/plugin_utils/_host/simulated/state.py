@@ -193,7 +193,7 @@ class StateFile:
         if RUAMEL_IMPORT_ERROR is not None:
             raise StateFileError(
                 "the simulated worker needs the Python package ruamel.yaml on the controller for its state files"
-                f" (pip install 'ruamel.yaml>=0.18', as requirements-demo.txt does; real workers do not need it): {RUAMEL_IMPORT_ERROR}"
+                f" (pip install 'ruamel.yaml>=0.18', as requirements-simulated-worker.txt says; real workers do not need it): {RUAMEL_IMPORT_ERROR}"
             )
         try:
             with open(self.path, encoding="utf-8") as handle:
