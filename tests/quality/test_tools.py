@@ -156,7 +156,8 @@ def test_built_collection_installs_and_runs_from_where_it_is_installed(tmp_path,
 # repository needs for its own development (galaxy.yml's build_ignore says which is which).
 SHIPPED_TOP = {
     ".ansible-lint", ".yamllint", "CHANGELOG.md", "COPYING", "FILES.json", "MANIFEST.json", "README.md", "bindep.txt",
-    "changelogs", "docs", "extensions", "meta", "playbooks", "plugins", "requirements.txt", "requirements-kerberos.txt", "requirements-simulated-worker.txt", "roles", "tests",
+    "changelogs", "docs", "extensions", "meta", "playbooks", "plugins", "requirements.txt",
+    "requirements-kerberos.txt", "requirements-simulated-worker.txt", "roles", "tests",
 }
 SHIPPED_TESTS = ("tests/unit/", "tests/integration/targets/", "tests/integration/inventory.winrm.template", "tests/conftest.py",
                  "tests/simworker.py", "tests/agent_truth.py")
@@ -192,7 +193,8 @@ def test_the_tarball_ships_what_an_installed_collection_uses_and_no_development_
     assert sorted(needed - shipped) == []
     # and every development file of the repository is not
     development = {name for name in tracked if name.startswith((".github/", ".ci/", "scripts/", "benchmarks/", "awx/", "tests/quality/", "tests/windows/"))}
-    development |= {name for name in tracked if re.fullmatch(r"requirements-(?!kerberos|simulated-worker).+\.txt|ruff\.toml|pytest\.ini|\.gitignore|tests/run\.sh", name)}
+    development_files = r"requirements-(?!kerberos|simulated-worker).+\.txt|ruff\.toml|pytest\.ini|\.gitignore|tests/run\.sh"
+    development |= {name for name in tracked if re.fullmatch(development_files, name)}
     assert development and sorted(development & shipped) == []
 
 
