@@ -47,7 +47,7 @@ options:
   require_contract_v2:
     description:
       - Also require the fields that version 2 of the host contract adds (for example C(sessions) and
-        C(user_environment) of the agent reading, C(gpo_rights), the service's C(events)).
+        C(user_environment) of the agent reading, the service's C(events)).
       - When false, such fields are checked for their type only when they are present.
     type: bool
     default: false

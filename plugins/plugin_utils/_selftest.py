@@ -86,7 +86,6 @@ V2_SHAPES: dict[str, dict[str, tuple]] = {
     "sandbox": {"files": (LIST,)},
     "write_file": {"warnings": (LIST,)},
     "read_account": {"groups[].indirect": (BOOL,)},
-    "set_user_rights": {"gpo_rights": (LIST,)},
     "read_agent_info": {
         "user_environment": (DICT, NONE), "service.account_sid": (STR, NONE),
         "service.service_specific_exit_code": (INT, NONE), "config.sha256": (STR,),

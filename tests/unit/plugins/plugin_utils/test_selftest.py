@@ -63,11 +63,11 @@ def test_a_bool_is_not_an_int_and_a_missing_parent_is_named_once():
 
 
 def test_v2_fields_are_typed_when_present_and_required_only_on_request():
-    answer = {"added": [], "removed": [], "before": [], "report": {}}
-    assert shape_differences("set_user_rights", answer) == []
-    assert shape_differences("set_user_rights", answer, require_v2=True) == ["gpo_rights is missing"]
-    assert shape_differences("set_user_rights", {**answer, "gpo_rights": "SeServiceLogonRight"}) == ["gpo_rights is str, not list"]
-    assert shape_differences("set_user_rights", {**answer, "gpo_rights": []}, require_v2=True) == []
+    answer = {"sha256": "ab" * 32, "backup_file": None}
+    assert shape_differences("write_file", answer) == []
+    assert shape_differences("write_file", answer, require_v2=True) == ["warnings is missing"]
+    assert shape_differences("write_file", {**answer, "warnings": "left ~cmf1.tmp"}) == ["warnings is str, not list"]
+    assert shape_differences("write_file", {**answer, "warnings": []}, require_v2=True) == []
 
 
 def test_every_operation_has_a_shape_and_v2_names_only_known_operations():
