@@ -19,6 +19,8 @@ from dataclasses import dataclass
 ACCOUNT_NOT_FOUND = "ACCOUNT_NOT_FOUND"
 ACCOUNT_AMBIGUOUS = "ACCOUNT_AMBIGUOUS"
 DOMAIN_UNREACHABLE = "DOMAIN_UNREACHABLE"
+# Why an account's domain groups are unknown for another cause than an unreachable domain (token_groups_error).
+TOKEN_GROUPS_FAILED = "TOKEN_GROUPS_FAILED"
 GROUP_NOT_FOUND = "GROUP_NOT_FOUND"
 NOT_A_GROUP = "NOT_A_GROUP"
 REMOVAL_REFUSED = "REMOVAL_REFUSED"
