@@ -129,6 +129,23 @@ def normalize_sid(text: str) -> str:
     return "S" + text[1:]
 
 
+def machine_sid_prefix(local_account_sids: Iterable[str]) -> str | None:
+    """The SID prefix of a computer's own accounts (``S-1-5-21-a-b-c-``), taken from any of its local
+    accounts' SIDs; None when none is given."""
+    for sid in local_account_sids:
+        if is_sid(sid) and normalize_sid(sid).startswith("S-1-5-21-"):
+            return normalize_sid(sid).rsplit("-", 1)[0] + "-"
+    return None
+
+
+def is_domain_sid(sid: str, machine_prefix: str | None) -> bool:
+    """Whether only a domain controller can map ``sid``: an account SID (``S-1-5-21-...``) outside the
+    computer's own prefix. Its own accounts, BUILTIN and NT AUTHORITY are mapped (or not) by the
+    computer itself, with no domain controller: an unmapped one is not found, never unreachable."""
+    sid = normalize_sid(sid)
+    return sid.startswith("S-1-5-21-") and not (machine_prefix and sid.startswith(machine_prefix))
+
+
 def rid(sid: str) -> int:
     """The relative identifier: the last sub-authority of the SID."""
     return int(normalize_sid(sid).rsplit("-", 1)[1])
