@@ -500,3 +500,30 @@ def test_an_agent_account_whose_domain_is_out_of_reach_is_unknown_and_the_run_ok
     result, _host, _unchanged = _run(tmp_path / "unresolved", "read_agent_info", not_resolved, state=simworker.domain_state())
     assert result.ok and [s.name for s in result.unknown_steps] == ["read_agent_info service account token groups"]
     assert "read_agent_info group policy" not in [s.name for s in result.steps]
+
+
+class HidesUsers(TamperedHost):
+    """A host whose every reading of the sandbox user leaves out Users, which holds Authenticated Users."""
+
+    def call(self, operation, /, **parameters):
+        answer = super().call(operation, **parameters)
+        sandbox_user = answer.get("account") if operation == "read_agent_info" and parameters["account"] else answer
+        if operation in ("read_account", "read_agent_info") and isinstance(sandbox_user, dict) and "cmf-selftest" in str(sandbox_user.get("name")):
+            for key in ("groups", "token_groups"):
+                sandbox_user[key] = [g for g in sandbox_user[key] if g["sid"] != USERS]
+            sandbox_user["group_rights"].pop(USERS, None)
+            sandbox_user["group_members"].pop(USERS, None)
+        return answer
+
+
+def test_users_holding_authenticated_users_must_be_in_the_sandbox_users_token(tmp_path):
+    state = simworker.domain_state()
+    state["accounts"][USERS]["members"].append("S-1-5-11")  # as on any Windows
+    result, _host, unchanged = _run(tmp_path, state=state)
+    assert result.ok and unchanged, result.lines
+    path = simworker.save_state(tmp_path / "hides.yml", state)
+    result = run_selftest(HidesUsers(path), Options(service="DeadlineWorker", config_path=simworker.WORKER_TOML))
+    # Only the agent's reading lists Users' members (its account is in Users): the sandbox user's next reading is held to it.
+    assert result.failed_steps == ["read_agent_info sandbox account"], result.lines
+    assert f"{USERS} holds ['S-1-5-11'] (as another reading lists its members), but is not among token_groups" in next(
+        line for line in result.lines if line.startswith("read_agent_info sandbox account: "))
