@@ -93,6 +93,11 @@ def test_v2_fields_are_typed_when_present_and_required_only_on_request():
     assert shape_differences("write_file", {**answer, "warnings": []}, require_v2=True) == []
 
 
+def test_the_simulated_worker_gives_every_field_of_contract_v2(tmp_path):
+    result, _host, _unchanged = _run(tmp_path, require_v2=True)
+    assert result.ok, [line for line in result.lines if not line.endswith(": ok")]
+
+
 def test_every_operation_has_a_shape_and_v2_names_only_known_operations():
     assert set(selftest.SHAPES) == set(OPERATIONS)
     assert set(selftest.V2_SHAPES) <= set(OPERATIONS)
