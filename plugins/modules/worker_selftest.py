@@ -15,6 +15,18 @@ description:
     the bytes that were read without and with a backup and nothing else is left beside it, an unknown right is
     refused before any grant, rights and a membership that were granted are seen, then gone again, the reading
     of a named account). Returns one line per step, C(<step>: ok) or C(<step>: <what differs>).
+  - >-
+    What a domain-joined worker adds to every account reading is checked on the readings the test takes anyway,
+    of the sandbox user and of the service's own account, at no extra remote call - the token groups (SIDs with
+    a scope V(local), V(domain) or V(well_known); Everyone, Authenticated Users and SERVICE in every one; the
+    sandbox group exactly while the user is in it; every local group that holds one of them, such as Users), a
+    group closure that a local account always knows, the rights a domain Group Policy defines (known user
+    rights, holders as SIDs), and the same reading through both operations.
+  - >-
+    When the host cannot know - a domain controller out of reach leaves the service account's domain groups
+    unread, or the policy result cannot be read - and says why, as the contract requires, the step reads
+    C(<step>: unknown (<why>)) and a warning names it. That is not a failure (a converge refuses such a host
+    before any change), and not C(ok) either - that path was not proven on this worker.
   - The sandbox is a disabled local user O(sandbox_name) with a random password, a local group
     C(<sandbox_name>g) with no members, and a folder C(<sandbox_name>) under the system temp folder. The files,
     the rights (C(SeBatchLogonRight), C(SeIncreaseQuotaPrivilege)) and the membership the test makes are made
@@ -47,7 +59,7 @@ options:
   require_contract_v2:
     description:
       - Also require the fields that version 2 of the host contract adds (for example C(sessions) and
-        C(user_environment) of the agent reading, C(gpo_rights), the service's C(events)).
+        C(user_environment) of the agent reading, the service's C(events)).
       - When false, such fields are checked for their type only when they are present.
     type: bool
     default: false
@@ -56,7 +68,9 @@ attributes:
     support: none
   action:
     support: full
-    details: The module runs as an action plugin on the controller and makes one remote call per step.
+    details: >-
+      The module runs as an action plugin on the controller and makes one remote call per step, but for the steps that
+      check an answer already taken (the token groups and the group policy of a reading).
   action_group:
     support: full
     membership: [deadline_cloud.cmf.worker, deadline_cloud.cmf.all]
@@ -104,7 +118,9 @@ EXAMPLES = r"""
 
 RETURN = r"""
 lines:
-  description: "One line per step, C(<step>: ok), C(<step>: <what differs>) or C(<step>: skipped (<why>))."
+  description: >-
+    One line per step, C(<step>: ok), C(<step>: <what differs>), C(<step>: skipped (<why>)) or
+    C(<step>: unknown (<why>)).
   returned: always
   type: list
   elements: str
@@ -113,6 +129,8 @@ lines:
     - "read_file absent: ok"
     - "write_file create: ok"
     - "set_group_membership present: the call failed: the connection dropped"
+    - "read_agent_info service account token groups: unknown (the domain groups of CORP\\render-svc (S-1-5-21-...) were not
+      read, DOMAIN_UNREACHABLE: ...)"
 steps:
   description: The steps, in order.
   returned: always
@@ -124,7 +142,7 @@ steps:
       type: str
       sample: write_file stale hash
     operation:
-      description: The remote operation the step calls.
+      description: The remote operation whose answer the step checks (its own call, or the reading before it).
       type: str
       sample: write_file
     ok:
@@ -132,6 +150,11 @@ steps:
       type: bool
     skipped:
       description: Why the step was not run, else null.
+      type: str
+    unknown:
+      description: >-
+        Why the host could not know what the step checks, as it said so (for example V(DOMAIN_UNREACHABLE) and
+        its message), else null. Such a step is OK and not proven.
       type: str
     differences:
       description: What differs from the contract.

@@ -4,12 +4,16 @@
 held to the host contract: the sandbox; files (read, create, a stale hash refused, a replace without and
 with a backup, with nothing left beside the file, which the sandbox's removal lists); the account
 (its reading, an unknown right refused, a privilege and a logon right granted and revoked, a
-membership added and removed); the agent (the reading, also of a named account, and a start that
-changes nothing on a running service).
+membership added and removed); what the domain-farm work adds to every account reading (the token
+groups, the group closure, the rights a domain Group Policy defines), checked on the readings the
+test takes anyway, of the sandbox user and of the agent's own account, so at no extra call; the agent
+(the reading, also of a named account, and a start that changes nothing on a running service).
 
 The sequence and the expectations are here, pure: :func:`run_selftest` takes anything with
 ``call(operation, **parameters)`` (a Host), so tests drive it with a fake. Each step yields one line,
-``<step>: ok`` or ``<step>: <what differs>``; a step is named after its operation first.
+``<step>: ok``, ``<step>: <what differs>``, ``<step>: skipped (<why>)``, or ``<step>: unknown (<why>)``
+when the host answered as the contract says it must when it cannot know (a domain controller out of
+reach): no difference, and not proven either. A step is named after its operation first.
 
 Shapes: ``SHAPES`` holds the fields both implementations (PowerShell and the simulated worker)
 return today, and are required; ``V2_SHAPES`` the fields host contract v2 adds. A v2 field is
@@ -29,7 +33,16 @@ from typing import Any, Protocol
 
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host import sha256_hex
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.errors import FILE_CHANGED, HostOperationError
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.accounts import is_sid, names_equal, normalize_sid
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.accounts import (
+    DOMAIN_UNREACHABLE,
+    IMPLICIT_GROUPS,
+    TOKEN_GROUPS_FAILED,
+    is_domain_account,
+    is_sid,
+    names_equal,
+    normalize_sid,
+)
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.user_rights import canonical_right
 
 DEFAULT_SANDBOX = "cmf-selftest"
 # A logon right and a privilege, as a converge grants both kinds (SeServiceLogonRight,
@@ -64,6 +77,12 @@ SHAPES: dict[str, dict[str, tuple]] = {
         "rights": (LIST,), "group_rights": (DICT,),
         "local_groups": (LIST,), "local_groups[].name": (STR,), "local_groups[].sid": (STR,),
         "group_members": (DICT,), "connection_sid": (STR, NONE),
+        # What the domain-farm work adds: both hosts give it, and the role's refusals rest on it.
+        "token_groups": (LIST,), "token_groups[].sid": (STR,), "token_groups[].name": (STR,), "token_groups[].scope": (STR,),
+        "token_groups_known": (BOOL,), "token_groups_error": (DICT, NONE), "token_groups_error.code": (STR,),
+        "token_groups_error.message": (STR,),
+        "group_policy": (DICT,), "group_policy.known": (BOOL,), "group_policy.domain_member": (BOOL,),
+        "group_policy.rights": (DICT,), "group_policy.error": (STR, NONE),
     },
     "set_user_rights": {"added": (LIST,), "removed": (LIST,), "before": (LIST,), "report": (DICT,)},
     "set_group_membership": {"added": (LIST,), "removed": (LIST,), "before": (LIST,), "report": (DICT,)},
@@ -86,7 +105,6 @@ V2_SHAPES: dict[str, dict[str, tuple]] = {
     "sandbox": {"files": (LIST,)},
     "write_file": {"warnings": (LIST,)},
     "read_account": {"groups[].indirect": (BOOL,)},
-    "set_user_rights": {"gpo_rights": (LIST,)},
     "read_agent_info": {
         "user_environment": (DICT, NONE), "service.account_sid": (STR, NONE),
         "service.service_specific_exit_code": (INT, NONE), "config.sha256": (STR,),
@@ -164,6 +182,7 @@ class Step:
     operation: str
     differences: list[str] = field(default_factory=list)
     skipped: str | None = None
+    unknown: str | None = None  # the host said, as the contract has it, that it cannot know (and why)
 
     @property
     def ok(self) -> bool:
@@ -173,10 +192,15 @@ class Step:
     def line(self) -> str:
         if self.skipped:
             return f"{self.name}: skipped ({self.skipped})"
+        if self.ok and self.unknown:
+            return f"{self.name}: unknown ({self.unknown})"
         return f"{self.name}: " + ("ok" if self.ok else "; ".join(self.differences))
 
     def as_dict(self) -> dict:
-        return {"step": self.name, "operation": self.operation, "ok": self.ok, "skipped": self.skipped, "differences": list(self.differences)}
+        return {
+            "step": self.name, "operation": self.operation, "ok": self.ok, "skipped": self.skipped, "unknown": self.unknown,
+            "differences": list(self.differences),
+        }
 
 
 class StepFailed(Exception):
@@ -206,6 +230,10 @@ class Selftest:
     @property
     def failed_steps(self) -> list[str]:
         return [step.name for step in self.steps if not step.ok]
+
+    @property
+    def unknown_steps(self) -> list[Step]:
+        return [step for step in self.steps if step.ok and step.unknown]
 
 
 # Semantic checks: each takes the answer (and what it needs) and returns the differences.
@@ -242,13 +270,17 @@ def rights_differences(report: dict, rights_wanted: str | list[str], held: bool)
     return found
 
 
-def membership_differences(report: dict, group_sid: str, member: bool) -> list[str]:
-    groups = report.get("groups")
+def membership_differences(report: dict, group_sid: str, member: bool, where: str = "groups") -> list[str]:
+    """Whether the group ``group_sid`` is among the report's ``groups`` (or ``token_groups``) as it should be."""
+    groups = report.get(where)
     if not isinstance(groups, list):
-        return [f"groups is {type(groups).__name__}, not a list"]
-    sids = [normalize_sid(str(g.get("sid"))) for g in groups if isinstance(g, dict) and is_sid(str(g.get("sid")))]
-    if (normalize_sid(group_sid) in sids) != member:
-        return [f"groups are {sids}: {group_sid} should {'' if member else 'not '}be among them"]
+        return [f"{where} is {type(groups).__name__}, not a list"]
+    entries = {normalize_sid(str(g["sid"])): g for g in groups if isinstance(g, dict) and is_sid(str(g.get("sid")))}
+    if (normalize_sid(group_sid) in entries) != member:
+        return [f"{where} are {list(entries)}: {group_sid} should {'' if member else 'not '}be among them"]
+    scope = entries[normalize_sid(group_sid)].get("scope") if member else None
+    if where == "token_groups" and member and scope != "local":
+        return [f"token_groups gives {group_sid} the scope {scope!r}, not 'local' for a local group"]
     return []
 
 
@@ -305,12 +337,218 @@ def sandbox_differences(answer: dict, name: str, present: bool) -> list[str]:
     return found
 
 
-def reading_checks(report: dict, sid: str) -> list[str]:
-    """An account report inside a reading (read_agent_info's ``account``) of the account ``sid``."""
+# ---------------------------------------------------------------------------------------------
+# What the domain-farm work adds to an account reading (read_account's report, and the account of
+# read_agent_info): the token groups and whether they are known, the rights of each, and the rights a
+# domain Group Policy defines. Checked against what the reading defines them to be (read_account.ps1).
+
+TOKEN_GROUP_SCOPES = ("local", "domain", "well_known")
+# Why a host leaves an account's domain groups unknown, as the contract names it.
+TOKEN_GROUPS_ERROR_CODES = (DOMAIN_UNREACHABLE, TOKEN_GROUPS_FAILED)
+# The answer's fields that hold this reading (each step on them names their shape differences too).
+CLOSURE_FIELDS = ("token_groups", "token_groups_known", "token_groups_error", "group_rights")
+POLICY_FIELDS = ("group_policy",)
+
+
+def _sid_set(values: Any) -> set[str]:
+    return {normalize_sid(str(v)) for v in values or [] if is_sid(str(v))}
+
+
+def _entry_sids(entries: Any) -> set[str]:
+    return _sid_set(e.get("sid") for e in entries or [] if isinstance(e, dict)) if isinstance(entries, list) else set()
+
+
+def _who(report: dict) -> str:
+    return f"{report.get('name') or report.get('sid')} ({report.get('sid')})"
+
+
+def _named(error: Any) -> bool:
+    return isinstance(error, dict) and error.get("code") in TOKEN_GROUPS_ERROR_CODES and bool(str(error.get("message") or "").strip())
+
+
+def field_shape_differences(report: dict, fields: tuple[str, ...]) -> list[str]:
+    """The shape differences of an account report in ``fields`` alone."""
+    return [d for d in shape_differences("read_account", report) if d.split(" ", 1)[0].split(".", 1)[0].split("[", 1)[0] in fields]
+
+
+def members_of(report: dict) -> dict[str, set[str]]:
+    """group SID -> the SIDs of its members, as the reading lists them (the account's own local groups)."""
+    members = report.get("group_members")
+    if not isinstance(members, dict):
+        return {}
+    return {normalize_sid(str(k)): _entry_sids(v) for k, v in members.items() if is_sid(str(k))}
+
+
+def closure_differences(report: dict, members_known: dict[str, set[str]] | None = None) -> list[str]:
+    """The account's token groups against what the reading defines them to be: every group its service
+    logon carries, as SIDs with a scope (local, domain, well_known); Everyone, Authenticated Users and
+    SERVICE in any account's (not a group's); its local token groups exactly its ``groups``, each holding
+    the account or a group of its token (``indirect`` when not the account itself); ``group_rights`` read
+    for each token group and only those; known, or unknown with the contract's named error; a local
+    account's always known and without domain groups (a domain group holds domain accounts only).
+    ``members_known`` (group SID -> member SIDs, from the other readings of the run) adds: a local group
+    that holds the account or a group of its token is among its token groups (Users, which holds
+    Authenticated Users on Windows from its installation, whenever a reading lists its members)."""
+    token = report.get("token_groups")
+    if not isinstance(token, list):
+        return []  # its shape difference says so
+    found: list[str] = []
+    sid = normalize_sid(str(report["sid"])) if is_sid(str(report.get("sid"))) else ""
+    scopes: dict[str, Any] = {}
+    for group in (g for g in token if isinstance(g, dict)):
+        if not is_sid(str(group.get("sid"))):
+            found.append(f"token_groups holds {group.get('sid')!r}, not a SID")
+            continue
+        key = normalize_sid(str(group["sid"]))
+        if key in scopes:
+            found.append(f"token_groups holds {key} twice")
+        scopes[key] = group.get("scope")
+        if group.get("scope") not in TOKEN_GROUP_SCOPES:
+            found.append(f"token_groups gives {key} the scope {group.get('scope')!r}, not one of {', '.join(TOKEN_GROUP_SCOPES)}")
+    if sid in scopes:
+        found.append(f"token_groups holds the account's own SID {sid}")
+    if report.get("type") != "group":
+        for implicit, name in IMPLICIT_GROUPS.items():
+            if scopes.get(implicit) != "well_known":
+                found.append(
+                    f"token_groups lacks {name} ({implicit}), which every service logon carries" if implicit not in scopes
+                    else f"token_groups gives {name} ({implicit}) the scope {scopes[implicit]!r}, not 'well_known'"
+                )
+
+    known, error = report.get("token_groups_known"), report.get("token_groups_error")
+    if known is True and error is not None:
+        found.append(f"token_groups_error is {error!r} while token_groups_known is true")
+    if known is False and not _named(error):
+        found.append(f"token_groups_known is false and token_groups_error is {error!r}, not a code of {', '.join(TOKEN_GROUPS_ERROR_CODES)} "
+                     "with a message: the reading must say why the groups are unknown")
+    if not is_domain_account(str(report.get("domain") or ""), str(report.get("hostname") or "")):
+        if known is False:
+            found.append(f"token_groups_known is false for {_who(report)}, an account of {report.get('domain')!r}: an account of the"
+                         " host's own is in no domain group, so its groups are known without a domain controller")
+        domain_scoped = sorted(k for k, scope in scopes.items() if scope == "domain")
+        if domain_scoped:
+            found.append(f"token_groups gives {_who(report)}, an account of the host's own, the domain groups {domain_scoped}:"
+                         " a domain group holds domain accounts only")
+
+    groups = [g for g in report.get("groups") or [] if isinstance(g, dict) and is_sid(str(g.get("sid")))]
+    group_sids = {normalize_sid(str(g["sid"])) for g in groups}
+    local = {k for k, scope in scopes.items() if scope == "local"}
+    if local != group_sids:
+        found.append(f"the local token groups are {sorted(local)} and groups are {sorted(group_sids)}: they must be the same")
+    listed = _entry_sids(report.get("local_groups"))
+    if local - listed:
+        found.append(f"token_groups gives {sorted(local - listed)} the scope 'local', but local_groups does not list them")
+    rights_of = report.get("group_rights")
+    if isinstance(rights_of, dict):
+        read = _sid_set(rights_of)
+        if read != set(scopes):
+            found.append(f"group_rights is read for {sorted(read)}, not for the token groups {sorted(scopes)}")
+        found += [f"group_rights[{k}] is {type(v).__name__}, not list" for k, v in rights_of.items() if not isinstance(v, list)]
+
+    members = members_of(report)
+    carried = {sid} | set(scopes)
+    for group in groups:
+        key = normalize_sid(str(group["sid"]))
+        held = members.get(key)
+        if held is None:
+            found.append(f"group_members lacks {group.get('name')} ({key}), one of the account's groups")
+            continue
+        if not held & carried:
+            found.append(f"{group.get('name')} ({key}) is among groups, but its members hold neither the account nor a group of its token")
+        elif isinstance(group.get("indirect"), bool) and group["indirect"] == (sid in held):
+            found.append(f"groups gives {group.get('name')} ({key}) indirect {group['indirect']}, but the account is"
+                         f" {'' if sid in held else 'not '}a member itself")
+    for group_sid, held in (members_known or {}).items():
+        through = held & ({sid} | {k for k, scope in scopes.items() if scope in ("well_known", "domain")})
+        if group_sid in listed and group_sid not in scopes and through:
+            found.append(f"{group_sid} holds {sorted(through)} (as another reading lists its members), but is not among token_groups")
+    return found
+
+
+def closure_unknown(report: dict) -> str | None:
+    """Why the account's domain groups are unknown, when the host names it as the contract says."""
+    error = report.get("token_groups_error")
+    if report.get("token_groups_known") is False and _named(error):
+        return f"the domain groups of {_who(report)} were not read, {error['code']}: {error['message']}"
+    return None
+
+
+def policy_differences(report: dict) -> list[str]:
+    """``group_policy`` against what the reading defines: known without an error, or unknown with the
+    error named, on a domain member only (a host outside a domain has no domain policy, so no right it
+    defines); its rights known user-right names, each holder a SID (or null, with the name the policy
+    gives, when the host cannot resolve it)."""
+    policy = report.get("group_policy")
+    if not isinstance(policy, dict):
+        return []  # its shape difference says so
+    found: list[str] = []
+    known, member, error, rights = policy.get("known"), policy.get("domain_member"), policy.get("error"), policy.get("rights")
+    if known is True and error is not None:
+        found.append(f"group_policy.error is {error!r} while group_policy.known is true")
+    if known is False and not str(error or "").strip():
+        found.append("group_policy.known is false and group_policy.error does not say why")
+    if known is False and member is False:
+        found.append("group_policy.known is false on a host that is no domain member, which has no domain policy to read")
+    if not isinstance(rights, dict):
+        return found
+    if rights and (known is False or member is False):
+        found.append(f"group_policy.rights holds {sorted(rights)} on a host {'outside a domain' if member is False else 'whose policy is unknown'}")
+    for right, holders in rights.items():
+        if canonical_right(str(right)) is None:
+            found.append(f"group_policy.rights names {right!r}, which is no user right")
+        if not isinstance(holders, list):
+            found.append(f"group_policy.rights.{right} is {type(holders).__name__}, not list")
+            continue
+        for index, holder in enumerate(holders):
+            place = f"group_policy.rights.{right}[{index}]"
+            if not isinstance(holder, dict):
+                found.append(f"{place} is {type(holder).__name__}, not an object")
+            elif holder.get("sid") is not None and not is_sid(str(holder.get("sid"))):
+                found.append(f"{place}.sid is {holder.get('sid')!r}, not a SID")
+            elif not (isinstance(holder.get("name"), str) and holder["name"].strip()):
+                found.append(f"{place}.name is {holder.get('name')!r}, not the holder's name")
+    return found
+
+
+def policy_unknown(report: dict) -> str | None:
+    policy = report.get("group_policy")
+    if isinstance(policy, dict) and policy.get("known") is False and policy.get("domain_member") is True and str(policy.get("error") or "").strip():
+        return f"the rights a domain Group Policy defines here were not read: {policy['error']}"
+    return None
+
+
+def _policy_view(report: dict) -> tuple:
+    """group_policy as comparable: known, domain_member, right -> holder SIDs (or names)."""
+    policy = report.get("group_policy") if isinstance(report.get("group_policy"), dict) else {}
+    rights = policy.get("rights") if isinstance(policy.get("rights"), dict) else {}
+    return (
+        policy.get("known"),
+        policy.get("domain_member"),
+        {str(right).casefold(): sorted(str(h.get("sid") or h.get("name")) for h in holders if isinstance(h, dict))
+         for right, holders in rights.items() if isinstance(holders, list)},
+    )
+
+
+def reading_checks(report: dict, sid: str, same_as: dict | None = None, members_known: dict[str, set[str]] | None = None) -> list[str]:
+    """An account report inside a reading (read_agent_info's ``account``) of the account ``sid``: its
+    shape, its token groups and group policy as :func:`closure_differences` and
+    :func:`policy_differences` hold them, and the same token groups and policy as read_account gave
+    for the account (``same_as``): both operations build one report."""
     found = shape_differences("read_account", report)
     if normalize_sid(str(report.get("sid"))) != normalize_sid(sid):
         found.append(f"account.sid is {report.get('sid')!r}, not {sid}")
+    found += closure_differences(report, members_known) + policy_differences(report)
+    if same_as:
+        mine, theirs = _entry_sids(report.get("token_groups")), _entry_sids(same_as.get("token_groups"))
+        if mine != theirs:
+            found.append(f"account.token_groups are {sorted(mine)}, and read_account's were {sorted(theirs)}")
+        if _policy_view(report) != _policy_view(same_as):
+            found.append("account.group_policy differs from read_account's, though both read the one policy result of the host")
     return found
+
+
+def _named_account_error(error: Any) -> bool:
+    return isinstance(error, dict) and bool(str(error.get("code") or "").strip()) and bool(str(error.get("message") or "").strip())
 
 
 def _sid_of(answer: dict, what: str) -> str:
@@ -326,6 +564,11 @@ class _Run:
         self.result = Selftest()
         self.folder_files: list[str] | None = None  # what the sandbox folder should hold at the end, once known
         self.user_sid = ""
+        self.group_sid = ""
+        # What the run's account readings list as the members of local groups (the sandbox group left
+        # out: the test changes it), for the closure each other reading must agree with.
+        self.members_known: dict[str, set[str]] = {}
+        self.user_reading: dict = {}  # the sandbox user's latest read_account report
 
     def step(self, name: str, operation: str, parameters: dict, check: Callable[[dict], list[str]] | None = None, *,
              refusal: str | None = None) -> dict:
@@ -353,6 +596,21 @@ class _Run:
 
     def skip(self, name: str, operation: str, why: str) -> None:
         self.result.steps.append(Step(name, operation, skipped=why))
+
+    def observe(self, name: str, operation: str, report: Any, *, fields: tuple[str, ...], check: Callable[[dict], list[str]],
+                unknown: Callable[[dict], str | None] | None = None) -> None:
+        """A step on an answer already taken (no call): the shape of ``fields`` and ``check``'s semantics;
+        ``unknown`` says why the host could not know, when it said so as the contract has it."""
+        if not isinstance(report, dict) or not report:
+            self.skip(name, operation, "the reading it checks was not given")
+            return
+        step = Step(name, operation, differences=field_shape_differences(report, fields) + check(report))
+        step.unknown = unknown(report) if unknown is not None else None
+        self.result.steps.append(step)
+
+    def learn_members(self, report: Any) -> None:
+        if isinstance(report, dict):
+            self.members_known.update({k: v for k, v in members_of(report).items() if k != self.group_sid})
 
     def sequence(self) -> None:
         name = self.options.sandbox
@@ -403,7 +661,10 @@ class _Run:
                 found.append(f"type is {answer.get('type')!r}, not 'user'")
             return found
 
-        self.step("read_account sandbox user", "read_account", {"account": user_sid}, same_account)
+        self.group_sid = normalize_sid(group_sid)
+        reading = self.step("read_account sandbox user", "read_account", {"account": user_sid}, same_account)
+        self.account_reading(reading, "", member=False)
+        self.observe("read_account group policy", "read_account", reading, fields=POLICY_FIELDS, check=policy_differences, unknown=policy_unknown)
         # A name the LSA does not know is refused before anything is granted (the known one with it included).
         self.step("set_user_rights unknown right", "set_user_rights",
                   {"account": user_sid, "rights": [TEST_RIGHTS[0], UNKNOWN_RIGHT_NAME], "state": "present"}, refusal="UNKNOWN_RIGHT")
@@ -418,8 +679,20 @@ class _Run:
             self.step(f"set_group_membership {state}", "set_group_membership", {"account": user_sid, "groups": [group_sid], "state": state},
                       lambda a, member=member: change_differences(a, wanted * member, wanted * (not member), _group_key)
                       + membership_differences(a.get("report") or {}, group_sid, member))
-            self.step(f"read_account groups {state}", "read_account", {"account": user_sid},
-                      lambda a, member=member: membership_differences(a, group_sid, member))
+            reading = self.step(f"read_account groups {state}", "read_account", {"account": user_sid},
+                                lambda a, member=member: membership_differences(a, group_sid, member))
+            self.account_reading(reading, f" {state}", member=member)
+
+    def account_reading(self, reading: dict, suffix: str, member: bool) -> None:
+        """The token groups of a reading of the sandbox user: a local account's, so known without a
+        domain controller, with Everyone, Authenticated Users and SERVICE, its sandbox group exactly
+        while it is a member (a local group, as the group closure reads it), and every local group that
+        another reading shows holding one of these (Users, on Windows)."""
+        self.observe(f"read_account token groups{suffix}", "read_account", reading, fields=CLOSURE_FIELDS,
+                     check=lambda r: closure_differences(r, self.members_known) + membership_differences(r, self.group_sid, member, "token_groups"))
+        self.learn_members(reading)
+        if isinstance(reading, dict) and reading:
+            self.user_reading = reading
 
     def agent(self) -> None:
         service, config_path = self.options.service, self.options.config_path
@@ -438,13 +711,12 @@ class _Run:
 
         info = self.step("read_agent_info", "read_agent_info", {"service": service, "config_path": config_path, "account": ""},
                          about_the_service)
+        self.service_account(info)
         # The reading of a named account, as a converge that names deadline_worker_agent_user_account takes it.
-        # (Seam: the domain-farm reading, policy-defined rights and the group closure, adds its fields to
-        # V2_SHAPES["read_account"] and its checks to reading_checks below, for this step and read_account's.)
         if self.user_sid:
             self.step("read_agent_info sandbox account", "read_agent_info",
                       {"service": service, "config_path": config_path, "account": self.user_sid},
-                      lambda a: reading_checks(a.get("account") or {}, self.user_sid))
+                      lambda a: reading_checks(a.get("account") or {}, self.user_sid, self.user_reading, self.members_known))
         seen = info.get("service") or {}
         if not isinstance(seen, dict) or seen.get("state") != "running":
             self.skip("control_service started", "control_service",
@@ -464,6 +736,41 @@ class _Run:
         self.step("control_service started", "control_service",
                   {"name": service, "state": "started", "timeout": SERVICE_TIMEOUT, "settle": 0, "if_idle": True,
                    "config_path": "", "account": ""}, left_alone)
+
+    def service_account(self, info: dict) -> None:
+        """The reading of the agent's own account, which on a domain farm is a domain account: the one
+        reading in the run whose group closure comes from a domain controller.
+
+        A domain controller out of reach leaves its domain groups unknown, and the host says so with
+        DOMAIN_UNREACHABLE, as the contract requires: that is no difference, so the canary does not fail
+        for it (a converge refuses such a host before any change, naming the cause, so passing is
+        safe), but the line says ``unknown`` and why, never ``ok``: the path that reads domain groups was
+        not proven on this host. An answer that is unknown without naming why is a difference."""
+        account, error = info.get("account"), info.get("account_error")
+        name = "read_agent_info service account token groups"
+        if not isinstance(account, dict):
+            if _named_account_error(error):
+                step = Step(name, "read_agent_info", unknown=f"the service's account was not read, {error['code']}: {error['message']}")
+                self.result.steps.append(step)
+            elif error is not None:
+                self.result.steps.append(Step(name, "read_agent_info", differences=[f"account_error is {error!r}, not {{code, message}}"]))
+            else:
+                self.skip(name, "read_agent_info", "the reading holds no account: the service has none to read")
+            return
+        self.observe(name, "read_agent_info", account, fields=CLOSURE_FIELDS, check=lambda r: closure_differences(r, self.members_known),
+                     unknown=closure_unknown)
+        self.learn_members(account)
+
+        def one_policy(report: dict) -> list[str]:
+            found = policy_differences(report)
+            policy = report.get("group_policy") or {}
+            if is_domain_account(str(report.get("domain") or ""), str(report.get("hostname") or "")) and policy.get("domain_member") is False:
+                found.append(f"group_policy.domain_member is false, yet the service runs as {_who(report)}, a domain account")
+            if self.user_reading and _policy_view(report) != _policy_view(self.user_reading):
+                found.append("group_policy differs from read_account's, though both read the one policy result of the host")
+            return found
+
+        self.observe("read_agent_info group policy", "read_agent_info", account, fields=POLICY_FIELDS, check=one_policy, unknown=policy_unknown)
 
     def cleanup(self) -> None:
         name = self.options.sandbox

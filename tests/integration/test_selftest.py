@@ -86,3 +86,48 @@ def test_check_mode_is_refused_without_a_call(tmp_path):
     assert run.returncode != 0
     assert "worker_selftest does not run in check mode" in run.stdout
     assert "calls" not in after["worker-01"]
+
+
+def _domain_worker() -> dict:
+    """A worker joined to CORP whose agent runs as CORP\\render-svc (in Administrators directly, in Users
+    through Domain Users), Users holding Authenticated Users as on any Windows, and a domain GPO that
+    defines the service logon right and the quota privilege."""
+    state = simworker.domain_state(policy={
+        "SeServiceLogonRight": ["S-1-5-80-0", simworker.RENDER_SERVICES],
+        "SeIncreaseQuotaPrivilege": ["S-1-5-32-544", "S-1-5-19", "S-1-5-20"],
+    })
+    state["accounts"]["S-1-5-32-545"]["members"] += ["S-1-5-4", "S-1-5-11"]
+    return state
+
+
+DOMAIN_STEPS = (
+    "read_account token groups", "read_account group policy", "read_account token groups present", "read_account token groups absent",
+    "read_agent_info service account token groups", "read_agent_info group policy", "read_agent_info sandbox account",
+)
+
+
+def test_a_domain_joined_worker_passes_with_its_domain_reading_checked(tmp_path):
+    before = _domain_worker()
+    run, after = _run(tmp_path, {"worker-01": before})
+    assert run.returncode == 0, run.stdout + run.stderr
+    lines = _step_lines(run.stdout)
+    assert all(line.endswith(": ok") for line in lines), lines
+    for step in DOMAIN_STEPS:
+        assert f"{step}: ok" in lines, step
+    assert _without_bookkeeping(after["worker-01"]) == _without_bookkeeping(before)
+    assert after["worker-01"]["calls_total"] == 27  # the domain-farm checks read answers already taken
+
+
+def test_a_domain_controller_out_of_reach_leaves_the_agent_accounts_groups_unknown_not_ok_and_not_failed(tmp_path):
+    before = _domain_worker()
+    before["faults"] = {"domain_unreachable": True}
+    run, after = _run(tmp_path, {"worker-01": before})
+    assert run.returncode == 0, run.stdout + run.stderr
+    lines = _step_lines(run.stdout)
+    (unknown,) = [line for line in lines if not line.endswith(": ok")]
+    assert unknown.startswith("read_agent_info service account token groups: unknown (the domain groups of CORP\\\\render-svc")
+    assert "DOMAIN_UNREACHABLE" in unknown
+    assert "[WARNING]: the self-test could not prove read_agent_info service account token groups on this worker" in run.stdout + run.stderr
+    # the sandbox user is the host's own: its groups, and its removal, need no domain controller
+    assert "read_account token groups: ok" in lines and "read_account removed user: ok" in lines
+    assert _without_bookkeeping(after["worker-01"]) == _without_bookkeeping(before)

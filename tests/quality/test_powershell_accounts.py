@@ -72,6 +72,18 @@ def test_the_closure_comes_from_an_s4u_logon_and_fails_closed_distinguishably():
     assert resolve.index("Get-CmfUnreachableDomainCode") < resolve.index("'ACCOUNT_NOT_FOUND'")
 
 
+def test_only_a_domain_sid_that_does_not_map_asks_for_a_domain_controller():
+    # The vectors hold the answers (a deleted local account's SID is ACCOUNT_NOT_FOUND without a domain
+    # controller); this holds the PowerShell to the same rule as accounts.is_domain_sid.
+    text = code_of(script_text("read_account"))
+    resolve = function_body(text, "Resolve-CmfAccount")
+    assert "(Test-CmfDomainSid ('S' + $text.Substring(1)))) { $domain = '' }" in resolve
+    assert resolve.index("Test-CmfDomainSid") < resolve.index("PartOfDomain")  # a SID never takes a bare name's way
+    assert "$Sid -notlike 'S-1-5-21-*'" in function_body(text, "Test-CmfDomainSid")
+    assert "Get-CmfMachineSidPrefix -LocalUsers (Get-CmfLocalUsers)" in function_body(text, "Test-CmfDomainSid")
+    assert "$machinePrefix = Get-CmfMachineSidPrefix -LocalUsers $localUsers" in function_body(text, "Get-AccountReport")
+
+
 def test_the_policy_rights_come_from_the_resultant_set_of_policy_and_fail_closed():
     text = code_of(script_text("read_agent_info"))
     policy = function_body(text, "Get-CmfPolicyRightSettings")

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 ACCOUNT_NOT_FOUND = "ACCOUNT_NOT_FOUND"
 ACCOUNT_AMBIGUOUS = "ACCOUNT_AMBIGUOUS"
 DOMAIN_UNREACHABLE = "DOMAIN_UNREACHABLE"
+# Why an account's domain groups are unknown for another cause than an unreachable domain (token_groups_error).
+TOKEN_GROUPS_FAILED = "TOKEN_GROUPS_FAILED"
 GROUP_NOT_FOUND = "GROUP_NOT_FOUND"
 NOT_A_GROUP = "NOT_A_GROUP"
 REMOVAL_REFUSED = "REMOVAL_REFUSED"
@@ -125,6 +127,23 @@ def normalize_sid(text: str) -> str:
     if not is_sid(text):
         raise ValueError(f"'{text}' is not a SID string")
     return "S" + text[1:]
+
+
+def machine_sid_prefix(local_account_sids: Iterable[str]) -> str | None:
+    """The SID prefix of a computer's own accounts (``S-1-5-21-a-b-c-``), taken from any of its local
+    accounts' SIDs; None when none is given."""
+    for sid in local_account_sids:
+        if is_sid(sid) and normalize_sid(sid).startswith("S-1-5-21-"):
+            return normalize_sid(sid).rsplit("-", 1)[0] + "-"
+    return None
+
+
+def is_domain_sid(sid: str, machine_prefix: str | None) -> bool:
+    """Whether only a domain controller can map ``sid``: an account SID (``S-1-5-21-...``) outside the
+    computer's own prefix. Its own accounts, BUILTIN and NT AUTHORITY are mapped (or not) by the
+    computer itself, with no domain controller: an unmapped one is not found, never unreachable."""
+    sid = normalize_sid(sid)
+    return sid.startswith("S-1-5-21-") and not (machine_prefix and sid.startswith(machine_prefix))
 
 
 def rid(sid: str) -> int:

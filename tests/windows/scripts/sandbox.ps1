@@ -541,6 +541,11 @@ function Resolve-CmfAccount {
             $domain = $null
             if ($text.Contains('\')) { $domain = $text.Split('\', 2)[0] }
             elseif ($text.Contains('@')) { $domain = $text.Split('@', 2)[1] }
+            elseif ($wellKnown -or (Test-CmfSid $text)) {
+                # A SID: this computer maps its own (its accounts, BUILTIN, NT AUTHORITY) without a domain
+                # controller, so an unmapped one is not found; only a domain's SID needs one.
+                if (-not $wellKnown -and (Test-CmfDomainSid ('S' + $text.Substring(1)))) { $domain = '' }
+            }
             elseif ((Get-CimInstance -ClassName Win32_ComputerSystem -Property PartOfDomain).PartOfDomain) { $domain = '' }
             if ($null -ne $domain -and -not (Test-CmfLocalDomain $domain)) {
                 $code = Get-CmfUnreachableDomainCode $domain
@@ -573,6 +578,23 @@ function Get-CmfLocalGroups {
         $sid = New-Object Security.Principal.SecurityIdentifier ([byte[]]$entry.psbase.InvokeGet('objectSid')), 0
         @{ name = [string]$entry.psbase.Name; sid = $sid.Value; entry = $entry }
     }
+}
+
+function Get-CmfMachineSidPrefix {
+    # The SID prefix of this computer's own accounts (S-1-5-21-a-b-c-), from its local users (SID ->
+    # anything, as Get-CmfLocalUsers gives them); $null when there is none.
+    param([hashtable]$LocalUsers)
+    @($LocalUsers.Keys | Where-Object { $_ -like 'S-1-5-21-*' } | ForEach-Object { $_.Substring(0, $_.LastIndexOf('-') + 1) }) |
+        Select-Object -First 1
+}
+
+function Test-CmfDomainSid {
+    # Whether only a domain controller can map $Sid: an account SID (S-1-5-21-...) outside this
+    # computer's own prefix. Asked only for a SID that did not map, so the local users are read then.
+    param([string]$Sid)
+    if ($Sid -notlike 'S-1-5-21-*') { return $false }
+    $prefix = Get-CmfMachineSidPrefix -LocalUsers (Get-CmfLocalUsers)
+    -not ($prefix -and $Sid.StartsWith($prefix, [StringComparison]::OrdinalIgnoreCase))
 }
 
 function Get-CmfLocalUsers {
@@ -711,7 +733,7 @@ function Get-AccountReport {
     $members = @{}
     foreach ($group in $localGroups) { $members[$group.sid] = @([DeadlineCloudCmf.NetApi]::LocalGroupMemberSids($group.name)) }
     # The SID prefix of this computer's own accounts: an unmapped SID under it is certainly an orphan.
-    $machinePrefix = @($localUsers.Keys | Where-Object { $_ -like 'S-1-5-21-*' } | ForEach-Object { $_.Substring(0, $_.LastIndexOf('-') + 1) }) | Select-Object -First 1
+    $machinePrefix = Get-CmfMachineSidPrefix -LocalUsers $localUsers
 
     $isGroup = $localGroupSids -contains $resolved.sid
     $isDomain = $resolved.domain -and -not (Test-CmfLocalDomain $resolved.domain) -and -not $localUsers.ContainsKey($resolved.sid) -and -not $isGroup

@@ -2,11 +2,11 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # Grants (present) or revokes (absent) user rights held directly by one account, through the LSA on
 # its SID, in one call: only the difference is applied. $Rights are canonical constants, checked on
-# the controller. Result: added, removed, before (direct rights before), report (read_account's, after),
-# gpo_rights (those of added/removed that a domain GPO defines: the next policy refresh rewrites them;
-# [] when none or when the policy result cannot be read). Refusals: UNKNOWN_RIGHT (a name this Windows
-# does not know, refused before any change; STATUS_NO_SUCH_PRIVILEGE 0xC0000060 from the LSA maps to it
-# too), LSA_ERROR ("<function> failed: 0x<NTSTATUS> (<system text>)"), DOMAIN_CONTROLLER,
+# the controller. Result: added, removed, before (direct rights before), report (read_account's, after:
+# its group_policy says which rights a domain GPO defines, so which grants the next policy refresh
+# rewrites; win_user_rights warns from it). Refusals: UNKNOWN_RIGHT (a name this Windows does not know,
+# refused before any change; STATUS_NO_SUCH_PRIVILEGE 0xC0000060 from the LSA maps to it too),
+# LSA_ERROR ("<function> failed: 0x<NTSTATUS> (<system text>)"), DOMAIN_CONTROLLER,
 # CONSTRAINED_LANGUAGE, the account's lookup errors.
 param(
     [Parameter(Mandatory)][string]$Account,
@@ -535,6 +535,11 @@ function Resolve-CmfAccount {
             $domain = $null
             if ($text.Contains('\')) { $domain = $text.Split('\', 2)[0] }
             elseif ($text.Contains('@')) { $domain = $text.Split('@', 2)[1] }
+            elseif ($wellKnown -or (Test-CmfSid $text)) {
+                # A SID: this computer maps its own (its accounts, BUILTIN, NT AUTHORITY) without a domain
+                # controller, so an unmapped one is not found; only a domain's SID needs one.
+                if (-not $wellKnown -and (Test-CmfDomainSid ('S' + $text.Substring(1)))) { $domain = '' }
+            }
             elseif ((Get-CimInstance -ClassName Win32_ComputerSystem -Property PartOfDomain).PartOfDomain) { $domain = '' }
             if ($null -ne $domain -and -not (Test-CmfLocalDomain $domain)) {
                 $code = Get-CmfUnreachableDomainCode $domain
@@ -567,6 +572,23 @@ function Get-CmfLocalGroups {
         $sid = New-Object Security.Principal.SecurityIdentifier ([byte[]]$entry.psbase.InvokeGet('objectSid')), 0
         @{ name = [string]$entry.psbase.Name; sid = $sid.Value; entry = $entry }
     }
+}
+
+function Get-CmfMachineSidPrefix {
+    # The SID prefix of this computer's own accounts (S-1-5-21-a-b-c-), from its local users (SID ->
+    # anything, as Get-CmfLocalUsers gives them); $null when there is none.
+    param([hashtable]$LocalUsers)
+    @($LocalUsers.Keys | Where-Object { $_ -like 'S-1-5-21-*' } | ForEach-Object { $_.Substring(0, $_.LastIndexOf('-') + 1) }) |
+        Select-Object -First 1
+}
+
+function Test-CmfDomainSid {
+    # Whether only a domain controller can map $Sid: an account SID (S-1-5-21-...) outside this
+    # computer's own prefix. Asked only for a SID that did not map, so the local users are read then.
+    param([string]$Sid)
+    if ($Sid -notlike 'S-1-5-21-*') { return $false }
+    $prefix = Get-CmfMachineSidPrefix -LocalUsers (Get-CmfLocalUsers)
+    -not ($prefix -and $Sid.StartsWith($prefix, [StringComparison]::OrdinalIgnoreCase))
 }
 
 function Get-CmfLocalUsers {
@@ -705,7 +727,7 @@ function Get-AccountReport {
     $members = @{}
     foreach ($group in $localGroups) { $members[$group.sid] = @([DeadlineCloudCmf.NetApi]::LocalGroupMemberSids($group.name)) }
     # The SID prefix of this computer's own accounts: an unmapped SID under it is certainly an orphan.
-    $machinePrefix = @($localUsers.Keys | Where-Object { $_ -like 'S-1-5-21-*' } | ForEach-Object { $_.Substring(0, $_.LastIndexOf('-') + 1) }) | Select-Object -First 1
+    $machinePrefix = Get-CmfMachineSidPrefix -LocalUsers $localUsers
 
     $isGroup = $localGroupSids -contains $resolved.sid
     $isDomain = $resolved.domain -and -not (Test-CmfLocalDomain $resolved.domain) -and -not $localUsers.ContainsKey($resolved.sid) -and -not $isGroup
@@ -824,18 +846,6 @@ function Resolve-CmfLocalGroup {
     $null
 }
 
-function Get-GpoDefinedRights {
-    # The rights a domain GPO sets on this computer (the policy result of its last refresh); the
-    # namespace exists only on a domain member that has applied policy, and reading it may be refused.
-    try {
-        $entries = @(Get-CimInstance -Namespace 'root\rsop\computer' -ClassName RSOP_UserPrivilegeRight -Filter 'precedence=1')
-        return @($entries | ForEach-Object { [string]$_.UserRight })
-    }
-    catch {
-        return @()
-    }
-}
-
 # Before anything else: ConstrainedLanguage blocks what follows with errors that do not say why.
 if (Test-CmfLanguageRefused) { return }
 
@@ -855,17 +865,11 @@ try {
     [DeadlineCloudCmf.Lsa]::AddRights($resolved.sid, [string[]]$added)
     [DeadlineCloudCmf.Lsa]::RemoveRights($resolved.sid, [string[]]$removed)
     $Ansible.Changed = ($added.Count + $removed.Count) -gt 0
-    $gpoRights = @()
-    if ($Ansible.Changed) {
-        $defined = @(Get-GpoDefinedRights)
-        $gpoRights = @(@($added) + @($removed) | Where-Object { $defined -contains $_ })
-    }
     $Ansible.Result = @{
         added = @($added)
         removed = @($removed)
         before = @($before)
         report = Get-AccountReport -Account $resolved.sid
-        gpo_rights = @($gpoRights)
     }
 }
 catch {

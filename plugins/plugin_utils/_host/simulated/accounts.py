@@ -43,7 +43,9 @@ from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.accoun
     group_ref,
     is_builtin_group,
     is_domain_account,
+    is_domain_sid,
     is_sid,
+    machine_sid_prefix,
     names_equal,
     normalize_sid,
     parse_account,
@@ -138,7 +140,9 @@ def _may_be_in_a_domain(state, account: str) -> bool:
         return False
     if wanted.domain is not None:
         return wanted.domain != "." and is_domain_account(wanted.domain, state.hostname)
-    return True  # a SID, a UPN, or a bare name: the domain is searched after the host
+    if wanted.sid is not None:  # only a domain's SID: the host maps its own SIDs itself
+        return is_domain_sid(wanted.sid, machine_sid_prefix(r.sid for r in _records(state) if names_equal(r.domain, state.hostname)))
+    return True  # a UPN, or a bare name: the domain is searched after the host
 
 
 def _entry(state, sid: str) -> dict | None:

@@ -19,7 +19,7 @@ import re
 
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host import path_key
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.errors import HostOperationError
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.accounts import names_equal, normalize_sid
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.accounts import machine_sid_prefix, names_equal, normalize_sid
 
 SYSTEM_TEMP = r"C:\Windows\Temp"
 # A machine SID for a state that has no local account to take it from.
@@ -48,13 +48,15 @@ def _find(state, name: str, kind: str) -> str | None:
 
 
 def _new_sid(state) -> str:
-    machine, highest = None, FIRST_LOCAL_RID - 1
-    for sid in _accounts(state):
-        match = _LOCAL_SID.match(str(sid))
-        if match:
-            machine = machine or match.group(1)
+    """The next SID of the machine's own accounts (a domain's accounts, which have a domain, are not its)."""
+    local = [str(sid) for sid, entry in _accounts(state).items() if (entry or {}).get("domain") is None]
+    machine = (machine_sid_prefix(local) or f"{DEFAULT_MACHINE_SID}-").rstrip("-")
+    highest = FIRST_LOCAL_RID - 1
+    for sid in local:
+        match = _LOCAL_SID.match(sid)
+        if match and match.group(1) == machine:
             highest = max(highest, int(match.group(2)))
-    return f"{machine or DEFAULT_MACHINE_SID}-{highest + 1}"
+    return f"{machine}-{highest + 1}"
 
 
 def _foreign(state, name: str, group_name: str, folder: str) -> str | None:

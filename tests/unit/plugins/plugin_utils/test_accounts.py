@@ -147,3 +147,15 @@ def test_powershell_knows_the_same_english_group_names():
 )
 def test_same_account_by_name_where_no_sid_can_be_looked_up(left, right, same):
     assert accounts.same_account_by_name(left, right) is same
+
+
+def test_the_machine_maps_its_own_sids_and_only_a_domain_sid_needs_a_domain_controller():
+    machine = "S-1-5-21-3623811015-3361044348-30300820"
+    prefix = accounts.machine_sid_prefix(["S-1-5-32-544", "s-1-5-21-3623811015-3361044348-30300820-1001"])
+    assert prefix == f"{machine}-"
+    assert accounts.machine_sid_prefix(["S-1-5-32-544", "S-1-5-18"]) is None
+    assert not accounts.is_domain_sid(f"{machine}-1131", prefix)  # a deleted local account: not found, never unreachable
+    assert not accounts.is_domain_sid("S-1-5-32-545", prefix) and not accounts.is_domain_sid("S-1-5-20", prefix)
+    assert accounts.is_domain_sid("S-1-5-21-1004336348-1177238915-682003330-1105", prefix)
+    assert accounts.is_domain_sid(f"{machine}0-1001", prefix)  # another prefix that starts alike
+    assert accounts.is_domain_sid(f"{machine}-1001", None)  # a host without local accounts knows no SID of its own

@@ -48,6 +48,13 @@ def test_present_makes_a_disabled_user_and_an_empty_group_in_the_machine_domain(
     assert (report["sid"], report["enabled"], report["rights"], report["groups"]) == (f"{MACHINE}-1003", False, [], [])
 
 
+def test_on_a_domain_member_the_user_takes_the_next_rid_of_the_machine_not_of_the_domain(tmp_path):
+    # CORP's accounts (RIDs up to 1130) are not the machine's: its own highest RID is still 1002.
+    path = simworker.save_state(tmp_path / "worker-01.yml", simworker.domain_state())
+    box = run_operation(str(path), "sandbox", {"name": "cmf-selftest", "state": "present"})
+    assert (box["user"]["sid"], box["group"]["sid"]) == (f"{MACHINE}-1003", f"{MACHINE}-1004")
+
+
 def test_absent_takes_the_rights_and_memberships_away_first_and_leaves_the_state_as_it_was(worker):
     call, path, state = worker
     box = call("sandbox", name="cmf-selftest", state="present")
