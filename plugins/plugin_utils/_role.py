@@ -35,7 +35,13 @@ from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._agent.worker_t
 )
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host import sha256_hex
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows import user_rights
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.accounts import ADMINISTRATORS, AccountError, same_account
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.accounts import (
+    ADMINISTRATORS,
+    DOMAIN_UNREACHABLE,
+    TOKEN_GROUPS_FAILED,
+    AccountError,
+    same_account,
+)
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.groups import plan_membership, report_with_groups, resolve_groups
 
 PREFIX = "deadline_worker_agent_user_"
@@ -431,9 +437,9 @@ def _policy_refusal(account: Mapping, rights: list[str], leaving: list[dict], sh
 
 
 def _group_fix(code: str, message: str = "") -> str:
-    if code == "DOMAIN_UNREACHABLE":
+    if code == DOMAIN_UNREACHABLE:
         return "restore the host's connection to a domain controller (nltest /sc_verify:<domain> checks it), then run again"
-    if code == "TOKEN_GROUPS_FAILED":
+    if code == TOKEN_GROUPS_FAILED:
         return "correct what the error names (the account's groups are read through its UPN in the computer's domain), then run again"
     if code == "GROUP_NOT_FOUND":
         return f"name groups that exist on the host in {PREFIX}leave_groups (S-1-5-32-544 is Administrators in any language)"
