@@ -193,7 +193,7 @@ def test_the_tarball_ships_what_an_installed_collection_uses_and_no_development_
     assert sorted(needed - shipped) == []
     # and every development file of the repository is not
     development = {name for name in tracked if name.startswith((".github/", ".ci/", "scripts/", "benchmarks/", "awx/", "tests/quality/", "tests/windows/"))}
-    development_files = r"requirements-(?!kerberos|simulated-worker).+\.txt|ruff\.toml|pytest\.ini|\.gitignore|tests/run\.sh"
+    development_files = r"requirements-(?!kerberos|simulated-worker).+\.txt|ruff\.toml|pytest\.ini|\.gitignore|\.gitattributes|tests/run\.sh"
     development |= {name for name in tracked if re.fullmatch(development_files, name)}
     assert development and sorted(development & shipped) == []
 
