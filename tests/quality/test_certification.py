@@ -8,6 +8,7 @@ documentation for docs.ansible.com."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -70,10 +71,14 @@ def home_with_ansible_windows(tmp_path: Path) -> Path:
     install ansible.windows` leaves it. .venv-certification holds ansible-core 2.16 alone, as the
     certification check installs it; without Galaxy, ansible.windows comes from .venv's `ansible` package."""
     home = tmp_path / "home"
+    shutil.copytree(_ansible_windows_source(), home / ".ansible" / "collections" / "ansible_collections" / "ansible" / "windows")
+    return home
+
+
+def _ansible_windows_source() -> Path:
     source = BIN.parent / f"lib/python{sys.version_info[0]}.{sys.version_info[1]}/site-packages/ansible_collections/ansible/windows"
     assert (source / "MANIFEST.json").exists(), f"the `ansible` package in .venv no longer brings ansible.windows at {source}"
-    shutil.copytree(source, home / ".ansible" / "collections" / "ansible_collections" / "ansible" / "windows")
-    return home
+    return source
 
 
 def ansible_lint(bin_dir: Path, root: Path, home: Path) -> tuple[subprocess.CompletedProcess, list[str]]:
@@ -157,14 +162,28 @@ def test_galaxy_importer_accepts_the_built_tarball(tmp_path, tools, version):
 
 def test_antsibull_docs_lints_the_plugin_docs(tmp_path):
     """Every plugin's and the role's documentation as docs.ansible.com renders it, its references to
-    ansible.builtin and ansible.windows resolved (it finds ansible.windows in ~/.ansible/collections,
-    not in the `ansible` package)."""
-    home = home_with_ansible_windows(tmp_path)
+    ansible.builtin and ansible.windows resolved. antsibull-docs copies each dependency from where
+    `ansible-galaxy collection list` finds it first, through git when that folder is inside a work
+    tree (then only the files git lists: none of a .venv that .gitignore hides). So the collection and
+    ansible.windows sit in one collections tree of the test's own, the only one searched
+    (ANSIBLE_COLLECTIONS_PATH, no sys.path scan), with git kept from looking above it."""
     root = simworker.copy_collection(tmp_path)
+    shutil.copytree(_ansible_windows_source(), tmp_path / "ansible_collections" / "ansible" / "windows")
+    env = plain_env(tmp_path / "home", BIN)
+    for key in [key for key in env if key.startswith("GIT_")]:
+        del env[key]
+    env.update(
+        ANSIBLE_COLLECTIONS_PATH=str(tmp_path),
+        ANSIBLE_COLLECTIONS_SCAN_SYS_PATH="false",
+        GIT_CEILING_DIRECTORIES=str(tmp_path),
+    )
+    listed = run([str(BIN / "ansible-galaxy"), "collection", "list", "--format", "json"], cwd=root, env=env)
+    found = {name: path for path, collections in json.loads(listed.stdout).items() for name in collections}
+    assert found["ansible.windows"] == found["deadline_cloud.cmf"] == str(tmp_path / "ansible_collections"), listed.stdout + listed.stderr
     command = [
         str(BIN / "antsibull-docs"), "lint-collection-docs", "--plugin-docs",
         "--validate-collection-refs", "dependent", "--disallow-unknown-collection-refs", str(root),
     ]
-    result = run(command, cwd=root, env=plain_env(home, BIN))
+    result = run(command, cwd=root, env=env)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-4000:]
     assert result.stdout.strip() == "", result.stdout
