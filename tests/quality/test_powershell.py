@@ -113,6 +113,39 @@ def test_scripts_follow_the_windows_edge_rules(operation):
         assert forbidden not in text, f"{operation}.ps1 uses {forbidden}: {why}"
 
 
+def _refusal_tables_after_a_change(text: str) -> list[str]:
+    """The hashtables holding an ``error_code`` that come after the script's first
+    ``$Ansible.Changed = $true``: refusals that may follow a change."""
+    first = text.find("$Ansible.Changed = $true")
+    tables = []
+    for match in re.finditer(r"error_code = ", text):
+        if first < 0 or match.start() < first:
+            continue
+        start = text.rindex("@{", 0, match.start())
+        depth, end = 0, start
+        for end in range(start, len(text)):
+            depth += {"{": 1, "}": -1}.get(text[end], 0)
+            if depth == 0 and text[end] == "}":
+                break
+        tables.append(text[start : end + 1])
+    return tables
+
+
+@pytest.mark.parametrize("operation", sorted(op for op, o in OPERATIONS.items() if o.changes_host))
+def test_a_refusal_that_may_follow_a_change_says_whether_it_changed(operation):
+    # The controller takes `changed` from a refusal's details (HostOperationError.changed): a refusal
+    # sent after $Ansible.Changed became true must carry it, or a changed host is reported unchanged.
+    own = code_of((SCRIPTS / f"{operation}.ps1").read_text(encoding="utf-8"))
+    for table in _refusal_tables_after_a_change(own):
+        assert "changed = [bool]$Ansible.Changed" in table, f"{operation}.ps1: {table}"
+
+
+def test_a_refusal_without_changed_after_a_change_would_be_caught():
+    own = code_of((SCRIPTS / "write_file.ps1").read_text(encoding="utf-8"))
+    tables = _refusal_tables_after_a_change(own.replace("; changed = [bool]$Ansible.Changed }", " }"))
+    assert any("REPLACE_FAILED" in t and "changed =" not in t for t in tables)
+
+
 def test_every_script_is_a_registered_operation_and_every_lib_is_included():
     scripts = {p.stem for p in SCRIPTS.glob("*.ps1")}
     assert scripts == set(OPERATIONS)
