@@ -403,6 +403,17 @@ def test_a_start_that_finds_the_service_running_is_a_start():
     assert "($Action -eq 'Stop' -and $code -eq $ERROR_SERVICE_NOT_ACTIVE)" in text
 
 
+def test_a_start_whose_process_ends_during_the_wait_is_a_crash_not_a_timeout():
+    # WaitForStatus('Running') times out as well when the process ended meanwhile: only a service still
+    # start_pending has not reached running in time; a stopped one crashed, and its exit code says why.
+    text = code_of(script_text("control_service"))
+    wait = text[text.index("if (-not (Wait-Status $controller 'Running' $Timeout))") :]
+    wait = wait[: wait.index("\n    }\n}")]
+    timeout = wait.index("did not reach running")
+    assert "if ($now -eq 'start_pending') {" in wait[:timeout], wait
+    assert "the service's last exit code is" in text
+
+
 def _agent_version_code() -> str:
     """The Python code read_agent_info gives the service's python.exe, as PowerShell builds it from
     its string literals (single-quoted, or double-quoted without anything PowerShell would expand)."""
