@@ -76,6 +76,17 @@ def test_the_harness_returns_a_property_whole():
     assert returns == ["$null", ", $Object[$Name]", ", $property.Value", "$null"]
 
 
+def test_the_harness_serializes_results_at_the_controllers_depth():
+    # win_powershell turns what lies deeper than `depth` into strings: the suite must see a result as
+    # the controller does, or it passes a shape the controller never gets.
+    from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.powershell_host import _RESULT_DEPTH
+
+    harness = (SUITE / "CmfContract.psm1").read_text(encoding="utf-8")
+    body = harness[harness.index("function Invoke-CmfOperation {") :]
+    body = body[: body.index("\n}\n")]
+    assert re.findall(r"\$ansible\.Result \| ConvertTo-Json -Depth (\d+)", body) == [str(_RESULT_DEPTH)]
+
+
 def test_the_harness_and_python_check_types_alike():
     """The harness's self-test of $type holds the same table as test_vectors.py's."""
     from contract_vectors import TYPE_MATCHER_CASES, TYPE_MATCHER_DOCUMENT

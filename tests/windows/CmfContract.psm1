@@ -797,8 +797,9 @@ function Invoke-CmfOperation {
         $runspace.Dispose()
     }
     if ($null -eq $ansible.Result) { return [pscustomobject]@{} }
-    # The result as the controller sees it: JSON (win_powershell's depth is raised to 10 for these).
-    return ($ansible.Result | ConvertTo-Json -Depth 20 -Compress | ConvertFrom-Json)
+    # The result as the controller sees it: JSON at the depth the controller asks win_powershell for
+    # (_host/powershell_host.py, _RESULT_DEPTH): a result nested deeper would come back stringified there too.
+    return ($ansible.Result | ConvertTo-Json -Depth 10 -Compress | ConvertFrom-Json)
 }
 
 # ---------------------------------------------------------------------------------------------
