@@ -138,6 +138,38 @@ def test_a_refusal_that_may_follow_a_change_says_whether_it_changed(operation):
     own = code_of((SCRIPTS / f"{operation}.ps1").read_text(encoding="utf-8"))
     for table in _refusal_tables_after_a_change(own):
         assert "changed = [bool]$Ansible.Changed" in table, f"{operation}.ps1: {table}"
+    # A refusal thrown by a helper (the reading after the change) and turned into the result.
+    lines = [line.strip() for line in own.splitlines() if line.strip()]
+    for n, line in enumerate(lines):
+        if line == "$Ansible.Result = $refusal":
+            assert lines[n - 1].startswith("$refusal.changed = [bool]$Ansible.Changed"), f"{operation}.ps1: {lines[n - 1]}"
+
+
+REFUSAL_CODE = re.compile(r"New-CmfRefusal '([A-Z_]+)'|error_code = '([A-Z_]+)'|\bcode = '([A-Z_]+)'")
+
+
+def _documented_codes(module: str) -> set[str]:
+    text = (REPO_ROOT / "plugins" / "modules" / f"{module}.py").read_text(encoding="utf-8")
+    returned = text[text.index("error_code:", text.index('RETURN = r"""')) :]
+    return set(re.findall(r"V\(([A-Z_]+)\)", returned))
+
+
+@pytest.mark.parametrize(
+    ("module", "operation", "beyond", "not_refused"),
+    [
+        # beyond: HOST_ERROR (the controller's), LSA_ERROR (the C# marks its exceptions with it), ACCOUNT_AMBIGUOUS
+        # (the simulated worker's). not_refused: a code of the reading's token_groups_error, which only
+        # set_group_membership turns into a refusal (a removal while the domain groups are unknown).
+        ("win_group_member", "set_group_membership", {"HOST_ERROR", "LSA_ERROR", "ACCOUNT_AMBIGUOUS"}, set()),
+        ("win_user_rights", "set_user_rights", {"HOST_ERROR", "LSA_ERROR", "ACCOUNT_AMBIGUOUS"}, {"TOKEN_GROUPS_FAILED"}),
+    ],
+)
+def test_a_module_documents_the_codes_its_operation_refuses_with_and_no_other(module, operation, beyond, not_refused):
+    sent = code_of(script_text(operation))
+    raised = {next(code for code in match if code) for match in REFUSAL_CODE.findall(sent)} - not_refused
+    documented = _documented_codes(module)
+    assert raised - documented == set(), f"{module} does not document {sorted(raised - documented)}"
+    assert documented - raised - beyond == set(), f"{module} documents {sorted(documented - raised - beyond)}, which nothing raises"
 
 
 def test_a_refusal_without_changed_after_a_change_would_be_caught():
