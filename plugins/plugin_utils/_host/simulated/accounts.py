@@ -21,7 +21,8 @@ which read_agent_info reports for the service's logon account.
 right it defines (``{error: text}``: the policy result cannot be read); it is reported as
 ``group_policy`` and, at every start of a service, replaces ``rights[RIGHT]`` (a refresh happened).
 Faults (``faults``): ``domain_unreachable`` (no domain controller answers: a domain account's
-groups cannot be read, a name the host has not resolved before does not resolve),
+groups cannot be read, a name the host has not resolved before does not resolve, and a domain
+member of a local group is reported unnamed, ``unreadable``),
 ``account_lookup_failed`` (name lookups fail otherwise: its text or true), ``lsa_error`` (every LSA
 call fails with this NTSTATUS, e.g. ``0xC0000022``).
 
@@ -207,6 +208,10 @@ def _member(state, sid: str) -> dict:
     if entry is None:  # an account's SID that no longer resolves: kept as is, never an error
         return {"sid": sid, "name": sid, "type": "unknown", "enabled": False, "orphaned": True}
     record = _record(state, sid, entry)
+    if _domain_unreachable(state) and _is_domain_record(state, record):
+        # Only a domain controller names a domain's SID: without one it stays unnamed, neither an orphan
+        # (it may well exist) nor disabled, as read_account.ps1 reports it (Get-CmfGroupMember).
+        return {"sid": record.sid, "name": record.sid, "type": "unknown", "enabled": True, "orphaned": False, "unreadable": True}
     return {
         "sid": record.sid,
         "name": qualified_name(record.name, record.domain),
