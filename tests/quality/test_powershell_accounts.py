@@ -61,6 +61,23 @@ def test_members_are_listed_as_sids_and_named_in_one_lookup():
     assert "$ownMembers = @($mine | ForEach-Object { $members[$_.sid] })" in report
 
 
+def test_a_domains_sids_that_cannot_be_named_leave_the_reading_going_on():
+    """Two lookups: this computer's own SIDs, whose failure is real, and a domain's, whose failure (a
+    broken secure channel on a domain member) leaves them unnamed: a local account whose Administrators
+    holds Domain Admins is still read. The vector 'a local account is read without a domain controller'
+    holds the result on the simulated worker."""
+    text = code_of(script_text("read_account"))
+    names = function_body(text, "Get-CmfSidNames")
+    assert "$domainSids = @($unique | Where-Object { Test-CmfDomainSid -Sid $_ -MachinePrefix $MachinePrefix })" in names
+    assert "LookupSids([string[]]$ownSids, $false)" in names and "LookupSids([string[]]$domainSids, $true)" in names
+    assert "-MachinePrefix $machinePrefix" in function_body(text, "Get-AccountReport").split("Get-CmfSidNames", 1)[1].split("\n", 1)[0]
+    lookup = text[text.index("public static SidName[] LookupSids(string[] sids, bool failureLeavesUnnamed)") :]
+    lookup = lookup[: lookup.index("finally")]
+    assert lookup.index("if (failureLeavesUnnamed)") < lookup.index('Check(status, "LsaLookupSids")')
+    # the same rule as accounts.is_domain_sid, with the prefix the report already has (no second WMI query)
+    assert "if (-not $PSBoundParameters.ContainsKey('MachinePrefix'))" in function_body(text, "Test-CmfDomainSid")
+
+
 def test_the_closure_comes_from_an_s4u_logon_and_fails_closed_distinguishably():
     text = code_of(script_text("read_agent_info"))
     closure = function_body(text, "Get-CmfDomainGroupSids")

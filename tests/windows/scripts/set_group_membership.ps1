@@ -25,8 +25,9 @@ $Ansible.Changed = $false
 #    are compared by SID. LocalSystem, LocalService and NetworkService map to their SIDs first.
 #  - Local groups are listed through ADSI, their members as SIDs alone (NetLocalGroupGetMembers level
 #    0: it survives orphaned SIDs, on which Get-LocalGroupMember fails, and asks no domain controller).
-#    Names and kinds are looked up only for the account's own groups, in one LsaLookupSids call, so
-#    that a reading stays fast when no domain controller answers.
+#    Names and kinds are looked up only for the account's own groups, in one LsaLookupSids call for
+#    this computer's SIDs and one for a domain's (whose failure leaves them unnamed), so that a
+#    reading stays fast, and goes on, when no domain controller answers.
 #  - The account's token groups: its domain groups (nested ones included) from an S4U logon, the
 #    groups every service logon carries (Everyone, Authenticated Users, SERVICE), and the local groups
 #    that hold any of these or the account. They are "known" only when the domain answered.
@@ -334,7 +335,10 @@ namespace DeadlineCloudCmf
 
         // Names and kinds of many SIDs in one LsaLookupSids call (one round trip to a domain controller
         // at most, and one time-out when none answers). A SID that does not map keeps Use 8 and no name.
-        public static SidName[] LookupSids(string[] sids)
+        // failureLeavesUnnamed: a failed call (a domain's SIDs with a broken secure channel:
+        // STATUS_TRUSTED_RELATIONSHIP_FAILURE, STATUS_TRUSTED_DOMAIN_FAILURE, no logon servers...) leaves
+        // every SID unnamed instead of throwing, as if none mapped.
+        public static SidName[] LookupSids(string[] sids, bool failureLeavesUnnamed)
         {
             SidName[] result = new SidName[sids.Length];
             for (int i = 0; i < sids.Length; i++)
@@ -362,8 +366,12 @@ namespace DeadlineCloudCmf
                 uint status = LsaLookupSids(policy, sids.Length, pointers, out domains, out names);
                 if (status == STATUS_NONE_MAPPED)
                     return result;
-                if (status != STATUS_SOME_NOT_MAPPED)
+                if (status != 0 && status != STATUS_SOME_NOT_MAPPED)
+                {
+                    if (failureLeavesUnnamed)
+                        return result;
                     Check(status, "LsaLookupSids");
+                }
                 LSA_REFERENCED_DOMAIN_LIST list = (LSA_REFERENCED_DOMAIN_LIST)Marshal.PtrToStructure(domains, typeof(LSA_REFERENCED_DOMAIN_LIST));
                 int nameSize = Marshal.SizeOf(typeof(LSA_TRANSLATED_NAME));
                 int trustSize = Marshal.SizeOf(typeof(LSA_TRUST_INFORMATION));
@@ -585,10 +593,12 @@ function Get-CmfMachineSidPrefix {
 
 function Test-CmfDomainSid {
     # Whether only a domain controller can map $Sid: an account SID (S-1-5-21-...) outside this
-    # computer's own prefix. Asked only for a SID that did not map, so the local users are read then.
-    param([string]$Sid)
+    # computer's own prefix (accounts.is_domain_sid). Without $MachinePrefix the local users are read
+    # for it (asked for one SID that did not map).
+    param([string]$Sid, [string]$MachinePrefix)
     if ($Sid -notlike 'S-1-5-21-*') { return $false }
-    $prefix = Get-CmfMachineSidPrefix -LocalUsers (Get-CmfLocalUsers)
+    $prefix = $MachinePrefix
+    if (-not $PSBoundParameters.ContainsKey('MachinePrefix')) { $prefix = Get-CmfMachineSidPrefix -LocalUsers (Get-CmfLocalUsers) }
     -not ($prefix -and $Sid.StartsWith($prefix, [StringComparison]::OrdinalIgnoreCase))
 }
 
@@ -602,14 +612,22 @@ function Get-CmfLocalUsers {
 }
 
 function Get-CmfSidNames {
-    # SID -> @{ name; use } for many SIDs, in one LsaLookupSids call (use: SID_NAME_USE; 6 deleted,
-    # 7 invalid and 8 unknown have no name: the SID itself stands for it).
-    param([string[]]$Sids)
+    # SID -> @{ name; use } for many SIDs (use: SID_NAME_USE; 6 deleted, 7 invalid and 8 unknown have no
+    # name: the SID itself stands for it), in two LsaLookupSids calls. This computer names its own SIDs
+    # (its accounts', BUILTIN, NT AUTHORITY: every SID but a domain's) itself, so a failure there is
+    # real and fails the reading. A domain's SIDs (S-1-5-21-... outside $MachinePrefix: members of the
+    # account's groups, Domain Admins in Administrators) need a domain controller: a failure of their
+    # call (a broken secure channel, none answering) leaves them unnamed, unreadable, and the reading
+    # goes on, as it must for a local account whose groups hold a domain's members.
+    param([string[]]$Sids, [string]$MachinePrefix)
     $names = @{}
     $unique = @($Sids | Where-Object { $_ } | Select-Object -Unique)
     if ($unique.Count -eq 0) { return $names }
     Initialize-CmfNative
-    foreach ($entry in @([DeadlineCloudCmf.Lsa]::LookupSids([string[]]$unique))) {
+    $domainSids = @($unique | Where-Object { Test-CmfDomainSid -Sid $_ -MachinePrefix $MachinePrefix })
+    $ownSids = @($unique | Where-Object { $domainSids -notcontains $_ })
+    $found = @([DeadlineCloudCmf.Lsa]::LookupSids([string[]]$ownSids, $false)) + @([DeadlineCloudCmf.Lsa]::LookupSids([string[]]$domainSids, $true))
+    foreach ($entry in $found) {
         $names[$entry.Sid] = @{ name = $(if ($entry.Name) { $entry.Name } else { $entry.Sid }); use = $entry.Use }
     }
     $names
@@ -749,7 +767,7 @@ function Get-AccountReport {
         foreach ($holder in @($policy.rights[$right])) { $holderSids[$holder] = ConvertTo-CmfHolderSid $holder }
     }
     $ownMembers = @($mine | ForEach-Object { $members[$_.sid] })
-    $names = Get-CmfSidNames -Sids (@($resolved.sid) + $tokenSids + $ownMembers + @($holderSids.Values))
+    $names = Get-CmfSidNames -Sids (@($resolved.sid) + $tokenSids + $ownMembers + @($holderSids.Values)) -MachinePrefix $machinePrefix
 
     $groups = [Collections.Generic.List[object]]@()
     $groupMembers = @{}

@@ -227,7 +227,10 @@ namespace DeadlineCloudCmf
 
         // Names and kinds of many SIDs in one LsaLookupSids call (one round trip to a domain controller
         // at most, and one time-out when none answers). A SID that does not map keeps Use 8 and no name.
-        public static SidName[] LookupSids(string[] sids)
+        // failureLeavesUnnamed: a failed call (a domain's SIDs with a broken secure channel:
+        // STATUS_TRUSTED_RELATIONSHIP_FAILURE, STATUS_TRUSTED_DOMAIN_FAILURE, no logon servers...) leaves
+        // every SID unnamed instead of throwing, as if none mapped.
+        public static SidName[] LookupSids(string[] sids, bool failureLeavesUnnamed)
         {
             SidName[] result = new SidName[sids.Length];
             for (int i = 0; i < sids.Length; i++)
@@ -255,8 +258,12 @@ namespace DeadlineCloudCmf
                 uint status = LsaLookupSids(policy, sids.Length, pointers, out domains, out names);
                 if (status == STATUS_NONE_MAPPED)
                     return result;
-                if (status != STATUS_SOME_NOT_MAPPED)
+                if (status != 0 && status != STATUS_SOME_NOT_MAPPED)
+                {
+                    if (failureLeavesUnnamed)
+                        return result;
                     Check(status, "LsaLookupSids");
+                }
                 LSA_REFERENCED_DOMAIN_LIST list = (LSA_REFERENCED_DOMAIN_LIST)Marshal.PtrToStructure(domains, typeof(LSA_REFERENCED_DOMAIN_LIST));
                 int nameSize = Marshal.SizeOf(typeof(LSA_TRANSLATED_NAME));
                 int trustSize = Marshal.SizeOf(typeof(LSA_TRUST_INFORMATION));
