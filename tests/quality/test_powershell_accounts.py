@@ -85,6 +85,10 @@ def test_the_closure_comes_from_an_s4u_logon_and_fails_closed_distinguishably():
     assert "$identity.User.Value -ne $Resolved.sid" in closure  # never the groups of another account
     assert closure.count("known = $false") == 3 and "'DOMAIN_UNREACHABLE'" in closure and "'TOKEN_GROUPS_FAILED'" in closure
     assert "DomainControllerStatus($Domain)" in function_body(text, "Get-CmfUnreachableDomainCode")
+    # asked after a failed lookup: from the network, not from the locator's cache of up to 15 minutes
+    locator = text[text.index("public static int DomainControllerStatus(") :]
+    assert "DsGetDcName(null, string.IsNullOrEmpty(domainName) ? null : domainName, IntPtr.Zero, null, DS_FORCE_REDISCOVERY," in locator
+    assert "const int DS_FORCE_REDISCOVERY = 0x00000001;" in text
     resolve = function_body(text, "Resolve-CmfAccount")
     assert resolve.index("Get-CmfUnreachableDomainCode") < resolve.index("'ACCOUNT_NOT_FOUND'")
 

@@ -415,6 +415,7 @@ namespace DeadlineCloudCmf
     public static class NetApi
     {
         const int MAX_PREFERRED_LENGTH = -1;
+        const int DS_FORCE_REDISCOVERY = 0x00000001;
 
         [DllImport("netapi32.dll", CharSet = CharSet.Unicode)]
         static extern int NetLocalGroupGetMembers(string ServerName, string LocalGroupName, int Level, out IntPtr Buffer, int PreferredMaximumLength, out int EntriesRead, out int TotalEntries, IntPtr ResumeHandle);
@@ -448,11 +449,13 @@ namespace DeadlineCloudCmf
         }
 
         // 0 when the DC locator finds a domain controller of the domain ("" for the computer's own), else
-        // its Win32 error (1355 ERROR_NO_SUCH_DOMAIN: none answers, or no such domain).
+        // its Win32 error (1355 ERROR_NO_SUCH_DOMAIN: none answers, or no such domain). Asked only after
+        // a lookup failed, so the locator asks the network (DS_FORCE_REDISCOVERY): from its cache it
+        // would name a domain controller that went away up to 15 minutes ago.
         public static int DomainControllerStatus(string domainName)
         {
             IntPtr info;
-            int status = DsGetDcName(null, string.IsNullOrEmpty(domainName) ? null : domainName, IntPtr.Zero, null, 0, out info);
+            int status = DsGetDcName(null, string.IsNullOrEmpty(domainName) ? null : domainName, IntPtr.Zero, null, DS_FORCE_REDISCOVERY, out info);
             if (info != IntPtr.Zero) NetApiBufferFree(info);
             return status;
         }
