@@ -105,6 +105,19 @@ def test_only_a_domain_sid_that_does_not_map_asks_for_a_domain_controller():
     assert "$machinePrefix = Get-CmfMachineSidPrefix -LocalUsers $localUsers" in function_body(text, "Get-AccountReport")
 
 
+def test_a_domain_account_is_told_by_its_sid_and_the_hosts_own_domains_by_the_names_of_their_sids():
+    # A German host names NT AUTHORITY with an umlaut: compared with English names, LocalSystem was a domain
+    # account (an S4U logon of SYSTEM@domain, DsGetDcName of its localized domain: DOMAIN_UNREACHABLE).
+    text = code_of(script_text("read_account"))
+    report = function_body(text, "Get-AccountReport")
+    assert "$isDomain = (Test-CmfDomainSid -Sid $resolved.sid -MachinePrefix $machinePrefix) -and -not $isGroup" in report
+    assert report.index("$machinePrefix = ") < report.index("$isDomain = ")
+    assert "'NT AUTHORITY'" not in report and "Test-CmfLocalDomain" not in text
+    own = function_body(text, "Get-CmfOwnDomainNames")
+    assert "foreach ($sid in @('S-1-5-32-544', 'S-1-5-18', 'S-1-5-80-0'))" in own and ".Translate([Security.Principal.NTAccount])" in own
+    assert "@(Get-CmfOwnDomainNames) -notcontains $domain" in function_body(text, "Resolve-CmfAccount")
+
+
 def test_the_policy_rights_come_from_the_resultant_set_of_policy_and_fail_closed():
     text = code_of(script_text("read_agent_info"))
     policy = function_body(text, "Get-CmfPolicyRightSettings")

@@ -472,8 +472,6 @@ function Get-CmfRights {
 $script:DomainUnreachableErrors = @(1355, 1311, 1722, 1789, 1788)
 # Every service logon's token has these (MS-DTYP 2.4.2.4): Everyone, Authenticated Users, SERVICE.
 $script:ImplicitGroups = @('S-1-1-0', 'S-1-5-11', 'S-1-5-6')
-# Domains of this computer's own accounts, whatever it is joined to: they never need a domain controller.
-$script:LocalAuthorities = @('BUILTIN', 'NT AUTHORITY', 'NT SERVICE')
 
 function Assert-CmfNotDomainController {
     # A domain controller has no local groups (its "local" groups are the domain's BUILTIN ones) and
@@ -502,11 +500,21 @@ function Get-CmfWin32Code {
     $null
 }
 
-function Test-CmfLocalDomain {
-    # Whether a domain part names this computer itself (its name, `.`, BUILTIN, NT AUTHORITY, NT SERVICE).
-    param([string]$Domain)
-    # -contains ignores case, as Windows does for these names
-    (@('.', $env:COMPUTERNAME) + $script:LocalAuthorities) -contains $Domain
+function Get-CmfOwnDomainNames {
+    # The names of this computer's own domains, which never need a domain controller: `.`, its name,
+    # and BUILTIN, NT AUTHORITY and NT SERVICE as this Windows names them (VORDEFINIERT, and
+    # NT-AUTORITAET with an umlaut, on a German host), taken from their SIDs (translated here, with no
+    # domain controller) rather than compared with English words; the English names too.
+    $names = @('.', $env:COMPUTERNAME, 'BUILTIN', 'NT AUTHORITY', 'NT SERVICE')
+    foreach ($sid in @('S-1-5-32-544', 'S-1-5-18', 'S-1-5-80-0')) {
+        try {
+            $names += (New-Object Security.Principal.SecurityIdentifier $sid).Translate([Security.Principal.NTAccount]).Value.Split('\', 2)[0]
+        }
+        catch {
+            Write-Verbose "no name for $sid`: $($_.Exception.Message)"
+        }
+    }
+    $names
 }
 
 function Get-CmfUnreachableDomainCode {
@@ -553,7 +561,8 @@ function Resolve-CmfAccount {
                 if (-not $wellKnown -and (Test-CmfDomainSid ('S' + $text.Substring(1)))) { $domain = '' }
             }
             elseif ((Get-CimInstance -ClassName Win32_ComputerSystem -Property PartOfDomain).PartOfDomain) { $domain = '' }
-            if ($null -ne $domain -and -not (Test-CmfLocalDomain $domain)) {
+            # -notcontains ignores case, as Windows does for these names
+            if ($null -ne $domain -and @(Get-CmfOwnDomainNames) -notcontains $domain) {
                 $code = Get-CmfUnreachableDomainCode $domain
                 if ($null -ne $code) {
                     $which = $(if ($domain) { "the domain '$domain'" } else { "the computer's domain" })
@@ -752,7 +761,10 @@ function Get-AccountReport {
     $machinePrefix = Get-CmfMachineSidPrefix -LocalUsers $localUsers
 
     $isGroup = $localGroupSids -contains $resolved.sid
-    $isDomain = $resolved.domain -and -not (Test-CmfLocalDomain $resolved.domain) -and -not $localUsers.ContainsKey($resolved.sid) -and -not $isGroup
+    # A domain's account by its SID (S-1-5-21 outside this computer's prefix: accounts.is_domain_account),
+    # never by its domain's name, which Windows localizes (LocalSystem is NT-AUTORITAET\SYSTEM, with an
+    # umlaut, on a German host): a domain's name would send SYSTEM to an S4U logon in the domain.
+    $isDomain = (Test-CmfDomainSid -Sid $resolved.sid -MachinePrefix $machinePrefix) -and -not $isGroup
     $carried = @($resolved.sid)
     if (-not $isGroup) { $carried += $script:ImplicitGroups }
     $domainGroups = @{ known = $true; sids = @(); error = $null }

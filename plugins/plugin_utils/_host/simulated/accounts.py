@@ -36,6 +36,7 @@ from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.accoun
     ACCOUNT_NOT_FOUND,
     DOMAIN_UNREACHABLE,
     IMPLICIT_GROUPS,
+    LOCAL_AUTHORITIES,
     NT_AUTHORITY,
     SERVICE_ACCOUNT_NAMES,
     AccountError,
@@ -133,16 +134,30 @@ def _resolve(state, account: str) -> AccountRecord:
         raise HostOperationError(error.code, error.message) from None
 
 
+def _machine_prefix(state) -> str | None:
+    return machine_sid_prefix(r.sid for r in _records(state) if names_equal(r.domain, state.hostname))
+
+
+def _own_domain_names(state) -> set[str]:
+    """The names this host gives its own domains, as read_account.ps1 takes them (Get-CmfOwnDomainNames):
+    ``.``, its name, the English BUILTIN, NT AUTHORITY and NT SERVICE, and the (localized) domain of every
+    account of its own (a SID that is no domain's: is_domain_account)."""
+    prefix = _machine_prefix(state)
+    own = {".", state.hostname, *LOCAL_AUTHORITIES}
+    own |= {r.domain for r in _records(state) if not is_domain_account(r.sid, r.domain, state.hostname, prefix)}
+    return {name.casefold() for name in own}
+
+
 def _may_be_in_a_domain(state, account: str) -> bool:
     """A reference that a domain controller would be asked about once the host itself does not know it."""
     try:
         wanted = parse_account(account)
     except ValueError:
         return False
-    if wanted.domain is not None:
-        return wanted.domain != "." and is_domain_account(wanted.domain, state.hostname)
+    if wanted.domain is not None:  # decided by the names this host gives its own domains, in its language
+        return wanted.domain.casefold() not in _own_domain_names(state)
     if wanted.sid is not None:  # only a domain's SID: the host maps its own SIDs itself
-        return is_domain_sid(wanted.sid, machine_sid_prefix(r.sid for r in _records(state) if names_equal(r.domain, state.hostname)))
+        return is_domain_sid(wanted.sid, _machine_prefix(state))
     return True  # a UPN, or a bare name: the domain is searched after the host
 
 
@@ -222,7 +237,7 @@ def _member(state, sid: str) -> dict:
 
 
 def _is_domain_record(state, record: AccountRecord) -> bool:
-    return is_domain_account(record.domain, state.hostname)
+    return is_domain_account(record.sid, record.domain, state.hostname, _machine_prefix(state))
 
 
 def _token_groups(state, record: AccountRecord) -> tuple[set[str], bool, dict | None]:
