@@ -98,8 +98,10 @@ def test_only_a_domain_sid_that_does_not_map_asks_for_a_domain_controller():
     # controller); this holds the PowerShell to the same rule as accounts.is_domain_sid.
     text = code_of(script_text("read_account"))
     resolve = function_body(text, "Resolve-CmfAccount")
-    assert "(Test-CmfDomainSid ('S' + $text.Substring(1)))) { $domain = '' }" in resolve
-    assert resolve.index("Test-CmfDomainSid") < resolve.index("PartOfDomain")  # a SID never takes a bare name's way
+    # only a domain's SID, and only on a domain member: a workgroup host has no domain to be unreachable
+    assert "(Test-CmfDomainSid ('S' + $text.Substring(1))) -and (Test-CmfDomainMember)) { $domain = '' }" in resolve
+    assert resolve.index("Test-CmfDomainSid") < resolve.index("elseif (Test-CmfDomainMember)")  # a SID never takes a bare name's way
+    assert "PartOfDomain" in function_body(text, "Test-CmfDomainMember")
     assert "$Sid -notlike 'S-1-5-21-*'" in function_body(text, "Test-CmfDomainSid")
     assert "Get-CmfMachineSidPrefix -LocalUsers (Get-CmfLocalUsers)" in function_body(text, "Test-CmfDomainSid")
     assert "$machinePrefix = Get-CmfMachineSidPrefix -LocalUsers $localUsers" in function_body(text, "Get-AccountReport")

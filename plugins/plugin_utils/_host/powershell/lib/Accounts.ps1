@@ -68,6 +68,11 @@ function Get-CmfOwnDomainNames {
     $names
 }
 
+function Test-CmfDomainMember {
+    # Whether this computer is joined to a domain (else no name or SID it does not map has a domain to ask).
+    [bool](Get-CimInstance -ClassName Win32_ComputerSystem -Property PartOfDomain).PartOfDomain
+}
+
 function Get-CmfUnreachableDomainCode {
     # The DC locator's Win32 error when no domain controller of $Domain (the computer's own for '')
     # answers, else $null. DsGetDcName is the question Windows itself asks before any domain lookup.
@@ -108,10 +113,11 @@ function Resolve-CmfAccount {
             elseif ($text.Contains('@')) { $domain = $text.Split('@', 2)[1] }
             elseif ($wellKnown -or (Test-CmfSid $text)) {
                 # A SID: this computer maps its own (its accounts, BUILTIN, NT AUTHORITY) without a domain
-                # controller, so an unmapped one is not found; only a domain's SID needs one.
-                if (-not $wellKnown -and (Test-CmfDomainSid ('S' + $text.Substring(1)))) { $domain = '' }
+                # controller, so an unmapped one is not found; only a domain's SID needs one, and only on a
+                # domain member (a workgroup computer has no domain to ask: DsGetDcName would answer 1355).
+                if (-not $wellKnown -and (Test-CmfDomainSid ('S' + $text.Substring(1))) -and (Test-CmfDomainMember)) { $domain = '' }
             }
-            elseif ((Get-CimInstance -ClassName Win32_ComputerSystem -Property PartOfDomain).PartOfDomain) { $domain = '' }
+            elseif (Test-CmfDomainMember) { $domain = '' }
             # -notcontains ignores case, as Windows does for these names
             if ($null -ne $domain -and @(Get-CmfOwnDomainNames) -notcontains $domain) {
                 $code = Get-CmfUnreachableDomainCode $domain
