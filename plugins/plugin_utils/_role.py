@@ -440,7 +440,7 @@ def _group_fix(code: str, message: str = "") -> str:
     if code == DOMAIN_UNREACHABLE:
         return "restore the host's connection to a domain controller (nltest /sc_verify:<domain> checks it), then run again"
     if code == TOKEN_GROUPS_FAILED:
-        return "correct what the error names (the account's groups are read through its UPN in the computer's domain), then run again"
+        return "correct what the error names (the account's groups are read through its UPN in its own domain), then run again"
     if code == "GROUP_NOT_FOUND":
         return f"name groups that exist on the host in {PREFIX}leave_groups (S-1-5-32-544 is Administrators in any language)"
     if "through" in message:  # the membership is carried by a group nested in the one to leave

@@ -93,6 +93,20 @@ def test_the_closure_comes_from_an_s4u_logon_and_fails_closed_distinguishably():
     assert resolve.index("Get-CmfUnreachableDomainCode") < resolve.index("'ACCOUNT_NOT_FOUND'")
 
 
+def test_the_s4u_logon_names_the_account_in_its_own_domain():
+    # sam@<computer's domain> named no account of another domain of the forest (TOKEN_GROUPS_FAILED always):
+    # the suffix is the DNS name of the account's own domain, from the DC locator (DS_RETURN_DNS_NAME).
+    text = code_of(script_text("read_account"))
+    closure = function_body(text, "Get-CmfDomainGroupSids")
+    assert "$suffix = [DeadlineCloudCmf.NetApi]::DomainDnsName($Resolved.domain)" in closure
+    assert closure.index("DomainDnsName") < closure.index("Win32_ComputerSystem -Property Domain") < closure.index('$upn = "$sam@$suffix"')
+    locator = text[text.index("public static string DomainDnsName(string domainName)") :]
+    locator = locator[: locator.index("\n        }\n")]
+    assert "DsGetDcName(null, domainName, IntPtr.Zero, null, DS_RETURN_DNS_NAME, out info)" in locator
+    assert "found.DomainName" in locator and "NetApiBufferFree(info)" in locator
+    assert "const int DS_RETURN_DNS_NAME = 0x40000000;" in text
+
+
 def test_only_a_domain_sid_that_does_not_map_asks_for_a_domain_controller():
     # The vectors hold the answers (a deleted local account's SID is ACCOUNT_NOT_FOUND without a domain
     # controller); this holds the PowerShell to the same rule as accounts.is_domain_sid.

@@ -687,8 +687,7 @@ RULES: tuple[Rule, ...] = (
         "security",
         lambda r: bool(r.account) and not token_groups_known(r.account) and token_groups_error_code(r.account) != DOMAIN_UNREACHABLE,
         lambda r, _: _capitalized(token_groups_unknown_message(r.account or {})) + ".",
-        lambda r, _: "Correct what the error names (the account's UPN must name it in the computer's domain, where its groups"
-        " are read), then run again.",
+        lambda r, _: "Correct what the error names (the account's groups are read through its UPN in its own domain), then run again.",
     ),
     Rule(
         "GROUP_POLICY_UNREADABLE",

@@ -412,6 +412,21 @@ namespace DeadlineCloudCmf
     {
         const int MAX_PREFERRED_LENGTH = -1;
         const int DS_FORCE_REDISCOVERY = 0x00000001;
+        const int DS_RETURN_DNS_NAME = 0x40000000;
+
+        [StructLayout(LayoutKind.Sequential, CharSet = CharSet.Unicode)]
+        struct DOMAIN_CONTROLLER_INFO
+        {
+            public string DomainControllerName;
+            public string DomainControllerAddress;
+            public int DomainControllerAddressType;
+            public Guid DomainGuid;
+            public string DomainName;
+            public string DnsForestName;
+            public int Flags;
+            public string DcSiteName;
+            public string ClientSiteName;
+        }
 
         [DllImport("netapi32.dll", CharSet = CharSet.Unicode)]
         static extern int NetLocalGroupGetMembers(string ServerName, string LocalGroupName, int Level, out IntPtr Buffer, int PreferredMaximumLength, out int EntriesRead, out int TotalEntries, IntPtr ResumeHandle);
@@ -454,6 +469,26 @@ namespace DeadlineCloudCmf
             int status = DsGetDcName(null, string.IsNullOrEmpty(domainName) ? null : domainName, IntPtr.Zero, null, DS_FORCE_REDISCOVERY, out info);
             if (info != IntPtr.Zero) NetApiBufferFree(info);
             return status;
+        }
+
+        // The DNS name of a domain given by its NetBIOS name (EU -> eu.corp.example.com), as the DC
+        // locator knows it (its cache will do: a name, not a question whether the domain answers now);
+        // null when it finds no domain controller of it.
+        public static string DomainDnsName(string domainName)
+        {
+            IntPtr info;
+            int status = DsGetDcName(null, domainName, IntPtr.Zero, null, DS_RETURN_DNS_NAME, out info);
+            try
+            {
+                if (status != 0 || info == IntPtr.Zero)
+                    return null;
+                DOMAIN_CONTROLLER_INFO found = (DOMAIN_CONTROLLER_INFO)Marshal.PtrToStructure(info, typeof(DOMAIN_CONTROLLER_INFO));
+                return string.IsNullOrEmpty(found.DomainName) ? null : found.DomainName;
+            }
+            finally
+            {
+                if (info != IntPtr.Zero) NetApiBufferFree(info);
+            }
         }
     }
 }
@@ -683,15 +718,20 @@ function Get-CmfDomainGroupSids {
     $sam = $Resolved.name.Split('\', 2)[1]
     $upn = $Account.Trim()
     if (-not $upn.Contains('@')) {
-        $upn = "$sam@$((Get-CimInstance -ClassName Win32_ComputerSystem -Property Domain).Domain)"
+        # sam@<the DNS name of the account's own domain>, the implicit UPN Kerberos knows it by: an account
+        # of another domain of the forest is not in the computer's. The computer's domain when the DC
+        # locator does not know the account's (the S4U logon then says why it fails).
+        $suffix = [DeadlineCloudCmf.NetApi]::DomainDnsName($Resolved.domain)
+        if (-not $suffix) { $suffix = (Get-CimInstance -ClassName Win32_ComputerSystem -Property Domain).Domain }
+        $upn = "$sam@$suffix"
     }
     $identity = $null
     try {
         $identity = New-Object Security.Principal.WindowsIdentity -ArgumentList $upn
         if ($identity.User.Value -ne $Resolved.sid) {
             return @{ known = $false; sids = @(); error = @{ code = 'TOKEN_GROUPS_FAILED'; message = (
-                        "$upn names $($identity.User.Value), not $($Resolved.name) ($($Resolved.sid)): the groups of an account of another " +
-                        "domain than $env:COMPUTERNAME's cannot be read from here") } }
+                        "$upn names $($identity.User.Value), not $($Resolved.name) ($($Resolved.sid)): the account's groups cannot be " +
+                        'read through that name (give the account as its own UPN, name@domain)') } }
         }
         $sids = @($identity.Groups | ForEach-Object { $_.Value } | Where-Object { $_ -like 'S-1-5-21-*' -and $LocalGroupSids -notcontains $_ })
         return @{ known = $true; sids = @($sids); error = $null }

@@ -234,15 +234,20 @@ function Get-CmfDomainGroupSids {
     $sam = $Resolved.name.Split('\', 2)[1]
     $upn = $Account.Trim()
     if (-not $upn.Contains('@')) {
-        $upn = "$sam@$((Get-CimInstance -ClassName Win32_ComputerSystem -Property Domain).Domain)"
+        # sam@<the DNS name of the account's own domain>, the implicit UPN Kerberos knows it by: an account
+        # of another domain of the forest is not in the computer's. The computer's domain when the DC
+        # locator does not know the account's (the S4U logon then says why it fails).
+        $suffix = [DeadlineCloudCmf.NetApi]::DomainDnsName($Resolved.domain)
+        if (-not $suffix) { $suffix = (Get-CimInstance -ClassName Win32_ComputerSystem -Property Domain).Domain }
+        $upn = "$sam@$suffix"
     }
     $identity = $null
     try {
         $identity = New-Object Security.Principal.WindowsIdentity -ArgumentList $upn
         if ($identity.User.Value -ne $Resolved.sid) {
             return @{ known = $false; sids = @(); error = @{ code = 'TOKEN_GROUPS_FAILED'; message = (
-                        "$upn names $($identity.User.Value), not $($Resolved.name) ($($Resolved.sid)): the groups of an account of another " +
-                        "domain than $env:COMPUTERNAME's cannot be read from here") } }
+                        "$upn names $($identity.User.Value), not $($Resolved.name) ($($Resolved.sid)): the account's groups cannot be " +
+                        'read through that name (give the account as its own UPN, name@domain)') } }
         }
         $sids = @($identity.Groups | ForEach-Object { $_.Value } | Where-Object { $_ -like 'S-1-5-21-*' -and $LocalGroupSids -notcontains $_ })
         return @{ known = $true; sids = @($sids); error = $null }

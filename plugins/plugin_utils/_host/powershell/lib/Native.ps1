@@ -304,6 +304,21 @@ namespace DeadlineCloudCmf
     {
         const int MAX_PREFERRED_LENGTH = -1;
         const int DS_FORCE_REDISCOVERY = 0x00000001;
+        const int DS_RETURN_DNS_NAME = 0x40000000;
+
+        [StructLayout(LayoutKind.Sequential, CharSet = CharSet.Unicode)]
+        struct DOMAIN_CONTROLLER_INFO
+        {
+            public string DomainControllerName;
+            public string DomainControllerAddress;
+            public int DomainControllerAddressType;
+            public Guid DomainGuid;
+            public string DomainName;
+            public string DnsForestName;
+            public int Flags;
+            public string DcSiteName;
+            public string ClientSiteName;
+        }
 
         [DllImport("netapi32.dll", CharSet = CharSet.Unicode)]
         static extern int NetLocalGroupGetMembers(string ServerName, string LocalGroupName, int Level, out IntPtr Buffer, int PreferredMaximumLength, out int EntriesRead, out int TotalEntries, IntPtr ResumeHandle);
@@ -346,6 +361,26 @@ namespace DeadlineCloudCmf
             int status = DsGetDcName(null, string.IsNullOrEmpty(domainName) ? null : domainName, IntPtr.Zero, null, DS_FORCE_REDISCOVERY, out info);
             if (info != IntPtr.Zero) NetApiBufferFree(info);
             return status;
+        }
+
+        // The DNS name of a domain given by its NetBIOS name (EU -> eu.corp.example.com), as the DC
+        // locator knows it (its cache will do: a name, not a question whether the domain answers now);
+        // null when it finds no domain controller of it.
+        public static string DomainDnsName(string domainName)
+        {
+            IntPtr info;
+            int status = DsGetDcName(null, domainName, IntPtr.Zero, null, DS_RETURN_DNS_NAME, out info);
+            try
+            {
+                if (status != 0 || info == IntPtr.Zero)
+                    return null;
+                DOMAIN_CONTROLLER_INFO found = (DOMAIN_CONTROLLER_INFO)Marshal.PtrToStructure(info, typeof(DOMAIN_CONTROLLER_INFO));
+                return string.IsNullOrEmpty(found.DomainName) ? null : found.DomainName;
+            }
+            finally
+            {
+                if (info != IntPtr.Zero) NetApiBufferFree(info);
+            }
         }
     }
 }
