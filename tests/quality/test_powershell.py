@@ -500,6 +500,35 @@ def test_the_sandbox_removes_each_part_on_its_own():
     assert absent.index("$rightsGone = $true") < absent.index("if ($rightsGone)") < absent.index("$computer.Delete('user'")
 
 
+def test_the_sandbox_folder_is_made_closed_and_trusted_only_when_no_one_else_may_write_it():
+    # Every local user may create folders in C:\Windows\Temp: a planted cmf-selftest (marker included) would
+    # take the self-test's writes as administrator. Made with a protected DACL for SYSTEM and Administrators,
+    # owned by Administrators; checked before reuse or deletion and right after it is made.
+    text = code_of((SCRIPTS / "sandbox.ps1").read_text(encoding="utf-8"))
+    assert "$TrustedSids = @('S-1-5-18', 'S-1-5-32-544')" in text
+    security = text[text.index("function New-SandboxFolderSecurity {") : text.index("function Get-FolderDistrust {")]
+    assert "$security.SetAccessRuleProtection($true, $false)" in security
+    assert "SetOwner((New-Object Security.Principal.SecurityIdentifier 'S-1-5-32-544'))" in security
+    assert "foreach ($sid in $TrustedSids)" in security and "FullControl" in security
+    distrust = text[text.index("function Get-FolderDistrust {") : text.index("function Get-ForeignReason {")]
+    for check in ("[IO.FileAttributes]::ReparsePoint", "$TrustedSids -notcontains $owner", "-band $WriteRights"):
+        assert check in distrust, check
+    write_rights = re.search(r"^\$WriteRights = (.*)$", text, re.MULTILINE).group(1)
+    mask = 0
+    for bit in write_rights.split(" -bor "):
+        mask |= int(bit, 16)
+    from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.simulated.sandbox import WRITE_RIGHTS
+
+    assert mask == WRITE_RIGHTS  # the simulator judges a DACL as the script does
+    foreign = text[text.index("function Get-ForeignReason {") :]
+    assert foreign.index("Get-FolderDistrust") < foreign.index("$MarkerFile")
+    present = text[text.index("if ($State -eq 'present') {") :]
+    made = present.index("[IO.Directory]::CreateDirectory($folder, (New-SandboxFolderSecurity))")
+    assert made < present.index("$distrust = Get-FolderDistrust") < present.index("[IO.File]::WriteAllBytes(")
+    assert present.index("[IO.File]::WriteAllBytes(") < present.index("$computer.Create('user', $Name)")  # the folder first
+    assert "CreateDirectory($folder)" not in text  # never a folder that inherits the temp folder's DACL
+
+
 @pytest.mark.parametrize("operation", sorted(OPERATIONS))
 def test_the_compile_table_says_which_scripts_hold_csharp(operation):
     # The benchmark's table and the decision on caching rest on it: it must say what the scripts do.

@@ -574,6 +574,30 @@ function New-CmfHost {
             $restore = if ($null -eq $before) { '$null' } else { "'" + $before.Replace("'", "''") + "'" }
             Register-CmfUndo $context ([scriptblock]::Create("param(`$c) [Environment]::SetEnvironmentVariable('$variable', $restore, 'Machine')"))
         }
+        $folders = Get-CmfProperty $spec 'folders'
+        foreach ($path in Get-CmfKeys $folders) {
+            # A folder with the security the case gives it (the sandbox's checks): a DACL, or a junction.
+            $target = Expand-CmfValue $context $path
+            $entry = Expand-CmfValue $context (Get-CmfProperty $folders $path)
+            if ([IO.Directory]::Exists($target)) { throw "$target exists already (another run's?): remove it first" }
+            $junction = Get-CmfProperty $entry 'junction_to'
+            if ($junction) {
+                New-Item -ItemType Directory -Path $junction -Force | Out-Null
+                New-Item -ItemType Junction -Path $target -Value $junction | Out-Null
+                # Not recursive: that removes the link alone, never what it points to.
+                Register-CmfUndo $context ([scriptblock]::Create("param(`$c) [IO.Directory]::Delete('$target')"))
+            }
+            else {
+                New-Item -ItemType Directory -Path $target | Out-Null
+                Register-CmfUndo $context ([scriptblock]::Create("param(`$c) [IO.Directory]::Delete('$target', `$true)"))
+                $dacl = Get-CmfProperty $entry 'acl'
+                if ($dacl) { Set-CmfFileDacl $target $dacl }
+            }
+            $owner = Get-CmfProperty $entry 'owner'
+            if ($owner -and $owner -ne 'Administrators') {
+                $context.Skip = "giving $target to another owner needs SeRestorePrivilege, which this suite does not take"
+            }
+        }
         $files = Get-CmfProperty $spec 'files'
         foreach ($path in Get-CmfKeys $files) {
             $target = Expand-CmfValue $context $path
