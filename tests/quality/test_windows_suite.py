@@ -188,6 +188,16 @@ def test_the_ansible_leg_enables_winrm_builds_a_worker_then_runs_targets_selftes
     assert "deadline_workers:" in inventory and "inventory.winrm" in inventory
 
 
+def test_the_stand_in_worker_keeps_the_installers_service_and_runs_the_stand_in_in_it():
+    # --no-install-service grants no Log on as a service (nor does sc.exe config obj=): the service could not log on (1069).
+    script = (SUITE / "ci" / "New-CmfStandInWorker.ps1").read_text(encoding="utf-8")
+    code = "\n".join(line for line in script.splitlines() if not line.lstrip().startswith("#"))
+    assert "--no-install-service" not in code and "obj=" not in code and "New-Service" not in code
+    installer = code.index("Invoke-Checked $installer @(")
+    image = code.index("Invoke-Checked 'sc.exe' @('config', 'DeadlineWorker', 'binPath=', $program)")
+    assert installer < image < code.index("Start-Service -Name DeadlineWorker")
+
+
 _REPO_PATH = re.compile(r"(?<![\w/.$-])((?:tests|playbooks|plugins|roles|benchmarks|docs|extensions)/[A-Za-z0-9_./-]*[A-Za-z0-9_])")
 _WORKSPACE_PATH = re.compile(r"\$workspace/([A-Za-z0-9_./-]*[A-Za-z0-9_])")
 
