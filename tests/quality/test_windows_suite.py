@@ -198,6 +198,17 @@ def test_the_stand_in_worker_keeps_the_installers_service_and_runs_the_stand_in_
     assert installer < image < code.index("Start-Service -Name DeadlineWorker")
 
 
+def test_the_converge_check_reads_rights_through_the_lsa_by_sid():
+    # secedit's export may name a local account by its name, not *SID: the check read "not held" for a held right.
+    script = (SUITE / "ci" / "Test-CmfConverged.ps1").read_text(encoding="utf-8")
+    code = "\n".join(line for line in script.splitlines() if not line.lstrip().startswith("#"))
+    assert "secedit" not in code
+    assert "Import-Module (Join-Path (Split-Path -Parent $PSScriptRoot) 'CmfContract.psm1')" in code
+    assert "$held = @([CmfContractLsa]::Get($sid))" in code and "$held -notcontains $right" in code
+    harness = (SUITE / "CmfContract.psm1").read_text(encoding="utf-8")
+    assert "public static string[] Get(string sid)" in harness and "LsaEnumerateAccountRights(policy, Sid(sid)" in harness
+
+
 _REPO_PATH = re.compile(r"(?<![\w/.$-])((?:tests|playbooks|plugins|roles|benchmarks|docs|extensions)/[A-Za-z0-9_./-]*[A-Za-z0-9_])")
 _WORKSPACE_PATH = re.compile(r"\$workspace/([A-Za-z0-9_./-]*[A-Za-z0-9_])")
 
