@@ -21,7 +21,8 @@ holds it open)}}`` (``{root}`` exists, no other folder unless a file is in it), 
 is a junction to that one)}}`` (folders made with that security), ``environment``
 (machine variables), ``service {account, state, start_mode, sessions, environment (its own),
 start_seconds, stop_seconds (how long its start and stop take), exits_after_s (its process exits
-that long after a start)}``, ``agent {version | stderr, exit_code}`` (what the Python beside the
+that long after a start), left_after_start [group] (groups its account leaves once it runs: its
+process keeps them in its token)}``, ``agent {version | stderr, exit_code}`` (what the Python beside the
 service answers when asked for the agent's version), ``language_mode`` (ConstrainedLanguage: as
 under WDAC or AppLocker), ``faults`` (the simulated worker's, for a state no Windows host can be
 brought to on purpose: ``domain_unreachable``, ``account_lookup_failed``, ``lsa_error``, ...).
@@ -51,6 +52,8 @@ import yaml
 
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.operations import OPERATIONS
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.powershell_host import script_text
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.simulated.accounts import token_group_sids
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.simulated.state import SimulatedState
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.accounts import WELL_KNOWN_GROUPS, service_account_sid
 
 VECTORS = Path(__file__).resolve().parent / "contract" / "vectors"
@@ -246,6 +249,13 @@ def build_state(host: dict) -> tuple[dict, Names]:
         # How the service behaves: seconds its start and its stop take, seconds after a start its process exits.
         entry.update({key: service[key] for key in ("start_seconds", "stop_seconds", "exits_after_s") if key in service})
         state["services"][SIM_SERVICE] = entry
+        if service.get("left_after_start"):
+            # The process started with the account in these groups, which it left since: its token keeps them.
+            entry["token_groups"] = token_group_sids(SimulatedState(state), entry["account"])
+            sid = names.sids[account]
+            for group in service["left_after_start"]:
+                members = state["accounts"][names.sids[group]]["members"]
+                members[:] = [m for m in members if m != sid]
     return state, names
 
 

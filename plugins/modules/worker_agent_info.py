@@ -140,6 +140,12 @@ service:
       sample: [AWS_DEFAULT_REGION=us-west-2]
     pid: {description: "The service's process id while it runs, else null.", type: int}
     started_at: {description: "When the running service process started (UTC, ISO 8601), else null.", type: str}
+    token_administrators:
+      description:
+        - Whether the running service process's token holds Administrators (S-1-5-32-544) as an enabled group, which the
+          agent and its WORKER_AGENT_USER jobs have until the service restarts, whatever the account's groups are now.
+        - Null when the service does not run, or when its token cannot be read (C(service.token_error) in RV(reading) says why).
+      type: bool
 account:
   description: The account (the service's logon account by default); null when it cannot be resolved (see RV(account_error)).
   returned: always

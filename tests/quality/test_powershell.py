@@ -544,4 +544,4 @@ def test_the_csharp_is_compiled_only_by_functions_that_call_it():
     callers = re.findall(r"(?<!function )Initialize-CmfNative\b[^\n{]*\n(.{0,400})", sent, re.DOTALL)
     assert len(callers) >= 4
     for after in callers:
-        assert re.search(r"\[DeadlineCloudCmf\.(Lsa|NetApi)\]", after), after[:200]
+        assert re.search(r"\[DeadlineCloudCmf\.(Lsa|NetApi|ProcessToken)\]", after), after[:200]

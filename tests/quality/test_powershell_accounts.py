@@ -12,6 +12,7 @@ import simworker
 
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.powershell_host import script_text
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.simulated.accounts import account_report
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.simulated.agent import read_agent_info
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.simulated.state import SimulatedState
 
 ACCOUNTS = simworker.REPO_ROOT / "plugins" / "plugin_utils" / "_host" / "powershell" / "lib" / "Accounts.ps1"
@@ -146,3 +147,29 @@ def test_the_policy_rights_come_from_the_resultant_set_of_policy_and_fail_closed
 def test_the_one_reading_reads_the_account_once():
     reading = function_body(code_of(script_text("read_agent_info")), "Get-CmfAgentReading")
     assert reading.count("Get-AccountReport") == 1
+
+
+def test_the_reading_says_whether_the_service_process_token_holds_administrators_and_never_guesses():
+    """read_agent_info reads the token the agent's process runs with (a process keeps the token it started
+    with: an account that left Administrators since is still one there). Held statically here; the
+    read_agent_info vectors hold the values, on the simulated worker and on Windows."""
+    text = code_of(script_text("read_agent_info"))
+    reading = function_body(text, "Get-CmfAgentReading")
+    assert "$token = Get-CmfServiceToken $serviceInfo" in reading
+    assert "$serviceInfo.token_administrators = $token.administrators" in reading and "$serviceInfo.token_error = $token.error" in reading
+    token = function_body(text, "Get-CmfServiceToken")
+    assert "if (-not $ServiceInfo.exists -or $null -eq $ServiceInfo.pid) { return @{ administrators = $null; error = $null } }" in token
+    assert token.index("Initialize-CmfNative") < token.index("[DeadlineCloudCmf.ProcessToken]::Read([int]$ServiceInfo.pid)")
+    assert token.count("administrators = $null; error = ") == 3  # not running; unreadable; another process: never a guess
+    assert "$started -ne $ServiceInfo.started_at" in token  # the process read is the one the service had
+    assert "@($token.Sids) -contains 'S-1-5-32-544'" in token
+    read = text[text.index("public static ProcessTokenGroups Read(int processId)") :]
+    read = read[: read.index("\n        }\n    }\n")]
+    assert "OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, false, processId)" in read
+    assert "OpenProcessToken(process, TOKEN_QUERY, out token)" in read and "const int TOKEN_QUERY = 0x0008;" in text
+    assert "GetProcessTimes(process, out created" in read  # the start time through the same handle
+    assert "new WindowsIdentity(token)" in read and "identity.Groups" in read  # enabled groups only: not deny-only ones
+    assert "finally { CloseHandle(token); }" in read and "finally { CloseHandle(process); }" in read
+    simulated = set(read_agent_info(SimulatedState(simworker.example_state()), {
+        "service": "DeadlineWorker", "config_path": simworker.WORKER_TOML, "account": ""})["service"])
+    assert {"token_administrators", "token_error"} <= simulated

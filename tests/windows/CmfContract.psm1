@@ -709,6 +709,13 @@ function New-CmfTestService {
         Start-Service -Name $Context.Service
         $servicePid = (Get-CimInstance -ClassName Win32_Service -Filter "Name='$($Context.Service)'").ProcessId
         $Context.SessionPids = @(Get-CimInstance -ClassName Win32_Process -Filter "ParentProcessId=$servicePid" | ForEach-Object { $_.ProcessId })
+        # Groups the account leaves once its service runs: the process keeps them in its token.
+        foreach ($left in @(Get-CmfProperty $Spec 'left_after_start' | Where-Object { $_ })) {
+            $groupName = $Context.Names[[string]$left]
+            if (@(Get-CmfGroupMemberSids $groupName) -contains $Context.Sids[$account]) {
+                ([ADSI]"WinNT://$env:COMPUTERNAME/$groupName,group").Remove("WinNT://$($Context.Sids[$account])")
+            }
+        }
     }
 }
 

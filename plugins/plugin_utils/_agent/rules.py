@@ -986,6 +986,7 @@ def describe(raw: dict) -> dict:
             "environment": list(reading.service.get("environment") or []),
             "pid": reading.service.get("pid"),
             "started_at": reading.service.get("started_at"),
+            "token_administrators": reading.service.get("token_administrators"),
         },
         "account": None
         if account is None

@@ -47,7 +47,7 @@ CSHARP_COMPILES = {
     "read_account": "always (rights and the names of SIDs: LSA; local groups' members and the DC locator: netapi32)",
     "set_user_rights": "always (LSA)",
     "set_group_membership": "always (the account's reading: LSA, netapi32)",
-    "read_agent_info": "when the service exists and has an account (its reading: LSA, netapi32)",
+    "read_agent_info": "when the service exists and has an account or runs (its reading: LSA, netapi32; its process's token)",
     "control_service": "only with config_path, for the reading after acting",
     "sandbox": "absent, when the sandbox user exists (its rights: LSA)",
 }

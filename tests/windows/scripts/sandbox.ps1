@@ -123,8 +123,8 @@ function Test-CmfLanguageRefused {
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # Native calls (#cmf:include Native): the LSA (user rights on an account's SID, never secedit, whose
 # export and import of the whole policy rewrites other accounts' rights; names of many SIDs in one
-# lookup) and netapi32 (a local group's members as SIDs, the DC locator). Only operations that make
-# these calls include this file, and
+# lookup), netapi32 (a local group's members as SIDs, the DC locator) and a process's token (the
+# groups the agent's service process runs with). Only operations that make these calls include this file, and
 # Initialize-CmfNative compiles the C# at its first use, once per call (Add-Type costs time on
 # every run). The C# is C# 5: Windows PowerShell 5.1 compiles it with the .NET Framework compiler.
 
@@ -419,6 +419,73 @@ namespace DeadlineCloudCmf
 
         public static void AddRights(string sid, string[] rights) { Change(sid, rights, true); }
         public static void RemoveRights(string sid, string[] rights) { Change(sid, rights, false); }
+    }
+
+    // The token a process runs with, as read by ProcessToken.Read.
+    public sealed class ProcessTokenGroups
+    {
+        public string[] Sids;          // its enabled groups (WindowsIdentity.Groups leaves out deny-only, disabled and logon-id ones)
+        public long CreatedFileTime;   // when the process started (UTC FILETIME), read through the same handle
+    }
+
+    public static class ProcessToken
+    {
+        const int PROCESS_QUERY_LIMITED_INFORMATION = 0x1000;
+        const int TOKEN_QUERY = 0x0008;
+
+        [DllImport("kernel32.dll", SetLastError = true)]
+        static extern IntPtr OpenProcess(int DesiredAccess, [MarshalAs(UnmanagedType.Bool)] bool InheritHandle, int ProcessId);
+        [DllImport("advapi32.dll", SetLastError = true)]
+        [return: MarshalAs(UnmanagedType.Bool)]
+        static extern bool OpenProcessToken(IntPtr ProcessHandle, int DesiredAccess, out IntPtr TokenHandle);
+        [DllImport("kernel32.dll", SetLastError = true)]
+        [return: MarshalAs(UnmanagedType.Bool)]
+        static extern bool GetProcessTimes(IntPtr Process, out long CreationTime, out long ExitTime, out long KernelTime, out long UserTime);
+        [DllImport("kernel32.dll")]
+        [return: MarshalAs(UnmanagedType.Bool)]
+        static extern bool CloseHandle(IntPtr Handle);
+
+        // The function that failed, with the Win32 error it left (read first, before any other call).
+        static Win32Exception Failure(string function, int processId)
+        {
+            int code = Marshal.GetLastWin32Error();
+            return new Win32Exception(code, string.Format("{0}({1}) failed: Win32 {2} ({3})", function, processId, code, new Win32Exception(code).Message));
+        }
+
+        // The groups of the token process processId runs with, and when it started. A process keeps the
+        // token it started with: groups its account joined or left since are not in it. Throws
+        // Win32Exception (87: no such process; 5: access denied). Every handle is closed.
+        public static ProcessTokenGroups Read(int processId)
+        {
+            IntPtr process = OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, false, processId);
+            if (process == IntPtr.Zero)
+                throw Failure("OpenProcess", processId);
+            try
+            {
+                long created, exited, kernel, user;
+                if (!GetProcessTimes(process, out created, out exited, out kernel, out user))
+                    throw Failure("GetProcessTimes", processId);
+                IntPtr token;
+                if (!OpenProcessToken(process, TOKEN_QUERY, out token))
+                    throw Failure("OpenProcessToken", processId);
+                try
+                {
+                    // WindowsIdentity duplicates the handle (TOKEN_QUERY is enough for what is read here).
+                    using (WindowsIdentity identity = new WindowsIdentity(token))
+                    {
+                        List<string> sids = new List<string>();
+                        foreach (IdentityReference group in identity.Groups)
+                            sids.Add(group.Value);
+                        ProcessTokenGroups result = new ProcessTokenGroups();
+                        result.Sids = sids.ToArray();
+                        result.CreatedFileTime = created;
+                        return result;
+                    }
+                }
+                finally { CloseHandle(token); }
+            }
+            finally { CloseHandle(process); }
+        }
     }
 
     public static class NetApi

@@ -34,9 +34,11 @@ from __future__ import annotations
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.errors import HostOperationError
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.accounts import (
     ACCOUNT_NOT_FOUND,
+    ADMINISTRATORS,
     DOMAIN_UNREACHABLE,
     IMPLICIT_GROUPS,
     LOCAL_AUTHORITIES,
+    LOCAL_SYSTEM,
     NT_AUTHORITY,
     SERVICE_ACCOUNT_NAMES,
     AccountError,
@@ -264,6 +266,20 @@ def _token_groups(state, record: AccountRecord) -> tuple[set[str], bool, dict | 
     return found, True, None
 
 
+def token_group_sids(state, account: str) -> list[str] | None:
+    """The SIDs of the groups a service logon of ``account`` carries now (what a service started now
+    runs with), sorted; None when the account does not resolve. LocalSystem's token holds Administrators
+    without being its member."""
+    try:
+        record = _resolve(state, account)
+    except HostOperationError:
+        return None
+    containing, _known, _error = _token_groups(state, record)
+    if record.sid == LOCAL_SYSTEM:
+        containing.add(ADMINISTRATORS)
+    return sorted(containing)
+
+
 def _scope(state, sid: str) -> str:
     entry = _entry(state, sid)
     if entry is None:
@@ -388,6 +404,11 @@ def set_group_membership(state, parameters: dict) -> dict:
     except AccountError as error:
         raise HostOperationError(error.code, error.message) from None
     sid = report["sid"]
+    if plan.changed:
+        # A service running as the account keeps the token it started with, whatever its groups become.
+        from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.simulated.agent import pin_running_tokens
+
+        pin_running_tokens(state, sid)
     refusing = {normalize_sid(str(g)) for g in (state.data.get("faults") or {}).get("group_change_fails") or [] if is_sid(str(g))}
     added: list[dict] = []
     removed: list[dict] = []
