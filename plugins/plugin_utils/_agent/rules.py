@@ -530,6 +530,20 @@ def _admin_text(reading: Reading) -> str:
     return f" ({' and '.join(ways)})" if through else ""
 
 
+def stale_admin_token(reading: Reading) -> bool:
+    """The running agent's process still has Administrators in its token although its account is no
+    longer in that group (left it after the service started: a process keeps the token it started
+    with). Only where the host read the token (``token_administrators`` true) and knows the account's
+    whole group closure; LocalSystem's token always holds Administrators (AGENT_USER_IS_SYSTEM)."""
+    service, account = reading.service, reading.account
+    if not account or service.get("state") != "running" or service.get("token_administrators") is not True:
+        return False
+    logon = str(service.get("account_sid") or "").upper()
+    if (logon and logon != _sid_of(account)) or _sid_of(account) == LOCAL_SYSTEM or not token_groups_known(account):
+        return False  # another account's reading, or one whose groups cannot be told
+    return not any(str(g.get("sid", "")).upper() == ADMINISTRATORS for g in account.get("groups") or [])
+
+
 def _capitalized(text: str) -> str:
     return text[:1].upper() + text[1:]
 
@@ -887,6 +901,16 @@ RULES: tuple[Rule, ...] = (
         " which holds every privilege on the host and cannot be taken out of Administrators.",
         lambda r, _: "Run the agent as a dedicated account (install-deadline-worker --user creates deadline-worker and"
         " configures the service), then converge that account.",
+    ),
+    Rule(
+        "AGENT_TOKEN_STALE",
+        "security",
+        stale_admin_token,
+        lambda r, _: f"The running agent ({_service_name(r)}" + (f", process {r.service['pid']}" if r.service.get("pid") else "") + ")"
+        f" still runs with Administrators"
+        f" ({ADMINISTRATORS}) in its token, from before {_account_text(r)} left it: a process keeps the token it started"
+        " with, so jobs run as an administrator until the service restarts.",
+        lambda r, _: f"Restart the {_service_name(r)} service when it is idle (converge does; deadline_cloud.cmf.worker_agent_service).",
     ),
     Rule(
         "AGENT_STARTUP_ERROR",
