@@ -108,6 +108,7 @@ V2_SHAPES: dict[str, dict[str, tuple]] = {
     "read_agent_info": {
         "user_environment": (DICT, NONE), "service.account_sid": (STR, NONE),
         "service.service_specific_exit_code": (INT, NONE), "config.sha256": (STR,),
+        "service.token_administrators": (BOOL, NONE), "service.token_error": (STR, NONE),
         "sessions": (DICT,), "sessions.busy": (BOOL,), "sessions.count": (INT,), "sessions.ids": (LIST,),
         "sessions.processes": (LIST,), "sessions.directories": (LIST,), "sessions.root": (STR,),
         "sessions.worker_id": (STR, NONE),
