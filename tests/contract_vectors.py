@@ -16,10 +16,13 @@ name: {name (localized), members, only}}`` (Administrators always also holds ``A
 500, and ``connection``, the account the operations run as, unless ``only``), ``rights {right:
 [name]}``, ``group_policy {rights: {right: [name]}} | {error}`` (a domain GPO's user rights),
 ``files {path: {text|base64, acl (the DACL as SDDL), open_without_delete_sharing (another process
-holds it open)}}`` (``{root}`` exists, no other folder unless a file is in it), ``environment``
+holds it open)}}`` (``{root}`` exists, no other folder unless a file is in it), ``folders {path:
+{owner (a logical name; Administrators when absent), acl (the DACL as SDDL), junction_to (the folder
+is a junction to that one)}}`` (folders made with that security), ``environment``
 (machine variables), ``service {account, state, start_mode, sessions, environment (its own),
 start_seconds, stop_seconds (how long its start and stop take), exits_after_s (its process exits
-that long after a start)}``, ``agent {version | stderr, exit_code}`` (what the Python beside the
+that long after a start), left_after_start [group] (groups its account leaves once it runs: its
+process keeps them in its token)}``, ``agent {version | stderr, exit_code}`` (what the Python beside the
 service answers when asked for the agent's version), ``language_mode`` (ConstrainedLanguage: as
 under WDAC or AppLocker), ``faults`` (the simulated worker's, for a state no Windows host can be
 brought to on purpose: ``domain_unreachable``, ``account_lookup_failed``, ``lsa_error``, ...).
@@ -49,6 +52,8 @@ import yaml
 
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.operations import OPERATIONS
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.powershell_host import script_text
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.simulated.accounts import token_group_sids
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.simulated.state import SimulatedState
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.accounts import WELL_KNOWN_GROUPS, service_account_sid
 
 VECTORS = Path(__file__).resolve().parent / "contract" / "vectors"
@@ -210,6 +215,17 @@ def build_state(host: dict) -> tuple[dict, Names]:
     if agent is not None:
         # The Python beside the service answers with this version, or fails (stderr, exit_code): not installed.
         state["agent"] = {"version": str(agent["version"])} if agent.get("version") else {}
+    for path, given in (host.get("folders") or {}).items():
+        # A folder with its security (owner, DACL, or a junction to another folder), as the sandbox checks it.
+        folder, spec = names.expand(path), names.expand(dict(given or {}))
+        state["folders"].append(folder)
+        security: dict = {"owner": names.sids[spec["owner"]] if spec.get("owner") else "S-1-5-32-544"}
+        if spec.get("acl"):
+            security["acl"] = spec["acl"]
+        if spec.get("junction_to"):
+            security["reparse_point"] = True
+            state["folders"].append(spec["junction_to"])
+        state.setdefault("folder_security", {})[folder] = security
     for path, content in (host.get("files") or {}).items():
         state["files"][names.expand(path)] = names.expand(content)
     if host.get("language_mode"):
@@ -233,6 +249,13 @@ def build_state(host: dict) -> tuple[dict, Names]:
         # How the service behaves: seconds its start and its stop take, seconds after a start its process exits.
         entry.update({key: service[key] for key in ("start_seconds", "stop_seconds", "exits_after_s") if key in service})
         state["services"][SIM_SERVICE] = entry
+        if service.get("left_after_start"):
+            # The process started with the account in these groups, which it left since: its token keeps them.
+            entry["token_groups"] = token_group_sids(SimulatedState(state), entry["account"])
+            sid = names.sids[account]
+            for group in service["left_after_start"]:
+                members = state["accounts"][names.sids[group]]["members"]
+                members[:] = [m for m in members if m != sid]
     return state, names
 
 

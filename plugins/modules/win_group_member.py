@@ -141,9 +141,18 @@ effective_rights:
         sid: S-1-5-32-545
 error_code:
   description:
-    - A stable code for why the task failed on the account - V(ACCOUNT_NOT_FOUND), V(ACCOUNT_AMBIGUOUS),
-      V(DOMAIN_UNREACHABLE), V(GROUP_NOT_FOUND), V(NOT_A_GROUP), V(REMOVAL_REFUSED) (a refused removal from Administrators),
-      or V(HOST_ERROR) when the host could not run the operation at all; C(msg) says more.
+    - A stable code for why the task failed on the account; C(msg) says more.
+    - Before any change - V(ACCOUNT_NOT_FOUND), V(ACCOUNT_AMBIGUOUS) (a bare name that several accounts of the simulated
+      worker have; Windows resolves a name to one account), V(DOMAIN_UNREACHABLE) (no domain controller answers for the
+      account, or for its domain groups when it is to leave a group), V(ACCOUNT_LOOKUP_FAILED) (the name lookup failed for
+      another cause), V(TOKEN_GROUPS_FAILED) (its domain groups could not be read, when it is to leave a group),
+      V(GROUP_NOT_FOUND), V(REMOVAL_REFUSED) (a removal that would keep it a member through a nested group, or lock
+      the host out of Administrators), V(LSA_ERROR) (the LSA refused to read), V(DOMAIN_CONTROLLER) (the host is a
+      domain controller, which has no local groups), V(CONSTRAINED_LANGUAGE) (WDAC or AppLocker runs the scripts in
+      ConstrainedLanguage).
+    - After a change - V(GROUP_CHANGE_FAILED), when one group's change failed after others were made (C(changed),
+      C(added) and C(removed) say what was done).
+    - V(HOST_ERROR) when the host could not run the operation at all.
   returned: on failure, when the host or the account refuses
   type: str
   sample: REMOVAL_REFUSED

@@ -154,8 +154,14 @@ warnings:
   elements: str
 error_code:
   description:
-    - A stable code for why the task failed on the account - V(ACCOUNT_NOT_FOUND), V(ACCOUNT_AMBIGUOUS),
-      V(DOMAIN_UNREACHABLE), or V(HOST_ERROR) when the host could not run the operation at all; C(msg) says more.
+    - A stable code for why the task failed on the account; C(msg) says more.
+    - V(ACCOUNT_NOT_FOUND), V(ACCOUNT_AMBIGUOUS) (a bare name that several accounts of the simulated worker have;
+      Windows resolves a name to one account), V(DOMAIN_UNREACHABLE) (no domain controller answers for the account),
+      V(ACCOUNT_LOOKUP_FAILED) (the name lookup failed for another cause), V(UNKNOWN_RIGHT) (a right this Windows does
+      not know, refused before any change), V(LSA_ERROR) (the LSA refused to read or change the rights),
+      V(DOMAIN_CONTROLLER) (the host is a domain controller, whose rights are the domain's), V(CONSTRAINED_LANGUAGE)
+      (WDAC or AppLocker runs the scripts in ConstrainedLanguage).
+    - V(HOST_ERROR) when the host could not run the operation at all.
   returned: on failure, when the host or the account refuses
   type: str
   sample: ACCOUNT_NOT_FOUND

@@ -140,6 +140,12 @@ service:
       sample: [AWS_DEFAULT_REGION=us-west-2]
     pid: {description: "The service's process id while it runs, else null.", type: int}
     started_at: {description: "When the running service process started (UTC, ISO 8601), else null.", type: str}
+    token_administrators:
+      description:
+        - Whether the running service process's token holds Administrators (S-1-5-32-544) as an enabled group, which the
+          agent and its WORKER_AGENT_USER jobs have until the service restarts, whatever the account's groups are now.
+        - Null when the service does not run, or when its token cannot be read (C(service.token_error) in RV(reading) says why).
+      type: bool
 account:
   description: The account (the service's logon account by default); null when it cannot be resolved (see RV(account_error)).
   returned: always
@@ -236,7 +242,7 @@ findings:
     - Ids - V(AGENT_OPT_IN_MISSING), V(ENV_OVERRIDE), V(JOB_USER_CONFLICT), V(LEGACY_IMPERSONATION_KEY), V(CONFIG_ENCODING),
       V(CONFIG_INVALID), V(CONFIG_MISSING), V(AGENT_VERSION_UNSUPPORTED), V(SERVICE_MISSING), V(SERVICE_DISABLED), V(ACCOUNT_MISSING),
       V(ACCOUNT_DISABLED), V(SERVICE_LOGON_RIGHT_MISSING), V(RIGHT_DENIED), V(AGENT_STARTUP_ERROR) (blockers); V(AGENT_USER_IS_ADMIN),
-      V(AGENT_USER_IS_SYSTEM) (security); V(MISPLACED_KEY), V(SHUTDOWN_RIGHT_MISSING), V(GROUP_POLICY_UNREADABLE),
+      V(AGENT_USER_IS_SYSTEM), V(AGENT_TOKEN_STALE) (security); V(MISPLACED_KEY), V(SHUTDOWN_RIGHT_MISSING), V(GROUP_POLICY_UNREADABLE),
       V(CONFIG_NOT_LOADED) (warnings);
       V(RIGHT_OWNED_BY_POLICY) (a blocker for the logon right as it is now, else a warning);
       V(DOMAIN_UNREACHABLE) (a blocker when the account itself does not resolve, a security finding when its domain groups
@@ -254,6 +260,9 @@ findings:
       right to the policy's holders, so a direct grant does not last. The fix is in that GPO.
     - V(CONFIG_NOT_LOADED) says that C(worker.toml) was written after the running agent started; the agent reads it
       only at start, so a restart is due.
+    - V(AGENT_TOKEN_STALE) says that the running agent's process still has Administrators in its token although its
+      account left the group after the service started (a process keeps the token it started with): its jobs run as
+      an administrator until the service restarts, which is the fix (the role restarts it, when idle).
     - V(AGENT_STARTUP_ERROR) carries the agent's error when it would stop at start for a reason no other finding names
       (e.g. no farm_id anywhere, an unparsable environment value).
   returned: always

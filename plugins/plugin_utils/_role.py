@@ -279,6 +279,8 @@ def predicted_reading(raw: Mapping, rights_added: Iterable[str], groups_left: It
     service = after.get("service") or {}
     if service.get("exists"):
         service.update(state="running", started_at=_future(1), pid=service.get("pid") or 0)
+        if account and "token_administrators" in service:  # the restarted process logs on with the groups left to it
+            service["token_administrators"] = any(str(g.get("sid", "")).upper() == ADMINISTRATORS for g in account.get("groups") or [])
     after["sessions"] = {**(after.get("sessions") or {}), "busy": False, "count": 0}
     return after
 
@@ -369,6 +371,8 @@ def plan(before: Mapping[str, Any], values: Mapping[str, Any]) -> dict:
         why_restart.append("the host changed")
     if "CONFIG_NOT_LOADED" in ids_before:
         why_restart.append("the running agent still has the worker.toml it read before its last change")
+    if "AGENT_TOKEN_STALE" in ids_before:
+        why_restart.append("the running agent still has the Administrators token it started with, from before the account left the group")
     if service.get("exists") and service.get("state") != "running":
         why_restart.append(f"it is {service.get('state') or 'not running'}")
     if variables.force_restart:
@@ -440,7 +444,7 @@ def _group_fix(code: str, message: str = "") -> str:
     if code == DOMAIN_UNREACHABLE:
         return "restore the host's connection to a domain controller (nltest /sc_verify:<domain> checks it), then run again"
     if code == TOKEN_GROUPS_FAILED:
-        return "correct what the error names (the account's groups are read through its UPN in the computer's domain), then run again"
+        return "correct what the error names (the account's groups are read through its UPN in its own domain), then run again"
     if code == "GROUP_NOT_FOUND":
         return f"name groups that exist on the host in {PREFIX}leave_groups (S-1-5-32-544 is Administrators in any language)"
     if "through" in message:  # the membership is carried by a group nested in the one to leave

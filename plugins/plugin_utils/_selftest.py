@@ -108,6 +108,7 @@ V2_SHAPES: dict[str, dict[str, tuple]] = {
     "read_agent_info": {
         "user_environment": (DICT, NONE), "service.account_sid": (STR, NONE),
         "service.service_specific_exit_code": (INT, NONE), "config.sha256": (STR,),
+        "service.token_administrators": (BOOL, NONE), "service.token_error": (STR, NONE),
         "sessions": (DICT,), "sessions.busy": (BOOL,), "sessions.count": (INT,), "sessions.ids": (LIST,),
         "sessions.processes": (LIST,), "sessions.directories": (LIST,), "sessions.root": (STR,),
         "sessions.worker_id": (STR, NONE),
@@ -421,7 +422,7 @@ def closure_differences(report: dict, members_known: dict[str, set[str]] | None 
     if known is False and not _named(error):
         found.append(f"token_groups_known is false and token_groups_error is {error!r}, not a code of {', '.join(TOKEN_GROUPS_ERROR_CODES)} "
                      "with a message: the reading must say why the groups are unknown")
-    if not is_domain_account(str(report.get("domain") or ""), str(report.get("hostname") or "")):
+    if not is_domain_account(str(report.get("sid") or ""), str(report.get("domain") or ""), str(report.get("hostname") or "")):
         if known is False:
             found.append(f"token_groups_known is false for {_who(report)}, an account of {report.get('domain')!r}: an account of the"
                          " host's own is in no domain group, so its groups are known without a domain controller")
@@ -764,7 +765,8 @@ class _Run:
         def one_policy(report: dict) -> list[str]:
             found = policy_differences(report)
             policy = report.get("group_policy") or {}
-            if is_domain_account(str(report.get("domain") or ""), str(report.get("hostname") or "")) and policy.get("domain_member") is False:
+            if is_domain_account(str(report.get("sid") or ""), str(report.get("domain") or ""), str(report.get("hostname") or "")) \
+                    and policy.get("domain_member") is False:
                 found.append(f"group_policy.domain_member is false, yet the service runs as {_who(report)}, a domain account")
             if self.user_reading and _policy_view(report) != _policy_view(self.user_reading):
                 found.append("group_policy differs from read_account's, though both read the one policy result of the host")

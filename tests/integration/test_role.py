@@ -538,6 +538,53 @@ def test_a_host_still_busy_at_the_deadline_is_restart_pending_and_the_next_run_r
     assert simworker.read_dump(tmp_path, RESULT, "worker-01")["status"] == "fixed"
 
 
+def opted_in(state: dict) -> dict:
+    """The installer's worker with the opt-in already in worker.toml: only the account's groups and rights are left to do."""
+    data = simworker.file_bytes(state).replace(b"\n[os]\n", b"\n[os]\nrun_jobs_as_agent_user = true\n", 1)
+    return simworker.set_file_bytes(state, data)
+
+
+def test_an_agent_left_running_with_its_administrator_token_is_restarted_by_the_next_run_once_idle(tmp_path):
+    # Run 1 takes the account out of Administrators while a render runs: the restart is skipped, and the
+    # running agent keeps the token it started with. worker.toml did not change (CONFIG_NOT_LOADED says
+    # nothing), yet the next run must not call the host already_fine while jobs still run as an administrator.
+    state = busy(opted_in(variant("installer-default")), {"id": "session-9"})
+    run, paths = run_role(tmp_path, {"worker-01": state}, role_vars={"deadline_worker_agent_user_idle_timeout": 0})
+    recap_ok(run)
+    after = state_of(paths["worker-01"])
+    assert not in_administrators(after) and after["services"]["DeadlineWorker"]["restarts"] == 0
+    first = simworker.read_dump(tmp_path, RESULT, "worker-01")
+    assert first["status"] == "restart_pending" and first["ready"] is False
+
+    # Still busy at the second run: still pending, never already_fine.
+    busy_again, _paths = run_role(tmp_path, {"worker-01": {}}, role_vars={"deadline_worker_agent_user_idle_timeout": 0})
+    recap_ok(busy_again)
+    second = simworker.read_dump(tmp_path, RESULT, "worker-01")
+    assert second["status"] == "restart_pending" and second["ready"] is False, second["status"]
+    assert "AGENT_TOKEN_STALE" in {f["id"] for f in second["findings_before"]}
+    assert second["restart_pending_reason"] == "busy: 1 session(s) running"
+    after = state_of(paths["worker-01"])
+    assert after["services"]["DeadlineWorker"]["restarts"] == 0 and after["services"]["DeadlineWorker"].get("interrupted_sessions", []) == []
+
+    after["services"]["DeadlineWorker"]["sessions"] = []  # the render ended
+    simworker.save_state(paths["worker-01"], after)
+    idle, _paths = run_role(tmp_path, {"worker-01": {}})
+    recap_ok(idle)
+    third = simworker.read_dump(tmp_path, RESULT, "worker-01")
+    assert third["status"] == "fixed" and third["ready"] is True and third["restarted"] is True
+    assert "AGENT_TOKEN_STALE" not in {f["id"] for f in third["findings_after"]}
+    done = state_of(paths["worker-01"])
+    assert done["services"]["DeadlineWorker"]["restarts"] == 1
+    assert "S-1-5-32-544" not in done["services"]["DeadlineWorker"]["token_groups"]
+
+    # Converged now: a re-run reads once and changes nothing.
+    calls_before = done["calls_total"]
+    again, _paths = run_role(tmp_path, {"worker-01": {}})
+    recap_ok(again)
+    assert simworker.read_dump(tmp_path, RESULT, "worker-01")["status"] == "already_fine"
+    assert state_of(paths["worker-01"])["calls_total"] - calls_before == 1
+
+
 def test_interrupt_mode_stops_a_busy_agent_and_reports_the_interrupted_sessions(tmp_path):
     state = busy(variant("installer-default"), {"id": "session-7"})
     run, paths = run_role(

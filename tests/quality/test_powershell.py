@@ -113,6 +113,71 @@ def test_scripts_follow_the_windows_edge_rules(operation):
         assert forbidden not in text, f"{operation}.ps1 uses {forbidden}: {why}"
 
 
+def _refusal_tables_after_a_change(text: str) -> list[str]:
+    """The hashtables holding an ``error_code`` that come after the script's first
+    ``$Ansible.Changed = $true``: refusals that may follow a change."""
+    first = text.find("$Ansible.Changed = $true")
+    tables = []
+    for match in re.finditer(r"error_code = ", text):
+        if first < 0 or match.start() < first:
+            continue
+        start = text.rindex("@{", 0, match.start())
+        depth, end = 0, start
+        for end in range(start, len(text)):
+            depth += {"{": 1, "}": -1}.get(text[end], 0)
+            if depth == 0 and text[end] == "}":
+                break
+        tables.append(text[start : end + 1])
+    return tables
+
+
+@pytest.mark.parametrize("operation", sorted(op for op, o in OPERATIONS.items() if o.changes_host))
+def test_a_refusal_that_may_follow_a_change_says_whether_it_changed(operation):
+    # The controller takes `changed` from a refusal's details (HostOperationError.changed): a refusal
+    # sent after $Ansible.Changed became true must carry it, or a changed host is reported unchanged.
+    own = code_of((SCRIPTS / f"{operation}.ps1").read_text(encoding="utf-8"))
+    for table in _refusal_tables_after_a_change(own):
+        assert "changed = [bool]$Ansible.Changed" in table, f"{operation}.ps1: {table}"
+    # A refusal thrown by a helper (the reading after the change) and turned into the result.
+    lines = [line.strip() for line in own.splitlines() if line.strip()]
+    for n, line in enumerate(lines):
+        if line == "$Ansible.Result = $refusal":
+            assert lines[n - 1].startswith("$refusal.changed = [bool]$Ansible.Changed"), f"{operation}.ps1: {lines[n - 1]}"
+
+
+REFUSAL_CODE = re.compile(r"New-CmfRefusal '([A-Z_]+)'|error_code = '([A-Z_]+)'|\bcode = '([A-Z_]+)'")
+
+
+def _documented_codes(module: str) -> set[str]:
+    text = (REPO_ROOT / "plugins" / "modules" / f"{module}.py").read_text(encoding="utf-8")
+    returned = text[text.index("error_code:", text.index('RETURN = r"""')) :]
+    return set(re.findall(r"V\(([A-Z_]+)\)", returned))
+
+
+@pytest.mark.parametrize(
+    ("module", "operation", "beyond", "not_refused"),
+    [
+        # beyond: HOST_ERROR (the controller's), LSA_ERROR (the C# marks its exceptions with it), ACCOUNT_AMBIGUOUS
+        # (the simulated worker's). not_refused: a code of the reading's token_groups_error, which only
+        # set_group_membership turns into a refusal (a removal while the domain groups are unknown).
+        ("win_group_member", "set_group_membership", {"HOST_ERROR", "LSA_ERROR", "ACCOUNT_AMBIGUOUS"}, set()),
+        ("win_user_rights", "set_user_rights", {"HOST_ERROR", "LSA_ERROR", "ACCOUNT_AMBIGUOUS"}, {"TOKEN_GROUPS_FAILED"}),
+    ],
+)
+def test_a_module_documents_the_codes_its_operation_refuses_with_and_no_other(module, operation, beyond, not_refused):
+    sent = code_of(script_text(operation))
+    raised = {next(code for code in match if code) for match in REFUSAL_CODE.findall(sent)} - not_refused
+    documented = _documented_codes(module)
+    assert raised - documented == set(), f"{module} does not document {sorted(raised - documented)}"
+    assert documented - raised - beyond == set(), f"{module} documents {sorted(documented - raised - beyond)}, which nothing raises"
+
+
+def test_a_refusal_without_changed_after_a_change_would_be_caught():
+    own = code_of((SCRIPTS / "write_file.ps1").read_text(encoding="utf-8"))
+    tables = _refusal_tables_after_a_change(own.replace("; changed = [bool]$Ansible.Changed }", " }"))
+    assert any("REPLACE_FAILED" in t and "changed =" not in t for t in tables)
+
+
 def test_every_script_is_a_registered_operation_and_every_lib_is_included():
     scripts = {p.stem for p in SCRIPTS.glob("*.ps1")}
     assert scripts == set(OPERATIONS)
@@ -370,6 +435,17 @@ def test_a_start_that_finds_the_service_running_is_a_start():
     assert "($Action -eq 'Stop' -and $code -eq $ERROR_SERVICE_NOT_ACTIVE)" in text
 
 
+def test_a_start_whose_process_ends_during_the_wait_is_a_crash_not_a_timeout():
+    # WaitForStatus('Running') times out as well when the process ended meanwhile: only a service still
+    # start_pending has not reached running in time; a stopped one crashed, and its exit code says why.
+    text = code_of(script_text("control_service"))
+    wait = text[text.index("if (-not (Wait-Status $controller 'Running' $Timeout))") :]
+    wait = wait[: wait.index("\n    }\n}")]
+    timeout = wait.index("did not reach running")
+    assert "if ($now -eq 'start_pending') {" in wait[:timeout], wait
+    assert "the service's last exit code is" in text
+
+
 def _agent_version_code() -> str:
     """The Python code read_agent_info gives the service's python.exe, as PowerShell builds it from
     its string literals (single-quoted, or double-quoted without anything PowerShell would expand)."""
@@ -424,6 +500,35 @@ def test_the_sandbox_removes_each_part_on_its_own():
     assert absent.index("$rightsGone = $true") < absent.index("if ($rightsGone)") < absent.index("$computer.Delete('user'")
 
 
+def test_the_sandbox_folder_is_made_closed_and_trusted_only_when_no_one_else_may_write_it():
+    # Every local user may create folders in C:\Windows\Temp: a planted cmf-selftest (marker included) would
+    # take the self-test's writes as administrator. Made with a protected DACL for SYSTEM and Administrators,
+    # owned by Administrators; checked before reuse or deletion and right after it is made.
+    text = code_of((SCRIPTS / "sandbox.ps1").read_text(encoding="utf-8"))
+    assert "$TrustedSids = @('S-1-5-18', 'S-1-5-32-544')" in text
+    security = text[text.index("function New-SandboxFolderSecurity {") : text.index("function Get-FolderDistrust {")]
+    assert "$security.SetAccessRuleProtection($true, $false)" in security
+    assert "SetOwner((New-Object Security.Principal.SecurityIdentifier 'S-1-5-32-544'))" in security
+    assert "foreach ($sid in $TrustedSids)" in security and "FullControl" in security
+    distrust = text[text.index("function Get-FolderDistrust {") : text.index("function Get-ForeignReason {")]
+    for check in ("[IO.FileAttributes]::ReparsePoint", "$TrustedSids -notcontains $owner", "-band $WriteRights"):
+        assert check in distrust, check
+    write_rights = re.search(r"^\$WriteRights = (.*)$", text, re.MULTILINE).group(1)
+    mask = 0
+    for bit in write_rights.split(" -bor "):
+        mask |= int(bit, 16)
+    from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.simulated.sandbox import WRITE_RIGHTS
+
+    assert mask == WRITE_RIGHTS  # the simulator judges a DACL as the script does
+    foreign = text[text.index("function Get-ForeignReason {") :]
+    assert foreign.index("Get-FolderDistrust") < foreign.index("$MarkerFile")
+    present = text[text.index("if ($State -eq 'present') {") :]
+    made = present.index("[IO.Directory]::CreateDirectory($folder, (New-SandboxFolderSecurity))")
+    assert made < present.index("$distrust = Get-FolderDistrust") < present.index("[IO.File]::WriteAllBytes(")
+    assert present.index("[IO.File]::WriteAllBytes(") < present.index("$computer.Create('user', $Name)")  # the folder first
+    assert "CreateDirectory($folder)" not in text  # never a folder that inherits the temp folder's DACL
+
+
 @pytest.mark.parametrize("operation", sorted(OPERATIONS))
 def test_the_compile_table_says_which_scripts_hold_csharp(operation):
     # The benchmark's table and the decision on caching rest on it: it must say what the scripts do.
@@ -439,4 +544,4 @@ def test_the_csharp_is_compiled_only_by_functions_that_call_it():
     callers = re.findall(r"(?<!function )Initialize-CmfNative\b[^\n{]*\n(.{0,400})", sent, re.DOTALL)
     assert len(callers) >= 4
     for after in callers:
-        assert re.search(r"\[DeadlineCloudCmf\.(Lsa|NetApi)\]", after), after[:200]
+        assert re.search(r"\[DeadlineCloudCmf\.(Lsa|NetApi|ProcessToken)\]", after), after[:200]

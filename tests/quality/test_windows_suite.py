@@ -76,6 +76,17 @@ def test_the_harness_returns_a_property_whole():
     assert returns == ["$null", ", $Object[$Name]", ", $property.Value", "$null"]
 
 
+def test_the_harness_serializes_results_at_the_controllers_depth():
+    # win_powershell turns what lies deeper than `depth` into strings: the suite must see a result as
+    # the controller does, or it passes a shape the controller never gets.
+    from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.powershell_host import _RESULT_DEPTH
+
+    harness = (SUITE / "CmfContract.psm1").read_text(encoding="utf-8")
+    body = harness[harness.index("function Invoke-CmfOperation {") :]
+    body = body[: body.index("\n}\n")]
+    assert re.findall(r"\$ansible\.Result \| ConvertTo-Json -Depth (\d+)", body) == [str(_RESULT_DEPTH)]
+
+
 def test_the_harness_and_python_check_types_alike():
     """The harness's self-test of $type holds the same table as test_vectors.py's."""
     from contract_vectors import TYPE_MATCHER_CASES, TYPE_MATCHER_DOCUMENT
@@ -175,6 +186,78 @@ def test_the_ansible_leg_enables_winrm_builds_a_worker_then_runs_targets_selftes
     inventory = (SUITE / "ci" / "Enable-CmfWinRM.ps1").read_text(encoding="utf-8")
     assert "ansible_winrm_transport = 'ntlm'" in inventory and "'127.0.0.1'" in inventory
     assert "deadline_workers:" in inventory and "inventory.winrm" in inventory
+
+
+def _ini_line(script: str, alias: str, connection: dict) -> str:
+    """The INI host line Enable-CmfWinRM.ps1 writes, built here with the script's own format for one value."""
+    body = re.search(r"\(\(\$connection\.Keys \| Sort-Object \| ForEach-Object \{ \"(.*?)\" \}\) -join ' '\)", script).group(1)
+    assert body.startswith("$_=") and "$($connection[$_])" in body, body
+    return f"{alias} " + " ".join(body.replace("$($connection[$_])", "\0").replace("$_", key).replace("\0", str(connection[key])) for key in sorted(connection))
+
+
+def _yaml_line_format(script: str) -> str:
+    body = re.search(r"ForEach-Object \{ \"          \$\(\$_\): (.*?)\" \}", script).group(1)
+    assert "$($connection[$_])" in body, body
+    return body
+
+
+# As Enable-CmfWinRM.ps1 fills $connection on a runner: the account as HOST\user, a password of its alphabet.
+_CONNECTION = {
+    "ansible_host": "127.0.0.1", "ansible_port": "5985", "ansible_connection": "winrm", "ansible_winrm_transport": "ntlm",
+    "ansible_winrm_message_encryption": "always", "ansible_user": "RUNNERVM\\cmf-ansible", "ansible_password": "Cmf-9xAbc0aZb9c",
+}
+
+
+def _inventory_host(tmp_path, text: str, name: str) -> dict:
+    import subprocess
+
+    import simworker
+
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    run = subprocess.run([str(simworker.ansible_bin() / "ansible-inventory"), "-i", str(path), "--host", "windows-runner"],
+                         capture_output=True, text=True, env=simworker.ansible_env(), check=False, timeout=120)
+    assert run.returncode == 0, run.stderr
+    return json.loads(run.stdout)
+
+
+def test_the_runners_inventories_keep_the_account_as_written(tmp_path):
+    # Ansible splits an INI host line as a POSIX shell does: RUNNERVM\cmf-ansible unquoted became RUNNERVMcmf-ansible.
+    script = (SUITE / "ci" / "Enable-CmfWinRM.ps1").read_text(encoding="utf-8")
+    ini = "[windows]\n" + _ini_line(script, "windows-runner", _CONNECTION) + "\n"
+    host = _inventory_host(tmp_path, ini, "inventory.winrm")
+    assert host["ansible_user"] == "RUNNERVM\\cmf-ansible"
+    assert host["ansible_password"] == _CONNECTION["ansible_password"] and host["ansible_port"] == 5985
+    value = _yaml_line_format(script)
+    lines = ["all:", "  children:", "    deadline_workers:", "      hosts:", "        windows-runner:"]
+    lines += [f"          {k}: " + value.replace("$($connection[$_])", v) for k, v in sorted(_CONNECTION.items())]
+    assert _inventory_host(tmp_path, "\n".join(lines) + "\n", "inventory.yml")["ansible_user"] == "RUNNERVM\\cmf-ansible"
+
+
+def test_an_unquoted_ini_value_would_lose_the_backslash(tmp_path):
+    line = _ini_line('(($connection.Keys | Sort-Object | ForEach-Object { "$_=$($connection[$_])" }) -join \' \')', "windows-runner", _CONNECTION)
+    assert _inventory_host(tmp_path, "[windows]\n" + line + "\n", "inventory.winrm")["ansible_user"] == "RUNNERVMcmf-ansible"
+
+
+def test_the_stand_in_worker_keeps_the_installers_service_and_runs_the_stand_in_in_it():
+    # --no-install-service grants no Log on as a service (nor does sc.exe config obj=): the service could not log on (1069).
+    script = (SUITE / "ci" / "New-CmfStandInWorker.ps1").read_text(encoding="utf-8")
+    code = "\n".join(line for line in script.splitlines() if not line.lstrip().startswith("#"))
+    assert "--no-install-service" not in code and "obj=" not in code and "New-Service" not in code
+    installer = code.index("Invoke-Checked $installer @(")
+    image = code.index("Invoke-Checked 'sc.exe' @('config', 'DeadlineWorker', 'binPath=', $program)")
+    assert installer < image < code.index("Start-Service -Name DeadlineWorker")
+
+
+def test_the_converge_check_reads_rights_through_the_lsa_by_sid():
+    # secedit's export may name a local account by its name, not *SID: the check read "not held" for a held right.
+    script = (SUITE / "ci" / "Test-CmfConverged.ps1").read_text(encoding="utf-8")
+    code = "\n".join(line for line in script.splitlines() if not line.lstrip().startswith("#"))
+    assert "secedit" not in code
+    assert "Import-Module (Join-Path (Split-Path -Parent $PSScriptRoot) 'CmfContract.psm1')" in code
+    assert "$held = @([CmfContractLsa]::Get($sid))" in code and "$held -notcontains $right" in code
+    harness = (SUITE / "CmfContract.psm1").read_text(encoding="utf-8")
+    assert "public static string[] Get(string sid)" in harness and "LsaEnumerateAccountRights(policy, Sid(sid)" in harness
 
 
 _REPO_PATH = re.compile(r"(?<![\w/.$-])((?:tests|playbooks|plugins|roles|benchmarks|docs|extensions)/[A-Za-z0-9_./-]*[A-Za-z0-9_])")

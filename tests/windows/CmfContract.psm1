@@ -574,6 +574,30 @@ function New-CmfHost {
             $restore = if ($null -eq $before) { '$null' } else { "'" + $before.Replace("'", "''") + "'" }
             Register-CmfUndo $context ([scriptblock]::Create("param(`$c) [Environment]::SetEnvironmentVariable('$variable', $restore, 'Machine')"))
         }
+        $folders = Get-CmfProperty $spec 'folders'
+        foreach ($path in Get-CmfKeys $folders) {
+            # A folder with the security the case gives it (the sandbox's checks): a DACL, or a junction.
+            $target = Expand-CmfValue $context $path
+            $entry = Expand-CmfValue $context (Get-CmfProperty $folders $path)
+            if ([IO.Directory]::Exists($target)) { throw "$target exists already (another run's?): remove it first" }
+            $junction = Get-CmfProperty $entry 'junction_to'
+            if ($junction) {
+                New-Item -ItemType Directory -Path $junction -Force | Out-Null
+                New-Item -ItemType Junction -Path $target -Value $junction | Out-Null
+                # Not recursive: that removes the link alone, never what it points to.
+                Register-CmfUndo $context ([scriptblock]::Create("param(`$c) [IO.Directory]::Delete('$target')"))
+            }
+            else {
+                New-Item -ItemType Directory -Path $target | Out-Null
+                Register-CmfUndo $context ([scriptblock]::Create("param(`$c) [IO.Directory]::Delete('$target', `$true)"))
+                $dacl = Get-CmfProperty $entry 'acl'
+                if ($dacl) { Set-CmfFileDacl $target $dacl }
+            }
+            $owner = Get-CmfProperty $entry 'owner'
+            if ($owner -and $owner -ne 'Administrators') {
+                $context.Skip = "giving $target to another owner needs SeRestorePrivilege, which this suite does not take"
+            }
+        }
         $files = Get-CmfProperty $spec 'files'
         foreach ($path in Get-CmfKeys $files) {
             $target = Expand-CmfValue $context $path
@@ -685,6 +709,13 @@ function New-CmfTestService {
         Start-Service -Name $Context.Service
         $servicePid = (Get-CimInstance -ClassName Win32_Service -Filter "Name='$($Context.Service)'").ProcessId
         $Context.SessionPids = @(Get-CimInstance -ClassName Win32_Process -Filter "ParentProcessId=$servicePid" | ForEach-Object { $_.ProcessId })
+        # Groups the account leaves once its service runs: the process keeps them in its token.
+        foreach ($left in @(Get-CmfProperty $Spec 'left_after_start' | Where-Object { $_ })) {
+            $groupName = $Context.Names[[string]$left]
+            if (@(Get-CmfGroupMemberSids $groupName) -contains $Context.Sids[$account]) {
+                ([ADSI]"WinNT://$env:COMPUTERNAME/$groupName,group").Remove("WinNT://$($Context.Sids[$account])")
+            }
+        }
     }
 }
 
@@ -797,8 +828,9 @@ function Invoke-CmfOperation {
         $runspace.Dispose()
     }
     if ($null -eq $ansible.Result) { return [pscustomobject]@{} }
-    # The result as the controller sees it: JSON (win_powershell's depth is raised to 10 for these).
-    return ($ansible.Result | ConvertTo-Json -Depth 20 -Compress | ConvertFrom-Json)
+    # The result as the controller sees it: JSON at the depth the controller asks win_powershell for
+    # (_host/powershell_host.py, _RESULT_DEPTH): a result nested deeper would come back stringified there too.
+    return ($ansible.Result | ConvertTo-Json -Depth 10 -Compress | ConvertFrom-Json)
 }
 
 # ---------------------------------------------------------------------------------------------

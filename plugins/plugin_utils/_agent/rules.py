@@ -530,6 +530,20 @@ def _admin_text(reading: Reading) -> str:
     return f" ({' and '.join(ways)})" if through else ""
 
 
+def stale_admin_token(reading: Reading) -> bool:
+    """The running agent's process still has Administrators in its token although its account is no
+    longer in that group (left it after the service started: a process keeps the token it started
+    with). Only where the host read the token (``token_administrators`` true) and knows the account's
+    whole group closure; LocalSystem's token always holds Administrators (AGENT_USER_IS_SYSTEM)."""
+    service, account = reading.service, reading.account
+    if not account or service.get("state") != "running" or service.get("token_administrators") is not True:
+        return False
+    logon = str(service.get("account_sid") or "").upper()
+    if (logon and logon != _sid_of(account)) or _sid_of(account) == LOCAL_SYSTEM or not token_groups_known(account):
+        return False  # another account's reading, or one whose groups cannot be told
+    return not any(str(g.get("sid", "")).upper() == ADMINISTRATORS for g in account.get("groups") or [])
+
+
 def _capitalized(text: str) -> str:
     return text[:1].upper() + text[1:]
 
@@ -687,8 +701,7 @@ RULES: tuple[Rule, ...] = (
         "security",
         lambda r: bool(r.account) and not token_groups_known(r.account) and token_groups_error_code(r.account) != DOMAIN_UNREACHABLE,
         lambda r, _: _capitalized(token_groups_unknown_message(r.account or {})) + ".",
-        lambda r, _: "Correct what the error names (the account's UPN must name it in the computer's domain, where its groups"
-        " are read), then run again.",
+        lambda r, _: "Correct what the error names (the account's groups are read through its UPN in its own domain), then run again.",
     ),
     Rule(
         "GROUP_POLICY_UNREADABLE",
@@ -890,6 +903,16 @@ RULES: tuple[Rule, ...] = (
         " configures the service), then converge that account.",
     ),
     Rule(
+        "AGENT_TOKEN_STALE",
+        "security",
+        stale_admin_token,
+        lambda r, _: f"The running agent ({_service_name(r)}" + (f", process {r.service['pid']}" if r.service.get("pid") else "") + ")"
+        f" still runs with Administrators"
+        f" ({ADMINISTRATORS}) in its token, from before {_account_text(r)} left it: a process keeps the token it started"
+        " with, so jobs run as an administrator until the service restarts.",
+        lambda r, _: f"Restart the {_service_name(r)} service when it is idle (converge does; deadline_cloud.cmf.worker_agent_service).",
+    ),
+    Rule(
         "AGENT_STARTUP_ERROR",
         "blocker",
         lambda r: not r.verdict.starts and not _startup_explained(r),
@@ -987,6 +1010,7 @@ def describe(raw: dict) -> dict:
             "environment": list(reading.service.get("environment") or []),
             "pid": reading.service.get("pid"),
             "started_at": reading.service.get("started_at"),
+            "token_administrators": reading.service.get("token_administrators"),
         },
         "account": None
         if account is None

@@ -5,7 +5,7 @@
 Values travel as ``parameters`` (bound to the script's ``param()`` block), never interpolated
 into the script text. A script reports a refusal as ``$Ansible.Result = @{error_code; error}``.
 
-Compiling C#. The LSA (user rights) and netapi32 (nested group membership) are reached through
+Compiling C#. The LSA (user rights, names of SIDs) and netapi32 (local groups' members, the DC locator) are reached through
 P/Invoke, C# that Add-Type compiles in the call (lib/Native.ps1, Initialize-CmfNative): one to three
 seconds of a call on a real host, paid again at every call over WinRM, where each task runs in a new
 PowerShell process (a connection that keeps one process for its tasks, as psrp's runspace pool may,
@@ -44,10 +44,10 @@ NEVER = "never"
 CSHARP_COMPILES = {
     "read_file": NEVER,
     "write_file": NEVER,
-    "read_account": "always (the account's rights: LSA; nested groups: netapi32)",
+    "read_account": "always (rights and the names of SIDs: LSA; local groups' members and the DC locator: netapi32)",
     "set_user_rights": "always (LSA)",
     "set_group_membership": "always (the account's reading: LSA, netapi32)",
-    "read_agent_info": "when the service exists and has an account (its reading: LSA, netapi32)",
+    "read_agent_info": "when the service exists and has an account or runs (its reading: LSA, netapi32; its process's token)",
     "control_service": "only with config_path, for the reading after acting",
     "sandbox": "absent, when the sandbox user exists (its rights: LSA)",
 }

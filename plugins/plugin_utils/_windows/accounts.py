@@ -88,16 +88,24 @@ EVERYONE = "S-1-1-0"
 AUTHENTICATED_USERS = "S-1-5-11"
 SERVICE_LOGON = "S-1-5-6"
 IMPLICIT_GROUPS: dict[str, str] = {EVERYONE: "Everyone", AUTHENTICATED_USERS: "NT AUTHORITY\\Authenticated Users", SERVICE_LOGON: "NT AUTHORITY\\SERVICE"}
-# Domains that are this computer's own, whatever it is joined to: its accounts never need a domain controller.
+# The English names of the domains that are this computer's own, whatever it is joined to (its
+# accounts never need a domain controller). Windows localizes them (VORDEFINIERT, NT-AUTORITÄT on a
+# German host): an account is told a domain's by its SID (is_domain_account), never by these names.
 LOCAL_AUTHORITIES = (BUILTIN_DOMAIN, NT_AUTHORITY, "NT SERVICE")
 
 
-def is_domain_account(domain: str | None, hostname: str) -> bool:
-    """Whether an account of ``domain`` (as NTAccount prints it) belongs to a domain, not to this
-    computer: its groups can then only be read from a domain controller."""
-    if not domain:
+def is_domain_account(sid: str, domain: str | None, hostname: str, machine_prefix: str | None = None) -> bool:
+    """Whether the account ``sid`` (of ``domain``, as NTAccount prints it) belongs to a domain, not to
+    this computer: its groups can then only be read from a domain controller. Decided by the SID:
+    only an account SID (``S-1-5-21-...``) can be a domain's (BUILTIN, NT AUTHORITY and NT SERVICE are
+    never one, whatever name this Windows gives them), and it is the computer's own when it has the
+    computer's prefix (``machine_prefix``, as is_domain_sid), or else its domain is the computer's name,
+    which Windows never localizes."""
+    if not is_sid(str(sid)) or not normalize_sid(str(sid)).startswith("S-1-5-21-"):
         return False
-    return not names_equal(domain, hostname) and not any(names_equal(domain, local) for local in LOCAL_AUTHORITIES)
+    if machine_prefix:
+        return is_domain_sid(sid, machine_prefix)
+    return bool(domain) and not names_equal(str(domain), hostname)
 
 
 def service_account_sid(name: str) -> str | None:

@@ -51,7 +51,9 @@ $connection = @{
     ansible_user = "$env:COMPUTERNAME\$UserName"
     ansible_password = $password
 }
-$ini = @('[windows]', ("$HostAlias " + (($connection.Keys | Sort-Object | ForEach-Object { "$_=$($connection[$_])" }) -join ' ')), '',
+# INI values in single quotes: Ansible splits an INI host line as a POSIX shell would, where a bare
+# backslash escapes the next character (HOST\user became HOSTuser); no value holds a single quote.
+$ini = @('[windows]', ("$HostAlias " + (($connection.Keys | Sort-Object | ForEach-Object { "$_='$($connection[$_])'" }) -join ' ')), '',
     '[windows:vars]', '# The agent service of this runner is a stand-in: it may be restarted.', 'worker_agent_service_allow_restart=true', '',
     '[testhost:children]', 'windows')
 $utf8 = New-Object Text.UTF8Encoding -ArgumentList $false

@@ -6,11 +6,15 @@
 #    under $Root, and its installer run as on a CMF worker (install-deadline-worker, with fake farm
 #    and fleet ids of the right shape): it makes the agent's account (in Administrators), grants it
 #    its rights, makes the job users' group and writes worker.toml, without the opt-in.
-#  - The service DeadlineWorker runs a stand-in program from the environment's Scripts folder (so the
-#    collection finds python.exe beside it, as it finds pywin32's), as the agent's account. The real
-#    agent service would stop at once here: it needs AWS credentials and a farm. The stand-in does
-#    not read worker.toml, so a restart proves the Service Control Manager side (logon, start,
-#    settle), not the agent's own start-up checks, which the collection reads from worker.toml.
+#  - The installer installs the service DeadlineWorker as on a worker: as the agent's account, with
+#    the rights a service account needs (Log on as a service, Replace a process level token; the
+#    installer grants them only when it installs the service, and sc.exe config obj= grants none, so
+#    the service could not log on: 1069), its failure actions and AWS_DEFAULT_REGION in its own
+#    environment. Then its ImagePath is pointed at a stand-in program in the environment's Scripts
+#    folder (so the collection finds python.exe beside it, as it finds pywin32's). The real agent
+#    service would stop at once here: it needs AWS credentials and a farm. The stand-in does not read
+#    worker.toml, so a restart proves the Service Control Manager side (logon, start, settle), not
+#    the agent's own start-up checks, which the collection reads from worker.toml.
 #Requires -Version 5.1
 param(
     [Parameter(Mandatory)][string]$Python,
@@ -42,7 +46,7 @@ if ($env:GITHUB_ACTIONS) { Write-Output "::add-mask::$password" }
 $installer = Join-Path $venv 'Scripts\install-deadline-worker.exe'
 Invoke-Checked $installer @(
     '--farm-id', 'farm-00000000000000000000000000000000', '--fleet-id', 'fleet-00000000000000000000000000000000',
-    '--region', 'us-west-2', '--user', $AgentUser, '--password', $password, '--allow-shutdown', '--no-install-service', '--yes')
+    '--region', 'us-west-2', '--user', $AgentUser, '--password', $password, '--allow-shutdown', '--yes')
 
 $source = @'
 using System.ServiceProcess;
@@ -60,11 +64,16 @@ public class CmfStandInWorkerService : ServiceBase
 $sourceFile = Join-Path $Root 'CmfStandInWorkerService.cs'
 [IO.File]::WriteAllText($sourceFile, $source)
 $program = Join-Path $venv 'Scripts\CmfStandInWorkerService.exe'
+# Windows PowerShell 5.1 passes an argument with embedded quotes to a native program unescaped: the
+# path goes to sc.exe bare, so it must hold no space.
+if ($program.Contains(' ')) { throw "the stand-in's path must hold no space (sc.exe binPath=): $program; give another -Root" }
 $compiler = Join-Path $env:WINDIR 'Microsoft.NET\Framework64\v4.0.30319\csc.exe'
 Invoke-Checked $compiler @('/nologo', '/target:exe', '/reference:System.ServiceProcess.dll', "/out:$program", $sourceFile)
 
-New-Service -Name DeadlineWorker -BinaryPathName "`"$program`"" -DisplayName 'AWS Deadline Cloud Worker' -StartupType Automatic | Out-Null
-Invoke-Checked 'sc.exe' @('config', 'DeadlineWorker', 'obj=', ".\$AgentUser", 'password=', $password)
+# The installer's service, account, rights and environment stay; only the program it runs changes.
+$installed = Get-CimInstance -ClassName Win32_Service -Filter "Name='DeadlineWorker'"
+if ($null -eq $installed) { throw 'the installer made no DeadlineWorker service' }
+Invoke-Checked 'sc.exe' @('config', 'DeadlineWorker', 'binPath=', $program)
 Start-Service -Name DeadlineWorker
 $config = Join-Path $env:ProgramData 'Amazon\Deadline\Config\worker.toml'
 if (-not [IO.File]::Exists($config)) { throw "the installer wrote no $config" }

@@ -7,6 +7,8 @@
 #Requires -Version 5.1
 param([string]$AgentUser = 'deadline-worker')
 $ErrorActionPreference = 'Stop'
+# The suite's own LSA reader (CmfContractLsa): the rights an account holds directly, by SID.
+Import-Module (Join-Path (Split-Path -Parent $PSScriptRoot) 'CmfContract.psm1')
 $problems = @()
 
 $sid = (New-Object Security.Principal.NTAccount $env:COMPUTERNAME, $AgentUser).Translate([Security.Principal.SecurityIdentifier]).Value
@@ -17,23 +19,21 @@ foreach ($member in @($group.psbase.Invoke('Members'))) {
     if ((New-Object Security.Principal.SecurityIdentifier($bytes, 0)).Value -eq $sid) { $problems += "$AgentUser is still in $administrators" }
 }
 
-# secedit only reads here (an export of this test host's policy, to a file of its own).
-$export = Join-Path $env:TEMP 'cmf-ci-rights.inf'
-$run = Start-Process -FilePath secedit.exe -ArgumentList @('/export', '/cfg', "`"$export`"", '/areas', 'USER_RIGHTS') -Wait -PassThru -NoNewWindow
-if ($run.ExitCode -ne 0) { $problems += "secedit /export exited with $($run.ExitCode)" }
 $config = Join-Path $env:ProgramData 'Amazon\Deadline\Config\worker.toml'
 $bytes = [IO.File]::ReadAllBytes($config)
 if ($bytes.Length -ge 3 -and $bytes[0] -eq 0xEF -and $bytes[1] -eq 0xBB -and $bytes[2] -eq 0xBF) { $problems += "$config starts with a BOM" }
 $text = (New-Object Text.UTF8Encoding -ArgumentList $false).GetString($bytes)
 if ($text -notmatch '(?m)^\s*run_jobs_as_agent_user\s*=\s*true\s*$') { $problems += "$config does not set run_jobs_as_agent_user = true" }
 
-$lines = [IO.File]::ReadAllLines($export)
+# LsaEnumerateAccountRights on the SID: what the account holds directly (secedit's export may name a
+# local account by its name rather than *SID, and holds every account's rights).
+$held = @([CmfContractLsa]::Get($sid))
 $needed = @('SeServiceLogonRight', 'SeAssignPrimaryTokenPrivilege', 'SeIncreaseQuotaPrivilege')
 # The installer's --allow-shutdown writes shutdown_on_stop = true: the agent then shuts the host down, and needs the right.
 if ($text -match '(?m)^\s*shutdown_on_stop\s*=\s*true\s*$') { $needed += 'SeShutdownPrivilege' }
 foreach ($right in $needed) {
-    $line = @($lines | Where-Object { $_ -like "$right *" })
-    if ($line.Count -eq 0 -or $line[0] -notmatch ('\*' + [regex]::Escape($sid) + '(,|\s*$)')) { $problems += "$AgentUser does not hold $right directly" }
+    # -notcontains ignores case, as the LSA does
+    if ($held -notcontains $right) { $problems += "$AgentUser does not hold $right directly (it holds: $($held -join ', '))" }
 }
 
 if ((Get-Service -Name DeadlineWorker).Status -ne 'Running') { $problems += 'DeadlineWorker is not running' }

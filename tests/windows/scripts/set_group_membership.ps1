@@ -3,10 +3,12 @@
 # Adds one account to local groups (present) or removes it from them (absent), by SID, in one call.
 # Every group is resolved and every removal checked against the safety rules before anything
 # changes. Result: added, removed ([{name, sid}]), before (its groups before, [{name, sid, indirect}]),
-# report (read_account's, after). Refusals: GROUP_NOT_FOUND, REMOVAL_REFUSED, DOMAIN_CONTROLLER,
-# ACCOUNT_NOT_FOUND, DOMAIN_UNREACHABLE (also: a removal while its domain groups cannot be read),
-# ACCOUNT_LOOKUP_FAILED, CONSTRAINED_LANGUAGE; and GROUP_CHANGE_FAILED, when one group's change fails
-# after others were made: with changed, added and removed saying what was done (the rest is not attempted).
+# report (read_account's, after). Refusals before any change: GROUP_NOT_FOUND, REMOVAL_REFUSED,
+# DOMAIN_CONTROLLER, ACCOUNT_NOT_FOUND, DOMAIN_UNREACHABLE (also: a removal while no domain controller
+# answers for its domain groups), TOKEN_GROUPS_FAILED (a removal while its domain groups cannot be read
+# for another cause), ACCOUNT_LOOKUP_FAILED, LSA_ERROR, CONSTRAINED_LANGUAGE; and GROUP_CHANGE_FAILED,
+# when one group's change fails after others were made: with changed, added and removed saying what
+# was done (the rest is not attempted). A refusal after the change (the reading after it) has changed.
 param(
     [Parameter(Mandatory)][string]$Account,
     [Parameter(Mandatory)][string[]]$Groups,
@@ -23,8 +25,9 @@ $Ansible.Changed = $false
 #    are compared by SID. LocalSystem, LocalService and NetworkService map to their SIDs first.
 #  - Local groups are listed through ADSI, their members as SIDs alone (NetLocalGroupGetMembers level
 #    0: it survives orphaned SIDs, on which Get-LocalGroupMember fails, and asks no domain controller).
-#    Names and kinds are looked up only for the account's own groups, in one LsaLookupSids call, so
-#    that a reading stays fast when no domain controller answers.
+#    Names and kinds are looked up only for the account's own groups, in one LsaLookupSids call for
+#    this computer's SIDs and one for a domain's (whose failure leaves them unnamed), so that a
+#    reading stays fast, and goes on, when no domain controller answers.
 #  - The account's token groups: its domain groups (nested ones included) from an S4U logon, the
 #    groups every service logon carries (Everyone, Authenticated Users, SERVICE), and the local groups
 #    that hold any of these or the account. They are "known" only when the domain answered.
@@ -107,8 +110,8 @@ function Test-CmfLanguageRefused {
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # Native calls (#cmf:include Native): the LSA (user rights on an account's SID, never secedit, whose
 # export and import of the whole policy rewrites other accounts' rights; names of many SIDs in one
-# lookup) and netapi32 (a local group's members as SIDs, the DC locator). Only operations that make
-# these calls include this file, and
+# lookup), netapi32 (a local group's members as SIDs, the DC locator) and a process's token (the
+# groups the agent's service process runs with). Only operations that make these calls include this file, and
 # Initialize-CmfNative compiles the C# at its first use, once per call (Add-Type costs time on
 # every run). The C# is C# 5: Windows PowerShell 5.1 compiles it with the .NET Framework compiler.
 
@@ -332,7 +335,10 @@ namespace DeadlineCloudCmf
 
         // Names and kinds of many SIDs in one LsaLookupSids call (one round trip to a domain controller
         // at most, and one time-out when none answers). A SID that does not map keeps Use 8 and no name.
-        public static SidName[] LookupSids(string[] sids)
+        // failureLeavesUnnamed: a failed call (a domain's SIDs with a broken secure channel:
+        // STATUS_TRUSTED_RELATIONSHIP_FAILURE, STATUS_TRUSTED_DOMAIN_FAILURE, no logon servers...) leaves
+        // every SID unnamed instead of throwing, as if none mapped.
+        public static SidName[] LookupSids(string[] sids, bool failureLeavesUnnamed)
         {
             SidName[] result = new SidName[sids.Length];
             for (int i = 0; i < sids.Length; i++)
@@ -360,8 +366,12 @@ namespace DeadlineCloudCmf
                 uint status = LsaLookupSids(policy, sids.Length, pointers, out domains, out names);
                 if (status == STATUS_NONE_MAPPED)
                     return result;
-                if (status != STATUS_SOME_NOT_MAPPED)
+                if (status != 0 && status != STATUS_SOME_NOT_MAPPED)
+                {
+                    if (failureLeavesUnnamed)
+                        return result;
                     Check(status, "LsaLookupSids");
+                }
                 LSA_REFERENCED_DOMAIN_LIST list = (LSA_REFERENCED_DOMAIN_LIST)Marshal.PtrToStructure(domains, typeof(LSA_REFERENCED_DOMAIN_LIST));
                 int nameSize = Marshal.SizeOf(typeof(LSA_TRANSLATED_NAME));
                 int trustSize = Marshal.SizeOf(typeof(LSA_TRUST_INFORMATION));
@@ -398,9 +408,92 @@ namespace DeadlineCloudCmf
         public static void RemoveRights(string sid, string[] rights) { Change(sid, rights, false); }
     }
 
+    // The token a process runs with, as read by ProcessToken.Read.
+    public sealed class ProcessTokenGroups
+    {
+        public string[] Sids;          // its enabled groups (WindowsIdentity.Groups leaves out deny-only, disabled and logon-id ones)
+        public long CreatedFileTime;   // when the process started (UTC FILETIME), read through the same handle
+    }
+
+    public static class ProcessToken
+    {
+        const int PROCESS_QUERY_LIMITED_INFORMATION = 0x1000;
+        const int TOKEN_QUERY = 0x0008;
+
+        [DllImport("kernel32.dll", SetLastError = true)]
+        static extern IntPtr OpenProcess(int DesiredAccess, [MarshalAs(UnmanagedType.Bool)] bool InheritHandle, int ProcessId);
+        [DllImport("advapi32.dll", SetLastError = true)]
+        [return: MarshalAs(UnmanagedType.Bool)]
+        static extern bool OpenProcessToken(IntPtr ProcessHandle, int DesiredAccess, out IntPtr TokenHandle);
+        [DllImport("kernel32.dll", SetLastError = true)]
+        [return: MarshalAs(UnmanagedType.Bool)]
+        static extern bool GetProcessTimes(IntPtr Process, out long CreationTime, out long ExitTime, out long KernelTime, out long UserTime);
+        [DllImport("kernel32.dll")]
+        [return: MarshalAs(UnmanagedType.Bool)]
+        static extern bool CloseHandle(IntPtr Handle);
+
+        // The function that failed, with the Win32 error it left (read first, before any other call).
+        static Win32Exception Failure(string function, int processId)
+        {
+            int code = Marshal.GetLastWin32Error();
+            return new Win32Exception(code, string.Format("{0}({1}) failed: Win32 {2} ({3})", function, processId, code, new Win32Exception(code).Message));
+        }
+
+        // The groups of the token process processId runs with, and when it started. A process keeps the
+        // token it started with: groups its account joined or left since are not in it. Throws
+        // Win32Exception (87: no such process; 5: access denied). Every handle is closed.
+        public static ProcessTokenGroups Read(int processId)
+        {
+            IntPtr process = OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, false, processId);
+            if (process == IntPtr.Zero)
+                throw Failure("OpenProcess", processId);
+            try
+            {
+                long created, exited, kernel, user;
+                if (!GetProcessTimes(process, out created, out exited, out kernel, out user))
+                    throw Failure("GetProcessTimes", processId);
+                IntPtr token;
+                if (!OpenProcessToken(process, TOKEN_QUERY, out token))
+                    throw Failure("OpenProcessToken", processId);
+                try
+                {
+                    // WindowsIdentity duplicates the handle (TOKEN_QUERY is enough for what is read here).
+                    using (WindowsIdentity identity = new WindowsIdentity(token))
+                    {
+                        List<string> sids = new List<string>();
+                        foreach (IdentityReference group in identity.Groups)
+                            sids.Add(group.Value);
+                        ProcessTokenGroups result = new ProcessTokenGroups();
+                        result.Sids = sids.ToArray();
+                        result.CreatedFileTime = created;
+                        return result;
+                    }
+                }
+                finally { CloseHandle(token); }
+            }
+            finally { CloseHandle(process); }
+        }
+    }
+
     public static class NetApi
     {
         const int MAX_PREFERRED_LENGTH = -1;
+        const int DS_FORCE_REDISCOVERY = 0x00000001;
+        const int DS_RETURN_DNS_NAME = 0x40000000;
+
+        [StructLayout(LayoutKind.Sequential, CharSet = CharSet.Unicode)]
+        struct DOMAIN_CONTROLLER_INFO
+        {
+            public string DomainControllerName;
+            public string DomainControllerAddress;
+            public int DomainControllerAddressType;
+            public Guid DomainGuid;
+            public string DomainName;
+            public string DnsForestName;
+            public int Flags;
+            public string DcSiteName;
+            public string ClientSiteName;
+        }
 
         [DllImport("netapi32.dll", CharSet = CharSet.Unicode)]
         static extern int NetLocalGroupGetMembers(string ServerName, string LocalGroupName, int Level, out IntPtr Buffer, int PreferredMaximumLength, out int EntriesRead, out int TotalEntries, IntPtr ResumeHandle);
@@ -434,13 +527,35 @@ namespace DeadlineCloudCmf
         }
 
         // 0 when the DC locator finds a domain controller of the domain ("" for the computer's own), else
-        // its Win32 error (1355 ERROR_NO_SUCH_DOMAIN: none answers, or no such domain).
+        // its Win32 error (1355 ERROR_NO_SUCH_DOMAIN: none answers, or no such domain). Asked only after
+        // a lookup failed, so the locator asks the network (DS_FORCE_REDISCOVERY): from its cache it
+        // would name a domain controller that went away up to 15 minutes ago.
         public static int DomainControllerStatus(string domainName)
         {
             IntPtr info;
-            int status = DsGetDcName(null, string.IsNullOrEmpty(domainName) ? null : domainName, IntPtr.Zero, null, 0, out info);
+            int status = DsGetDcName(null, string.IsNullOrEmpty(domainName) ? null : domainName, IntPtr.Zero, null, DS_FORCE_REDISCOVERY, out info);
             if (info != IntPtr.Zero) NetApiBufferFree(info);
             return status;
+        }
+
+        // The DNS name of a domain given by its NetBIOS name (EU -> eu.corp.example.com), as the DC
+        // locator knows it (its cache will do: a name, not a question whether the domain answers now);
+        // null when it finds no domain controller of it.
+        public static string DomainDnsName(string domainName)
+        {
+            IntPtr info;
+            int status = DsGetDcName(null, domainName, IntPtr.Zero, null, DS_RETURN_DNS_NAME, out info);
+            try
+            {
+                if (status != 0 || info == IntPtr.Zero)
+                    return null;
+                DOMAIN_CONTROLLER_INFO found = (DOMAIN_CONTROLLER_INFO)Marshal.PtrToStructure(info, typeof(DOMAIN_CONTROLLER_INFO));
+                return string.IsNullOrEmpty(found.DomainName) ? null : found.DomainName;
+            }
+            finally
+            {
+                if (info != IntPtr.Zero) NetApiBufferFree(info);
+            }
         }
     }
 }
@@ -459,8 +574,6 @@ function Get-CmfRights {
 $script:DomainUnreachableErrors = @(1355, 1311, 1722, 1789, 1788)
 # Every service logon's token has these (MS-DTYP 2.4.2.4): Everyone, Authenticated Users, SERVICE.
 $script:ImplicitGroups = @('S-1-1-0', 'S-1-5-11', 'S-1-5-6')
-# Domains of this computer's own accounts, whatever it is joined to: they never need a domain controller.
-$script:LocalAuthorities = @('BUILTIN', 'NT AUTHORITY', 'NT SERVICE')
 
 function Assert-CmfNotDomainController {
     # A domain controller has no local groups (its "local" groups are the domain's BUILTIN ones) and
@@ -489,11 +602,26 @@ function Get-CmfWin32Code {
     $null
 }
 
-function Test-CmfLocalDomain {
-    # Whether a domain part names this computer itself (its name, `.`, BUILTIN, NT AUTHORITY, NT SERVICE).
-    param([string]$Domain)
-    # -contains ignores case, as Windows does for these names
-    (@('.', $env:COMPUTERNAME) + $script:LocalAuthorities) -contains $Domain
+function Get-CmfOwnDomainNames {
+    # The names of this computer's own domains, which never need a domain controller: `.`, its name,
+    # and BUILTIN, NT AUTHORITY and NT SERVICE as this Windows names them (VORDEFINIERT, and
+    # NT-AUTORITAET with an umlaut, on a German host), taken from their SIDs (translated here, with no
+    # domain controller) rather than compared with English words; the English names too.
+    $names = @('.', $env:COMPUTERNAME, 'BUILTIN', 'NT AUTHORITY', 'NT SERVICE')
+    foreach ($sid in @('S-1-5-32-544', 'S-1-5-18', 'S-1-5-80-0')) {
+        try {
+            $names += (New-Object Security.Principal.SecurityIdentifier $sid).Translate([Security.Principal.NTAccount]).Value.Split('\', 2)[0]
+        }
+        catch {
+            Write-Verbose "no name for $sid`: $($_.Exception.Message)"
+        }
+    }
+    $names
+}
+
+function Test-CmfDomainMember {
+    # Whether this computer is joined to a domain (else no name or SID it does not map has a domain to ask).
+    [bool](Get-CimInstance -ClassName Win32_ComputerSystem -Property PartOfDomain).PartOfDomain
 }
 
 function Get-CmfUnreachableDomainCode {
@@ -536,11 +664,13 @@ function Resolve-CmfAccount {
             elseif ($text.Contains('@')) { $domain = $text.Split('@', 2)[1] }
             elseif ($wellKnown -or (Test-CmfSid $text)) {
                 # A SID: this computer maps its own (its accounts, BUILTIN, NT AUTHORITY) without a domain
-                # controller, so an unmapped one is not found; only a domain's SID needs one.
-                if (-not $wellKnown -and (Test-CmfDomainSid ('S' + $text.Substring(1)))) { $domain = '' }
+                # controller, so an unmapped one is not found; only a domain's SID needs one, and only on a
+                # domain member (a workgroup computer has no domain to ask: DsGetDcName would answer 1355).
+                if (-not $wellKnown -and (Test-CmfDomainSid ('S' + $text.Substring(1))) -and (Test-CmfDomainMember)) { $domain = '' }
             }
-            elseif ((Get-CimInstance -ClassName Win32_ComputerSystem -Property PartOfDomain).PartOfDomain) { $domain = '' }
-            if ($null -ne $domain -and -not (Test-CmfLocalDomain $domain)) {
+            elseif (Test-CmfDomainMember) { $domain = '' }
+            # -notcontains ignores case, as Windows does for these names
+            if ($null -ne $domain -and @(Get-CmfOwnDomainNames) -notcontains $domain) {
                 $code = Get-CmfUnreachableDomainCode $domain
                 if ($null -ne $code) {
                     $which = $(if ($domain) { "the domain '$domain'" } else { "the computer's domain" })
@@ -583,10 +713,12 @@ function Get-CmfMachineSidPrefix {
 
 function Test-CmfDomainSid {
     # Whether only a domain controller can map $Sid: an account SID (S-1-5-21-...) outside this
-    # computer's own prefix. Asked only for a SID that did not map, so the local users are read then.
-    param([string]$Sid)
+    # computer's own prefix (accounts.is_domain_sid). Without $MachinePrefix the local users are read
+    # for it (asked for one SID that did not map).
+    param([string]$Sid, [string]$MachinePrefix)
     if ($Sid -notlike 'S-1-5-21-*') { return $false }
-    $prefix = Get-CmfMachineSidPrefix -LocalUsers (Get-CmfLocalUsers)
+    $prefix = $MachinePrefix
+    if (-not $PSBoundParameters.ContainsKey('MachinePrefix')) { $prefix = Get-CmfMachineSidPrefix -LocalUsers (Get-CmfLocalUsers) }
     -not ($prefix -and $Sid.StartsWith($prefix, [StringComparison]::OrdinalIgnoreCase))
 }
 
@@ -600,14 +732,22 @@ function Get-CmfLocalUsers {
 }
 
 function Get-CmfSidNames {
-    # SID -> @{ name; use } for many SIDs, in one LsaLookupSids call (use: SID_NAME_USE; 6 deleted,
-    # 7 invalid and 8 unknown have no name: the SID itself stands for it).
-    param([string[]]$Sids)
+    # SID -> @{ name; use } for many SIDs (use: SID_NAME_USE; 6 deleted, 7 invalid and 8 unknown have no
+    # name: the SID itself stands for it), in two LsaLookupSids calls. This computer names its own SIDs
+    # (its accounts', BUILTIN, NT AUTHORITY: every SID but a domain's) itself, so a failure there is
+    # real and fails the reading. A domain's SIDs (S-1-5-21-... outside $MachinePrefix: members of the
+    # account's groups, Domain Admins in Administrators) need a domain controller: a failure of their
+    # call (a broken secure channel, none answering) leaves them unnamed, unreadable, and the reading
+    # goes on, as it must for a local account whose groups hold a domain's members.
+    param([string[]]$Sids, [string]$MachinePrefix)
     $names = @{}
     $unique = @($Sids | Where-Object { $_ } | Select-Object -Unique)
     if ($unique.Count -eq 0) { return $names }
     Initialize-CmfNative
-    foreach ($entry in @([DeadlineCloudCmf.Lsa]::LookupSids([string[]]$unique))) {
+    $domainSids = @($unique | Where-Object { Test-CmfDomainSid -Sid $_ -MachinePrefix $MachinePrefix })
+    $ownSids = @($unique | Where-Object { $domainSids -notcontains $_ })
+    $found = @([DeadlineCloudCmf.Lsa]::LookupSids([string[]]$ownSids, $false)) + @([DeadlineCloudCmf.Lsa]::LookupSids([string[]]$domainSids, $true))
+    foreach ($entry in $found) {
         $names[$entry.Sid] = @{ name = $(if ($entry.Name) { $entry.Name } else { $entry.Sid }); use = $entry.Use }
     }
     $names
@@ -645,15 +785,20 @@ function Get-CmfDomainGroupSids {
     $sam = $Resolved.name.Split('\', 2)[1]
     $upn = $Account.Trim()
     if (-not $upn.Contains('@')) {
-        $upn = "$sam@$((Get-CimInstance -ClassName Win32_ComputerSystem -Property Domain).Domain)"
+        # sam@<the DNS name of the account's own domain>, the implicit UPN Kerberos knows it by: an account
+        # of another domain of the forest is not in the computer's. The computer's domain when the DC
+        # locator does not know the account's (the S4U logon then says why it fails).
+        $suffix = [DeadlineCloudCmf.NetApi]::DomainDnsName($Resolved.domain)
+        if (-not $suffix) { $suffix = (Get-CimInstance -ClassName Win32_ComputerSystem -Property Domain).Domain }
+        $upn = "$sam@$suffix"
     }
     $identity = $null
     try {
         $identity = New-Object Security.Principal.WindowsIdentity -ArgumentList $upn
         if ($identity.User.Value -ne $Resolved.sid) {
             return @{ known = $false; sids = @(); error = @{ code = 'TOKEN_GROUPS_FAILED'; message = (
-                        "$upn names $($identity.User.Value), not $($Resolved.name) ($($Resolved.sid)): the groups of an account of another " +
-                        "domain than $env:COMPUTERNAME's cannot be read from here") } }
+                        "$upn names $($identity.User.Value), not $($Resolved.name) ($($Resolved.sid)): the account's groups cannot be " +
+                        'read through that name (give the account as its own UPN, name@domain)') } }
         }
         $sids = @($identity.Groups | ForEach-Object { $_.Value } | Where-Object { $_ -like 'S-1-5-21-*' -and $LocalGroupSids -notcontains $_ })
         return @{ known = $true; sids = @($sids); error = $null }
@@ -729,7 +874,10 @@ function Get-AccountReport {
     $machinePrefix = Get-CmfMachineSidPrefix -LocalUsers $localUsers
 
     $isGroup = $localGroupSids -contains $resolved.sid
-    $isDomain = $resolved.domain -and -not (Test-CmfLocalDomain $resolved.domain) -and -not $localUsers.ContainsKey($resolved.sid) -and -not $isGroup
+    # A domain's account by its SID (S-1-5-21 outside this computer's prefix: accounts.is_domain_account),
+    # never by its domain's name, which Windows localizes (LocalSystem is NT-AUTORITAET\SYSTEM, with an
+    # umlaut, on a German host): a domain's name would send SYSTEM to an S4U logon in the domain.
+    $isDomain = (Test-CmfDomainSid -Sid $resolved.sid -MachinePrefix $machinePrefix) -and -not $isGroup
     $carried = @($resolved.sid)
     if (-not $isGroup) { $carried += $script:ImplicitGroups }
     $domainGroups = @{ known = $true; sids = @(); error = $null }
@@ -747,7 +895,7 @@ function Get-AccountReport {
         foreach ($holder in @($policy.rights[$right])) { $holderSids[$holder] = ConvertTo-CmfHolderSid $holder }
     }
     $ownMembers = @($mine | ForEach-Object { $members[$_.sid] })
-    $names = Get-CmfSidNames -Sids (@($resolved.sid) + $tokenSids + $ownMembers + @($holderSids.Values))
+    $names = Get-CmfSidNames -Sids (@($resolved.sid) + $tokenSids + $ownMembers + @($holderSids.Values)) -MachinePrefix $machinePrefix
 
     $groups = [Collections.Generic.List[object]]@()
     $groupMembers = @{}
@@ -958,5 +1106,6 @@ try {
 catch {
     $refusal = Get-CmfRefusal $_
     if (-not $refusal) { throw }
+    $refusal.changed = [bool]$Ansible.Changed  # true when the reading after the change failed
     $Ansible.Result = $refusal
 }

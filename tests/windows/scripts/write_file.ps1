@@ -11,7 +11,8 @@
 # Refusals: FILE_CHANGED (a file removed since it was read names the copy of the bytes read, when
 # a backup or a swapped-out original in its folder holds them), FILE_EXISTS, FOLDER_NOT_FOUND,
 # REPLACE_FAILED (the swap failed, e.g. the target is held open without delete sharing: the
-# target is as it was, or the error says where its bytes and the new ones are; win32_error),
+# target is as it was, or the error says where its bytes and the new ones are; win32_error, and
+# changed: true when the target is not as it was),
 # CONSTRAINED_LANGUAGE.
 param(
     [Parameter(Mandatory)][string]$Path,
@@ -228,7 +229,8 @@ try {
                     $outcome = "$Path is missing and its original was not found: the new bytes are in $temp"
                 }
             }
-            $Ansible.Result = @{ error_code = 'REPLACE_FAILED'; error = "$what; $outcome"; win32_error = Get-Win32Code $cause }
+            # changed: the original may be gone, or the new bytes moved in without its ACL (see above).
+            $Ansible.Result = @{ error_code = 'REPLACE_FAILED'; error = "$what; $outcome"; win32_error = Get-Win32Code $cause; changed = [bool]$Ansible.Changed }
             return
         }
         if ($Backup) {

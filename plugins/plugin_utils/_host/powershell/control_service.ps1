@@ -180,8 +180,13 @@ if (-not $skipped -and $null -eq $failure -and ($State -eq 'restarted' -or ($Sta
         $started = $true
         $restarted = $State -eq 'restarted'
         if (-not (Wait-Status $controller 'Running' $Timeout)) {
-            # Started, not running yet: a timeout, said as one (not the exit code of a process that still runs).
-            $failure = @{ win32_error = $null; error = "$Name did not reach running within $Timeout seconds (it is $((Get-AgentServiceInfo -Name $Name).state))" }
+            $now = (Get-AgentServiceInfo -Name $Name).state
+            if ($now -eq 'start_pending') {
+                # Started, not running yet: a timeout, said as one (not the exit code of a process that still runs).
+                $failure = @{ win32_error = $null; error = "$Name did not reach running within $Timeout seconds (it is $now)" }
+            }
+            # Else its process ended during the wait (stopped, or stopping): no timeout, a crash, which the
+            # exit code (and the Service Control Manager's events) below report.
         }
     }
 }

@@ -8,6 +8,14 @@
 # What the sandbox finds under its names must be its own: the user and the group carry its
 # description and the folder its marker file, else it refuses before it changes anything (a local
 # account called cmf-selftest that someone else made is never reused, nor deleted).
+# The folder is where the self-test runs write_file as administrator (temporary files, File.Replace
+# with a backup name, deletes, and absent's recursive delete), and every local user may create
+# folders under the system temp folder: one of the sandbox's name could be planted there, with a
+# junction or hard links inside, to steer those writes (a local privilege escalation). So the folder
+# is made with a protected DACL (SYSTEM and Administrators only, owned by Administrators), and
+# before it is reused or deleted, and right after it is made (CreateDirectory also succeeds on a
+# folder someone made since it was looked for), it must be no junction or symbolic link, owned by
+# Administrators or SYSTEM, and writable by no one else: else SANDBOX_NOT_OURS.
 # Users and groups through ADSI WinNT (no LocalAccounts module: it fails on orphaned SIDs and is
 # missing on some Server Core images).
 # Result: user @{name; sid}, group @{name; sid}, folder (sid $null for what does not exist), files
@@ -38,6 +46,12 @@ $MarkerFile = '.deadline-cloud-cmf-sandbox'
 $groupName = "${Name}g"
 $folder = Join-Path (Join-Path $env:SystemRoot 'Temp') $Name
 $computer = [ADSI]"WinNT://$env:COMPUTERNAME,computer"
+# The only principals that may own or write the folder: SYSTEM and Administrators.
+$TrustedSids = @('S-1-5-18', 'S-1-5-32-544')
+# Rights that change a folder or what is in it: write data / add file, append data / add subfolder,
+# write extended attributes, delete child, write attributes, delete, write DAC, write owner, and
+# GENERIC_ALL and GENERIC_WRITE as an ACE may carry them.
+$WriteRights = 0x2 -bor 0x4 -bor 0x10 -bor 0x40 -bor 0x100 -bor 0x10000 -bor 0x40000 -bor 0x80000 -bor 0x10000000 -bor 0x40000000
 
 function Find-SandboxEntry {
     # The local user or group called $EntryName, or $null (Find throws when there is none).
@@ -70,6 +84,42 @@ function Get-SandboxFiles {
     @([IO.Directory]::GetFiles($folder) | ForEach-Object { [IO.Path]::GetFileName($_) } | Sort-Object)
 }
 
+function New-SandboxFolderSecurity {
+    # The folder's security descriptor: owned by Administrators, a protected DACL (nothing inherited
+    # from the system temp folder, where every user may create) giving SYSTEM and Administrators full
+    # control, for the folder and what is made in it.
+    $security = New-Object Security.AccessControl.DirectorySecurity
+    $security.SetAccessRuleProtection($true, $false)
+    $security.SetOwner((New-Object Security.Principal.SecurityIdentifier 'S-1-5-32-544'))
+    foreach ($sid in $TrustedSids) {
+        $rule = New-Object Security.AccessControl.FileSystemAccessRule -ArgumentList (New-Object Security.Principal.SecurityIdentifier $sid),
+        ([Security.AccessControl.FileSystemRights]::FullControl), ([Security.AccessControl.InheritanceFlags]'ContainerInherit, ObjectInherit'),
+        ([Security.AccessControl.PropagationFlags]::None), ([Security.AccessControl.AccessControlType]::Allow)
+        $security.AddAccessRule($rule)
+    }
+    $security
+}
+
+function Get-FolderDistrust {
+    # Why the existing folder cannot be trusted with the self-test's writes ($null when it can): a
+    # junction or symbolic link (its target would take the writes), an owner other than SYSTEM or
+    # Administrators (an owner may always change the DACL), or an allow ACE that lets anyone else write.
+    $attributes = [IO.File]::GetAttributes($folder)  # the link's own attributes: a reparse point is not followed
+    if (($attributes -band [IO.FileAttributes]::ReparsePoint) -ne 0) {
+        return "a folder $folder that is a junction or symbolic link"
+    }
+    $security = [IO.Directory]::GetAccessControl($folder, [Security.AccessControl.AccessControlSections]'Owner, Access')
+    $owner = $security.GetOwner([Security.Principal.SecurityIdentifier]).Value
+    if ($TrustedSids -notcontains $owner) { return "a folder $folder owned by $owner" }
+    $writers = @(foreach ($rule in @($security.GetAccessRules($true, $true, [Security.Principal.SecurityIdentifier]))) {
+            if ($rule.AccessControlType -ne [Security.AccessControl.AccessControlType]::Allow) { continue }
+            if ($TrustedSids -contains $rule.IdentityReference.Value) { continue }
+            if (([int]$rule.FileSystemRights -band $WriteRights) -ne 0) { $rule.IdentityReference.Value }
+        })
+    if ($writers.Count -gt 0) { return "a folder $folder that $(@($writers | Select-Object -Unique) -join ', ') may write" }
+    $null
+}
+
 function Get-ForeignReason {
     # Why what exists under the sandbox's names is not the sandbox's own ($null when all of it is).
     param($User, $Group)
@@ -79,11 +129,13 @@ function Get-ForeignReason {
         try { $description = [string]$entry.entry.psbase.InvokeGet('Description') } catch { $description = '' }
         if ($description -ne $Marker) { $found += "$($entry.what) (description '$description')" }
     }
-    if ([IO.Directory]::Exists($folder) -and -not [IO.File]::Exists((Join-Path $folder $MarkerFile))) {
-        $found += "a folder $folder without the sandbox's marker file $MarkerFile"
+    if ([IO.Directory]::Exists($folder)) {
+        $distrust = Get-FolderDistrust
+        if ($distrust) { $found += $distrust }
+        elseif (-not [IO.File]::Exists((Join-Path $folder $MarkerFile))) { $found += "a folder $folder without the sandbox's marker file $MarkerFile" }
     }
     if ($found.Count -eq 0) { return $null }
-    "$env:COMPUTERNAME has $($found -join ' and ') that the self-test did not make: nothing was changed; " +
+    "$env:COMPUTERNAME has $($found -join ' and ') that the self-test did not make (or cannot trust): nothing was changed; " +
     'pick another sandbox_name, or remove them if they are left-overs'
 }
 
@@ -98,6 +150,17 @@ if ($foreign) {
 }
 
 if ($State -eq 'present') {
+    # The folder first: should it turn out not to be ours, nothing else has been made.
+    if (-not [IO.Directory]::Exists($folder)) {
+        [IO.Directory]::CreateDirectory($folder, (New-SandboxFolderSecurity)) | Out-Null
+        $distrust = Get-FolderDistrust  # CreateDirectory succeeds on a folder made since Exists: look again
+        if ($distrust) {
+            $Ansible.Result = @{ error_code = 'SANDBOX_NOT_OURS'; error = "$env:COMPUTERNAME has $distrust, made while the self-test made its own: nothing was changed; pick another sandbox_name" }
+            return
+        }
+        [IO.File]::WriteAllBytes((Join-Path $folder $MarkerFile), [byte[]]@())
+        $Ansible.Changed = $true
+    }
     if ($null -eq $user) {
         $user = $computer.Create('user', $Name)
         $user.SetPassword((New-SandboxPassword))
@@ -113,11 +176,6 @@ if ($State -eq 'present') {
         $group.Put('Description', $Marker)
         $group.SetInfo()
         $groupSid = Get-SandboxSid $group
-        $Ansible.Changed = $true
-    }
-    if (-not [IO.Directory]::Exists($folder)) {
-        [IO.Directory]::CreateDirectory($folder) | Out-Null
-        [IO.File]::WriteAllBytes((Join-Path $folder $MarkerFile), [byte[]]@())
         $Ansible.Changed = $true
     }
     $files = @(Get-SandboxFiles)

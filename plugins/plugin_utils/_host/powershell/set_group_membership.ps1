@@ -3,10 +3,12 @@
 # Adds one account to local groups (present) or removes it from them (absent), by SID, in one call.
 # Every group is resolved and every removal checked against the safety rules before anything
 # changes. Result: added, removed ([{name, sid}]), before (its groups before, [{name, sid, indirect}]),
-# report (read_account's, after). Refusals: GROUP_NOT_FOUND, REMOVAL_REFUSED, DOMAIN_CONTROLLER,
-# ACCOUNT_NOT_FOUND, DOMAIN_UNREACHABLE (also: a removal while its domain groups cannot be read),
-# ACCOUNT_LOOKUP_FAILED, CONSTRAINED_LANGUAGE; and GROUP_CHANGE_FAILED, when one group's change fails
-# after others were made: with changed, added and removed saying what was done (the rest is not attempted).
+# report (read_account's, after). Refusals before any change: GROUP_NOT_FOUND, REMOVAL_REFUSED,
+# DOMAIN_CONTROLLER, ACCOUNT_NOT_FOUND, DOMAIN_UNREACHABLE (also: a removal while no domain controller
+# answers for its domain groups), TOKEN_GROUPS_FAILED (a removal while its domain groups cannot be read
+# for another cause), ACCOUNT_LOOKUP_FAILED, LSA_ERROR, CONSTRAINED_LANGUAGE; and GROUP_CHANGE_FAILED,
+# when one group's change fails after others were made: with changed, added and removed saying what
+# was done (the rest is not attempted). A refusal after the change (the reading after it) has changed.
 param(
     [Parameter(Mandatory)][string]$Account,
     [Parameter(Mandatory)][string[]]$Groups,
@@ -129,5 +131,6 @@ try {
 catch {
     $refusal = Get-CmfRefusal $_
     if (-not $refusal) { throw }
+    $refusal.changed = [bool]$Ansible.Changed  # true when the reading after the change failed
     $Ansible.Result = $refusal
 }

@@ -7,7 +7,8 @@
 # rewrites; win_user_rights warns from it). Refusals: UNKNOWN_RIGHT (a name this Windows does not know,
 # refused before any change; STATUS_NO_SUCH_PRIVILEGE 0xC0000060 from the LSA maps to it too),
 # LSA_ERROR ("<function> failed: 0x<NTSTATUS> (<system text>)"), DOMAIN_CONTROLLER,
-# CONSTRAINED_LANGUAGE, the account's lookup errors.
+# CONSTRAINED_LANGUAGE, the account's lookup errors; changed says whether rights had changed (a
+# refusal of the reading after the change).
 param(
     [Parameter(Mandatory)][string]$Account,
     [Parameter(Mandatory)][AllowEmptyCollection()][string[]]$Rights,
@@ -46,5 +47,6 @@ try {
 catch {
     $refusal = Get-CmfRefusal $_
     if (-not $refusal) { throw }
+    $refusal.changed = [bool]$Ansible.Changed  # true when the reading after the change failed
     $Ansible.Result = $refusal
 }

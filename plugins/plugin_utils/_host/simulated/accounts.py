@@ -21,7 +21,8 @@ which read_agent_info reports for the service's logon account.
 right it defines (``{error: text}``: the policy result cannot be read); it is reported as
 ``group_policy`` and, at every start of a service, replaces ``rights[RIGHT]`` (a refresh happened).
 Faults (``faults``): ``domain_unreachable`` (no domain controller answers: a domain account's
-groups cannot be read, a name the host has not resolved before does not resolve),
+groups cannot be read, a name the host has not resolved before does not resolve, and a domain
+member of a local group is reported unnamed, ``unreadable``),
 ``account_lookup_failed`` (name lookups fail otherwise: its text or true), ``lsa_error`` (every LSA
 call fails with this NTSTATUS, e.g. ``0xC0000022``).
 
@@ -33,8 +34,11 @@ from __future__ import annotations
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.errors import HostOperationError
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.accounts import (
     ACCOUNT_NOT_FOUND,
+    ADMINISTRATORS,
     DOMAIN_UNREACHABLE,
     IMPLICIT_GROUPS,
+    LOCAL_AUTHORITIES,
+    LOCAL_SYSTEM,
     NT_AUTHORITY,
     SERVICE_ACCOUNT_NAMES,
     AccountError,
@@ -132,16 +136,30 @@ def _resolve(state, account: str) -> AccountRecord:
         raise HostOperationError(error.code, error.message) from None
 
 
+def _machine_prefix(state) -> str | None:
+    return machine_sid_prefix(r.sid for r in _records(state) if names_equal(r.domain, state.hostname))
+
+
+def _own_domain_names(state) -> set[str]:
+    """The names this host gives its own domains, as read_account.ps1 takes them (Get-CmfOwnDomainNames):
+    ``.``, its name, the English BUILTIN, NT AUTHORITY and NT SERVICE, and the (localized) domain of every
+    account of its own (a SID that is no domain's: is_domain_account)."""
+    prefix = _machine_prefix(state)
+    own = {".", state.hostname, *LOCAL_AUTHORITIES}
+    own |= {r.domain for r in _records(state) if not is_domain_account(r.sid, r.domain, state.hostname, prefix)}
+    return {name.casefold() for name in own}
+
+
 def _may_be_in_a_domain(state, account: str) -> bool:
     """A reference that a domain controller would be asked about once the host itself does not know it."""
     try:
         wanted = parse_account(account)
     except ValueError:
         return False
-    if wanted.domain is not None:
-        return wanted.domain != "." and is_domain_account(wanted.domain, state.hostname)
+    if wanted.domain is not None:  # decided by the names this host gives its own domains, in its language
+        return wanted.domain.casefold() not in _own_domain_names(state)
     if wanted.sid is not None:  # only a domain's SID: the host maps its own SIDs itself
-        return is_domain_sid(wanted.sid, machine_sid_prefix(r.sid for r in _records(state) if names_equal(r.domain, state.hostname)))
+        return is_domain_sid(wanted.sid, _machine_prefix(state))
     return True  # a UPN, or a bare name: the domain is searched after the host
 
 
@@ -207,6 +225,10 @@ def _member(state, sid: str) -> dict:
     if entry is None:  # an account's SID that no longer resolves: kept as is, never an error
         return {"sid": sid, "name": sid, "type": "unknown", "enabled": False, "orphaned": True}
     record = _record(state, sid, entry)
+    if _domain_unreachable(state) and _is_domain_record(state, record):
+        # Only a domain controller names a domain's SID: without one it stays unnamed, neither an orphan
+        # (it may well exist) nor disabled, as read_account.ps1 reports it (Get-CmfGroupMember).
+        return {"sid": record.sid, "name": record.sid, "type": "unknown", "enabled": True, "orphaned": False, "unreadable": True}
     return {
         "sid": record.sid,
         "name": qualified_name(record.name, record.domain),
@@ -217,7 +239,7 @@ def _member(state, sid: str) -> dict:
 
 
 def _is_domain_record(state, record: AccountRecord) -> bool:
-    return is_domain_account(record.domain, state.hostname)
+    return is_domain_account(record.sid, record.domain, state.hostname, _machine_prefix(state))
 
 
 def _token_groups(state, record: AccountRecord) -> tuple[set[str], bool, dict | None]:
@@ -242,6 +264,20 @@ def _token_groups(state, record: AccountRecord) -> tuple[set[str], bool, dict | 
         error = {"code": DOMAIN_UNREACHABLE, "message": f"{state.hostname} cannot contact the domain {record.domain} (no domain controller answers)"}
         return found, False, error
     return found, True, None
+
+
+def token_group_sids(state, account: str) -> list[str] | None:
+    """The SIDs of the groups a service logon of ``account`` carries now (what a service started now
+    runs with), sorted; None when the account does not resolve. LocalSystem's token holds Administrators
+    without being its member."""
+    try:
+        record = _resolve(state, account)
+    except HostOperationError:
+        return None
+    containing, _known, _error = _token_groups(state, record)
+    if record.sid == LOCAL_SYSTEM:
+        containing.add(ADMINISTRATORS)
+    return sorted(containing)
 
 
 def _scope(state, sid: str) -> str:
@@ -368,6 +404,11 @@ def set_group_membership(state, parameters: dict) -> dict:
     except AccountError as error:
         raise HostOperationError(error.code, error.message) from None
     sid = report["sid"]
+    if plan.changed:
+        # A service running as the account keeps the token it started with, whatever its groups become.
+        from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.simulated.agent import pin_running_tokens
+
+        pin_running_tokens(state, sid)
     refusing = {normalize_sid(str(g)) for g in (state.data.get("faults") or {}).get("group_change_fails") or [] if is_sid(str(g))}
     added: list[dict] = []
     removed: list[dict] = []

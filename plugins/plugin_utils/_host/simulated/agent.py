@@ -23,8 +23,10 @@ from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.simulated
     account_report,
     apply_group_policy,
     resolve_sid,
+    token_group_sids,
 )
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.simulated.state import now_utc, utc_now
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.accounts import ADMINISTRATORS
 
 SERVICE_NOT_FOUND = "SERVICE_NOT_FOUND"
 LOG_FILE_NAME = "worker-agent.log"
@@ -83,10 +85,48 @@ def _due(moment: object, now: datetime.datetime) -> bool:
     return bool(moment) and datetime.datetime.fromisoformat(str(moment).replace("Z", "+00:00")) <= now
 
 
+# The service process's token (STATE.md: services.<name>.token_groups) -------------------------
+
+
+def _stopped(entry: dict, **fields) -> None:
+    """The service's process is gone: its token with it."""
+    entry.update(state="stopped", pid=None, **fields)
+    entry.pop("token_groups", None)
+
+
+def _record_token(state, entry: dict) -> None:
+    """What the process started now runs with: the groups of its account's service logon now."""
+    groups = token_group_sids(state, str(entry.get("account") or ""))
+    if groups is None:
+        entry.pop("token_groups", None)
+    else:
+        entry["token_groups"] = groups
+
+
+def pin_running_tokens(state, account_sid: str) -> None:
+    """Before the groups of ``account_sid`` change: each running service of that account that has no
+    token recorded (it ran before the state file said how it started) keeps the groups it has now."""
+    for entry in (state.data.get("services") or {}).values():
+        running = isinstance(entry, dict) and entry.get("state") == "running" and "token_groups" not in entry
+        if running and _logon_sid(state, entry.get("account")) == account_sid:
+            _record_token(state, entry)
+
+
+def _token_report(state, entry: dict) -> dict:
+    """read_agent_info's token_administrators and token_error of a service: whether its running process's
+    token holds Administrators (the recorded token_groups, else the account's groups now)."""
+    if entry.get("state") != "running":
+        return {"token_administrators": None, "token_error": None}
+    groups = entry.get("token_groups")
+    if groups is None:
+        groups = token_group_sids(state, str(entry.get("account") or "")) or []
+    return {"token_administrators": ADMINISTRATORS in {str(g).upper() for g in groups}, "token_error": None}
+
+
 def _crash(entry: dict) -> dict:
     """The service's process ended without telling the Service Control Manager: the state is stopped,
     the exit code ERROR_PROCESS_ABORTED, and the System log gets event 7034. Returns the event."""
-    entry.update(state="stopped", pid=None, exit_code=ERROR_PROCESS_ABORTED)
+    _stopped(entry, exit_code=ERROR_PROCESS_ABORTED)
     entry.pop("exits_at", None)
     entry["crashes"] = int(entry.get("crashes") or 0) + 1
     name = entry.get("display_name") or DEFAULT_DISPLAY_NAME
@@ -102,7 +142,7 @@ def settle_services(state) -> None:
             continue
         if _due(entry.get("pending_until"), now):
             if entry.get("state") == "stop_pending":
-                entry.update(state="stopped", pid=None)
+                _stopped(entry)
             elif entry.get("state") == "start_pending":
                 entry["state"] = "running"
             entry.pop("pending_until")
@@ -215,6 +255,7 @@ def read_agent_info(state, parameters: dict) -> dict:
             started_at=(entry.get("started_at") or STARTED_BEFORE_ANY_WRITE) if running else None,
             exit_code=int(entry.get("exit_code") or 0),
             service_specific_exit_code=0,
+            **_token_report(state, entry),
         )
     account_name = parameters["account"] or service.get("account")
     account = None
@@ -275,11 +316,11 @@ def _start(state, key: str, entry: dict) -> dict:
     raw = read_agent_info(state, {"service": key, "config_path": agent_config.CONFIG_PATH, "account": ""})
     verdict = agent_rules.read_host(raw).verdict
     if not verdict.starts and verdict.stage == "logon":
-        entry.update(state="stopped", last_error=verdict.error, pid=None, exit_code=ERROR_SERVICE_LOGON_FAILED)
+        _stopped(entry, last_error=verdict.error, exit_code=ERROR_SERVICE_LOGON_FAILED)
         return {**failure, "win32_error": ERROR_SERVICE_LOGON_FAILED, "error": f"Start: {verdict.error}"}
     if not verdict.starts:
         # The agent exits before it configures logging: its log gets nothing (domain notes 1.3).
-        entry.update(state="stopped", last_error=verdict.error, pid=None, exit_code=1)
+        _stopped(entry, last_error=verdict.error, exit_code=1)
         entry["crashes"] = int(entry.get("crashes") or 0) + 1
         name = entry.get("display_name") or DEFAULT_DISPLAY_NAME
         message = f"The {name} service terminated unexpectedly.  It has done this {entry['crashes']} time(s)."
@@ -288,6 +329,7 @@ def _start(state, key: str, entry: dict) -> dict:
     state.data["next_pid"] = pid + 4
     entry.update(state="running", pid=pid, started_at=utc_now(), exit_code=0)
     entry.pop("last_error", None)
+    _record_token(state, entry)  # the process logs on with the account's groups as they are now
     now = now_utc()
     if float(entry.get("start_seconds") or 0) > 0:
         # The process runs, and reports running only once its start-up is done.
@@ -356,7 +398,7 @@ def control_service(state, parameters: dict) -> dict:
             entry.update(state="stop_pending", pending_until=until.isoformat())
             failure = {**failure, "error": f"{name} did not stop within {parameters['timeout']} seconds"}
         else:
-            entry.update(state="stopped", pid=None)
+            _stopped(entry)
     if failure["error"] is None and (wanted == "restarted" or (wanted == "started" and not was_running)):
         if wanted == "restarted":
             entry["restarts"] = int(entry.get("restarts") or 0) + 1

@@ -8,7 +8,11 @@ present: a disabled local user ``<name>`` and a local group ``<name>g`` with no 
 absent: the user's rights and memberships are removed first, then the user, the group and every
 file under the folder. Rights left with no holder are dropped, as the LSA keeps no empty right.
 A user, group or folder under the sandbox's names that is not the sandbox's own (no description,
-no marker file) is refused with SANDBOX_NOT_OURS before anything changes.
+no marker file) is refused with SANDBOX_NOT_OURS before anything changes; so is a folder the
+self-test cannot trust with its writes as administrator (``folder_security``, see STATE.md: a
+junction or symbolic link, another owner than SYSTEM or Administrators, or a DACL that lets anyone
+else write). present records its new folder's security as sandbox.ps1 makes it: owned by
+Administrators, a protected DACL for SYSTEM and Administrators only.
 
 Internal to this collection: not a public API; it may change in any release.
 """
@@ -29,6 +33,22 @@ _LOCAL_SID = re.compile(r"^(S-1-5-21-\d+-\d+-\d+)-(\d+)$", re.IGNORECASE)
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,19}$")
 MARKER = "deadline_cloud.cmf self-test sandbox (removed by the self-test)"  # the accounts' description
 MARKER_FILE = ".deadline-cloud-cmf-sandbox"
+SYSTEM, ADMINISTRATORS = "S-1-5-18", "S-1-5-32-544"
+TRUSTED = (SYSTEM, ADMINISTRATORS)  # the only principals that may own or write the sandbox's folder
+# The folder sandbox.ps1 makes: owned by Administrators, a protected DACL for SYSTEM and Administrators.
+SANDBOX_FOLDER_SECURITY = {"owner": ADMINISTRATORS, "acl": "D:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)"}
+# SDDL: the aliases of the principals a folder's DACL may name, and the rights of its two-letter codes
+# (the directory-service bits are a file's: DC is write data, SW write extended attributes, ...).
+_SDDL_SIDS = {"SY": SYSTEM, "BA": ADMINISTRATORS, "BU": "S-1-5-32-545", "WD": "S-1-1-0", "AU": "S-1-5-11", "CO": "S-1-3-0", "IU": "S-1-5-4"}
+_SDDL_RIGHTS = {
+    "GA": 0x10000000, "GR": 0x80000000, "GW": 0x40000000, "GX": 0x20000000, "FA": 0x1F01FF, "FR": 0x120089, "FW": 0x120116,
+    "FX": 0x1200A0, "SD": 0x10000, "RC": 0x20000, "WD": 0x40000, "WO": 0x80000, "CC": 0x1, "DC": 0x2, "LC": 0x4, "SW": 0x8,
+    "RP": 0x10, "WP": 0x20, "DT": 0x40, "LO": 0x80, "CR": 0x100,
+}
+# As $WriteRights in sandbox.ps1: write data, append data, write EA, delete child, write attributes,
+# delete, write DAC, write owner, GENERIC_ALL, GENERIC_WRITE.
+WRITE_RIGHTS = 0x2 | 0x4 | 0x10 | 0x40 | 0x100 | 0x10000 | 0x40000 | 0x80000 | 0x10000000 | 0x40000000
+_ACE = re.compile(r"\((?P<type>[A-Z]+);[^;]*;(?P<rights>[^;]*);[^;]*;[^;]*;(?P<sid>[^);]+)\)")
 
 
 def _accounts(state) -> dict:
@@ -59,6 +79,46 @@ def _new_sid(state) -> str:
     return f"{machine}-{highest + 1}"
 
 
+def _rights(text: str) -> int:
+    if text.lower().startswith("0x"):
+        return int(text, 16)
+    return sum(_SDDL_RIGHTS.get(text[i : i + 2], 0) for i in range(0, len(text), 2))
+
+
+def _sddl_sid(text: str) -> str:
+    return _SDDL_SIDS.get(text, text.upper() if text.upper().startswith("S-") else text)
+
+
+def folder_security(state, folder: str) -> dict | None:
+    """The ``folder_security`` entry of ``folder`` (None: a folder the state says nothing of, an
+    administrator's, as every folder of a state without the key)."""
+    for path, entry in (state.data.get("folder_security") or {}).items():
+        if path_key(str(path)) == path_key(folder):
+            return entry if isinstance(entry, dict) else {}
+    return None
+
+
+def _distrust(state, folder: str) -> str | None:
+    """Why the existing ``folder`` cannot be trusted with the self-test's writes (None when it can), as
+    Get-FolderDistrust in sandbox.ps1: a reparse point, another owner, or anyone else allowed to write."""
+    entry = folder_security(state, folder)
+    if entry is None:
+        return None
+    if entry.get("reparse_point"):
+        return f"a folder {folder} that is a junction or symbolic link"
+    owner = str(entry.get("owner") or ADMINISTRATORS)
+    if owner not in TRUSTED:
+        return f"a folder {folder} owned by {owner}"
+    writers = [
+        _sddl_sid(ace["sid"])
+        for ace in _ACE.finditer(str(entry.get("acl") or ""))
+        if ace["type"] == "A" and _sddl_sid(ace["sid"]) not in TRUSTED and _rights(ace["rights"]) & WRITE_RIGHTS
+    ]
+    if writers:
+        return f"a folder {folder} that {', '.join(dict.fromkeys(writers))} may write"
+    return None
+
+
 def _foreign(state, name: str, group_name: str, folder: str) -> str | None:
     """Why what exists under the sandbox's names is not its own (None when all of it is)."""
     found = []
@@ -69,12 +129,16 @@ def _foreign(state, name: str, group_name: str, folder: str) -> str | None:
     inside = path_key(folder) + "\\"
     held = [f for f in state.data.get("files") or {} if path_key(f).startswith(inside)]
     listed = [f for f in state.data.get("folders") or [] if path_key(str(f)) == path_key(folder)]
-    if (held or listed) and path_key(f"{folder}\\{MARKER_FILE}") not in {path_key(f) for f in held}:
-        found.append(f"a folder {folder} without the sandbox's marker file {MARKER_FILE}")
+    if held or listed or folder_security(state, folder) is not None:
+        distrust = _distrust(state, folder)
+        if distrust:
+            found.append(distrust)
+        elif path_key(f"{folder}\\{MARKER_FILE}") not in {path_key(f) for f in held}:
+            found.append(f"a folder {folder} without the sandbox's marker file {MARKER_FILE}")
     if not found:
         return None
     return (
-        f"{state.hostname} has {' and '.join(found)} that the self-test did not make: nothing was changed; "
+        f"{state.hostname} has {' and '.join(found)} that the self-test did not make (or cannot trust): nothing was changed; "
         "pick another sandbox_name, or remove them if they are left-overs"
     )
 
@@ -91,6 +155,7 @@ def _present(state, name: str, group_name: str, folder: str) -> tuple[str, str]:
         accounts[group_sid] = {"name": group_name, "type": "group", "members": [], "description": MARKER}
     if state.file_name(f"{folder}\\{MARKER_FILE}") is None:
         state.add_folder(folder)
+        state.data.setdefault("folder_security", {})[folder] = dict(SANDBOX_FOLDER_SECURITY)
         state.write_bytes(f"{folder}\\{MARKER_FILE}", b"")
     return user_sid, group_sid
 
@@ -118,6 +183,12 @@ def _absent(state, name: str, group_name: str, folder: str) -> tuple[str | None,
     files = state.data.get("files") or {}
     for file_name in [f for f in files if path_key(f).startswith(inside)]:
         del files[file_name]
+    security = state.data.get("folder_security")
+    if isinstance(security, dict):
+        for path in [p for p in security if path_key(str(p)) == path_key(folder)]:
+            del security[path]
+        if not security:
+            del state.data["folder_security"]
     return user_sid, group_sid
 
 

@@ -59,6 +59,53 @@ def test_the_converged_state_is_ready_with_no_finding():
     assert result["ready"] is True
 
 
+def _stale(state: dict) -> dict:
+    """The running agent started while its account was in Administrators: its token still has the group."""
+    state["services"]["DeadlineWorker"]["token_groups"] = [ADMINISTRATORS, "S-1-5-32-545", "S-1-1-0", "S-1-5-11", "S-1-5-6"]
+    return state
+
+
+def test_a_running_agent_whose_token_holds_administrators_after_its_account_left_them_is_stale():
+    result = describe(_stale(ready_state()))
+    assert ids(result) == ["AGENT_TOKEN_STALE"]
+    stale = finding(result, "AGENT_TOKEN_STALE")
+    assert stale["severity"] == "security"
+    assert "still runs with Administrators (S-1-5-32-544) in its token" in stale["message"]
+    assert "jobs run as an administrator until the service restarts" in stale["message"]
+    assert stale["fix"].startswith("Restart the DeadlineWorker service when it is idle")
+    assert result["ready"] is True  # what is on disk is right; the restart is the fix
+    assert result["service"]["token_administrators"] is True
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        (lambda s: s["accounts"][ADMINISTRATORS]["members"].append(AGENT_SID), "still in Administrators: AGENT_USER_IS_ADMIN says it"),
+        (lambda s: s["services"]["DeadlineWorker"].update(state="stopped"), "no process, no token"),
+        (lambda s: s["services"]["DeadlineWorker"].update(token_groups=["S-1-5-32-545"]), "a token without the group"),
+    ],
+    ids=["in-administrators", "stopped", "token-without-administrators"],
+)
+def test_a_token_that_is_not_stale_is_no_finding(change, why):
+    state = _stale(ready_state())
+    change(state)
+    assert "AGENT_TOKEN_STALE" not in ids(describe(state)), why
+
+
+def test_a_token_not_read_or_a_reading_that_cannot_tell_is_no_finding():
+    raw = read_agent_info(SimulatedState(_stale(ready_state())), {"service": "DeadlineWorker", "config_path": simworker.WORKER_TOML, "account": ""})
+    unread = copy.deepcopy(raw)
+    unread["service"].update(token_administrators=None, token_error="OpenProcessToken(4100) failed: Win32 5 (Access is denied)")
+    assert "AGENT_TOKEN_STALE" not in ids(agent_rules.describe(unread))  # never a guess
+    unknown = copy.deepcopy(raw)
+    unknown["account"].update(token_groups_known=False, token_groups_error={"code": "DOMAIN_UNREACHABLE", "message": "no DC"})
+    assert "AGENT_TOKEN_STALE" not in ids(agent_rules.describe(unknown))
+    other = copy.deepcopy(raw)
+    other["service"]["account_sid"] = "S-1-5-21-3623811015-3361044348-30300820-1002"  # the reading is of another account
+    assert "AGENT_TOKEN_STALE" not in ids(agent_rules.describe(other))
+    assert "AGENT_TOKEN_STALE" in ids(agent_rules.describe(raw))
+
+
 def _timed(state: dict, started: str | None, modified: str | None, service_state: str = "running") -> dict:
     state["services"]["DeadlineWorker"].update(state=service_state)
     if started:

@@ -19,7 +19,7 @@ from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host import Ho
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.simulated.accounts import account_report, set_user_rights
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.simulated.agent import control_service, read_agent_info
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.simulated.state import SimulatedState
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.accounts import AccountError
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.accounts import AccountError, is_domain_account
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.groups import plan_membership
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.user_rights import policy_gaps
 
@@ -91,6 +91,31 @@ def test_without_a_domain_controller_a_domain_accounts_groups_are_unknown_and_a_
     with pytest.raises(HostOperationError) as raised:
         account_report(sim, ".\\nobody")
     assert raised.value.code == "ACCOUNT_NOT_FOUND"  # a local name: the host itself knows
+
+
+def test_on_a_localized_host_the_computers_own_accounts_need_no_domain_controller():
+    # German Windows names NT AUTHORITY "NT-AUTORITÄT" and BUILTIN "VORDEFINIERT": an account is a domain's by
+    # its SID (S-1-5-21 outside the machine's prefix), never by its domain's name.
+    state = no_dc(domain_state())
+    state["accounts"]["S-1-5-18"] = {"name": "SYSTEM", "domain": "NT-AUTORITÄT", "type": "well_known"}
+    state["accounts"]["S-1-5-20"] = {"name": "NETZWERKDIENST", "domain": "NT-AUTORITÄT", "type": "well_known"}
+    sim = SimulatedState(state)
+    system = account_report(sim, "LocalSystem")
+    assert system["token_groups_known"] is True and system["token_groups_error"] is None  # no S4U of SYSTEM@domain
+    assert all(g["scope"] != "domain" for g in system["token_groups"])
+    with pytest.raises(HostOperationError) as raised:
+        account_report(sim, "NT-AUTORITÄT\\niemand")
+    assert raised.value.code == "ACCOUNT_NOT_FOUND"  # the host's own domain, in its language: no domain to ask
+
+
+def test_an_account_is_a_domains_by_its_sid_never_by_its_localized_domain_name():
+    machine = "S-1-5-21-3623811015-3361044348-30300820-"
+    assert not is_domain_account("S-1-5-18", "NT-AUTORITÄT", "WORKER-01")
+    assert not is_domain_account("S-1-5-32-544", "VORDEFINIERT", "WORKER-01")
+    assert not is_domain_account("S-1-5-80-0", "NT SERVICE", "WORKER-01", machine)
+    assert not is_domain_account(f"{machine}1001", "WORKER-01", "worker-01")
+    assert not is_domain_account(f"{machine}1001", "WORKER-01-RENAMED", "WORKER-01", machine)  # the prefix decides
+    assert is_domain_account(RENDER_SVC, "CORP", "WORKER-01") and is_domain_account(RENDER_SVC, "CORP", "WORKER-01", machine)
 
 
 def test_a_state_without_the_new_keys_reads_as_before():

@@ -79,6 +79,29 @@ def test_a_worker_that_is_already_right_plans_nothing():
         False, False, False, [], [])
 
 
+def _converged_but_started_as_administrator() -> dict:
+    """Everything right on disk; the agent still runs with the token it started with in Administrators."""
+    state = installer()
+    state["accounts"]["S-1-5-32-544"]["members"].remove(AGENT_SID)
+    for right in ("SeIncreaseQuotaPrivilege", "SeShutdownPrivilege"):
+        state["rights"][right].append(AGENT_SID)
+    with_toml(state, lambda b: b.replace(b"\n[os]\n", b"\n[os]\nrun_jobs_as_agent_user = true\n", 1))
+    state["services"]["DeadlineWorker"]["token_groups"] = ["S-1-5-32-544", "S-1-5-32-545", "S-1-1-0", "S-1-5-11", "S-1-5-6"]
+    return state
+
+
+def test_an_agent_still_running_with_its_administrator_token_is_restarted_and_nothing_else():
+    plan = plan_for(_converged_but_started_as_administrator())
+    assert (plan["act"], plan["restart"], plan["worker_toml"], plan["rights_to_grant"], plan["groups_to_leave"]) == (True, True, False, [], [])
+    assert plan["restart_reasons"] == [
+        "the running agent still has the Administrators token it started with, from before the account left the group"
+    ]
+    assert "AGENT_TOKEN_STALE" not in plan["predicted_ids"] and plan["predicted_ready"] is True  # a restart gives a new token
+    # like any restart: never a busy agent unless asked, never with restart_when never
+    assert plan_for(_converged_but_started_as_administrator(), restart_when="idle")["when_busy"] == "skip"
+    assert plan_for(_converged_but_started_as_administrator(), restart_when="never")["restart_when"] == "never"
+
+
 # --- refusals before any change ---------------------------------------------------------------
 
 

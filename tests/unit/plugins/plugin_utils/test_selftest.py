@@ -98,6 +98,15 @@ def test_the_simulated_worker_gives_every_field_of_contract_v2(tmp_path):
     assert result.ok, [line for line in result.lines if not line.endswith(": ok")]
 
 
+def test_the_canary_checks_the_process_token_fields_of_the_reading():
+    service = {"name": "DeadlineWorker", "exists": True, "account_sid": None, "service_specific_exit_code": 0}
+    answer = {"agent": {}, "service": service, "machine_environment": {}, "account": None, "account_error": None,
+              "config": {"path": "x", "exists": False, "content": "", "modified_at": None}}
+    assert "service.token_administrators is missing" in shape_differences("read_agent_info", answer, require_v2=True)
+    wrong = {**answer, "service": {**service, "token_administrators": "yes", "token_error": None}}
+    assert "service.token_administrators is str, not bool or null" in shape_differences("read_agent_info", wrong)
+
+
 def test_every_operation_has_a_shape_and_v2_names_only_known_operations():
     assert set(selftest.SHAPES) == set(OPERATIONS)
     assert set(selftest.V2_SHAPES) <= set(OPERATIONS)

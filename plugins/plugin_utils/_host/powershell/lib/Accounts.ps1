@@ -7,8 +7,9 @@
 #    are compared by SID. LocalSystem, LocalService and NetworkService map to their SIDs first.
 #  - Local groups are listed through ADSI, their members as SIDs alone (NetLocalGroupGetMembers level
 #    0: it survives orphaned SIDs, on which Get-LocalGroupMember fails, and asks no domain controller).
-#    Names and kinds are looked up only for the account's own groups, in one LsaLookupSids call, so
-#    that a reading stays fast when no domain controller answers.
+#    Names and kinds are looked up only for the account's own groups, in one LsaLookupSids call for
+#    this computer's SIDs and one for a domain's (whose failure leaves them unnamed), so that a
+#    reading stays fast, and goes on, when no domain controller answers.
 #  - The account's token groups: its domain groups (nested ones included) from an S4U logon, the
 #    groups every service logon carries (Everyone, Authenticated Users, SERVICE), and the local groups
 #    that hold any of these or the account. They are "known" only when the domain answered.
@@ -22,8 +23,6 @@
 $script:DomainUnreachableErrors = @(1355, 1311, 1722, 1789, 1788)
 # Every service logon's token has these (MS-DTYP 2.4.2.4): Everyone, Authenticated Users, SERVICE.
 $script:ImplicitGroups = @('S-1-1-0', 'S-1-5-11', 'S-1-5-6')
-# Domains of this computer's own accounts, whatever it is joined to: they never need a domain controller.
-$script:LocalAuthorities = @('BUILTIN', 'NT AUTHORITY', 'NT SERVICE')
 
 function Assert-CmfNotDomainController {
     # A domain controller has no local groups (its "local" groups are the domain's BUILTIN ones) and
@@ -52,11 +51,26 @@ function Get-CmfWin32Code {
     $null
 }
 
-function Test-CmfLocalDomain {
-    # Whether a domain part names this computer itself (its name, `.`, BUILTIN, NT AUTHORITY, NT SERVICE).
-    param([string]$Domain)
-    # -contains ignores case, as Windows does for these names
-    (@('.', $env:COMPUTERNAME) + $script:LocalAuthorities) -contains $Domain
+function Get-CmfOwnDomainNames {
+    # The names of this computer's own domains, which never need a domain controller: `.`, its name,
+    # and BUILTIN, NT AUTHORITY and NT SERVICE as this Windows names them (VORDEFINIERT, and
+    # NT-AUTORITAET with an umlaut, on a German host), taken from their SIDs (translated here, with no
+    # domain controller) rather than compared with English words; the English names too.
+    $names = @('.', $env:COMPUTERNAME, 'BUILTIN', 'NT AUTHORITY', 'NT SERVICE')
+    foreach ($sid in @('S-1-5-32-544', 'S-1-5-18', 'S-1-5-80-0')) {
+        try {
+            $names += (New-Object Security.Principal.SecurityIdentifier $sid).Translate([Security.Principal.NTAccount]).Value.Split('\', 2)[0]
+        }
+        catch {
+            Write-Verbose "no name for $sid`: $($_.Exception.Message)"
+        }
+    }
+    $names
+}
+
+function Test-CmfDomainMember {
+    # Whether this computer is joined to a domain (else no name or SID it does not map has a domain to ask).
+    [bool](Get-CimInstance -ClassName Win32_ComputerSystem -Property PartOfDomain).PartOfDomain
 }
 
 function Get-CmfUnreachableDomainCode {
@@ -99,11 +113,13 @@ function Resolve-CmfAccount {
             elseif ($text.Contains('@')) { $domain = $text.Split('@', 2)[1] }
             elseif ($wellKnown -or (Test-CmfSid $text)) {
                 # A SID: this computer maps its own (its accounts, BUILTIN, NT AUTHORITY) without a domain
-                # controller, so an unmapped one is not found; only a domain's SID needs one.
-                if (-not $wellKnown -and (Test-CmfDomainSid ('S' + $text.Substring(1)))) { $domain = '' }
+                # controller, so an unmapped one is not found; only a domain's SID needs one, and only on a
+                # domain member (a workgroup computer has no domain to ask: DsGetDcName would answer 1355).
+                if (-not $wellKnown -and (Test-CmfDomainSid ('S' + $text.Substring(1))) -and (Test-CmfDomainMember)) { $domain = '' }
             }
-            elseif ((Get-CimInstance -ClassName Win32_ComputerSystem -Property PartOfDomain).PartOfDomain) { $domain = '' }
-            if ($null -ne $domain -and -not (Test-CmfLocalDomain $domain)) {
+            elseif (Test-CmfDomainMember) { $domain = '' }
+            # -notcontains ignores case, as Windows does for these names
+            if ($null -ne $domain -and @(Get-CmfOwnDomainNames) -notcontains $domain) {
                 $code = Get-CmfUnreachableDomainCode $domain
                 if ($null -ne $code) {
                     $which = $(if ($domain) { "the domain '$domain'" } else { "the computer's domain" })
@@ -146,10 +162,12 @@ function Get-CmfMachineSidPrefix {
 
 function Test-CmfDomainSid {
     # Whether only a domain controller can map $Sid: an account SID (S-1-5-21-...) outside this
-    # computer's own prefix. Asked only for a SID that did not map, so the local users are read then.
-    param([string]$Sid)
+    # computer's own prefix (accounts.is_domain_sid). Without $MachinePrefix the local users are read
+    # for it (asked for one SID that did not map).
+    param([string]$Sid, [string]$MachinePrefix)
     if ($Sid -notlike 'S-1-5-21-*') { return $false }
-    $prefix = Get-CmfMachineSidPrefix -LocalUsers (Get-CmfLocalUsers)
+    $prefix = $MachinePrefix
+    if (-not $PSBoundParameters.ContainsKey('MachinePrefix')) { $prefix = Get-CmfMachineSidPrefix -LocalUsers (Get-CmfLocalUsers) }
     -not ($prefix -and $Sid.StartsWith($prefix, [StringComparison]::OrdinalIgnoreCase))
 }
 
@@ -163,14 +181,22 @@ function Get-CmfLocalUsers {
 }
 
 function Get-CmfSidNames {
-    # SID -> @{ name; use } for many SIDs, in one LsaLookupSids call (use: SID_NAME_USE; 6 deleted,
-    # 7 invalid and 8 unknown have no name: the SID itself stands for it).
-    param([string[]]$Sids)
+    # SID -> @{ name; use } for many SIDs (use: SID_NAME_USE; 6 deleted, 7 invalid and 8 unknown have no
+    # name: the SID itself stands for it), in two LsaLookupSids calls. This computer names its own SIDs
+    # (its accounts', BUILTIN, NT AUTHORITY: every SID but a domain's) itself, so a failure there is
+    # real and fails the reading. A domain's SIDs (S-1-5-21-... outside $MachinePrefix: members of the
+    # account's groups, Domain Admins in Administrators) need a domain controller: a failure of their
+    # call (a broken secure channel, none answering) leaves them unnamed, unreadable, and the reading
+    # goes on, as it must for a local account whose groups hold a domain's members.
+    param([string[]]$Sids, [string]$MachinePrefix)
     $names = @{}
     $unique = @($Sids | Where-Object { $_ } | Select-Object -Unique)
     if ($unique.Count -eq 0) { return $names }
     Initialize-CmfNative
-    foreach ($entry in @([DeadlineCloudCmf.Lsa]::LookupSids([string[]]$unique))) {
+    $domainSids = @($unique | Where-Object { Test-CmfDomainSid -Sid $_ -MachinePrefix $MachinePrefix })
+    $ownSids = @($unique | Where-Object { $domainSids -notcontains $_ })
+    $found = @([DeadlineCloudCmf.Lsa]::LookupSids([string[]]$ownSids, $false)) + @([DeadlineCloudCmf.Lsa]::LookupSids([string[]]$domainSids, $true))
+    foreach ($entry in $found) {
         $names[$entry.Sid] = @{ name = $(if ($entry.Name) { $entry.Name } else { $entry.Sid }); use = $entry.Use }
     }
     $names
@@ -208,15 +234,20 @@ function Get-CmfDomainGroupSids {
     $sam = $Resolved.name.Split('\', 2)[1]
     $upn = $Account.Trim()
     if (-not $upn.Contains('@')) {
-        $upn = "$sam@$((Get-CimInstance -ClassName Win32_ComputerSystem -Property Domain).Domain)"
+        # sam@<the DNS name of the account's own domain>, the implicit UPN Kerberos knows it by: an account
+        # of another domain of the forest is not in the computer's. The computer's domain when the DC
+        # locator does not know the account's (the S4U logon then says why it fails).
+        $suffix = [DeadlineCloudCmf.NetApi]::DomainDnsName($Resolved.domain)
+        if (-not $suffix) { $suffix = (Get-CimInstance -ClassName Win32_ComputerSystem -Property Domain).Domain }
+        $upn = "$sam@$suffix"
     }
     $identity = $null
     try {
         $identity = New-Object Security.Principal.WindowsIdentity -ArgumentList $upn
         if ($identity.User.Value -ne $Resolved.sid) {
             return @{ known = $false; sids = @(); error = @{ code = 'TOKEN_GROUPS_FAILED'; message = (
-                        "$upn names $($identity.User.Value), not $($Resolved.name) ($($Resolved.sid)): the groups of an account of another " +
-                        "domain than $env:COMPUTERNAME's cannot be read from here") } }
+                        "$upn names $($identity.User.Value), not $($Resolved.name) ($($Resolved.sid)): the account's groups cannot be " +
+                        'read through that name (give the account as its own UPN, name@domain)') } }
         }
         $sids = @($identity.Groups | ForEach-Object { $_.Value } | Where-Object { $_ -like 'S-1-5-21-*' -and $LocalGroupSids -notcontains $_ })
         return @{ known = $true; sids = @($sids); error = $null }
@@ -292,7 +323,10 @@ function Get-AccountReport {
     $machinePrefix = Get-CmfMachineSidPrefix -LocalUsers $localUsers
 
     $isGroup = $localGroupSids -contains $resolved.sid
-    $isDomain = $resolved.domain -and -not (Test-CmfLocalDomain $resolved.domain) -and -not $localUsers.ContainsKey($resolved.sid) -and -not $isGroup
+    # A domain's account by its SID (S-1-5-21 outside this computer's prefix: accounts.is_domain_account),
+    # never by its domain's name, which Windows localizes (LocalSystem is NT-AUTORITAET\SYSTEM, with an
+    # umlaut, on a German host): a domain's name would send SYSTEM to an S4U logon in the domain.
+    $isDomain = (Test-CmfDomainSid -Sid $resolved.sid -MachinePrefix $machinePrefix) -and -not $isGroup
     $carried = @($resolved.sid)
     if (-not $isGroup) { $carried += $script:ImplicitGroups }
     $domainGroups = @{ known = $true; sids = @(); error = $null }
@@ -310,7 +344,7 @@ function Get-AccountReport {
         foreach ($holder in @($policy.rights[$right])) { $holderSids[$holder] = ConvertTo-CmfHolderSid $holder }
     }
     $ownMembers = @($mine | ForEach-Object { $members[$_.sid] })
-    $names = Get-CmfSidNames -Sids (@($resolved.sid) + $tokenSids + $ownMembers + @($holderSids.Values))
+    $names = Get-CmfSidNames -Sids (@($resolved.sid) + $tokenSids + $ownMembers + @($holderSids.Values)) -MachinePrefix $machinePrefix
 
     $groups = [Collections.Generic.List[object]]@()
     $groupMembers = @{}

@@ -127,13 +127,44 @@ function Get-CmfUserAgentVariables {
     return Read-CmfAgentVariables $key
 }
 
+function Get-CmfServiceToken {
+    # Whether the token the service's process runs with holds Administrators (S-1-5-32-544) as an
+    # enabled group: what the agent and its WORKER_AGENT_USER jobs have until the service restarts,
+    # whatever the account's groups are now (a process keeps the token it started with).
+    # @{ administrators; error }: both $null when the service does not run; administrators $null and
+    # why when the token cannot be read, never a guess. The process is the one of the id and start time
+    # Get-AgentServiceInfo read: one that started at another time (the service restarted meanwhile,
+    # its id reused) is not taken for it.
+    param([hashtable]$ServiceInfo)
+    if (-not $ServiceInfo.exists -or $null -eq $ServiceInfo.pid) { return @{ administrators = $null; error = $null } }
+    Initialize-CmfNative
+    try {
+        $token = [DeadlineCloudCmf.ProcessToken]::Read([int]$ServiceInfo.pid)
+    }
+    catch {
+        $cause = Get-CmfInnerException $_.Exception
+        return @{ administrators = $null; error = "the token of $($ServiceInfo.name)'s process $($ServiceInfo.pid) cannot be read: $($cause.Message)" }
+    }
+    $started = [DateTime]::FromFileTimeUtc($token.CreatedFileTime).ToString('o')
+    if ($started -ne $ServiceInfo.started_at) {
+        return @{ administrators = $null; error = ("process $($ServiceInfo.pid) started at $started, not at $($ServiceInfo.started_at) as " +
+                "$($ServiceInfo.name)'s did when it was read: the service restarted meanwhile") }
+    }
+    @{ administrators = (@($token.Sids) -contains 'S-1-5-32-544'); error = $null }
+}
+
 function Get-CmfAgentReading {
     # read_agent_info's result: {agent, service, machine_environment, user_environment, account,
     # account_error, config, sessions} (see read_agent_info.ps1).
     param([string]$Service, [string]$ConfigPath, [string]$Account)
     $serviceInfo = Get-AgentServiceInfo -Name $Service
     $agent = @{ version = $null; location = $null; python = $null; error = "the service $Service does not exist" }
-    if ($serviceInfo.exists) { $agent = Get-CmfAgentVersion $serviceInfo }
+    if ($serviceInfo.exists) {
+        $agent = Get-CmfAgentVersion $serviceInfo
+        $token = Get-CmfServiceToken $serviceInfo
+        $serviceInfo.token_administrators = $token.administrators
+        $serviceInfo.token_error = $token.error
+    }
 
     $accountName = $Account
     if (-not $accountName -and $serviceInfo.exists) { $accountName = [string]$serviceInfo.account }

@@ -2,8 +2,8 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # Native calls (#cmf:include Native): the LSA (user rights on an account's SID, never secedit, whose
 # export and import of the whole policy rewrites other accounts' rights; names of many SIDs in one
-# lookup) and netapi32 (a local group's members as SIDs, the DC locator). Only operations that make
-# these calls include this file, and
+# lookup), netapi32 (a local group's members as SIDs, the DC locator) and a process's token (the
+# groups the agent's service process runs with). Only operations that make these calls include this file, and
 # Initialize-CmfNative compiles the C# at its first use, once per call (Add-Type costs time on
 # every run). The C# is C# 5: Windows PowerShell 5.1 compiles it with the .NET Framework compiler.
 
@@ -227,7 +227,10 @@ namespace DeadlineCloudCmf
 
         // Names and kinds of many SIDs in one LsaLookupSids call (one round trip to a domain controller
         // at most, and one time-out when none answers). A SID that does not map keeps Use 8 and no name.
-        public static SidName[] LookupSids(string[] sids)
+        // failureLeavesUnnamed: a failed call (a domain's SIDs with a broken secure channel:
+        // STATUS_TRUSTED_RELATIONSHIP_FAILURE, STATUS_TRUSTED_DOMAIN_FAILURE, no logon servers...) leaves
+        // every SID unnamed instead of throwing, as if none mapped.
+        public static SidName[] LookupSids(string[] sids, bool failureLeavesUnnamed)
         {
             SidName[] result = new SidName[sids.Length];
             for (int i = 0; i < sids.Length; i++)
@@ -255,8 +258,12 @@ namespace DeadlineCloudCmf
                 uint status = LsaLookupSids(policy, sids.Length, pointers, out domains, out names);
                 if (status == STATUS_NONE_MAPPED)
                     return result;
-                if (status != STATUS_SOME_NOT_MAPPED)
+                if (status != 0 && status != STATUS_SOME_NOT_MAPPED)
+                {
+                    if (failureLeavesUnnamed)
+                        return result;
                     Check(status, "LsaLookupSids");
+                }
                 LSA_REFERENCED_DOMAIN_LIST list = (LSA_REFERENCED_DOMAIN_LIST)Marshal.PtrToStructure(domains, typeof(LSA_REFERENCED_DOMAIN_LIST));
                 int nameSize = Marshal.SizeOf(typeof(LSA_TRANSLATED_NAME));
                 int trustSize = Marshal.SizeOf(typeof(LSA_TRUST_INFORMATION));
@@ -293,9 +300,92 @@ namespace DeadlineCloudCmf
         public static void RemoveRights(string sid, string[] rights) { Change(sid, rights, false); }
     }
 
+    // The token a process runs with, as read by ProcessToken.Read.
+    public sealed class ProcessTokenGroups
+    {
+        public string[] Sids;          // its enabled groups (WindowsIdentity.Groups leaves out deny-only, disabled and logon-id ones)
+        public long CreatedFileTime;   // when the process started (UTC FILETIME), read through the same handle
+    }
+
+    public static class ProcessToken
+    {
+        const int PROCESS_QUERY_LIMITED_INFORMATION = 0x1000;
+        const int TOKEN_QUERY = 0x0008;
+
+        [DllImport("kernel32.dll", SetLastError = true)]
+        static extern IntPtr OpenProcess(int DesiredAccess, [MarshalAs(UnmanagedType.Bool)] bool InheritHandle, int ProcessId);
+        [DllImport("advapi32.dll", SetLastError = true)]
+        [return: MarshalAs(UnmanagedType.Bool)]
+        static extern bool OpenProcessToken(IntPtr ProcessHandle, int DesiredAccess, out IntPtr TokenHandle);
+        [DllImport("kernel32.dll", SetLastError = true)]
+        [return: MarshalAs(UnmanagedType.Bool)]
+        static extern bool GetProcessTimes(IntPtr Process, out long CreationTime, out long ExitTime, out long KernelTime, out long UserTime);
+        [DllImport("kernel32.dll")]
+        [return: MarshalAs(UnmanagedType.Bool)]
+        static extern bool CloseHandle(IntPtr Handle);
+
+        // The function that failed, with the Win32 error it left (read first, before any other call).
+        static Win32Exception Failure(string function, int processId)
+        {
+            int code = Marshal.GetLastWin32Error();
+            return new Win32Exception(code, string.Format("{0}({1}) failed: Win32 {2} ({3})", function, processId, code, new Win32Exception(code).Message));
+        }
+
+        // The groups of the token process processId runs with, and when it started. A process keeps the
+        // token it started with: groups its account joined or left since are not in it. Throws
+        // Win32Exception (87: no such process; 5: access denied). Every handle is closed.
+        public static ProcessTokenGroups Read(int processId)
+        {
+            IntPtr process = OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, false, processId);
+            if (process == IntPtr.Zero)
+                throw Failure("OpenProcess", processId);
+            try
+            {
+                long created, exited, kernel, user;
+                if (!GetProcessTimes(process, out created, out exited, out kernel, out user))
+                    throw Failure("GetProcessTimes", processId);
+                IntPtr token;
+                if (!OpenProcessToken(process, TOKEN_QUERY, out token))
+                    throw Failure("OpenProcessToken", processId);
+                try
+                {
+                    // WindowsIdentity duplicates the handle (TOKEN_QUERY is enough for what is read here).
+                    using (WindowsIdentity identity = new WindowsIdentity(token))
+                    {
+                        List<string> sids = new List<string>();
+                        foreach (IdentityReference group in identity.Groups)
+                            sids.Add(group.Value);
+                        ProcessTokenGroups result = new ProcessTokenGroups();
+                        result.Sids = sids.ToArray();
+                        result.CreatedFileTime = created;
+                        return result;
+                    }
+                }
+                finally { CloseHandle(token); }
+            }
+            finally { CloseHandle(process); }
+        }
+    }
+
     public static class NetApi
     {
         const int MAX_PREFERRED_LENGTH = -1;
+        const int DS_FORCE_REDISCOVERY = 0x00000001;
+        const int DS_RETURN_DNS_NAME = 0x40000000;
+
+        [StructLayout(LayoutKind.Sequential, CharSet = CharSet.Unicode)]
+        struct DOMAIN_CONTROLLER_INFO
+        {
+            public string DomainControllerName;
+            public string DomainControllerAddress;
+            public int DomainControllerAddressType;
+            public Guid DomainGuid;
+            public string DomainName;
+            public string DnsForestName;
+            public int Flags;
+            public string DcSiteName;
+            public string ClientSiteName;
+        }
 
         [DllImport("netapi32.dll", CharSet = CharSet.Unicode)]
         static extern int NetLocalGroupGetMembers(string ServerName, string LocalGroupName, int Level, out IntPtr Buffer, int PreferredMaximumLength, out int EntriesRead, out int TotalEntries, IntPtr ResumeHandle);
@@ -329,13 +419,35 @@ namespace DeadlineCloudCmf
         }
 
         // 0 when the DC locator finds a domain controller of the domain ("" for the computer's own), else
-        // its Win32 error (1355 ERROR_NO_SUCH_DOMAIN: none answers, or no such domain).
+        // its Win32 error (1355 ERROR_NO_SUCH_DOMAIN: none answers, or no such domain). Asked only after
+        // a lookup failed, so the locator asks the network (DS_FORCE_REDISCOVERY): from its cache it
+        // would name a domain controller that went away up to 15 minutes ago.
         public static int DomainControllerStatus(string domainName)
         {
             IntPtr info;
-            int status = DsGetDcName(null, string.IsNullOrEmpty(domainName) ? null : domainName, IntPtr.Zero, null, 0, out info);
+            int status = DsGetDcName(null, string.IsNullOrEmpty(domainName) ? null : domainName, IntPtr.Zero, null, DS_FORCE_REDISCOVERY, out info);
             if (info != IntPtr.Zero) NetApiBufferFree(info);
             return status;
+        }
+
+        // The DNS name of a domain given by its NetBIOS name (EU -> eu.corp.example.com), as the DC
+        // locator knows it (its cache will do: a name, not a question whether the domain answers now);
+        // null when it finds no domain controller of it.
+        public static string DomainDnsName(string domainName)
+        {
+            IntPtr info;
+            int status = DsGetDcName(null, domainName, IntPtr.Zero, null, DS_RETURN_DNS_NAME, out info);
+            try
+            {
+                if (status != 0 || info == IntPtr.Zero)
+                    return null;
+                DOMAIN_CONTROLLER_INFO found = (DOMAIN_CONTROLLER_INFO)Marshal.PtrToStructure(info, typeof(DOMAIN_CONTROLLER_INFO));
+                return string.IsNullOrEmpty(found.DomainName) ? null : found.DomainName;
+            }
+            finally
+            {
+                if (info != IntPtr.Zero) NetApiBufferFree(info);
+            }
         }
     }
 }

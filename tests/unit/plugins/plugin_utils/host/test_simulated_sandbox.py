@@ -44,6 +44,10 @@ def test_present_makes_a_disabled_user_and_an_empty_group_in_the_machine_domain(
     assert accounts[f"{MACHINE}-1003"] == {"name": "cmf-selftest", "type": "user", "enabled": False, "description": MARKER}
     assert accounts[f"{MACHINE}-1004"] == {"name": "cmf-selftestg", "type": "group", "members": [], "description": MARKER}
     assert simworker.load_state(path)["files"][r"C:\Windows\Temp\cmf-selftest\.deadline-cloud-cmf-sandbox"]["text"] == ""
+    # made as sandbox.ps1 makes it: Administrators' own, writable by SYSTEM and Administrators alone
+    assert simworker.load_state(path)["folder_security"] == {
+        r"C:\Windows\Temp\cmf-selftest": {"owner": "S-1-5-32-544", "acl": "D:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)"}
+    }
     report = call("read_account", account=r".\cmf-selftest")
     assert (report["sid"], report["enabled"], report["rights"], report["groups"]) == (f"{MACHINE}-1003", False, [], [])
 
@@ -102,3 +106,38 @@ def test_what_the_sandbox_did_not_make_is_neither_reused_nor_deleted(tmp_path, s
         run_operation(str(path), "sandbox", {"name": "cmf-selftest", "state": state})
     assert refused.value.code == "SANDBOX_NOT_OURS" and "did not make" in refused.value.message
     assert _without_calls(simworker.load_state(path)) == before
+
+
+FOLDER = r"C:\Windows\Temp\cmf-selftest"
+
+
+@pytest.mark.parametrize("state", ["present", "absent"])
+@pytest.mark.parametrize(
+    ("security", "why"),
+    [
+        ({"owner": "S-1-5-32-544", "acl": "D:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)(A;OICI;0x1301bf;;;BU)"}, "S-1-5-32-545 may write"),
+        ({"owner": "S-1-5-32-544", "acl": "D:(A;OICI;FA;;;BA)(A;;DCLC;;;S-1-5-21-1-2-3-1010)"}, "S-1-5-21-1-2-3-1010 may write"),
+        ({"owner": "S-1-5-32-544", "acl": "D:(A;OICIIO;GA;;;CO)(A;OICI;FA;;;SY)"}, "S-1-3-0 may write"),
+        ({"owner": f"{MACHINE}-1001", "acl": "D:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)"}, f"owned by {MACHINE}-1001"),
+        ({"owner": "S-1-5-32-544", "reparse_point": True}, "is a junction or symbolic link"),
+    ],
+    ids=["users-write", "a-user-adds-files", "creator-owner", "another-owner", "junction"],
+)
+def test_a_sandbox_folder_the_self_test_cannot_trust_is_neither_reused_nor_deleted(tmp_path, security, why, state):
+    before = simworker.example_state()
+    before["files"][FOLDER + r"\.deadline-cloud-cmf-sandbox"] = {"text": ""}  # the marker is no proof: anyone may write one
+    before["folder_security"] = {FOLDER: security}
+    path = simworker.save_state(tmp_path / "worker.yml", before)
+    with pytest.raises(HostOperationError) as refused:
+        run_operation(str(path), "sandbox", {"name": "cmf-selftest", "state": state})
+    assert refused.value.code == "SANDBOX_NOT_OURS" and why in refused.value.message
+    assert _without_calls(simworker.load_state(path)) == before
+
+
+def test_a_sandbox_folder_readable_by_users_and_closed_to_their_writes_is_trusted(tmp_path):
+    before = simworker.example_state()
+    before["files"][FOLDER + r"\.deadline-cloud-cmf-sandbox"] = {"text": ""}
+    before["folder_security"] = {FOLDER: {"owner": "S-1-5-18", "acl": "D:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)(A;OICI;0x1200a9;;;BU)(D;;FA;;;WD)"}}
+    path = simworker.save_state(tmp_path / "worker.yml", before)
+    box = run_operation(str(path), "sandbox", {"name": "cmf-selftest", "state": "absent"})
+    assert box["files"] == [".deadline-cloud-cmf-sandbox"] and "folder_security" not in simworker.load_state(path)
