@@ -192,15 +192,28 @@ def _sid_of(account: dict | None) -> str:
     return str((account or {}).get("sid") or "").upper()
 
 
+def lacks_right(account: dict | None, rights: dict[str, dict], right: str) -> bool:
+    """Whether the account is known not to hold ``right``: not directly, not through a group it is known
+    to keep. Where its domain groups could not be read (``token_groups_known`` false), one of them may
+    give it: that cannot be told, so it is not said to lack it (DOMAIN_UNREACHABLE or TOKEN_GROUPS_UNKNOWN
+    names the cause instead)."""
+    return right not in rights and token_groups_known(account or {})
+
+
 def can_log_on_as_service(account: dict | None, rights: dict[str, dict]) -> bool:
     """Whether the Service Control Manager can log the service on as ``account`` (1069 otherwise):
     an enabled account holding SeServiceLogonRight not overridden by its deny right, or a built-in
-    service account. An account that was not read is not judged here (ACCOUNT_MISSING is)."""
+    service account. An account that was not read is not judged here (ACCOUNT_MISSING is), nor one
+    that may hold the right through a domain group the host could not read (see lacks_right)."""
     if not account:
         return True
     if account.get("enabled") is False:
         return False
-    return _sid_of(account) in BUILTIN_SERVICE_ACCOUNTS or holds_right(rights, SERVICE_LOGON_RIGHT)
+    if _sid_of(account) in BUILTIN_SERVICE_ACCOUNTS:
+        return True
+    if DENY_SERVICE_LOGON_RIGHT in rights:
+        return False
+    return not lacks_right(account, rights, SERVICE_LOGON_RIGHT)
 
 
 def _user_sid(raw: dict) -> str | None:
@@ -725,7 +738,7 @@ RULES: tuple[Rule, ...] = (
         lambda r: bool(r.account)
         and bool(r.service.get("exists"))
         and _sid_of(r.account) not in BUILTIN_SERVICE_ACCOUNTS
-        and SERVICE_LOGON_RIGHT not in r.rights,
+        and lacks_right(r.account, r.rights, SERVICE_LOGON_RIGHT),
         lambda r, _: f"{_account_text(r)} lacks SeServiceLogonRight (Log on as a service), directly or"
         f" through a local group: the Service Control Manager cannot start {_service_name(r)} under it"
         f" ('{SERVICE_LOGON_ERROR}').",
@@ -864,7 +877,7 @@ RULES: tuple[Rule, ...] = (
         lambda r: r.settings is not None
         and r.settings.shutdown_on_stop.value is True
         and r.account is not None
-        and not holds_right(r.rights, SHUTDOWN_PRIVILEGE),
+        and lacks_right(r.account, r.rights, SHUTDOWN_PRIVILEGE),  # no deny right overrides it
         lambda r, _: f"{_shutdown_reason(r)}, but {(r.account or {}).get('name')} lacks SeShutdownPrivilege: when the service stops"
         " the worker, the agent's shutdown command fails (the agent only logs it) and the host keeps running.",
         lambda r, _: f"Grant SeShutdownPrivilege to {(r.account or {}).get('sid')} directly (deadline_cloud.cmf.win_user_rights); or, if"

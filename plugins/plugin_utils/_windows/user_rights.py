@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.accounts import group_ref, normalize_sid
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.groups import token_group_sids
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.groups import token_group_sids, token_groups_known
 
 PRIVILEGES: tuple[str, ...] = (
     "SeAssignPrimaryTokenPrivilege",
@@ -263,13 +263,20 @@ def _holder_sids(holders: Iterable[Mapping]) -> set[str]:
 def policy_gaps(report: Mapping, rights: Iterable[str], leaving: Iterable[str] = ()) -> list[PolicyGap]:
     """The policy's verdict on ``rights`` for the account once it has left the groups ``leaving``
     (SIDs): each right a policy defines without the account or a group it keeps, and each deny
-    counterpart a policy gives to one of them. A direct grant is no holder: the refresh undoes it."""
+    counterpart a policy gives to one of them. A direct grant is no holder: the refresh undoes it.
+
+    When the host could not read the account's domain groups (``token_groups_known`` false), a
+    right whose holders are none of the groups it knows of is no gap: one of the groups it could not
+    read may be a holder, so whether the policy takes the right cannot be told, and the unknown
+    groups (DOMAIN_UNREACHABLE, TOKEN_GROUPS_UNKNOWN) are the cause to name. A deny right given to
+    the account or a group it is known to keep is a gap all the same."""
     defined = policy_rights(report) or {}
     mine = ({normalize_sid(str(report["sid"]))} | token_group_sids(report)) - {normalize_sid(str(sid)) for sid in leaving}
+    known = token_groups_known(report)
     gaps: list[PolicyGap] = []
     for right in rights:
         holders = defined.get(right)
-        if holders is not None and not _holder_sids(holders) & mine:
+        if holders is not None and known and not _holder_sids(holders) & mine:
             gaps.append(PolicyGap(right, tuple(holders)))
         for deny in (d for d, allow in DENY_OVERRIDES.items() if allow == right and d in defined):
             named = tuple(h for h in defined[deny] if h.get("sid") and normalize_sid(str(h["sid"])) in mine)

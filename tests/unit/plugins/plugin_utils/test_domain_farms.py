@@ -283,3 +283,38 @@ def test_groups_unknown_for_another_cause_say_so_and_are_refused_under_that_code
         plan_membership(before["reading"]["account"], [ADMINISTRATORS], "absent")
     assert raised.value.code == "TOKEN_GROUPS_FAILED" and "names another account" in raised.value.message
     assert {"TOKEN_GROUPS_FAILED", "TOKEN_GROUPS_UNKNOWN"} <= set(refused(role.plan(result, DEFAULTS)))
+
+
+# --- no domain controller: rights through groups the host could not read are unknown, not missing --
+
+
+def test_without_a_domain_controller_a_right_the_policy_gives_through_a_domain_group_is_not_called_missing():
+    """The logon right comes from a GPO through CORP\\Render Services, which the host cannot read now:
+    neither the policy's verdict nor the logon right can be told, and DOMAIN_UNREACHABLE is the one
+    cause named (issue 16: never a false blocker, and never a grant the next refresh removes)."""
+    state = no_dc(domain_state(policy={"SeServiceLogonRight": [RENDER_SERVICES, ALL_SERVICES]}))
+    found = findings(state)
+    assert ("DOMAIN_UNREACHABLE", "security") in found
+    assert not [key for key in found if key[0] in ("RIGHT_OWNED_BY_POLICY", "SERVICE_LOGON_RIGHT_MISSING", "AGENT_STARTUP_ERROR")]
+    assert not any("Grant SeServiceLogonRight" in f["fix"] for f in found.values())
+    result = plan(state)
+    assert list(refused(result)) == ["DOMAIN_UNREACHABLE"] and result["act"] is False
+    assert "SeServiceLogonRight" not in result["rights_to_grant"]
+
+
+def test_without_a_domain_controller_what_is_known_still_counts():
+    """A deny right the policy gives the account itself, and a right it holds directly, stay known."""
+    state = no_dc(domain_state(policy={"SeDenyServiceLogonRight": [RENDER_SVC]}))
+    assert ("RIGHT_OWNED_BY_POLICY", "blocker") in findings(state)
+    state = no_dc(domain_state())  # the installer's direct grant of the logon right
+    assert not [key for key in findings(state) if key[0] == "SERVICE_LOGON_RIGHT_MISSING"]
+
+
+def test_without_a_domain_controller_the_shutdown_right_is_not_called_missing():
+    state = no_dc(domain_state())
+    state["accounts"][ADMINISTRATORS]["members"].remove(RENDER_SVC)  # out of Administrators: its shutdown right came from there
+    state["rights"].pop("SeShutdownPrivilege", None)
+    assert ("DOMAIN_UNREACHABLE", "security") in findings(state)
+    assert not [key for key in findings(state) if key[0] == "SHUTDOWN_RIGHT_MISSING"]
+    state["faults"] = {}
+    assert ("SHUTDOWN_RIGHT_MISSING", "warning") in findings(state)  # with the groups known, it is missing
