@@ -497,13 +497,24 @@ def policy_gap_message(account: dict, gap: PolicyGap, shuts_down: bool, service:
     text = policy_gap_text(gap, who)
     if not gap.deny and not policy_gaps(account, [gap.right]):
         text += " (it holds the right now only through Administrators, which it is to leave)"
-    if gap.right in (SERVICE_LOGON_RIGHT, user_rights.DENY_SERVICE_LOGON_RIGHT):
+    if gap.right == user_rights.DENY_SERVICE_LOGON_RIGHT:
+        text += (
+            f"; while it is denied that logon, the Service Control Manager cannot start {service} under the account"
+            f" ('{SERVICE_LOGON_ERROR}')"
+        )
+    elif gap.deny:
+        text += (
+            f"; it overrides {user_rights.DENY_OVERRIDES.get(gap.right)}, one of the rights the account is to hold outside"
+            " Administrators (WORKER_AGENT_USER jobs do not need it)"
+        )
+    elif gap.right == SERVICE_LOGON_RIGHT:
         text += f"; without it the Service Control Manager cannot start {service} under the account ('{SERVICE_LOGON_ERROR}')"
     elif agent_needs(gap.right, shuts_down):
         text += "; without it the agent's shutdown fails when the service stops the worker (the agent only logs it)"
     else:
         text += "; WORKER_AGENT_USER jobs do not need it, but it is one of the rights the account is to hold outside Administrators"
-    return text[:1].upper() + text[1:] + ". A right granted through the LSA would not outlive the next refresh."
+    after = "A local change of the deny right" if gap.deny else "A right granted through the LSA"
+    return text[:1].upper() + text[1:] + f". {after} would not outlive the next refresh."
 
 
 def policy_gap_fix_text(account: dict, gap: PolicyGap, shuts_down: bool) -> str:

@@ -221,6 +221,10 @@ def test_a_policy_deny_right_that_names_a_group_of_the_account_is_refused():
     assert "SeDenyServiceLogonRight ('Deny log on as a service')" in owned["message"] and "CORP\\Domain Users" in owned["message"]
     assert owned["fix"].startswith("Take CORP\\render-svc")
     assert "RIGHT_OWNED_BY_POLICY" in refused(plan(state))
+    # the deny right stops the service while it is held: not "without it"
+    assert "without it" not in owned["message"]
+    assert "while it is denied that logon, the Service Control Manager cannot start DeadlineWorker" in owned["message"]
+    assert "A right granted through the LSA" not in owned["message"]
 
 
 def test_a_policy_result_that_cannot_be_read_is_refused_on_a_domain_member():
