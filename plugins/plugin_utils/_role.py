@@ -479,16 +479,24 @@ def sentence(text: str) -> str:
 
 
 def _pending_reason(before: Mapping[str, Any], plan: Mapping[str, Any], sessions: Mapping | None, busy_skip: bool) -> str:
-    if busy_skip or plan.get("busy"):
-        count = int((sessions or {}).get("count") or plan.get("sessions") or 1)
-        return f"busy: {count} session(s) running"
+    # restart_when never (or restart false) first: a busy host is not restarted by the next run either.
     service = (before.get("service") or {}).get("name") or "the agent's service"
     if plan.get("restart_when") == "never":
         return (
             f"{PREFIX}restart_when is never (or {PREFIX}restart is false): restart {service} yourself"
             " when no render runs, so that the agent loads its new configuration"
         )
+    if busy_skip or plan.get("busy"):
+        return f"busy: {_sessions_running(plan, sessions, busy_skip)} session(s) running"
     return "the restart task did not run (left out with --tags or --skip-tags): run again to restart the service"
+
+
+def _sessions_running(plan: Mapping[str, Any], sessions: Mapping | None, busy_skip: bool) -> int:
+    """The sessions the agent ran when the restart was left pending for them (the last look, else the
+    first reading); 0 when it was left pending for another reason (restart_when never, tags)."""
+    if plan.get("restart_when") == "never" or not (busy_skip or plan.get("busy")):
+        return 0
+    return int((sessions or {}).get("count") or plan.get("sessions") or 1)
 
 
 def outcome(
@@ -519,16 +527,23 @@ def outcome(
     changes: list[str] = []
     rights_added = list(rights.get("added") or [])
     groups_left = [dict(g) for g in groups.get("removed") or []]
+    # In check mode the change tasks report what they would do, and nothing is restarted: say so.
+    grant, leave, write, restart_text = (
+        ("would grant", "would leave", "would set", "would restart the service")
+        if check_mode
+        else ("granted", "left", "set", "restarted the service")
+    )
     if rights_added:
-        changes.append("granted " + ", ".join(rights_added))
+        changes.append(f"{grant} " + ", ".join(rights_added))
     if groups_left:
-        changes.append("left " + ", ".join(str(g.get("name") or g.get("sid")) for g in groups_left))
+        changes.append(f"{leave} " + ", ".join(str(g.get("name") or g.get("sid")) for g in groups_left))
     if config.get("changed"):
-        changes.append("set [os] run_jobs_as_agent_user = true in worker.toml, without windows_job_user and impersonation")
-    restarted = bool(plan.get("restart") and plan.get("restart_when") != "never") if check_mode else bool(_ran(restart) and restart.get("restarted"))
-    if restarted:
-        changes.append("restarted the service")
-    changed = any(bool(r.get("changed")) for r in (rights, groups, config)) or restarted
+        changes.append(f"{write} [os] run_jobs_as_agent_user = true in worker.toml, without windows_job_user and impersonation")
+    restarted = not check_mode and bool(_ran(restart) and restart.get("restarted"))
+    would_restart = check_mode and bool(plan.get("restart") and plan.get("restart_when") != "never")
+    if restarted or would_restart:
+        changes.append(restart_text)
+    changed = any(bool(r.get("changed")) for r in (rights, groups, config)) or restarted or would_restart
     wanted_restart = bool(plan.get("restart"))
     busy_skip = bool(_ran(restart) and restart.get("restart_pending"))
     pending = wanted_restart and not restarted and not error and not refused and not check_mode and stage == "done"
@@ -590,6 +605,8 @@ def outcome(
         "restarted": restarted,
         "restart_pending": pending,
         "restart_pending_reason": _pending_reason(before, plan, sessions, busy_skip) if pending else "",
+        # the sessions the restart was left pending for ("busy: N session(s) running"), else 0
+        "sessions_running": _sessions_running(plan, sessions, busy_skip) if pending else 0,
         "interrupted_sessions": int(restart.get("interrupted") or 0) if _ran(restart) else 0,
         "service_view": restart.get("service_view") if _ran(restart) else None,
         "service": {

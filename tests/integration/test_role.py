@@ -164,7 +164,13 @@ def test_check_mode_reports_every_change_and_makes_none(tmp_path):
     assert [g["sid"] for g in result["groups_left"]] == [ADMINISTRATORS]
     assert result["worker_toml"]["changed"] is True
     assert result["worker_toml"]["previous"]["os"]["windows_job_user"] == "deadline-job-user"
-    assert result["restarted"] is True  # would be
+    assert result["restarted"] is False  # nothing is restarted in check mode: the changes say what would be
+    assert result["changes"] == [
+        "would grant SeIncreaseQuotaPrivilege",
+        "would leave Administrators",
+        "would set [os] run_jobs_as_agent_user = true in worker.toml, without windows_job_user and impersonation",
+        "would restart the service",
+    ]
     assert result["ready"] is False  # as the host is now; the prediction is in findings_after
     assert result["verified_by"] == "prediction (check mode)"
     assert not [f for f in result["findings_after"] if f["severity"] == "blocker"]

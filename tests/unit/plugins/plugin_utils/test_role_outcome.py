@@ -101,6 +101,54 @@ def test_restart_when_never_says_who_restarts_the_service():
     assert "not allowed" not in result["restart_pending_reason"]
 
 
+@pytest.mark.parametrize("switch", [{"restart_when": "never"}, {"restart": False}])
+def test_a_busy_host_that_the_role_never_restarts_is_pending_for_the_operator_not_for_its_sessions(switch):
+    state = simworker.example_state()
+    state["services"]["DeadlineWorker"]["sessions"] = [{"id": "session-1"}]
+    before = reading_of(state)
+    plan = role.plan(before, defaults(**switch))
+    assert plan["busy"] is True
+    result = role.outcome(before, plan, rights={"changed": True, "added": ["SeIncreaseQuotaPrivilege"]})
+    assert result["status"] == "restart_pending"
+    assert result["restart_pending_reason"].startswith("deadline_worker_agent_user_restart_when is never")
+    assert "busy" not in result["restart_pending_reason"] and result["sessions_running"] == 0
+
+
+def test_check_mode_says_what_would_be_done_and_restarts_nothing():
+    """A --check run's outcome is a prediction: in the conditional, never the past tense."""
+    before = reading_of(simworker.example_state())
+    plan = role.plan(before, defaults())
+    result = role.outcome(
+        before,
+        plan,
+        rights={"changed": True, "added": ["SeIncreaseQuotaPrivilege"]},
+        groups={"changed": True, "removed": [{"name": "Administrators", "sid": "S-1-5-32-544"}]},
+        config={"changed": True},
+        check_mode=True,
+    )
+    assert result["changes"] == [
+        "would grant SeIncreaseQuotaPrivilege",
+        "would leave Administrators",
+        "would set [os] run_jobs_as_agent_user = true in worker.toml, without windows_job_user and impersonation",
+        "would restart the service",
+    ]
+    assert (result["status"], result["changed"], result["restarted"]) == ("would_change", True, False)
+    never = role.outcome(before, role.plan(before, defaults(restart_when="never")), config={"changed": True}, check_mode=True)
+    assert "would restart the service" not in never["changes"] and never["restarted"] is False
+
+
+def test_the_sessions_a_restart_waits_for_are_a_field_of_the_outcome():
+    before = reading_of(simworker.example_state())
+    plan = role.plan(before, defaults())
+    restart = {"changed": False, "restarted": False, "restart_pending": True, "busy": True, "sessions": {"count": 3}}
+    busy = role.outcome(before, plan, rights={"changed": True, "added": ["SeIncreaseQuotaPrivilege"]}, restart=restart)
+    assert (busy["restart_pending_reason"], busy["sessions_running"]) == ("busy: 3 session(s) running", 3)
+    tagged = role.outcome(before, plan, config={"changed": True})  # the restart left out with tags: no session counted
+    assert (tagged["status"], tagged["sessions_running"]) == ("restart_pending", 0)
+    done = role.outcome(before, plan, config={"changed": True}, restart={"changed": True, "restarted": True, "healthy": True})
+    assert done["sessions_running"] == 0
+
+
 def test_a_restart_left_out_by_tags_says_so():
     before = reading_of(simworker.example_state())
     result = role.outcome(before, role.plan(before, defaults()), config={"changed": True})

@@ -232,7 +232,7 @@ def test_outcome_in_check_mode_predicts_from_the_file_as_it_would_be_written():
     before = reading_of(state)
     plan = role.plan(before, defaults())
     result = role.outcome(before, plan, config={"changed": True}, check_mode=True)
-    assert result["status"] == "would_change" and result["restarted"] is True
+    assert result["status"] == "would_change" and result["changed"] is True
     assert result["verified_by"] == "prediction (check mode)"
     assert "CONFIG_ENCODING" not in {f["id"] for f in result["findings_after"]}
     assert isinstance(result["ready"], bool)
