@@ -558,6 +558,17 @@ def test_interrupt_mode_stops_a_busy_agent_and_reports_the_interrupted_sessions(
     assert result["interrupted_sessions"] == 1 and result["status"] == "fixed"
 
 
+def test_restart_when_always_still_interrupts_a_busy_agent_the_role_passing_its_choice_to_the_module(tmp_path):
+    """worker_agent_service no longer stops a busy agent unless told to: the role tells it (when_busy interrupt)."""
+    state = busy(variant("installer-default"), {"id": "session-8"})
+    run, paths = run_role(tmp_path, {"worker-01": state}, role_vars={"deadline_worker_agent_user_restart_when": "always"})
+    recap_ok(run)
+    after = state_of(paths["worker-01"])
+    assert after["services"]["DeadlineWorker"]["interrupted_sessions"] == ["session-8"]
+    result = simworker.read_dump(tmp_path, RESULT, "worker-01")
+    assert result["status"] == "fixed" and result["interrupted_sessions"] == 1
+
+
 def test_the_role_leaves_the_callers_handlers_alone(tmp_path):
     paths = {"worker-01": simworker.save_state(tmp_path / "worker-01.yml", variant("installer-default"))}
     inventory = simworker.write_inventory(tmp_path, paths)
