@@ -328,7 +328,10 @@ def plan(before: Mapping[str, Any], values: Mapping[str, Any]) -> dict:
                 groups_to_leave = plan_membership(account, variables.leave_groups, ABSENT).removed
             except AccountError as error:
                 refusals.append(_refusal(error.code, error.message.replace(", nothing was changed", ""), _group_fix(error.code, error.message)))
-        policy = _policy_refusal(account, rights_wanted, groups_to_leave, shutdown.get("value") is True, variables.service)
+        no_shutdown = agent_rules.no_shutdown_fix(agent_rules.read_host(raw))
+        policy = _policy_refusal(
+            account, rights_wanted, groups_to_leave, shuts_down=shutdown.get("value") is True, service=variables.service, no_shutdown=no_shutdown
+        )
         if policy:
             refusals.append(policy)
 
@@ -422,7 +425,7 @@ def _unsafe(findings: Iterable[Mapping] | None, plan: Mapping[str, Any]) -> bool
 _REFUSED_BEYOND_BLOCKERS = frozenset({"AGENT_USER_IS_SYSTEM", "DOMAIN_UNREACHABLE", "TOKEN_GROUPS_UNKNOWN", "GROUP_POLICY_UNREADABLE"})
 
 
-def _policy_refusal(account: Mapping, rights: list[str], leaving: list[dict], shuts_down: bool, service: str) -> dict | None:
+def _policy_refusal(account: Mapping, rights: list[str], leaving: list[dict], *, shuts_down: bool, service: str, no_shutdown: str) -> dict | None:
     """A right the account is to hold outside the groups it leaves that a domain policy would take from
     it at the next refresh (or a deny right a policy gives it): refused before the first change."""
     gaps = user_rights.policy_gaps(account, rights, [g["sid"] for g in leaving])
@@ -432,7 +435,7 @@ def _policy_refusal(account: Mapping, rights: list[str], leaving: list[dict], sh
     return _refusal(
         "RIGHT_OWNED_BY_POLICY",
         " | ".join(agent_rules.policy_gap_message(account, gap, shuts_down, service) for gap in gaps),
-        " | ".join(agent_rules.policy_gap_fix_text(account, gap, shuts_down) for gap in gaps),
+        " | ".join(agent_rules.policy_gap_fix_text(account, gap, shuts_down, no_shutdown) for gap in gaps),
     )
 
 

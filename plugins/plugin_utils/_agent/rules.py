@@ -463,6 +463,45 @@ def _shutdown_reason(reading: Reading) -> str:
     return f"{variable.name}={variable.value} in {variable.where} tells the agent to shut the host down"
 
 
+def no_shutdown_fix(reading: Reading) -> str:
+    """How to keep the agent from shutting the host down, where its resolved no_shutdown is decided:
+    worker.toml's [os] shutdown_on_stop, or DEADLINE_WORKER_NO_SHUTDOWN wherever it is defined, which
+    overrides the file (so setting the file alone would change nothing)."""
+    shutdown = reading.settings.shutdown_on_stop if reading.settings else None
+    if shutdown is None or shutdown.source in ("file", "default") or not shutdown.variable:
+        return "set [os] shutdown_on_stop = false in worker.toml (deadline_cloud.cmf.worker_toml)"
+    variable = str(shutdown.variable).upper()
+    then = (
+        "worker.toml's [os] shutdown_on_stop = false then decides"
+        if file_setting(reading.config.document, "os", "shutdown_on_stop") is False
+        else "then set [os] shutdown_on_stop = false in worker.toml (deadline_cloud.cmf.worker_toml)"
+    )
+    text = _env_fix(reading, variable)
+    return f"{variable} decides over worker.toml: {text[:1].lower()}{text[1:-1]}; {then}"
+
+
+def grant_fix(account: dict, right: str, leaving: tuple[str, ...] = ()) -> str:
+    """How the account comes to hold ``right`` (once out of the groups ``leaving``): a direct grant where no
+    domain policy defines the right; else through the policy, since a direct grant would not outlive its
+    next refresh: add the account to it, or apply it (gpupdate) where it lists the account already."""
+    who = f"{account.get('name')} ({account.get('sid')})"
+    holding = user_rights.policy_holding(account, right, leaving)
+    setting = f"'{user_rights.display_name(right)}' ({right})"
+    if holding is None:
+        return f"grant {right} to {account.get('sid')} directly (deadline_cloud.cmf.win_user_rights)"
+    if holding == user_rights.POLICY_TAKES:
+        return policy_gap_fix(PolicyGap(right, ()), who)
+    if holding == user_rights.POLICY_UNKNOWN:
+        return (
+            f"restore the host's connection to a domain controller, then run again: a domain Group Policy sets {setting} on"
+            f" this computer, and whether {who} holds it through one of its domain groups cannot be told until they can be read"
+        )
+    return (
+        f"run gpupdate /force on the host, then run again: the domain Group Policy that sets {setting} lists {who} or a group"
+        " it keeps, but this computer has not applied it yet (a direct grant would not outlive the next refresh)"
+    )
+
+
 def agent_needs(right: str, shuts_down: bool) -> bool:
     """Whether the agent itself needs ``right`` outside Administrators: the logon right always, the
     shutdown right when it shuts the host down (its resolved no_shutdown is false)."""
@@ -517,10 +556,12 @@ def policy_gap_message(account: dict, gap: PolicyGap, shuts_down: bool, service:
     return text[:1].upper() + text[1:] + f". {after} would not outlive the next refresh."
 
 
-def policy_gap_fix_text(account: dict, gap: PolicyGap, shuts_down: bool) -> str:
+def policy_gap_fix_text(account: dict, gap: PolicyGap, shuts_down: bool, no_shutdown: str = "") -> str:
+    """The fix of a right a domain policy takes from the account; ``no_shutdown``: how to keep the agent from
+    shutting the host down (no_shutdown_fix), where the agent's shutdown is what needs the right."""
     fix = policy_gap_fix(gap, f"{account.get('name')} ({account.get('sid')})")
     if gap.right == SHUTDOWN_PRIVILEGE:
-        fix += "; or, if the host must not shut down, set [os] shutdown_on_stop = false"
+        fix += f"; or, if the host must not shut down, {no_shutdown or 'set [os] shutdown_on_stop = false in worker.toml'}"
     elif not gap.deny and not agent_needs(gap.right, shuts_down):
         fix += f"; or leave {gap.right} out of deadline_worker_agent_user_rights (WORKER_AGENT_USER jobs do not need it)"
     return fix[:1].upper() + fix[1:] + "."
@@ -531,7 +572,7 @@ def _policy_message(reading: Reading, gap: PolicyGap) -> str:
 
 
 def _policy_fix(reading: Reading, gap: PolicyGap) -> str:
-    return policy_gap_fix_text(reading.account or {}, gap, _shuts_down(reading))
+    return policy_gap_fix_text(reading.account or {}, gap, _shuts_down(reading), no_shutdown_fix(reading))
 
 
 def _policy_unreadable(reading: Reading) -> bool:
@@ -552,6 +593,34 @@ def _admin_text(reading: Reading) -> str:
     through = carriers(account, {"sid": group["sid"], "name": group.get("name")})
     ways += [f"through {', '.join(through)}"] if through else []
     return f" ({' and '.join(ways)})" if through else ""
+
+
+def _admin_fix(reading: Reading) -> str:
+    """Give the account the rights of the final state outside Administrators (each as it lasts: directly, or
+    through the policy that defines it), then take it out of Administrators where it is in it (directly, or
+    through the groups named)."""
+    account = reading.account or {}
+    needed = [*FINAL_STATE_RIGHTS, *([SHUTDOWN_PRIVILEGE] if _shuts_down(reading) else [])]
+    direct = {right.casefold() for right in held_rights(account.get("rights") or [])}
+    holding = {right: user_rights.policy_holding(account, right, (ADMINISTRATORS,)) for right in needed}
+    grants = [right for right in needed if holding[right] is None and right.casefold() not in direct]
+    through_policy = [right for right in needed if holding[right] in (user_rights.POLICY_TAKES, user_rights.POLICY_UNKNOWN)]
+    steps = [f"grant the account {', '.join(grants)} directly (deadline_cloud.cmf.win_user_rights)"] if grants else []
+    steps += [grant_fix(account, right, (ADMINISTRATORS,)).removesuffix(", then run again") for right in through_policy]
+    if SHUTDOWN_PRIVILEGE in grants + through_policy:
+        steps.append(f"{SHUTDOWN_PRIVILEGE} is needed only while the agent shuts the host down: to keep it from that instead, {no_shutdown_fix(reading)}")
+    group = next((g for g in account.get("groups") or [] if str(g.get("sid", "")).upper() == ADMINISTRATORS), {"sid": ADMINISTRATORS})
+    through = carriers(account, {"sid": group["sid"], "name": group.get("name")})
+    administrators = str(group.get("name") or "Administrators")
+    if group.get("indirect"):
+        leave = f"take it out of {', '.join(through) or 'the group it is a member through'} (or that group out of {administrators})"
+    elif through:
+        leave = f"remove it from {administrators}, and take it out of {', '.join(through)} (or that group out of {administrators})"
+    else:
+        leave = f"remove it from {administrators}"
+    if not steps:
+        return _capitalized(leave) + ": it holds the rights it needs outside Administrators already."
+    return _capitalized("; ".join(steps)) + f"; then {leave}."
 
 
 def _capitalized(text: str) -> str:
@@ -753,7 +822,7 @@ RULES: tuple[Rule, ...] = (
         lambda r, _: f"{_account_text(r)} lacks SeServiceLogonRight (Log on as a service), directly or"
         f" through a local group: the Service Control Manager cannot start {_service_name(r)} under it"
         f" ('{SERVICE_LOGON_ERROR}').",
-        lambda r, _: f"Grant SeServiceLogonRight to {(r.account or {}).get('sid')} directly (deadline_cloud.cmf.win_user_rights).",
+        lambda r, _: _capitalized(grant_fix(r.account or {}, SERVICE_LOGON_RIGHT)) + ".",
     ),
     Rule(
         "RIGHT_DENIED",
@@ -891,8 +960,8 @@ RULES: tuple[Rule, ...] = (
         and lacks_right(r.account, r.rights, SHUTDOWN_PRIVILEGE),  # no deny right overrides it
         lambda r, _: f"{_shutdown_reason(r)}, but {(r.account or {}).get('name')} lacks SeShutdownPrivilege: when the service stops"
         " the worker, the agent's shutdown command fails (the agent only logs it) and the host keeps running.",
-        lambda r, _: f"Grant SeShutdownPrivilege to {(r.account or {}).get('sid')} directly (deadline_cloud.cmf.win_user_rights); or, if"
-        " the host must not shut down, set [os] shutdown_on_stop = false.",
+        lambda r, _: _capitalized(grant_fix(r.account or {}, SHUTDOWN_PRIVILEGE))
+        + f"; or, if the host must not shut down, {no_shutdown_fix(r)}.",
     ),
     Rule(
         "AGENT_USER_IS_ADMIN",
@@ -900,9 +969,7 @@ RULES: tuple[Rule, ...] = (
         lambda r: r.account is not None and any(str(g.get("sid", "")).upper() == ADMINISTRATORS for g in r.account.get("groups") or []),
         lambda r, _: f"{_account_text(r)} is in Administrators ({ADMINISTRATORS}){_admin_text(r)}: every WORKER_AGENT_USER job runs as"
         " an administrator.",
-        lambda r, _: "Grant the account SeServiceLogonRight, SeAssignPrimaryTokenPrivilege, SeIncreaseQuotaPrivilege (and"
-        " SeShutdownPrivilege, unless the agent is kept from shutting the host down: [os] shutdown_on_stop = false) directly,"
-        " then remove it from Administrators.",
+        lambda r, _: _admin_fix(r),
     ),
     Rule(
         "AGENT_USER_IS_SYSTEM",

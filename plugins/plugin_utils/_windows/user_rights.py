@@ -260,6 +260,30 @@ def _holder_sids(holders: Iterable[Mapping]) -> set[str]:
     return {normalize_sid(str(h["sid"])) for h in holders if h.get("sid")}
 
 
+# How a domain policy decides a right for the account (policy_holding).
+POLICY_HOLDS = "holds"  # the account or a group it keeps is among the right's holders
+POLICY_TAKES = "takes"  # neither is: every refresh takes the right from it
+POLICY_UNKNOWN = "unknown"  # none it is known to keep is, and its domain groups could not be read
+
+
+def _kept_sids(report: Mapping, leaving: Iterable[str]) -> set[str]:
+    """The SIDs the account's token carries once it has left the groups ``leaving``: its own and its groups'."""
+    return ({normalize_sid(str(report["sid"]))} | token_group_sids(report)) - {normalize_sid(str(sid)) for sid in leaving}
+
+
+def policy_holding(report: Mapping, right: str, leaving: Iterable[str] = ()) -> str | None:
+    """How a domain policy decides ``right`` for the account once it has left the groups ``leaving``:
+    None when no policy defines it (a direct grant lasts), else POLICY_HOLDS, POLICY_TAKES or
+    POLICY_UNKNOWN (the host could not read the account's domain groups, and none it knows of is a holder:
+    one it could not read may be)."""
+    holders = (policy_rights(report) or {}).get(right)
+    if holders is None:
+        return None
+    if _holder_sids(holders) & _kept_sids(report, leaving):
+        return POLICY_HOLDS
+    return POLICY_TAKES if token_groups_known(report) else POLICY_UNKNOWN
+
+
 def policy_gaps(report: Mapping, rights: Iterable[str], leaving: Iterable[str] = ()) -> list[PolicyGap]:
     """The policy's verdict on ``rights`` for the account once it has left the groups ``leaving``
     (SIDs): each right a policy defines without the account or a group it keeps, and each deny
@@ -271,13 +295,12 @@ def policy_gaps(report: Mapping, rights: Iterable[str], leaving: Iterable[str] =
     groups (DOMAIN_UNREACHABLE, TOKEN_GROUPS_UNKNOWN) are the cause to name. A deny right given to
     the account or a group it is known to keep is a gap all the same."""
     defined = policy_rights(report) or {}
-    mine = ({normalize_sid(str(report["sid"]))} | token_group_sids(report)) - {normalize_sid(str(sid)) for sid in leaving}
-    known = token_groups_known(report)
+    leaving = list(leaving)
+    mine = _kept_sids(report, leaving)
     gaps: list[PolicyGap] = []
     for right in rights:
-        holders = defined.get(right)
-        if holders is not None and known and not _holder_sids(holders) & mine:
-            gaps.append(PolicyGap(right, tuple(holders)))
+        if policy_holding(report, right, leaving) == POLICY_TAKES:
+            gaps.append(PolicyGap(right, tuple(defined[right])))
         for deny in (d for d, allow in DENY_OVERRIDES.items() if allow == right and d in defined):
             named = tuple(h for h in defined[deny] if h.get("sid") and normalize_sid(str(h["sid"])) in mine)
             if named:

@@ -306,6 +306,47 @@ def test_the_shutdown_right_follows_the_agents_resolved_no_shutdown(toml_line, v
         assert "shutdown_on_stop = false" in missing["fix"]
 
 
+@pytest.mark.parametrize(
+    ("toml_line", "where", "then"),
+    [
+        # the file already says false: the variable alone decides, and removing it is the fix
+        ("shutdown_on_stop = false", "service", "worker.toml's [os] shutdown_on_stop = false then decides"),
+        ("shutdown_on_stop = true", "service", "then set [os] shutdown_on_stop = false in worker.toml"),
+        ("shutdown_on_stop = true", "machine", "then set [os] shutdown_on_stop = false in worker.toml"),
+    ],
+)
+def test_where_the_no_shutdown_variable_decides_the_fix_names_it_not_the_file_alone(toml_line, where, then):
+    """DEADLINE_WORKER_NO_SHUTDOWN overrides worker.toml: "set [os] shutdown_on_stop = false" alone would change nothing."""
+    state = ready_state()
+    _no_shutdown_right(state)
+    _replace_toml("shutdown_on_stop = true", toml_line)(state)
+    if where == "service":
+        _service_env("DEADLINE_WORKER_NO_SHUTDOWN=false")(state)
+        location = "from the Environment value of HKLM\\SYSTEM\\CurrentControlSet\\Services\\DeadlineWorker"
+    else:
+        state["environment"] = {"DEADLINE_WORKER_NO_SHUTDOWN": "false"}
+        location = "remove the machine variable DEADLINE_WORKER_NO_SHUTDOWN"
+    fix = finding(describe(state), "SHUTDOWN_RIGHT_MISSING")["fix"]
+    assert fix.startswith("Grant SeShutdownPrivilege to ")
+    assert "if the host must not shut down, DEADLINE_WORKER_NO_SHUTDOWN decides over worker.toml: " in fix
+    assert location in fix and then in fix
+    if toml_line == "shutdown_on_stop = false":
+        assert "set [os] shutdown_on_stop = false" not in fix  # already so: the variable is what decides
+
+
+def test_the_administrators_fix_names_only_the_rights_the_agent_needs_and_where_the_shutdown_is_decided():
+    state = simworker.example_state()  # the installer's: shutdown_on_stop = true, in Administrators
+    fix = finding(describe(state), "AGENT_USER_IS_ADMIN")["fix"]
+    assert fix.startswith("Grant the account SeIncreaseQuotaPrivilege, SeShutdownPrivilege directly")  # the others it holds
+    assert fix.endswith("; then remove it from Administrators.")
+    _replace_toml("shutdown_on_stop = true", "shutdown_on_stop = false")(state)
+    fix = finding(describe(state), "AGENT_USER_IS_ADMIN")["fix"]
+    assert "SeShutdownPrivilege" not in fix and "shutdown_on_stop" not in fix  # the agent does not shut the host down
+    _service_env("DEADLINE_WORKER_NO_SHUTDOWN=false")(state)
+    fix = finding(describe(state), "AGENT_USER_IS_ADMIN")["fix"]
+    assert "SeShutdownPrivilege" in fix and "DEADLINE_WORKER_NO_SHUTDOWN decides over worker.toml" in fix
+
+
 def test_version_messages_distinguish_ignored_and_crashing():
     state = ready_state()
     state["agent"]["version"] = "0.26.0"

@@ -322,3 +322,56 @@ def test_without_a_domain_controller_the_shutdown_right_is_not_called_missing():
     assert not [key for key in findings(state) if key[0] == "SHUTDOWN_RIGHT_MISSING"]
     state["faults"] = {}
     assert ("SHUTDOWN_RIGHT_MISSING", "warning") in findings(state)  # with the groups known, it is missing
+
+
+# --- fixes that agree with the policy: no direct grant of a right a GPO defines ---------------------
+
+
+def out_of_administrators(state: dict) -> dict:
+    state["accounts"][ADMINISTRATORS]["members"].remove(RENDER_SVC)
+    return state
+
+
+def test_a_shutdown_right_the_policy_defines_is_never_to_be_granted_directly():
+    state = out_of_administrators(domain_state(policy={"SeShutdownPrivilege": [ADMINISTRATORS, BACKUP_OPERATORS]}))
+    found = findings(state)
+    missing, owned = found[("SHUTDOWN_RIGHT_MISSING", "warning")], found[("RIGHT_OWNED_BY_POLICY", "warning")]
+    assert "directly" not in missing["fix"]
+    assert missing["fix"].startswith("Add CORP\\render-svc") and "'Shut down the system' (SeShutdownPrivilege) in the GPO" in missing["fix"]
+    assert owned["fix"].startswith("Add CORP\\render-svc")  # the two say the same
+
+
+def test_with_the_no_shutdown_variable_deciding_the_policy_fix_names_the_variable_in_the_rule_and_the_role():
+    state = domain_state(policy={"SeShutdownPrivilege": [ADMINISTRATORS, BACKUP_OPERATORS]})
+    state["services"]["DeadlineWorker"]["environment"].append("DEADLINE_WORKER_NO_SHUTDOWN=false")
+    owned = findings(state)[("RIGHT_OWNED_BY_POLICY", "warning")]
+    refusal = refused(plan(state))["RIGHT_OWNED_BY_POLICY"]
+    for fix in (owned["fix"], refusal["fix"]):
+        assert "or, if the host must not shut down, DEADLINE_WORKER_NO_SHUTDOWN decides over worker.toml: remove" in fix
+        assert "Services\\DeadlineWorker" in fix
+
+
+def test_the_administrators_fix_follows_the_policy_and_names_the_nested_group():
+    state = domain_state(admin_through=RENDER_ADMINS, policy={"SeServiceLogonRight": [ALL_SERVICES]})
+    fix = findings(state)[("AGENT_USER_IS_ADMIN", "security")]["fix"]
+    assert "SeServiceLogonRight directly" not in fix and "SeServiceLogonRight, " not in fix
+    assert "to 'Log on as a service' (SeServiceLogonRight) in the GPO that sets it" in fix
+    assert fix.endswith("then remove it from Administrators, and take it out of CORP\\Render Admins (or that group out of Administrators).")
+    only_nested = domain_state(admin_through=RENDER_ADMINS)
+    only_nested["accounts"][ADMINISTRATORS]["members"].remove(RENDER_SVC)
+    fix = findings(only_nested)[("AGENT_USER_IS_ADMIN", "security")]["fix"]
+    assert "remove it from Administrators" not in fix
+    assert fix.endswith("then take it out of CORP\\Render Admins (or that group out of Administrators).")
+
+
+def test_a_policy_that_lists_the_account_but_is_not_applied_yet_says_gpupdate_not_grant():
+    """The GPO lists CORP\\Render Services, the account's group, but the computer has not refreshed since
+    (and the installer's direct grant is gone): the logon right is missing now, and the next refresh gives it."""
+    state = domain_state(policy={"SeServiceLogonRight": [RENDER_SERVICES]}, refreshed=False)
+    state["rights"]["SeServiceLogonRight"] = []
+    missing = findings(state)[("SERVICE_LOGON_RIGHT_MISSING", "blocker")]
+    assert missing["fix"].startswith("Run gpupdate /force on the host, then run again")
+    assert "Grant" not in missing["fix"]
+    result = plan(state)
+    assert refused(result)["SERVICE_LOGON_RIGHT_MISSING"]["fix"] == missing["fix"]
+    assert "SeServiceLogonRight" not in result["rights_to_grant"]
