@@ -38,6 +38,7 @@ from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows import
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.accounts import (
     ADMINISTRATORS,
     DOMAIN_UNREACHABLE,
+    GROUP_NOT_FOUND,
     TOKEN_GROUPS_FAILED,
     AccountError,
     same_account,
@@ -327,7 +328,10 @@ def plan(before: Mapping[str, Any], values: Mapping[str, Any]) -> dict:
             try:
                 groups_to_leave = plan_membership(account, variables.leave_groups, ABSENT).removed
             except AccountError as error:
-                refusals.append(_refusal(error.code, error.message.replace(", nothing was changed", ""), _group_fix(error.code, error.message)))
+                # Groups the host could not read: the predicted finding (DOMAIN_UNREACHABLE, TOKEN_GROUPS_UNKNOWN)
+                # names that cause with its fix, and is refused below; any other refusal is the plan's own.
+                if error.code not in (DOMAIN_UNREACHABLE, TOKEN_GROUPS_FAILED):
+                    refusals.append(_refusal(error.code, error.message.replace(", nothing was changed", ""), _group_fix(error)))
         no_shutdown = agent_rules.no_shutdown_fix(agent_rules.read_host(raw))
         policy = _policy_refusal(
             account, rights_wanted, groups_to_leave, shuts_down=shutdown.get("value") is True, service=variables.service, no_shutdown=no_shutdown
@@ -439,18 +443,10 @@ def _policy_refusal(account: Mapping, rights: list[str], leaving: list[dict], *,
     )
 
 
-def _group_fix(code: str, message: str = "") -> str:
-    if code == DOMAIN_UNREACHABLE:
-        return "restore the host's connection to a domain controller (nltest /sc_verify:<domain> checks it), then run again"
-    if code == TOKEN_GROUPS_FAILED:
-        return "correct what the error names (the account's groups are read through its UPN in the computer's domain), then run again"
-    if code == "GROUP_NOT_FOUND":
+def _group_fix(error: AccountError) -> str:
+    if error.code == GROUP_NOT_FOUND:
         return f"name groups that exist on the host in {PREFIX}leave_groups (S-1-5-32-544 is Administrators in any language)"
-    if "through" in message:  # the membership is carried by a group nested in the one to leave
-        return "take the account out of that nested group (or that group out of the one to leave), then run again"
-    return (
-        "connect as another administrator, or converge another account; keep another enabled member in Administrators"
-    )
+    return error.fix or "correct what the message names, then run again"
 
 
 # ---------------------------------------------------------------------------------------------

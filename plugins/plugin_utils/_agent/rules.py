@@ -54,9 +54,11 @@ from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows import
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.accounts import (
     ADMINISTRATORS,
     DOMAIN_UNREACHABLE,
+    DOMAIN_UNREACHABLE_FIX,
     LOCAL_SERVICE,
     LOCAL_SYSTEM,
     NETWORK_SERVICE,
+    TOKEN_GROUPS_FAILED_FIX,
 )
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.groups import (
     carriers,
@@ -766,22 +768,21 @@ RULES: tuple[Rule, ...] = (
         _account_unreachable,
         lambda r, _: f"The agent's account cannot be resolved: {r.raw['account_error'].get('message')}. Its groups and rights cannot"
         " be checked, and nothing can be changed safely, until a domain controller answers.",
-        lambda r, _: "Restore the host's connection to a domain controller (nltest /sc_verify:<domain> checks it), then run again.",
+        lambda r, _: _capitalized(DOMAIN_UNREACHABLE_FIX) + ".",
     ),
     Rule(
         "DOMAIN_UNREACHABLE",
         "security",
         lambda r: bool(r.account) and not token_groups_known(r.account) and token_groups_error_code(r.account) == DOMAIN_UNREACHABLE,
         lambda r, _: _capitalized(token_groups_unknown_message(r.account or {})) + ".",
-        lambda r, _: "Restore the host's connection to a domain controller (nltest /sc_verify:<domain> checks it), then run again.",
+        lambda r, _: _capitalized(DOMAIN_UNREACHABLE_FIX) + ".",
     ),
     Rule(
         "TOKEN_GROUPS_UNKNOWN",
         "security",
         lambda r: bool(r.account) and not token_groups_known(r.account) and token_groups_error_code(r.account) != DOMAIN_UNREACHABLE,
         lambda r, _: _capitalized(token_groups_unknown_message(r.account or {})) + ".",
-        lambda r, _: "Correct what the error names (the account's UPN must name it in the computer's domain, where its groups"
-        " are read), then run again.",
+        lambda r, _: _capitalized(TOKEN_GROUPS_FAILED_FIX) + ".",
     ),
     Rule(
         "GROUP_POLICY_UNREADABLE",

@@ -22,6 +22,12 @@ DOMAIN_UNREACHABLE = "DOMAIN_UNREACHABLE"
 # Why an account's domain groups are unknown for another cause than an unreachable domain (token_groups_error).
 TOKEN_GROUPS_FAILED = "TOKEN_GROUPS_FAILED"
 GROUP_NOT_FOUND = "GROUP_NOT_FOUND"
+# What to do about an unreachable domain, and about groups that could not be read for another cause:
+# the one wording of the findings (DOMAIN_UNREACHABLE, TOKEN_GROUPS_UNKNOWN) and the refusals that name them.
+DOMAIN_UNREACHABLE_FIX = "restore the host's connection to a domain controller (nltest /sc_verify:<domain> checks it), then run again"
+TOKEN_GROUPS_FAILED_FIX = (
+    "correct what the error names (the account's UPN must name it in the computer's domain, where its groups are read), then run again"
+)
 NOT_A_GROUP = "NOT_A_GROUP"
 REMOVAL_REFUSED = "REMOVAL_REFUSED"
 
@@ -109,12 +115,14 @@ _SID = re.compile(r"^S-1-\d+(-\d+)+$", re.IGNORECASE)
 
 
 class AccountError(Exception):
-    """An account that cannot be resolved: a code (see above) and a message naming the account."""
+    """An account that cannot be resolved, or a change refused: a code (see above), a message naming the
+    account, and, where one is known, the fix (a sentence without its full stop)."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, fix: str = "") -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.fix = fix
 
 
 def is_sid(text: str) -> bool:

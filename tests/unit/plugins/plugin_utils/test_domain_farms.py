@@ -127,6 +127,9 @@ def test_the_role_refuses_an_administrator_through_a_domain_group_before_any_cha
     result = plan(domain_state(admin_through=RENDER_ADMINS))
     assert list(refused(result)) == ["REMOVAL_REFUSED"]
     assert "CORP\\Render Admins" in refused(result)["REMOVAL_REFUSED"]["message"]
+    assert refused(result)["REMOVAL_REFUSED"]["fix"] == (
+        "take the account out of CORP\\Render Admins (or that group out of Administrators), then run again"
+    )
     assert result["act"] is False and result["rights_to_grant"] == [] and result["groups_to_leave"] == []
     admin = findings(domain_state(admin_through=RENDER_ADMINS))[("AGENT_USER_IS_ADMIN", "security")]
     assert "(directly and through CORP\\Render Admins)" in admin["message"]
@@ -135,7 +138,8 @@ def test_the_role_refuses_an_administrator_through_a_domain_group_before_any_cha
 def test_the_role_refuses_when_no_domain_controller_answers():
     state = no_dc(domain_state())
     result = plan(state)
-    assert "DOMAIN_UNREACHABLE" in refused(result) and result["act"] is False
+    assert [r["id"] for r in result["refused"]] == ["DOMAIN_UNREACHABLE"] and result["act"] is False
+    assert refused(result)["DOMAIN_UNREACHABLE"]["fix"].startswith("Restore the host's connection to a domain controller")
     found = findings(state)
     assert ("DOMAIN_UNREACHABLE", "security") in found
     # also where the role would leave no group: nothing is decided on groups it cannot read
@@ -286,7 +290,10 @@ def test_groups_unknown_for_another_cause_say_so_and_are_refused_under_that_code
     with pytest.raises(AccountError) as raised:
         plan_membership(before["reading"]["account"], [ADMINISTRATORS], "absent")
     assert raised.value.code == "TOKEN_GROUPS_FAILED" and "names another account" in raised.value.message
-    assert {"TOKEN_GROUPS_FAILED", "TOKEN_GROUPS_UNKNOWN"} <= set(refused(role.plan(result, DEFAULTS)))
+    # one cause, one refusal, one fix: the finding's (the plan's own AccountError said the same)
+    role_refusals = role.plan(result, DEFAULTS)["refused"]
+    assert [r["id"] for r in role_refusals] == ["TOKEN_GROUPS_UNKNOWN"]
+    assert role_refusals[0]["fix"] == next(f["fix"] for f in result["findings"] if f["id"] == "TOKEN_GROUPS_UNKNOWN")
 
 
 # --- no domain controller: rights through groups the host could not read are unknown, not missing --
