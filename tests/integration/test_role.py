@@ -272,7 +272,7 @@ DOMAIN_CAUSE = {
     "policy-logon": ("RIGHT_OWNED_BY_POLICY", "ALL SERVICES (S-1-5-80-0) only", "(or a group it keeps) to 'log on as a service'"),
     "policy-shutdown": ("RIGHT_OWNED_BY_POLICY", "Shut down the system", "shutdown_on_stop = false"),
     "policy-deny": ("RIGHT_OWNED_BY_POLICY", "Domain Users", "(or its group named there) out of 'deny log on as a service'"),
-    "domain-admins": ("REMOVAL_REFUSED", "Domain Admins, nested in it", "nested group"),
+    "domain-admins": ("REMOVAL_REFUSED", "Domain Admins, nested in it", "take the account out of CORP\\\\Domain Admins (or that group out of"),
     "no-dc": ("DOMAIN_UNREACHABLE", "cannot be read", "domain controller"),
     "policy-unreadable": ("GROUP_POLICY_UNREADABLE", "Access denied", "rsop"),
 }
@@ -326,7 +326,7 @@ EXPECTED_CAUSE = {
     "disabled-service": ("SERVICE_DISABLED", "1058", "Automatic"),
     "disabled-account": ("ACCOUNT_DISABLED", "1069", "Enable"),
     "local-system": ("AGENT_USER_IS_SYSTEM", "LocalSystem", "dedicated account"),
-    "nested-admin": ("REMOVAL_REFUSED", "render-admins, nested in it", "nested group"),
+    "nested-admin": ("REMOVAL_REFUSED", "render-admins, nested in it", "render-admins (or that group out of Administrators)"),
     "capabilities-env": ("AGENT_STARTUP_ERROR", "capabilities.attributes: field required", "DEADLINE_WORKER_CAPABILITIES"),
     "dev-build": ("AGENT_VERSION_UNSUPPORTED", "0.27.3.dev4", "Upgrade"),
     "env-override": ("ENV_OVERRIDE", "DEADLINE_WORKER_RUN_JOBS_AS_AGENT_USER", "Remove"),
