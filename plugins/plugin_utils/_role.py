@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import base64
 import copy
+import dataclasses
 import datetime
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -47,12 +49,22 @@ from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.groups
 
 PREFIX = "deadline_worker_agent_user_"
 
-# The one worker.toml write of the role: the opt-in and the removal of what conflicts with it.
+# The one worker.toml write of the role: the opt-in and the removal of what conflicts with it. The plan
+# carries it (worker_toml_settings) to the task that writes it and to the outcome that says so.
 SETTINGS: tuple[Setting, ...] = (
     Setting("os", "run_jobs_as_agent_user", True, PRESENT),
     Setting("os", "windows_job_user", None, ABSENT),
     Setting("os", "impersonation", None, ABSENT),
 )
+
+
+def settings_text(settings: Iterable[Mapping[str, Any]]) -> str:
+    """``[os] run_jobs_as_agent_user = true in worker.toml, without windows_job_user and impersonation``."""
+    settings = list(settings)
+    present = [f"[{s['table']}] {s['key']} = {json.dumps(s['value'])}" for s in settings if s.get("state", PRESENT) == PRESENT]
+    absent = [str(s["key"]) for s in settings if s.get("state") == ABSENT]
+    return ", ".join(present) + " in worker.toml" + (f", without {' and '.join(absent)}" if absent else "")
+
 
 RESTART_WHEN = ("idle", "always", "never")
 WHEN_BUSY = ("skip", "interrupt")
@@ -388,6 +400,7 @@ def plan(before: Mapping[str, Any], values: Mapping[str, Any]) -> dict:
         "rights_to_grant": [] if refused else rights_to_grant,
         "groups_to_leave": [] if refused else groups_to_leave,
         "worker_toml": not refused and toml_changes,
+        "worker_toml_settings": [dataclasses.asdict(setting) for setting in SETTINGS],
         "worker_toml_warnings": toml_warnings,
         "worker_toml_previous": edit.previous if edit else {},
         "restart": not refused and bool(why_restart),
@@ -537,7 +550,7 @@ def outcome(
     if groups_left:
         changes.append(f"{leave} " + ", ".join(str(g.get("name") or g.get("sid")) for g in groups_left))
     if config.get("changed"):
-        changes.append(f"{write} [os] run_jobs_as_agent_user = true in worker.toml, without windows_job_user and impersonation")
+        changes.append(f"{write} " + settings_text(plan.get("worker_toml_settings") or [dataclasses.asdict(setting) for setting in SETTINGS]))
     restarted = not check_mode and bool(_ran(restart) and restart.get("restarted"))
     would_restart = check_mode and bool(plan.get("restart") and plan.get("restart_when") != "never")
     if restarted or would_restart:

@@ -137,6 +137,20 @@ def test_check_mode_says_what_would_be_done_and_restarts_nothing():
     assert "would restart the service" not in never["changes"] and never["restarted"] is False
 
 
+def test_the_worker_toml_write_is_one_list_the_plan_carries_to_the_task_and_the_outcome():
+    before = reading_of(simworker.example_state())
+    plan = role.plan(before, defaults())
+    assert plan["worker_toml_settings"] == [
+        {"table": "os", "key": "run_jobs_as_agent_user", "value": True, "state": "present"},
+        {"table": "os", "key": "windows_job_user", "value": None, "state": "absent"},
+        {"table": "os", "key": "impersonation", "value": None, "state": "absent"},
+    ]
+    change = (simworker.REPO_ROOT / "roles" / "deadline_worker_agent_user" / "tasks" / "change.yml").read_text(encoding="utf-8")
+    assert 'settings: "{{ deadline_worker_agent_user_result.plan.worker_toml_settings }}"' in change
+    result = role.outcome(before, {**plan, "worker_toml_settings": plan["worker_toml_settings"][:1]}, config={"changed": True})
+    assert "set [os] run_jobs_as_agent_user = true in worker.toml" in result["changes"]
+
+
 def test_the_sessions_a_restart_waits_for_are_a_field_of_the_outcome():
     before = reading_of(simworker.example_state())
     plan = role.plan(before, defaults())
