@@ -44,6 +44,8 @@ from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.accoun
     TOKEN_GROUPS_FAILED,
     AccountError,
     same_account,
+    same_sid,
+    sid_key,
 )
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.groups import plan_membership, report_with_groups, resolve_groups
 
@@ -260,7 +262,7 @@ def _wrong_account(raw: Mapping, variables: RoleVariables) -> dict | None:
         return None
     logon, logon_sid = str(service["account"]), service.get("account_sid")
     if logon_sid:
-        if str(logon_sid).upper() == str(account.get("sid", "")).upper():
+        if same_sid(logon_sid, account.get("sid")):
             return None
     elif same_account(logon, str(account.get("name") or ""), str(account.get("domain") or ""), str(account.get("hostname") or "")):
         return None
@@ -282,8 +284,8 @@ def predicted_reading(raw: Mapping, rights_added: Iterable[str], groups_left: It
     after = copy.deepcopy(dict(raw))
     account = after.get("account")
     if account:
-        left = {str(g["sid"]).upper() for g in groups_left}
-        account = after["account"] = report_with_groups(account, [g for g in account.get("groups") or [] if str(g.get("sid", "")).upper() not in left])
+        left = {sid_key(g["sid"]) for g in groups_left}
+        account = after["account"] = report_with_groups(account, [g for g in account.get("groups") or [] if sid_key(g.get("sid")) not in left])
         account["rights"] = user_rights.held_rights([*(account.get("rights") or []), *rights_added])
     now = _future(0)
     if config is not None:
@@ -334,8 +336,7 @@ def plan(before: Mapping[str, Any], values: Mapping[str, Any]) -> dict:
     # grant would be undone at the next refresh, and granted again at every run.
     direct_rights = [r for r in rights_wanted if r not in (user_rights.policy_rights(account or {}) or {})]
     if account and not wrong:  # the wrong account's own state is beside the point
-        held = {r.casefold() for r in account.get("rights") or []}
-        rights_to_grant = [r for r in direct_rights if r.casefold() not in held]
+        rights_to_grant = user_rights.plan_rights(account.get("rights") or [], direct_rights, user_rights.PRESENT).added
         if variables.leave_groups:
             try:
                 groups_to_leave = plan_membership(account, variables.leave_groups, ABSENT).removed
@@ -427,7 +428,7 @@ def _leaves_administrators(account: Mapping | None, variables: RoleVariables) ->
         wanted = resolve_groups(variables.leave_groups, account.get("local_groups") or [], str(account.get("hostname") or ""))
     except AccountError:  # a group the host does not have: refused as GROUP_NOT_FOUND
         return False
-    return any(str(g.get("sid", "")).upper() == ADMINISTRATORS for g in wanted)
+    return any(same_sid(g.get("sid"), ADMINISTRATORS) for g in wanted)
 
 
 def _unsafe(findings: Iterable[Mapping] | None, plan: Mapping[str, Any]) -> bool:

@@ -59,6 +59,8 @@ from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.accoun
     LOCAL_SYSTEM,
     NETWORK_SERVICE,
     TOKEN_GROUPS_FAILED_FIX,
+    same_sid,
+    sid_key,
 )
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.groups import (
     carriers,
@@ -191,7 +193,7 @@ BUILTIN_SERVICE_ACCOUNTS = frozenset({LOCAL_SYSTEM, LOCAL_SERVICE, NETWORK_SERVI
 
 
 def _sid_of(account: dict | None) -> str:
-    return str((account or {}).get("sid") or "").upper()
+    return sid_key((account or {}).get("sid"))
 
 
 def lacks_right(account: dict | None, rights: dict[str, dict], right: str) -> bool:
@@ -585,10 +587,15 @@ def _account_unreachable(reading: Reading) -> bool:
     return reading.account is None and (reading.raw.get("account_error") or {}).get("code") == DOMAIN_UNREACHABLE
 
 
+def _administrators_entry(account: dict) -> dict | None:
+    """The account's membership in Administrators (S-1-5-32-544, whatever its local name), or None."""
+    return next((g for g in account.get("groups") or [] if same_sid(g.get("sid"), ADMINISTRATORS)), None)
+
+
 def _admin_text(reading: Reading) -> str:
     """How the account is in Administrators: directly, through which groups, or both."""
     account = reading.account or {}
-    group = next((g for g in account.get("groups") or [] if str(g.get("sid", "")).upper() == ADMINISTRATORS), None)
+    group = _administrators_entry(account)
     if group is None:
         return ""
     ways = [] if group.get("indirect") else ["directly"]
@@ -611,7 +618,7 @@ def _admin_fix(reading: Reading) -> str:
     steps += [grant_fix(account, right, (ADMINISTRATORS,)).removesuffix(", then run again") for right in through_policy]
     if SHUTDOWN_PRIVILEGE in grants + through_policy:
         steps.append(f"{SHUTDOWN_PRIVILEGE} is needed only while the agent shuts the host down: to keep it from that instead, {no_shutdown_fix(reading)}")
-    group = next((g for g in account.get("groups") or [] if str(g.get("sid", "")).upper() == ADMINISTRATORS), {"sid": ADMINISTRATORS})
+    group = _administrators_entry(account) or {"sid": ADMINISTRATORS}
     through = carriers(account, {"sid": group["sid"], "name": group.get("name")})
     administrators = str(group.get("name") or "Administrators")
     if group.get("indirect"):
@@ -967,7 +974,7 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "AGENT_USER_IS_ADMIN",
         "security",
-        lambda r: r.account is not None and any(str(g.get("sid", "")).upper() == ADMINISTRATORS for g in r.account.get("groups") or []),
+        lambda r: r.account is not None and _administrators_entry(r.account) is not None,
         lambda r, _: f"{_account_text(r)} is in Administrators ({ADMINISTRATORS}){_admin_text(r)}: every WORKER_AGENT_USER job runs as"
         " an administrator.",
         lambda r, _: _admin_fix(r),

@@ -137,6 +137,18 @@ def normalize_sid(text: str) -> str:
     return "S" + text[1:]
 
 
+def sid_key(text: object) -> str:
+    """A SID as accounts are compared by: normalized, or, for what is no SID string, the text itself
+    (which then equals no SID)."""
+    text = str(text or "").strip()
+    return normalize_sid(text) if is_sid(text) else text
+
+
+def same_sid(left: object, right: object) -> bool:
+    """Whether two SID strings name one account (``s-1-5-32-544`` and ``S-1-5-32-544`` do); empty never matches."""
+    return bool(sid_key(left)) and sid_key(left) == sid_key(right)
+
+
 def machine_sid_prefix(local_account_sids: Iterable[str]) -> str | None:
     """The SID prefix of a computer's own accounts (``S-1-5-21-a-b-c-``), taken from any of its local
     accounts' SIDs; None when none is given."""
