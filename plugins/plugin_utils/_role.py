@@ -369,7 +369,11 @@ def plan(before: Mapping[str, Any], values: Mapping[str, Any]) -> dict:
             if checked.errors:
                 refusals.append(_refusal("CONFIG_INVALID", "; ".join(checked.errors), "correct worker.toml by hand"))
 
-    predicted = agent_rules.describe(predicted_reading(raw, rights_to_grant, groups_to_leave, edit.data if edit else None))
+    # Judged against the rights this run converges to, not the collection's default list: a right the
+    # operator left out of deadline_worker_agent_user_rights is no warning of the host the run leaves.
+    predicted = agent_rules.describe(
+        predicted_reading(raw, rights_to_grant, groups_to_leave, edit.data if edit else None), final_rights=tuple(rights_wanted)
+    )
     known = _finding_ids(refusals)
     for f in [] if wrong else predicted["findings"]:  # for the wrong account, that is the cause to fix first
         if (f.get("severity") == "blocker" or f["id"] in _REFUSED_BEYOND_BLOCKERS) and f["id"] not in known:
@@ -398,6 +402,7 @@ def plan(before: Mapping[str, Any], values: Mapping[str, Any]) -> dict:
     return {
         "refused": refusals,
         "rights": direct_rights,
+        "rights_wanted": rights_wanted,
         "rights_to_grant": [] if refused else rights_to_grant,
         "groups_to_leave": [] if refused else groups_to_leave,
         "worker_toml": not refused and toml_changes,
@@ -469,6 +474,15 @@ def _group_fix(error: AccountError) -> str:
 
 def _result(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
+
+
+def _judged(info: Mapping[str, Any], plan: Mapping[str, Any]) -> list[dict]:
+    """The findings of a worker_agent_info result, judged against the rights the run converges to (the
+    plan's rights_wanted) where its reading is at hand; else as the module gave them."""
+    reading = info.get("reading")
+    if isinstance(reading, Mapping) and reading and isinstance(plan.get("rights_wanted"), list):
+        return list(agent_rules.describe(dict(reading), final_rights=tuple(plan["rights_wanted"]))["findings"])
+    return list(info.get("findings") or [])
 
 
 def _ran(result: Mapping[str, Any]) -> bool:
@@ -563,14 +577,14 @@ def outcome(
     verification = restart.get("info") if _ran(restart) and isinstance(restart.get("info"), Mapping) else None
 
     if verification is not None:
-        findings_after, ready, verified_by = list(verification.get("findings") or []), bool(verification.get("ready")), "reading after the restart"
+        findings_after, ready, verified_by = _judged(verification, plan), bool(verification.get("ready")), "reading after the restart"
     elif check_mode and not refused:
         findings_after, ready, verified_by = list(plan.get("predicted_findings") or []), bool(before.get("ready")), "prediction (check mode)"
     elif restarted and restart.get("healthy") and "predicted_findings" in plan:
         # verification turned off: the prediction, now that the agent came back with the changes
         findings_after, ready, verified_by = list(plan["predicted_findings"]), bool(plan.get("predicted_ready")), "prediction (verification off)"
     elif not changed and not pending and not error and "findings" in before:
-        findings_after, ready, verified_by = list(before.get("findings") or []), bool(before.get("ready")), "first reading"
+        findings_after, ready, verified_by = _judged(before, plan), bool(before.get("ready")), "first reading"
     else:
         findings_after, ready, verified_by = None, False, None
     if restarted and not restart.get("healthy") and not check_mode:

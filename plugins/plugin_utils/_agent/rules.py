@@ -170,6 +170,10 @@ class Reading:
     settings: AgentSettings | None
     verdict: StartupVerdict
     rights: dict[str, dict] = field(default_factory=dict)
+    # The rights the account is to hold outside Administrators, as the caller converges it (the role: its
+    # deadline_worker_agent_user_rights, with the shutdown rights when the agent shuts the host down);
+    # None: the collection's final state (FINAL_STATE_RIGHTS, and SeShutdownPrivilege when it shuts down).
+    final_rights: tuple[str, ...] | None = None
 
     @property
     def agent(self) -> dict:
@@ -225,8 +229,8 @@ def _user_sid(raw: dict) -> str | None:
     return (raw.get("service") or {}).get("account_sid") or (raw.get("account") or {}).get("sid")
 
 
-def read_host(raw: dict) -> Reading:
-    """Analyse what read_agent_info returned."""
+def read_host(raw: dict, final_rights: tuple[str, ...] | None = None) -> Reading:
+    """Analyse what read_agent_info returned; ``final_rights``: see Reading."""
     config_raw = raw.get("config") or {}
     path = str(config_raw.get("path") or CONFIG_PATH)
     data = base64.b64decode(config_raw["content"]) if config_raw.get("exists") else None
@@ -245,7 +249,7 @@ def read_host(raw: dict) -> Reading:
     )
     # Settings are resolvable whenever the bytes are TOML (even behind a BOM) or there is no file.
     settings = resolve_settings(analysis.document, environment) if analysis.document is not None or not analysis.exists else None
-    return Reading(raw, analysis, environment, settings, verdict, rights)
+    return Reading(raw, analysis, environment, settings, verdict, rights, final_rights)
 
 
 def _finding(id_: str, severity: str, message: str, fix: str) -> dict:
@@ -525,11 +529,18 @@ def _policy_blockers(reading: Reading) -> list[PolicyGap]:
     return policy_gaps(reading.account or {}, [SERVICE_LOGON_RIGHT]) if _policy_applies(reading) else []
 
 
+def _final_rights(reading: Reading) -> list[str]:
+    """The rights the account is to hold outside Administrators (see Reading.final_rights)."""
+    if reading.final_rights is not None:
+        return list(reading.final_rights)
+    return [*FINAL_STATE_RIGHTS, *([SHUTDOWN_PRIVILEGE] if _shuts_down(reading) else [])]
+
+
 def _policy_warnings(reading: Reading) -> list[PolicyGap]:
     """The other rights of the final state a policy takes from the account once it is out of Administrators."""
     if not _policy_applies(reading):
         return []
-    rights = [*FINAL_STATE_RIGHTS, *([SHUTDOWN_PRIVILEGE] if _shuts_down(reading) else [])]
+    rights = _final_rights(reading)
     now = {(gap.right, gap.deny) for gap in _policy_blockers(reading)}
     return [gap for gap in policy_gaps(reading.account or {}, rights, [ADMINISTRATORS]) if (gap.right, gap.deny) not in now]
 
@@ -609,7 +620,7 @@ def _admin_fix(reading: Reading) -> str:
     through the policy that defines it), then take it out of Administrators where it is in it (directly, or
     through the groups named)."""
     account = reading.account or {}
-    needed = [*FINAL_STATE_RIGHTS, *([SHUTDOWN_PRIVILEGE] if _shuts_down(reading) else [])]
+    needed = _final_rights(reading)
     direct = {right.casefold() for right in held_rights(account.get("rights") or [])}
     holding = {right: user_rights.policy_holding(account, right, (ADMINISTRATORS,)) for right in needed}
     grants = [right for right in needed if holding[right] is None and right.casefold() not in direct]
@@ -1061,9 +1072,9 @@ def verdict_line(found: list[dict]) -> str:
     return "ready: a WORKER_AGENT_USER job would run" + (f"; also {', '.join(others)}" if others else "")
 
 
-def describe(raw: dict) -> dict:
-    """worker_agent_info's result for one reading of a host."""
-    reading = read_host(raw)
+def describe(raw: dict, final_rights: tuple[str, ...] | None = None) -> dict:
+    """worker_agent_info's result for one reading of a host; ``final_rights``: see Reading."""
+    reading = read_host(raw, final_rights)
     found = findings(reading)
     config = reading.config
     account = reading.account

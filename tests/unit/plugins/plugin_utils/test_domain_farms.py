@@ -212,6 +212,32 @@ def test_a_right_the_agent_does_not_need_can_be_left_out_of_the_roles_rights():
     assert relieved["refused"] == [] and relieved["act"] is True
 
 
+def test_a_right_left_out_of_the_roles_rights_is_no_warning_of_the_host_the_run_leaves():
+    """The rules judge the rights the run converges to: a host converged with trimmed rights does not keep a
+    RIGHT_OWNED_BY_POLICY warning (whose fix is to leave the right out, done already) forever."""
+    state = domain_state(policy={"SeAssignPrimaryTokenPrivilege": ["S-1-5-19", "S-1-5-20"]})
+    trimmed = ["SeServiceLogonRight", "SeIncreaseQuotaPrivilege"]
+    result = plan(state, rights=trimmed)
+    assert result["refused"] == [] and "RIGHT_OWNED_BY_POLICY" not in result["predicted_ids"]
+    assert result["rights_wanted"] == [*trimmed, "SeShutdownPrivilege"]
+    # the verification reading after the run, and the reading of the converged host when nothing is left to do
+    converged = copy.deepcopy(state)
+    converged["accounts"][ADMINISTRATORS]["members"].remove(RENDER_SVC)
+    for right in ("SeIncreaseQuotaPrivilege", "SeShutdownPrivilege"):
+        converged["rights"].setdefault(right, []).append(RENDER_SVC)
+    text = simworker.file_bytes(converged).decode().replace("[os]\n", "[os]\nrun_jobs_as_agent_user = true\n", 1)
+    simworker.set_file_bytes(converged, text.encode())
+    after = reading(converged)
+    assert ("RIGHT_OWNED_BY_POLICY", "warning") in findings(converged)  # worker_agent_info judges the collection's list
+    restart = {"changed": True, "restarted": True, "healthy": True, "info": after}
+    outcome = role.outcome(reading(state), result, rights={"changed": True, "added": ["SeIncreaseQuotaPrivilege"]}, restart=restart)
+    assert outcome["status"] == "fixed" and "RIGHT_OWNED_BY_POLICY" not in {f["id"] for f in outcome["findings_after"]}
+    again = plan(converged, rights=trimmed)
+    assert again["act"] is False
+    fine = role.outcome(after, again)
+    assert fine["status"] == "already_fine" and "RIGHT_OWNED_BY_POLICY" not in {f["id"] for f in fine["findings_after"]}
+
+
 def test_a_policy_that_lists_a_group_the_account_keeps_converges():
     state = domain_state(policy={"SeServiceLogonRight": [RENDER_SERVICES], "SeShutdownPrivilege": [ADMINISTRATORS, RENDER_SERVICES]})
     assert not [f for f in reading(state)["findings"] if f["id"] == "RIGHT_OWNED_BY_POLICY"]
