@@ -305,3 +305,13 @@ def test_localsystem_is_refused_and_not_ready():
     result = role.outcome(before, role.plan(before, defaults()))
     assert (result["status"], result["ready"]) == ("refused", False)
     assert [r["id"] for r in result["refused"]] == ["AGENT_USER_IS_SYSTEM"]
+
+
+def test_the_final_state_rights_are_one_list_in_the_rules_the_defaults_and_the_argument_spec():
+    role_dir = simworker.REPO_ROOT / "roles" / "deadline_worker_agent_user"
+    defaults_file = yaml.safe_load((role_dir / "defaults" / "main.yml").read_text(encoding="utf-8"))
+    spec = yaml.safe_load((role_dir / "meta" / "argument_specs.yml").read_text(encoding="utf-8"))["argument_specs"]["main"]["options"]
+    for name in ("rights", "shutdown_rights"):
+        assert defaults_file[f"{role.PREFIX}{name}"] == spec[f"{role.PREFIX}{name}"]["default"], name
+    assert tuple(defaults_file[f"{role.PREFIX}rights"]) == agent_rules.FINAL_STATE_RIGHTS
+    assert defaults_file[f"{role.PREFIX}shutdown_rights"] == [agent_rules.SHUTDOWN_PRIVILEGE]
