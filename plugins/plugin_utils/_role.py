@@ -245,6 +245,13 @@ def _refusal(fid: str, message: str, fix: str) -> dict:
     return {"id": fid, "message": message, "fix": fix}
 
 
+def _finding_refusal(findings: Iterable[Mapping], fid: str) -> dict | None:
+    """The first reading's blocker ``fid`` as a refusal: where the plan meets the cause a rule already
+    names, the rule's message and fix say it best (one wording for one cause)."""
+    found = next((f for f in findings if f.get("id") == fid and f.get("severity") == "blocker"), None)
+    return _refusal(fid, str(found.get("message") or ""), str(found.get("fix") or "")) if found else None
+
+
 def _finding_ids(findings: Iterable[Mapping]) -> set[str]:
     return {str(f.get("id")) for f in findings}
 
@@ -361,13 +368,18 @@ def plan(before: Mapping[str, Any], values: Mapping[str, Any]) -> dict:
             edit = apply_settings(data, list(SETTINGS), path)
         except WorkerTomlError as error:
             fid = "CONFIG_ENCODING" if "CONFIG_ENCODING" in _finding_ids(findings_before) else "CONFIG_INVALID"
-            refusals.append(_refusal(fid, str(error).replace("; nothing was changed", ""), error.fix or "correct worker.toml by hand"))
+            refusals.append(
+                _finding_refusal(findings_before, fid)
+                or _refusal(fid, str(error).replace("; nothing was changed", ""), error.fix or "correct worker.toml by hand")
+            )
         else:
             toml_warnings = list(edit.warnings)
             checked = validate(edit.text, path, edit.original_text)  # as worker_toml will check it
             toml_warnings += checked.warnings
             if checked.errors:
-                refusals.append(_refusal("CONFIG_INVALID", "; ".join(checked.errors), "correct worker.toml by hand"))
+                refusals.append(
+                    _finding_refusal(findings_before, "CONFIG_INVALID") or _refusal("CONFIG_INVALID", "; ".join(checked.errors), "correct worker.toml by hand")
+                )
 
     # Judged against the rights this run converges to, not the collection's default list: a right the
     # operator left out of deadline_worker_agent_user_rights is no warning of the host the run leaves.
@@ -379,11 +391,6 @@ def plan(before: Mapping[str, Any], values: Mapping[str, Any]) -> dict:
         if (f.get("severity") == "blocker" or f["id"] in _REFUSED_BEYOND_BLOCKERS) and f["id"] not in known:
             refusals.append(_refusal(str(f["id"]), str(f.get("message") or ""), str(f.get("fix") or "")))
             known.add(str(f["id"]))
-
-    if known & {"ENV_OVERRIDE", "ENV_USER_VARIABLE"}:
-        # the opt-in is off because of that variable: name the cause, not its consequence (whose fix,
-        # setting the file, would not help)
-        refusals = [r for r in refusals if r["id"] != "AGENT_OPT_IN_MISSING"]
 
     toml_changes = bool(edit and edit.changed)
     changes = bool(rights_to_grant or groups_to_leave or toml_changes)

@@ -687,6 +687,21 @@ def _schema_refusals(reading: Reading) -> tuple[str, ...] | None:
     return refusals or None
 
 
+def _opt_in_off_as_a_consequence(reading: Reading) -> bool:
+    """The opt-in is off only because of another blocker, which names the cause and its fix: worker.toml
+    is missing or the agent refuses its model (CONFIG_MISSING, CONFIG_INVALID: the file's own opt-in is not
+    what the agent would load), or the file sets it and a variable turns it off (ENV_OVERRIDE,
+    ENV_USER_VARIABLE). Where the file lacks it as well, the opt-in is a cause of its own."""
+    if not reading.config.exists or _schema_refusals(reading):
+        return True
+    opt_in = _opt_in(reading)
+    return (
+        opt_in is not None
+        and opt_in.source in ("machine", "service", "user")
+        and file_setting(reading.config.document, "os", "run_jobs_as_agent_user") is True
+    )
+
+
 def _opt_in_off_source(reading: Reading, opt_in: ResolvedSetting) -> str:
     return {
         "default": "it is not set anywhere, and the default is false",
@@ -912,7 +927,10 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "AGENT_OPT_IN_MISSING",
         "blocker",
-        lambda r: (opt_in := _opt_in(r)) is not None and opt_in.value is not True and not _refused_variable(r, OPT_IN_VARIABLE),
+        lambda r: (opt_in := _opt_in(r)) is not None
+        and opt_in.value is not True
+        and not _refused_variable(r, OPT_IN_VARIABLE)
+        and not _opt_in_off_as_a_consequence(r),
         lambda r, _: f"run_jobs_as_agent_user resolves to false ({_opt_in_off_source(r, r.settings.run_jobs_as_agent_user)}):"
         " the agent fails every WORKER_AGENT_USER job on Windows.",
         # A variable that turns it off wins over the file: setting the file alone would change nothing.

@@ -157,8 +157,9 @@ def _admin(state):
 
 ALONE = {
     "opt_in_false": (_replace_toml("run_jobs_as_agent_user = true", "run_jobs_as_agent_user = false"), ["AGENT_OPT_IN_MISSING", "MESSAGE_IS_MISLEADING"]),
-    "machine_env_off": (_machine_env("DEADLINE_WORKER_RUN_JOBS_AS_AGENT_USER", "false"), ["AGENT_OPT_IN_MISSING", "ENV_OVERRIDE", "MESSAGE_IS_MISLEADING"]),
-    "service_env_off": (_service_env("DEADLINE_WORKER_RUN_JOBS_AS_AGENT_USER=no"), ["AGENT_OPT_IN_MISSING", "ENV_OVERRIDE", "MESSAGE_IS_MISLEADING"]),
+    # the file sets the opt-in: the variable is the one cause (AGENT_OPT_IN_MISSING would be its consequence)
+    "machine_env_off": (_machine_env("DEADLINE_WORKER_RUN_JOBS_AS_AGENT_USER", "false"), ["ENV_OVERRIDE", "MESSAGE_IS_MISLEADING"]),
+    "service_env_off": (_service_env("DEADLINE_WORKER_RUN_JOBS_AS_AGENT_USER=no"), ["ENV_OVERRIDE", "MESSAGE_IS_MISLEADING"]),
     "env_job_user": (_service_env("DEADLINE_WORKER_WINDOWS_JOB_USER=job-user"), ["ENV_OVERRIDE", "JOB_USER_CONFLICT"]),
     "file_job_user": (
         edit_os_line := _replace_toml("run_jobs_as_agent_user = true", 'run_jobs_as_agent_user = true\nwindows_job_user = "job-user"'),
@@ -174,7 +175,7 @@ ALONE = {
     # appended at the end, the key lands in [capabilities.attributes], where only capability names go
     "appended_opt_in": (_bytes(lambda data: data + b"run_jobs_as_agent_user = true\n"), ["CONFIG_INVALID"]),
     # without a file the agent resolves the opt-in from its environment alone, and stops without farm_id
-    "no_file": (_no_file, ["CONFIG_MISSING", "AGENT_OPT_IN_MISSING"]),
+    "no_file": (_no_file, ["CONFIG_MISSING"]),  # no file, no opt-in to load: restoring the file is the fix
     "old_agent": (_version("0.27.1"), ["AGENT_VERSION_UNSUPPORTED", "MESSAGE_IS_MISLEADING"]),
     "crashing_agent": (_version("0.27.2"), ["AGENT_VERSION_UNSUPPORTED"]),
     "no_service": (_no_service, ["SERVICE_MISSING"]),
@@ -244,7 +245,7 @@ def test_findings_in_combination_are_ordered_by_severity():
         ALONE[case][0](state)
     result = describe(state)
     assert sorted(ids(result)) == sorted(
-        ["AGENT_USER_IS_ADMIN", "LEGACY_IMPERSONATION_KEY", "AGENT_OPT_IN_MISSING", "ENV_OVERRIDE", "MISPLACED_KEY", "AGENT_VERSION_UNSUPPORTED"]
+        ["AGENT_USER_IS_ADMIN", "LEGACY_IMPERSONATION_KEY", "ENV_OVERRIDE", "MISPLACED_KEY", "AGENT_VERSION_UNSUPPORTED"]
     )
     order = [agent_rules.SEVERITIES.index(f["severity"]) for f in result["findings"]]
     assert order == sorted(order)
@@ -514,14 +515,13 @@ def test_a_reading_without_user_variables_behaves_as_before(drop):
 def test_a_user_variable_that_turns_the_opt_in_off_is_a_blocker_that_says_it_is_unverified():
     result = describe_with_user(ready_state(), {"DEADLINE_WORKER_RUN_JOBS_AS_AGENT_USER": "false"})
     assert result["settings"]["run_jobs_as_agent_user"] == {"value": False, "source": "user", "variable": "DEADLINE_WORKER_RUN_JOBS_AS_AGENT_USER"}
-    assert sorted(ids(result)) == ["AGENT_OPT_IN_MISSING", "ENV_USER_VARIABLE", "MESSAGE_IS_MISLEADING"]
+    assert sorted(ids(result)) == ["ENV_USER_VARIABLE", "MESSAGE_IS_MISLEADING"]  # the file sets it: the variable is the cause
     user = finding(result, "ENV_USER_VARIABLE")
     assert user["severity"] == "blocker"
     assert "not verified here" in user["message"]
     assert f"HKU\\{AGENT_SID}\\Environment" in user["message"]
     assert "SetEnvironmentVariable('DEADLINE_WORKER_RUN_JOBS_AS_AGENT_USER', $null, 'User')" in user["fix"]
     assert f'reg delete "HKU\\{AGENT_SID}\\Environment" /v DEADLINE_WORKER_RUN_JOBS_AS_AGENT_USER /f' in user["fix"]
-    assert "user variable" in finding(result, "AGENT_OPT_IN_MISSING")["message"]
     assert result["environment"]["DEADLINE_WORKER_RUN_JOBS_AS_AGENT_USER"] == {"value": "false", "source": "user"}
     assert result["ready"] is False
 
@@ -562,7 +562,7 @@ def test_ready_and_a_one_line_verdict_come_first():
     state = ready_state()
     state["environment"] = {"DEADLINE_WORKER_RUN_JOBS_AS_AGENT_USER": "false"}
     state["services"]["DeadlineWorker"]["environment"].append("DEADLINE_WORKER_WINDOWS_JOB_USER=job-user")
-    assert describe(state)["verdict"] == "not ready: 3 blockers (AGENT_OPT_IN_MISSING, ENV_OVERRIDE)"
+    assert describe(state)["verdict"] == "not ready: 2 blockers (ENV_OVERRIDE)"
     assert describe(ready_state())["verdict"] == "ready: a WORKER_AGENT_USER job would run"
     state = ready_state()
     _admin(state)

@@ -205,3 +205,53 @@ def test_with_an_environment_override_the_opt_in_fix_removes_the_variable_first(
 def test_without_an_override_the_opt_in_fix_is_the_file():
     opt_in = next(f for f in reading_of(simworker.example_state())["findings"] if f["id"] == "AGENT_OPT_IN_MISSING")
     assert opt_in["fix"] == "Set [os] run_jobs_as_agent_user = true in worker.toml (deadline_cloud.cmf.worker_toml) and restart the service."
+
+
+# --- one cause, one refusal, in the rule's words ------------------------------------------------
+
+
+def _toml(state: dict, change) -> dict:
+    return simworker.set_file_bytes(state, change(simworker.file_bytes(state)))
+
+
+@pytest.mark.parametrize(
+    ("case", "cause"),
+    [
+        ("missing", "CONFIG_MISSING"),
+        ("array_of_tables", "CONFIG_INVALID"),  # [[os]]: the file's own opt-in is not what the agent would load
+        ("missing_table", "CONFIG_INVALID"),
+    ],
+)
+def test_a_file_the_agent_cannot_load_is_the_cause_and_the_opt_in_no_consequence_listed(case, cause):
+    state = simworker.example_state()
+    if case == "missing":
+        del state["files"][simworker.WORKER_TOML]
+    elif case == "array_of_tables":
+        _toml(state, lambda b: b.replace(b"\n[os]\n", b"\n[[os]]\n", 1))
+    else:
+        _toml(state, lambda b: b.replace(b"\n[logging]\n", b"\n[loggingx]\n", 1))
+    before = reading_of(state)
+    ids = [f["id"] for f in before["findings"] if f["severity"] == "blocker"]
+    assert ids == [cause]
+    plan = role.plan(before, defaults())
+    assert [r["id"] for r in plan["refused"]] == [cause]
+    finding = next(f for f in before["findings"] if f["id"] == cause)
+    assert plan["refused"][0]["fix"] == finding["fix"]  # the rule's fix, not "correct worker.toml by hand"
+    assert "by hand" not in plan["refused"][0]["fix"]
+
+
+def test_a_file_that_is_no_utf8_is_refused_with_the_rules_fix():
+    state = _toml(simworker.example_state(), lambda b: b.replace(b"# ", b"# \xff", 1))
+    before = reading_of(state)
+    plan = role.plan(before, defaults())
+    assert [r["id"] for r in plan["refused"]] == ["CONFIG_ENCODING"]
+    assert plan["refused"][0]["fix"].startswith("Save worker.toml as UTF-8 without a BOM")
+
+
+def test_an_environment_override_of_a_file_that_lacks_the_opt_in_too_names_both_causes():
+    state = simworker.example_state()  # no opt-in in the file
+    state["services"]["DeadlineWorker"]["environment"].append(f"{OPT_IN}=false")
+    ids = {f["id"] for f in reading_of(state)["findings"]}
+    assert {"AGENT_OPT_IN_MISSING", "ENV_OVERRIDE"} <= ids  # the file needs it as well: worker_agent_info says so
+    # the role writes the file: only the variable is left to refuse, without a post-filter of its own
+    assert [r["id"] for r in role.plan(reading_of(state), defaults())["refused"]] == ["ENV_OVERRIDE"]
