@@ -90,6 +90,11 @@ _SERVICE_ACCOUNTS: dict[str, str] = {
 # Groups every service logon token of an account carries without any membership (MS-DTYP 2.4.2.4):
 # Everyone, Authenticated Users and SERVICE. A local group, a right or a policy that names one of them
 # names the account too. (Logon-type SIDs of other logons, NETWORK or INTERACTIVE, are not among them.)
+# One exception, to stay on the safe side: SERVICE is the logon-type SID, which the service logon itself
+# adds to the token; whether the LSA lets an account log on as a service because SERVICE holds "Log on as
+# a service" is documented nowhere this project relies on (domain notes 3, 4, 7). So SERVICE never counts
+# as a holder of an allowing logon right (user_rights.counts_as_holder): a policy that gives the logon
+# right to SERVICE alone is refused, not trusted. It still counts for deny rights and privileges.
 EVERYONE = "S-1-1-0"
 AUTHENTICATED_USERS = "S-1-5-11"
 SERVICE_LOGON = "S-1-5-6"

@@ -13,7 +13,7 @@ import difflib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.accounts import group_ref, normalize_sid
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.accounts import SERVICE_LOGON, group_ref, normalize_sid, sid_key
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.groups import token_group_sids, token_groups_known
 
 PRIVILEGES: tuple[str, ...] = (
@@ -99,6 +99,12 @@ DISPLAY_NAMES: dict[str, str] = {
 
 PRESENT = "present"
 ABSENT = "absent"
+
+
+def counts_as_holder(sid: str, right: str) -> bool:
+    """Whether the account holds ``right`` when the group ``sid`` of its token holds it: always, but for
+    SERVICE (S-1-5-6) and an allowing logon right (see accounts.IMPLICIT_GROUPS: not relied on)."""
+    return not (sid_key(sid) == SERVICE_LOGON and right in LOGON_RIGHTS and right not in DENY_OVERRIDES)
 
 
 def display_name(right: str) -> str:
@@ -198,7 +204,8 @@ def effective_rights(report: Mapping) -> dict[str, list[dict]]:
         if group_sid not in names:
             continue
         for right in held_rights(rights):
-            result.setdefault(right, []).append(group_ref(group_sid, names[group_sid]))
+            if counts_as_holder(group_sid, right):
+                result.setdefault(right, []).append(group_ref(group_sid, names[group_sid]))
     return {right: sorted(result[right], key=lambda g: g["name"].casefold()) for right in sorted(result, key=str.casefold)}
 
 
@@ -279,7 +286,7 @@ def policy_holding(report: Mapping, right: str, leaving: Iterable[str] = ()) -> 
     holders = (policy_rights(report) or {}).get(right)
     if holders is None:
         return None
-    if _holder_sids(holders) & _kept_sids(report, leaving):
+    if {sid for sid in _holder_sids(holders) & _kept_sids(report, leaving) if counts_as_holder(sid, right)}:
         return POLICY_HOLDS
     return POLICY_TAKES if token_groups_known(report) else POLICY_UNKNOWN
 

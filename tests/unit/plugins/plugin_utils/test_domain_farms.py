@@ -26,6 +26,7 @@ from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.user_r
 ADMINISTRATORS = "S-1-5-32-544"
 BACKUP_OPERATORS = "S-1-5-32-551"
 ALL_SERVICES = "S-1-5-80-0"
+SERVICE = "S-1-5-6"  # NT AUTHORITY\\SERVICE, in every service logon's token
 LOCAL_AGENT = simworker.LOCAL_AGENT
 DEFAULTS = yaml.safe_load((simworker.REPO_ROOT / "roles" / "deadline_worker_agent_user" / "defaults" / "main.yml").read_text())
 
@@ -408,3 +409,21 @@ def test_a_policy_that_lists_the_account_but_is_not_applied_yet_says_gpupdate_no
     result = plan(state)
     assert refused(result)["SERVICE_LOGON_RIGHT_MISSING"]["fix"] == missing["fix"]
     assert "SeServiceLogonRight" not in result["rights_to_grant"]
+
+
+# --- SERVICE (S-1-5-6), the logon-type SID: never relied on for the logon right -------------------
+
+
+def test_a_logon_right_given_to_service_alone_is_not_relied_on():
+    """The service logon adds SERVICE to the token; whether the LSA lets the account log on as a service on
+    its strength is not documented where this project can rely on it: refused, not trusted."""
+    state = domain_state(policy={"SeServiceLogonRight": [SERVICE]})
+    assert ("RIGHT_OWNED_BY_POLICY", "blocker") in findings(state)
+    assert "RIGHT_OWNED_BY_POLICY" in refused(plan(state))
+    local = simworker.example_state()
+    local["rights"]["SeServiceLogonRight"] = [SERVICE]  # the installer's direct grant gone, SERVICE holding it
+    assert ("SERVICE_LOGON_RIGHT_MISSING", "blocker") in findings(local)
+    # a deny right given to SERVICE still denies, and a privilege it holds still counts
+    local["rights"]["SeServiceLogonRight"] = [LOCAL_AGENT]
+    local["rights"]["SeDenyServiceLogonRight"] = [SERVICE]
+    assert ("RIGHT_DENIED", "blocker") in findings(local)
