@@ -155,11 +155,6 @@ def rights_with_sources(account: dict | None) -> dict[str, dict]:
     return result
 
 
-def holds_right(rights: dict[str, dict], right: str) -> bool:
-    entry = rights.get(right)
-    return entry is not None and not entry["denied"]
-
-
 @dataclass
 class Reading:
     """A host as read_agent_info saw it, with the analysis the findings are built on."""
@@ -854,7 +849,7 @@ RULES: tuple[Rule, ...] = (
         and _sid_of(r.account) not in BUILTIN_SERVICE_ACCOUNTS
         and lacks_right(r.account, r.rights, SERVICE_LOGON_RIGHT),
         lambda r, _: f"{_account_text(r)} lacks SeServiceLogonRight (Log on as a service), directly or"
-        f" through a local group: the Service Control Manager cannot start {_service_name(r)} under it"
+        f" through a group of its token: the Service Control Manager cannot start {_service_name(r)} under it"
         f" ('{SERVICE_LOGON_ERROR}').",
         lambda r, _: _capitalized(grant_fix(r.account or {}, SERVICE_LOGON_RIGHT)) + ".",
     ),
