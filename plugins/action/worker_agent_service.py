@@ -34,7 +34,7 @@ ARGUMENT_SPEC = {
     "state": {"type": "str", "default": "restarted", "choices": ["restarted", "started", "stopped"]},
     "timeout": {"type": "int", "default": 300},
     "settle": {"type": "int", "default": 15},
-    "idle_timeout": {"type": "int"},
+    "idle_timeout": {"type": "int", "default": 0},
     "poll_interval": {"type": "int"},
     "when_busy": {"type": "str", "default": "fail", "choices": ["skip", "interrupt", "fail"]},
     "config_path": {"type": "str"},
@@ -75,6 +75,19 @@ def waiting_message(host: str, service: str, sessions: dict, seconds_left: float
         f"{host}: {service} runs {count} session(s)" + (f" ({', '.join(ids)})" if ids else "")
         + f"; waiting for them to end before the restart, {max(0, round(seconds_left))} s left, next look in {poll_interval} s"
     )
+
+
+def busy_notice(service: str, sessions: dict, params: dict) -> str:
+    """What a stop would do about the sessions a busy agent runs now (check mode's warning)."""
+    count = int(sessions.get("count") or 1)
+    verb = "restart" if params["state"] == "restarted" else "stop"
+    then = {
+        "fail": "fail, stopping nothing",
+        "skip": "leave the service running (restart pending)" if verb == "restart" else "leave the service running",
+        "interrupt": "interrupt them (a normal stop; the service reschedules them)",
+    }[params["when_busy"]]
+    within = f" unless they end within {params['idle_timeout']} s" if params["idle_timeout"] else ""
+    return f"{service} runs {count} session(s) now: the {verb} would {then}{within} (when_busy: {params['when_busy']})"
 
 
 _LEAST = {"timeout": 1, "settle": 0, "idle_timeout": 0, "poll_interval": 1}
@@ -197,14 +210,21 @@ class ActionModule(CmfAction):
                 return {"failed": True, "msg": f"the service {name} does not exist", "changed": False}
             result = _would(params, info["service"])
             result["busy"] = info["sessions"]["busy"]
+            warnings = []
+            if params["state"] != "started" and result["changed"] and result["busy"]:
+                warnings.append(busy_notice(name, info["sessions"], params))
             if params["state"] != "stopped" and result["changed"] and not info["startup"]["starts"]:
-                result["warnings"] = [f"{name} would not stay running: {info['startup']['error']}"]
+                warnings.append(f"{name} would not stay running: {info['startup']['error']}")
+            if warnings:
+                result["warnings"] = warnings
             return result
 
+        # A stop interrupts every session the agent runs (DESIGN: never unless the operator chose to): every
+        # stop looks at the agent first, in the same call; idle_timeout 0 looks once and does not wait.
         stops = params["state"] in ("restarted", "stopped")
-        waits = stops and params["idle_timeout"] is not None
+        waits = stops
         began = time.monotonic()
-        deadline = began + max(0, params["idle_timeout"] or 0)
+        deadline = began + params["idle_timeout"]
         if async_seconds:
             # The wait for idle ends early enough for the restart itself to end within async.
             deadline = min(deadline, began + async_seconds - worst_case_seconds(params))
@@ -242,7 +262,7 @@ class ActionModule(CmfAction):
                         "polls": polls,
                         "state": outcome.get("state"),
                         "pid": outcome.get("pid"),
-                        "msg": f"{name} runs {count} session(s): restart pending, nothing was stopped",
+                        "msg": f"{name} runs {count} session(s): {'restart' if params['state'] == 'restarted' else 'stop'} pending, nothing was stopped",
                     }
                 if params["when_busy"] == "fail":
                     return {

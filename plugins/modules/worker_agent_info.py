@@ -249,6 +249,11 @@ findings:
       cannot be read), V(TOKEN_GROUPS_UNKNOWN) (security, its domain groups could not be read for another cause);
       V(ENV_USER_VARIABLE) (a blocker when it turns the opt-in off or sets a job user, else a warning);
       V(MESSAGE_IS_MISLEADING) (info).
+    - A finding names a cause, not what follows from another one. V(AGENT_OPT_IN_MISSING) is not listed where worker.toml is
+      missing or the agent refuses its model (V(CONFIG_MISSING), V(CONFIG_INVALID)), nor where the file sets the opt-in and a
+      variable turns it off (V(ENV_OVERRIDE), V(ENV_USER_VARIABLE)). Where the domain groups of the account cannot be read, a
+      right it may hold through one of them is not called missing or taken by a policy (V(DOMAIN_UNREACHABLE) or
+      V(TOKEN_GROUPS_UNKNOWN) names the cause).
     - V(RIGHT_DENIED) says that the account holds C(SeDenyServiceLogonRight) (directly or through the group it names), which
       overrides C(SeServiceLogonRight) however that is held; the fix removes the deny right (Local Security Policy or the GPO
       that sets it), not a grant.

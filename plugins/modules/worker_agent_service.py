@@ -13,6 +13,9 @@ description:
   - A configuration error stops the agent before it writes its log, and the Service Control Manager then
     restarts it with a backoff, so "service started" proves nothing. Healthy means still running after
     O(settle) seconds with the same process id.
+  - A stop interrupts every render session the agent runs (the service then reschedules them), so every stop and
+    restart first looks whether the agent runs one, in the same remote call, and does what O(when_busy) says when it
+    does; by default the task fails and nothing is stopped. Only O(when_busy=interrupt) stops a busy agent.
   - When the service is not healthy the task fails; its C(msg) names the cause found by a
     M(deadline_cloud.cmf.worker_agent_info) reading of the host (one more remote call, only then), and the last
     lines of C(worker-agent.log).
@@ -42,13 +45,16 @@ options:
     default: 15
   idle_timeout:
     description:
-      - Stop the agent only while it runs no render session, waiting up to this many seconds for that (V(0) looks once).
+      - Seconds to wait for a busy agent to run no render session before it is stopped (for V(restarted) and V(stopped));
+        then O(when_busy) decides. V(0) looks once and does not wait.
       - The host checks for sessions at the moment it would stop the service (the agent service process's descendant
         processes), so no session starts between the check and the stop. While the agent is busy the module looks again
         every O(poll_interval) seconds, one remote call each, on the controller (no connection is held open meanwhile).
-      - Unset, the service is stopped whatever it runs, as V(sc stop) would; the agent then interrupts its sessions and the
-        service reschedules them.
+      - An idle agent costs one remote call, as a plain stop would.
+      - Before 0.2.0 an unset O(idle_timeout) stopped the service whatever it ran, interrupting its sessions; set
+        O(when_busy=interrupt) for that.
     type: int
+    default: 0
   poll_interval:
     description:
       - Seconds between two looks at a busy agent.
@@ -56,11 +62,12 @@ options:
     type: int
   when_busy:
     description:
-      - What to do when the agent still runs a session after O(idle_timeout) seconds.
+      - What to do when the agent still runs a session after O(idle_timeout) seconds (at once with the default V(0)).
       - V(skip) - nothing is stopped; the result says RV(restart_pending) (not a failure).
       - V(interrupt) - a normal service stop whose timeout covers the agent's longest cancelation (600 s notify period plus
-        exit actions); the agent is never killed.
-      - V(fail) - nothing is stopped, and the task fails.
+        exit actions); the agent is never killed. It interrupts the sessions, and the service reschedules them.
+      - V(fail) - nothing is stopped, and the task fails. The default, so that no render is interrupted unless the
+        operator chose to.
     type: str
     choices: [skip, interrupt, fail]
     default: fail
@@ -100,7 +107,9 @@ attributes:
       - C(poll=0) is refused before any call, because a restart nobody waits for is never verified.
   check_mode:
     support: full
-    details: Reads the service (one read-only call) and reports what would happen, without doing it; warns when the agent would not stay up.
+    details:
+      - Reads the service (one read-only call) and reports what would happen, without doing it; warns when the agent would
+        not stay up, and when it runs sessions now that a stop would fail on, leave or interrupt (O(when_busy)).
   diff_mode:
     support: none
     details: A service state is reported in RV(state), not as a diff.
@@ -128,12 +137,17 @@ author:
 """
 
 EXAMPLES = r"""
-- name: Restart the agent and prove it came back
+- name: Restart the agent if it runs no render, and prove it came back (a busy agent fails the task, nothing stopped)
   deadline_cloud.cmf.worker_agent_service:
     state: restarted
     settle: 20
 
-- name: Stop the agent (service; name, its former name, is an alias)
+- name: Restart the agent now, interrupting what it runs (the service reschedules the interrupted work)
+  deadline_cloud.cmf.worker_agent_service:
+    state: restarted
+    when_busy: interrupt
+
+- name: Stop the agent when it runs no render (service; name, its former name, is an alias)
   deadline_cloud.cmf.worker_agent_service:
     service: DeadlineWorker
     state: stopped
@@ -189,7 +203,7 @@ busy:
   returned: always
   type: bool
 restart_pending:
-  description: True when O(when_busy=skip) left a busy agent running.
+  description: True when O(when_busy=skip) left a busy agent running (its restart, or its stop, is pending).
   returned: always
   type: bool
 sessions:
@@ -238,8 +252,10 @@ info_error:
   returned: when the service is not healthy and the host could not be read
   type: str
 warnings:
-  description: In check mode, that the service would not stay running, with the agent's own error.
-  returned: in check mode, when the agent would stop at its next start
+  description:
+    - In check mode, that the service would not stay running, with the agent's own error.
+    - In check mode, that the agent runs sessions now, and what the stop would do about them (O(when_busy)).
+  returned: in check mode, when the agent would stop at its next start or runs sessions now
   type: list
   elements: str
   sample: ["DeadlineWorker would not stay running: Cannot specify a windows job user when the option to run jobs as the agent user is enabled."]

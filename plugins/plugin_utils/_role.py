@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import base64
 import copy
+import dataclasses
 import datetime
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -38,20 +40,33 @@ from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows import
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.accounts import (
     ADMINISTRATORS,
     DOMAIN_UNREACHABLE,
+    GROUP_NOT_FOUND,
     TOKEN_GROUPS_FAILED,
     AccountError,
     same_account,
+    same_sid,
+    sid_key,
 )
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.groups import plan_membership, report_with_groups, resolve_groups
 
 PREFIX = "deadline_worker_agent_user_"
 
-# The one worker.toml write of the role: the opt-in and the removal of what conflicts with it.
+# The one worker.toml write of the role: the opt-in and the removal of what conflicts with it. The plan
+# carries it (worker_toml_settings) to the task that writes it and to the outcome that says so.
 SETTINGS: tuple[Setting, ...] = (
     Setting("os", "run_jobs_as_agent_user", True, PRESENT),
     Setting("os", "windows_job_user", None, ABSENT),
     Setting("os", "impersonation", None, ABSENT),
 )
+
+
+def settings_text(settings: Iterable[Mapping[str, Any]]) -> str:
+    """``[os] run_jobs_as_agent_user = true in worker.toml, without windows_job_user and impersonation``."""
+    settings = list(settings)
+    present = [f"[{s['table']}] {s['key']} = {json.dumps(s['value'])}" for s in settings if s.get("state", PRESENT) == PRESENT]
+    absent = [str(s["key"]) for s in settings if s.get("state") == ABSENT]
+    return ", ".join(present) + " in worker.toml" + (f", without {' and '.join(absent)}" if absent else "")
+
 
 RESTART_WHEN = ("idle", "always", "never")
 WHEN_BUSY = ("skip", "interrupt")
@@ -230,6 +245,13 @@ def _refusal(fid: str, message: str, fix: str) -> dict:
     return {"id": fid, "message": message, "fix": fix}
 
 
+def _finding_refusal(findings: Iterable[Mapping], fid: str) -> dict | None:
+    """The first reading's blocker ``fid`` as a refusal: where the plan meets the cause a rule already
+    names, the rule's message and fix say it best (one wording for one cause)."""
+    found = next((f for f in findings if f.get("id") == fid and f.get("severity") == "blocker"), None)
+    return _refusal(fid, str(found.get("message") or ""), str(found.get("fix") or "")) if found else None
+
+
 def _finding_ids(findings: Iterable[Mapping]) -> set[str]:
     return {str(f.get("id")) for f in findings}
 
@@ -247,7 +269,7 @@ def _wrong_account(raw: Mapping, variables: RoleVariables) -> dict | None:
         return None
     logon, logon_sid = str(service["account"]), service.get("account_sid")
     if logon_sid:
-        if str(logon_sid).upper() == str(account.get("sid", "")).upper():
+        if same_sid(logon_sid, account.get("sid")):
             return None
     elif same_account(logon, str(account.get("name") or ""), str(account.get("domain") or ""), str(account.get("hostname") or "")):
         return None
@@ -269,8 +291,8 @@ def predicted_reading(raw: Mapping, rights_added: Iterable[str], groups_left: It
     after = copy.deepcopy(dict(raw))
     account = after.get("account")
     if account:
-        left = {str(g["sid"]).upper() for g in groups_left}
-        account = after["account"] = report_with_groups(account, [g for g in account.get("groups") or [] if str(g.get("sid", "")).upper() not in left])
+        left = {sid_key(g["sid"]) for g in groups_left}
+        account = after["account"] = report_with_groups(account, [g for g in account.get("groups") or [] if sid_key(g.get("sid")) not in left])
         account["rights"] = user_rights.held_rights([*(account.get("rights") or []), *rights_added])
     now = _future(0)
     if config is not None:
@@ -280,7 +302,7 @@ def predicted_reading(raw: Mapping, rights_added: Iterable[str], groups_left: It
     if service.get("exists"):
         service.update(state="running", started_at=_future(1), pid=service.get("pid") or 0)
         if account and "token_administrators" in service:  # the restarted process logs on with the groups left to it
-            service["token_administrators"] = any(str(g.get("sid", "")).upper() == ADMINISTRATORS for g in account.get("groups") or [])
+            service["token_administrators"] = any(same_sid(g.get("sid"), ADMINISTRATORS) for g in account.get("groups") or [])
     after["sessions"] = {**(after.get("sessions") or {}), "busy": False, "count": 0}
     return after
 
@@ -323,14 +345,19 @@ def plan(before: Mapping[str, Any], values: Mapping[str, Any]) -> dict:
     # grant would be undone at the next refresh, and granted again at every run.
     direct_rights = [r for r in rights_wanted if r not in (user_rights.policy_rights(account or {}) or {})]
     if account and not wrong:  # the wrong account's own state is beside the point
-        held = {r.casefold() for r in account.get("rights") or []}
-        rights_to_grant = [r for r in direct_rights if r.casefold() not in held]
+        rights_to_grant = user_rights.plan_rights(account.get("rights") or [], direct_rights, user_rights.PRESENT).added
         if variables.leave_groups:
             try:
                 groups_to_leave = plan_membership(account, variables.leave_groups, ABSENT).removed
             except AccountError as error:
-                refusals.append(_refusal(error.code, error.message.replace(", nothing was changed", ""), _group_fix(error.code, error.message)))
-        policy = _policy_refusal(account, rights_wanted, groups_to_leave, shutdown.get("value") is True, variables.service)
+                # Groups the host could not read: the predicted finding (DOMAIN_UNREACHABLE, TOKEN_GROUPS_UNKNOWN)
+                # names that cause with its fix, and is refused below; any other refusal is the plan's own.
+                if error.code not in (DOMAIN_UNREACHABLE, TOKEN_GROUPS_FAILED):
+                    refusals.append(_refusal(error.code, error.message.replace(", nothing was changed", ""), _group_fix(error)))
+        no_shutdown = agent_rules.no_shutdown_fix(agent_rules.read_host(raw))
+        policy = _policy_refusal(
+            account, rights_wanted, groups_to_leave, shuts_down=shutdown.get("value") is True, service=variables.service, no_shutdown=no_shutdown
+        )
         if policy:
             refusals.append(policy)
 
@@ -343,25 +370,29 @@ def plan(before: Mapping[str, Any], values: Mapping[str, Any]) -> dict:
             edit = apply_settings(data, list(SETTINGS), path)
         except WorkerTomlError as error:
             fid = "CONFIG_ENCODING" if "CONFIG_ENCODING" in _finding_ids(findings_before) else "CONFIG_INVALID"
-            refusals.append(_refusal(fid, str(error).replace("; nothing was changed", ""), error.fix or "correct worker.toml by hand"))
+            refusals.append(
+                _finding_refusal(findings_before, fid)
+                or _refusal(fid, str(error).replace("; nothing was changed", ""), error.fix or "correct worker.toml by hand")
+            )
         else:
             toml_warnings = list(edit.warnings)
             checked = validate(edit.text, path, edit.original_text)  # as worker_toml will check it
             toml_warnings += checked.warnings
             if checked.errors:
-                refusals.append(_refusal("CONFIG_INVALID", "; ".join(checked.errors), "correct worker.toml by hand"))
+                refusals.append(
+                    _finding_refusal(findings_before, "CONFIG_INVALID") or _refusal("CONFIG_INVALID", "; ".join(checked.errors), "correct worker.toml by hand")
+                )
 
-    predicted = agent_rules.describe(predicted_reading(raw, rights_to_grant, groups_to_leave, edit.data if edit else None))
+    # Judged against the rights this run converges to, not the collection's default list: a right the
+    # operator left out of deadline_worker_agent_user_rights is no warning of the host the run leaves.
+    predicted = agent_rules.describe(
+        predicted_reading(raw, rights_to_grant, groups_to_leave, edit.data if edit else None), final_rights=tuple(rights_wanted)
+    )
     known = _finding_ids(refusals)
     for f in [] if wrong else predicted["findings"]:  # for the wrong account, that is the cause to fix first
         if (f.get("severity") == "blocker" or f["id"] in _REFUSED_BEYOND_BLOCKERS) and f["id"] not in known:
             refusals.append(_refusal(str(f["id"]), str(f.get("message") or ""), str(f.get("fix") or "")))
             known.add(str(f["id"]))
-
-    if known & {"ENV_OVERRIDE", "ENV_USER_VARIABLE"}:
-        # the opt-in is off because of that variable: name the cause, not its consequence (whose fix,
-        # setting the file, would not help)
-        refusals = [r for r in refusals if r["id"] != "AGENT_OPT_IN_MISSING"]
 
     toml_changes = bool(edit and edit.changed)
     changes = bool(rights_to_grant or groups_to_leave or toml_changes)
@@ -382,9 +413,11 @@ def plan(before: Mapping[str, Any], values: Mapping[str, Any]) -> dict:
     return {
         "refused": refusals,
         "rights": direct_rights,
+        "rights_wanted": rights_wanted,
         "rights_to_grant": [] if refused else rights_to_grant,
         "groups_to_leave": [] if refused else groups_to_leave,
         "worker_toml": not refused and toml_changes,
+        "worker_toml_settings": [dataclasses.asdict(setting) for setting in SETTINGS],
         "worker_toml_warnings": toml_warnings,
         "worker_toml_previous": edit.previous if edit else {},
         "restart": not refused and bool(why_restart),
@@ -411,7 +444,7 @@ def _leaves_administrators(account: Mapping | None, variables: RoleVariables) ->
         wanted = resolve_groups(variables.leave_groups, account.get("local_groups") or [], str(account.get("hostname") or ""))
     except AccountError:  # a group the host does not have: refused as GROUP_NOT_FOUND
         return False
-    return any(str(g.get("sid", "")).upper() == ADMINISTRATORS for g in wanted)
+    return any(same_sid(g.get("sid"), ADMINISTRATORS) for g in wanted)
 
 
 def _unsafe(findings: Iterable[Mapping] | None, plan: Mapping[str, Any]) -> bool:
@@ -426,7 +459,7 @@ def _unsafe(findings: Iterable[Mapping] | None, plan: Mapping[str, Any]) -> bool
 _REFUSED_BEYOND_BLOCKERS = frozenset({"AGENT_USER_IS_SYSTEM", "DOMAIN_UNREACHABLE", "TOKEN_GROUPS_UNKNOWN", "GROUP_POLICY_UNREADABLE"})
 
 
-def _policy_refusal(account: Mapping, rights: list[str], leaving: list[dict], shuts_down: bool, service: str) -> dict | None:
+def _policy_refusal(account: Mapping, rights: list[str], leaving: list[dict], *, shuts_down: bool, service: str, no_shutdown: str) -> dict | None:
     """A right the account is to hold outside the groups it leaves that a domain policy would take from
     it at the next refresh (or a deny right a policy gives it): refused before the first change."""
     gaps = user_rights.policy_gaps(account, rights, [g["sid"] for g in leaving])
@@ -436,22 +469,14 @@ def _policy_refusal(account: Mapping, rights: list[str], leaving: list[dict], sh
     return _refusal(
         "RIGHT_OWNED_BY_POLICY",
         " | ".join(agent_rules.policy_gap_message(account, gap, shuts_down, service) for gap in gaps),
-        " | ".join(agent_rules.policy_gap_fix_text(account, gap, shuts_down) for gap in gaps),
+        " | ".join(agent_rules.policy_gap_fix_text(account, gap, shuts_down, no_shutdown) for gap in gaps),
     )
 
 
-def _group_fix(code: str, message: str = "") -> str:
-    if code == DOMAIN_UNREACHABLE:
-        return "restore the host's connection to a domain controller (nltest /sc_verify:<domain> checks it), then run again"
-    if code == TOKEN_GROUPS_FAILED:
-        return "correct what the error names (the account's groups are read through its UPN in its own domain), then run again"
-    if code == "GROUP_NOT_FOUND":
+def _group_fix(error: AccountError) -> str:
+    if error.code == GROUP_NOT_FOUND:
         return f"name groups that exist on the host in {PREFIX}leave_groups (S-1-5-32-544 is Administrators in any language)"
-    if "through" in message:  # the membership is carried by a group nested in the one to leave
-        return "take the account out of that nested group (or that group out of the one to leave), then run again"
-    return (
-        "connect as another administrator, or converge another account; keep another enabled member in Administrators"
-    )
+    return error.fix or "correct what the message names, then run again"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -460,6 +485,15 @@ def _group_fix(code: str, message: str = "") -> str:
 
 def _result(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
+
+
+def _judged(info: Mapping[str, Any], plan: Mapping[str, Any]) -> list[dict]:
+    """The findings of a worker_agent_info result, judged against the rights the run converges to (the
+    plan's rights_wanted) where its reading is at hand; else as the module gave them."""
+    reading = info.get("reading")
+    if isinstance(reading, Mapping) and reading and isinstance(plan.get("rights_wanted"), list):
+        return list(agent_rules.describe(dict(reading), final_rights=tuple(plan["rights_wanted"]))["findings"])
+    return list(info.get("findings") or [])
 
 
 def _ran(result: Mapping[str, Any]) -> bool:
@@ -483,16 +517,24 @@ def sentence(text: str) -> str:
 
 
 def _pending_reason(before: Mapping[str, Any], plan: Mapping[str, Any], sessions: Mapping | None, busy_skip: bool) -> str:
-    if busy_skip or plan.get("busy"):
-        count = int((sessions or {}).get("count") or plan.get("sessions") or 1)
-        return f"busy: {count} session(s) running"
+    # restart_when never (or restart false) first: a busy host is not restarted by the next run either.
     service = (before.get("service") or {}).get("name") or "the agent's service"
     if plan.get("restart_when") == "never":
         return (
             f"{PREFIX}restart_when is never (or {PREFIX}restart is false): restart {service} yourself"
             " when no render runs, so that the agent loads its new configuration"
         )
+    if busy_skip or plan.get("busy"):
+        return f"busy: {_sessions_running(plan, sessions, busy_skip)} session(s) running"
     return "the restart task did not run (left out with --tags or --skip-tags): run again to restart the service"
+
+
+def _sessions_running(plan: Mapping[str, Any], sessions: Mapping | None, busy_skip: bool) -> int:
+    """The sessions the agent ran when the restart was left pending for them (the last look, else the
+    first reading); 0 when it was left pending for another reason (restart_when never, tags)."""
+    if plan.get("restart_when") == "never" or not (busy_skip or plan.get("busy")):
+        return 0
+    return int((sessions or {}).get("count") or plan.get("sessions") or 1)
 
 
 def outcome(
@@ -523,30 +565,37 @@ def outcome(
     changes: list[str] = []
     rights_added = list(rights.get("added") or [])
     groups_left = [dict(g) for g in groups.get("removed") or []]
+    # In check mode the change tasks report what they would do, and nothing is restarted: say so.
+    grant, leave, write, restart_text = (
+        ("would grant", "would leave", "would set", "would restart the service")
+        if check_mode
+        else ("granted", "left", "set", "restarted the service")
+    )
     if rights_added:
-        changes.append("granted " + ", ".join(rights_added))
+        changes.append(f"{grant} " + ", ".join(rights_added))
     if groups_left:
-        changes.append("left " + ", ".join(str(g.get("name") or g.get("sid")) for g in groups_left))
+        changes.append(f"{leave} " + ", ".join(str(g.get("name") or g.get("sid")) for g in groups_left))
     if config.get("changed"):
-        changes.append("set [os] run_jobs_as_agent_user = true in worker.toml, without windows_job_user and impersonation")
-    restarted = bool(plan.get("restart") and plan.get("restart_when") != "never") if check_mode else bool(_ran(restart) and restart.get("restarted"))
-    if restarted:
-        changes.append("restarted the service")
-    changed = any(bool(r.get("changed")) for r in (rights, groups, config)) or restarted
+        changes.append(f"{write} " + settings_text(plan.get("worker_toml_settings") or [dataclasses.asdict(setting) for setting in SETTINGS]))
+    restarted = not check_mode and bool(_ran(restart) and restart.get("restarted"))
+    would_restart = check_mode and bool(plan.get("restart") and plan.get("restart_when") != "never")
+    if restarted or would_restart:
+        changes.append(restart_text)
+    changed = any(bool(r.get("changed")) for r in (rights, groups, config)) or restarted or would_restart
     wanted_restart = bool(plan.get("restart"))
     busy_skip = bool(_ran(restart) and restart.get("restart_pending"))
     pending = wanted_restart and not restarted and not error and not refused and not check_mode and stage == "done"
     verification = restart.get("info") if _ran(restart) and isinstance(restart.get("info"), Mapping) else None
 
     if verification is not None:
-        findings_after, ready, verified_by = list(verification.get("findings") or []), bool(verification.get("ready")), "reading after the restart"
+        findings_after, ready, verified_by = _judged(verification, plan), bool(verification.get("ready")), "reading after the restart"
     elif check_mode and not refused:
         findings_after, ready, verified_by = list(plan.get("predicted_findings") or []), bool(before.get("ready")), "prediction (check mode)"
     elif restarted and restart.get("healthy") and "predicted_findings" in plan:
         # verification turned off: the prediction, now that the agent came back with the changes
         findings_after, ready, verified_by = list(plan["predicted_findings"]), bool(plan.get("predicted_ready")), "prediction (verification off)"
     elif not changed and not pending and not error and "findings" in before:
-        findings_after, ready, verified_by = list(before.get("findings") or []), bool(before.get("ready")), "first reading"
+        findings_after, ready, verified_by = _judged(before, plan), bool(before.get("ready")), "first reading"
     else:
         findings_after, ready, verified_by = None, False, None
     if restarted and not restart.get("healthy") and not check_mode:
@@ -594,6 +643,8 @@ def outcome(
         "restarted": restarted,
         "restart_pending": pending,
         "restart_pending_reason": _pending_reason(before, plan, sessions, busy_skip) if pending else "",
+        # the sessions the restart was left pending for ("busy: N session(s) running"), else 0
+        "sessions_running": _sessions_running(plan, sessions, busy_skip) if pending else 0,
         "interrupted_sessions": int(restart.get("interrupted") or 0) if _ran(restart) else 0,
         "service_view": restart.get("service_view") if _ran(restart) else None,
         "service": {

@@ -172,7 +172,12 @@ def assert_same_verdict(tmp_path, monkeypatch, data: bytes | None, env: dict[str
         assert info["settings"]["windows_job_user"]["value"] == real.windows_job_user
         # a missing [os] shutdown_on_stop leaves the agent's no_shutdown = False: it shuts the host down
         assert info["settings"]["shutdown_on_stop"]["value"] is (not real.no_shutdown)
-        assert ("AGENT_OPT_IN_MISSING" in ids) is (not real.run_jobs_as_agent_user)
+        # an opt-in the agent resolves to false is a blocker: AGENT_OPT_IN_MISSING, or the cause it follows from
+        # (a variable that overrides the file's true, no file at all), which is then named instead
+        if real.run_jobs_as_agent_user:
+            assert "AGENT_OPT_IN_MISSING" not in ids
+        else:
+            assert ids & {"AGENT_OPT_IN_MISSING", "ENV_OVERRIDE", "ENV_USER_VARIABLE", "CONFIG_MISSING"}, info["findings"]
         ready = bool(real.run_jobs_as_agent_user and real.windows_job_user is None and data is not None)
         assert info["ready"] is ready
     return real, info
@@ -204,7 +209,8 @@ def test_the_misplaced_opt_in_is_ignored_by_both(tmp_path, monkeypatch):
 def test_an_environment_false_overrides_the_file_for_both(tmp_path, monkeypatch):
     real, info = assert_same_verdict(tmp_path, monkeypatch, *VARIANTS["env_zero_over_file"])
     assert real.run_jobs_as_agent_user is False
-    assert {"ENV_OVERRIDE", "AGENT_OPT_IN_MISSING"} <= {f["id"] for f in info["findings"]}
+    ids = {f["id"] for f in info["findings"]}
+    assert "ENV_OVERRIDE" in ids and "AGENT_OPT_IN_MISSING" not in ids  # the file's true is overridden: one cause
 
 
 def test_the_simulated_restart_uses_the_same_verdict(tmp_path, monkeypatch):

@@ -164,7 +164,13 @@ def test_check_mode_reports_every_change_and_makes_none(tmp_path):
     assert [g["sid"] for g in result["groups_left"]] == [ADMINISTRATORS]
     assert result["worker_toml"]["changed"] is True
     assert result["worker_toml"]["previous"]["os"]["windows_job_user"] == "deadline-job-user"
-    assert result["restarted"] is True  # would be
+    assert result["restarted"] is False  # nothing is restarted in check mode: the changes say what would be
+    assert result["changes"] == [
+        "would grant SeIncreaseQuotaPrivilege",
+        "would leave Administrators",
+        "would set [os] run_jobs_as_agent_user = true in worker.toml, without windows_job_user and impersonation",
+        "would restart the service",
+    ]
     assert result["ready"] is False  # as the host is now; the prediction is in findings_after
     assert result["verified_by"] == "prediction (check mode)"
     assert not [f for f in result["findings_after"] if f["severity"] == "blocker"]
@@ -266,7 +272,7 @@ DOMAIN_CAUSE = {
     "policy-logon": ("RIGHT_OWNED_BY_POLICY", "ALL SERVICES (S-1-5-80-0) only", "(or a group it keeps) to 'log on as a service'"),
     "policy-shutdown": ("RIGHT_OWNED_BY_POLICY", "Shut down the system", "shutdown_on_stop = false"),
     "policy-deny": ("RIGHT_OWNED_BY_POLICY", "Domain Users", "(or its group named there) out of 'deny log on as a service'"),
-    "domain-admins": ("REMOVAL_REFUSED", "Domain Admins, nested in it", "nested group"),
+    "domain-admins": ("REMOVAL_REFUSED", "Domain Admins, nested in it", "take the account out of CORP\\\\Domain Admins (or that group out of"),
     "no-dc": ("DOMAIN_UNREACHABLE", "cannot be read", "domain controller"),
     "policy-unreadable": ("GROUP_POLICY_UNREADABLE", "Access denied", "rsop"),
 }
@@ -320,7 +326,7 @@ EXPECTED_CAUSE = {
     "disabled-service": ("SERVICE_DISABLED", "1058", "Automatic"),
     "disabled-account": ("ACCOUNT_DISABLED", "1069", "Enable"),
     "local-system": ("AGENT_USER_IS_SYSTEM", "LocalSystem", "dedicated account"),
-    "nested-admin": ("REMOVAL_REFUSED", "render-admins, nested in it", "nested group"),
+    "nested-admin": ("REMOVAL_REFUSED", "render-admins, nested in it", "render-admins (or that group out of Administrators)"),
     "capabilities-env": ("AGENT_STARTUP_ERROR", "capabilities.attributes: field required", "DEADLINE_WORKER_CAPABILITIES"),
     "dev-build": ("AGENT_VERSION_UNSUPPORTED", "0.27.3.dev4", "Upgrade"),
     "env-override": ("ENV_OVERRIDE", "DEADLINE_WORKER_RUN_JOBS_AS_AGENT_USER", "Remove"),
@@ -597,6 +603,17 @@ def test_interrupt_mode_stops_a_busy_agent_and_reports_the_interrupted_sessions(
     assert after["services"]["DeadlineWorker"]["restarts"] == 1
     result = simworker.read_dump(tmp_path, RESULT, "worker-01")
     assert result["interrupted_sessions"] == 1 and result["status"] == "fixed"
+
+
+def test_restart_when_always_still_interrupts_a_busy_agent_the_role_passing_its_choice_to_the_module(tmp_path):
+    """worker_agent_service no longer stops a busy agent unless told to: the role tells it (when_busy interrupt)."""
+    state = busy(variant("installer-default"), {"id": "session-8"})
+    run, paths = run_role(tmp_path, {"worker-01": state}, role_vars={"deadline_worker_agent_user_restart_when": "always"})
+    recap_ok(run)
+    after = state_of(paths["worker-01"])
+    assert after["services"]["DeadlineWorker"]["interrupted_sessions"] == ["session-8"]
+    result = simworker.read_dump(tmp_path, RESULT, "worker-01")
+    assert result["status"] == "fixed" and result["interrupted_sessions"] == 1
 
 
 def test_the_role_leaves_the_callers_handlers_alone(tmp_path):

@@ -134,7 +134,8 @@ def test_hosts_with_different_problems(tmp_path):
     assert results["converged"]["findings"] == []
 
     env = results["env"]
-    assert _ids(env) == ["AGENT_OPT_IN_MISSING", "ENV_OVERRIDE", "AGENT_USER_IS_ADMIN", "MESSAGE_IS_MISLEADING"]
+    # the file sets the opt-in, the machine variable turns it off: that is the cause named, not its consequence
+    assert _ids(env) == ["ENV_OVERRIDE", "AGENT_USER_IS_ADMIN", "MESSAGE_IS_MISLEADING"]
     assert env["environment"] == {"DEADLINE_WORKER_RUN_JOBS_AS_AGENT_USER": {"value": "0", "source": "machine"}}
     override = next(f for f in env["findings"] if f["id"] == "ENV_OVERRIDE")
     assert "DEADLINE_WORKER_RUN_JOBS_AS_AGENT_USER" in override["fix"] and "reboot" in override["fix"]

@@ -116,6 +116,35 @@ def test_a_missing_service_fails_with_its_name(tmp_path, option):
     assert state["services"]["DeadlineWorker"]["restarts"] == 0
 
 
+# --- a busy agent is never interrupted unless the operator chose to (DESIGN) ---------------------
+
+
+@pytest.mark.parametrize("state", ["restarted", "stopped"])
+def test_by_default_a_busy_agent_fails_the_task_and_nothing_is_stopped(tmp_path, state):
+    result, after = _restart(tmp_path, _busy({"id": "session-1"}), module_args={"state": state, "settle": 0})
+    assert result["failed"] is True and result["changed"] is False and result["busy"] is True
+    assert "still runs 1 session(s)" in result["msg"] and "nothing was stopped" in result["msg"]
+    service = after["services"]["DeadlineWorker"]
+    assert service["state"] == "running" and service.get("restarts", 0) == 0
+    assert service.get("interrupted_sessions", []) == [] and [s["id"] for s in service["sessions"]] == ["session-1"]
+    assert after["calls"] == {"control_service": 1}  # one look, in the call that would have stopped it
+
+
+def test_an_idle_agent_is_still_one_call_and_when_busy_interrupt_is_the_operators_choice(tmp_path):
+    result, after = _restart(tmp_path, _busy(), module_args={"state": "restarted", "settle": 0})
+    assert result["restarted"] and result["healthy"] and after["calls"] == {"control_service": 1}
+    result, after = _restart(tmp_path, _busy({"id": "session-2"}), module_args={"state": "restarted", "settle": 0, "when_busy": "interrupt"})
+    assert result["restarted"] and result["interrupted"] == 1
+    assert after["services"]["DeadlineWorker"]["interrupted_sessions"] == ["session-2"]
+
+
+def test_check_mode_warns_that_a_busy_agent_would_fail_the_stop(tmp_path):
+    result, after = _restart(tmp_path, _busy({"id": "session-1"}), "--check", module_args={"state": "restarted", "settle": 0})
+    assert result["busy"] is True
+    assert "DeadlineWorker runs 1 session(s) now: the restart would fail, stopping nothing (when_busy: fail)" in result["warnings"]
+    assert after["calls"] == {"read_agent_info": 1}
+
+
 # --- async: the task's seconds bound the wait, which stays on the controller ---------------------
 
 
@@ -152,6 +181,16 @@ def test_under_async_the_wait_for_idle_ends_in_time_for_the_restart_to_fit(tmp_p
     assert 2 <= result["polls"] <= 6, result["polls"]
     assert after["services"]["DeadlineWorker"]["restarts"] == 0
     assert after["services"]["DeadlineWorker"].get("interrupted_sessions", []) == []
+
+
+def test_under_async_with_the_defaults_a_busy_agent_fails_the_task_and_nothing_is_stopped(tmp_path):
+    result, after, run = _async_restart(tmp_path, _busy({"id": "session-4"}), {"timeout": 5}, **{"async": 60, "poll": 1})
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert result["failed"] and result["busy"] and "nothing was stopped" in result["msg"], result
+    assert "ansible_job_id" not in result
+    service = after["services"]["DeadlineWorker"]
+    assert service.get("restarts", 0) == 0 and service.get("interrupted_sessions", []) == []
+    assert after["calls"] == {"control_service": 1}
 
 
 @pytest.mark.parametrize(

@@ -54,9 +54,13 @@ from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows import
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.accounts import (
     ADMINISTRATORS,
     DOMAIN_UNREACHABLE,
+    DOMAIN_UNREACHABLE_FIX,
     LOCAL_SERVICE,
     LOCAL_SYSTEM,
     NETWORK_SERVICE,
+    TOKEN_GROUPS_FAILED_FIX,
+    same_sid,
+    sid_key,
 )
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.groups import (
     carriers,
@@ -151,11 +155,6 @@ def rights_with_sources(account: dict | None) -> dict[str, dict]:
     return result
 
 
-def holds_right(rights: dict[str, dict], right: str) -> bool:
-    entry = rights.get(right)
-    return entry is not None and not entry["denied"]
-
-
 @dataclass
 class Reading:
     """A host as read_agent_info saw it, with the analysis the findings are built on."""
@@ -166,6 +165,10 @@ class Reading:
     settings: AgentSettings | None
     verdict: StartupVerdict
     rights: dict[str, dict] = field(default_factory=dict)
+    # The rights the account is to hold outside Administrators, as the caller converges it (the role: its
+    # deadline_worker_agent_user_rights, with the shutdown rights when the agent shuts the host down);
+    # None: the collection's final state (FINAL_STATE_RIGHTS, and SeShutdownPrivilege when it shuts down).
+    final_rights: tuple[str, ...] | None = None
 
     @property
     def agent(self) -> dict:
@@ -189,18 +192,31 @@ BUILTIN_SERVICE_ACCOUNTS = frozenset({LOCAL_SYSTEM, LOCAL_SERVICE, NETWORK_SERVI
 
 
 def _sid_of(account: dict | None) -> str:
-    return str((account or {}).get("sid") or "").upper()
+    return sid_key((account or {}).get("sid"))
+
+
+def lacks_right(account: dict | None, rights: dict[str, dict], right: str) -> bool:
+    """Whether the account is known not to hold ``right``: not directly, not through a group it is known
+    to keep. Where its domain groups could not be read (``token_groups_known`` false), one of them may
+    give it: that cannot be told, so it is not said to lack it (DOMAIN_UNREACHABLE or TOKEN_GROUPS_UNKNOWN
+    names the cause instead)."""
+    return right not in rights and token_groups_known(account or {})
 
 
 def can_log_on_as_service(account: dict | None, rights: dict[str, dict]) -> bool:
     """Whether the Service Control Manager can log the service on as ``account`` (1069 otherwise):
     an enabled account holding SeServiceLogonRight not overridden by its deny right, or a built-in
-    service account. An account that was not read is not judged here (ACCOUNT_MISSING is)."""
+    service account. An account that was not read is not judged here (ACCOUNT_MISSING is), nor one
+    that may hold the right through a domain group the host could not read (see lacks_right)."""
     if not account:
         return True
     if account.get("enabled") is False:
         return False
-    return _sid_of(account) in BUILTIN_SERVICE_ACCOUNTS or holds_right(rights, SERVICE_LOGON_RIGHT)
+    if _sid_of(account) in BUILTIN_SERVICE_ACCOUNTS:
+        return True
+    if DENY_SERVICE_LOGON_RIGHT in rights:
+        return False
+    return not lacks_right(account, rights, SERVICE_LOGON_RIGHT)
 
 
 def _user_sid(raw: dict) -> str | None:
@@ -208,8 +224,8 @@ def _user_sid(raw: dict) -> str | None:
     return (raw.get("service") or {}).get("account_sid") or (raw.get("account") or {}).get("sid")
 
 
-def read_host(raw: dict) -> Reading:
-    """Analyse what read_agent_info returned."""
+def read_host(raw: dict, final_rights: tuple[str, ...] | None = None) -> Reading:
+    """Analyse what read_agent_info returned; ``final_rights``: see Reading."""
     config_raw = raw.get("config") or {}
     path = str(config_raw.get("path") or CONFIG_PATH)
     data = base64.b64decode(config_raw["content"]) if config_raw.get("exists") else None
@@ -228,7 +244,7 @@ def read_host(raw: dict) -> Reading:
     )
     # Settings are resolvable whenever the bytes are TOML (even behind a BOM) or there is no file.
     settings = resolve_settings(analysis.document, environment) if analysis.document is not None or not analysis.exists else None
-    return Reading(raw, analysis, environment, settings, verdict, rights)
+    return Reading(raw, analysis, environment, settings, verdict, rights, final_rights)
 
 
 def _finding(id_: str, severity: str, message: str, fix: str) -> dict:
@@ -450,6 +466,45 @@ def _shutdown_reason(reading: Reading) -> str:
     return f"{variable.name}={variable.value} in {variable.where} tells the agent to shut the host down"
 
 
+def no_shutdown_fix(reading: Reading) -> str:
+    """How to keep the agent from shutting the host down, where its resolved no_shutdown is decided:
+    worker.toml's [os] shutdown_on_stop, or DEADLINE_WORKER_NO_SHUTDOWN wherever it is defined, which
+    overrides the file (so setting the file alone would change nothing)."""
+    shutdown = reading.settings.shutdown_on_stop if reading.settings else None
+    if shutdown is None or shutdown.source in ("file", "default") or not shutdown.variable:
+        return "set [os] shutdown_on_stop = false in worker.toml (deadline_cloud.cmf.worker_toml)"
+    variable = str(shutdown.variable).upper()
+    then = (
+        "worker.toml's [os] shutdown_on_stop = false then decides"
+        if file_setting(reading.config.document, "os", "shutdown_on_stop") is False
+        else "then set [os] shutdown_on_stop = false in worker.toml (deadline_cloud.cmf.worker_toml)"
+    )
+    text = _env_fix(reading, variable)
+    return f"{variable} decides over worker.toml: {text[:1].lower()}{text[1:-1]}; {then}"
+
+
+def grant_fix(account: dict, right: str, leaving: tuple[str, ...] = ()) -> str:
+    """How the account comes to hold ``right`` (once out of the groups ``leaving``): a direct grant where no
+    domain policy defines the right; else through the policy, since a direct grant would not outlive its
+    next refresh: add the account to it, or apply it (gpupdate) where it lists the account already."""
+    who = f"{account.get('name')} ({account.get('sid')})"
+    holding = user_rights.policy_holding(account, right, leaving)
+    setting = f"'{user_rights.display_name(right)}' ({right})"
+    if holding is None:
+        return f"grant {right} to {account.get('sid')} directly (deadline_cloud.cmf.win_user_rights)"
+    if holding == user_rights.POLICY_TAKES:
+        return policy_gap_fix(PolicyGap(right, ()), who)
+    if holding == user_rights.POLICY_UNKNOWN:
+        return (
+            f"restore the host's connection to a domain controller, then run again: a domain Group Policy sets {setting} on"
+            f" this computer, and whether {who} holds it through one of its domain groups cannot be told until they can be read"
+        )
+    return (
+        f"run gpupdate /force on the host, then run again: the domain Group Policy that sets {setting} lists {who} or a group"
+        " it keeps, but this computer has not applied it yet (a direct grant would not outlive the next refresh)"
+    )
+
+
 def agent_needs(right: str, shuts_down: bool) -> bool:
     """Whether the agent itself needs ``right`` outside Administrators: the logon right always, the
     shutdown right when it shuts the host down (its resolved no_shutdown is false)."""
@@ -469,11 +524,18 @@ def _policy_blockers(reading: Reading) -> list[PolicyGap]:
     return policy_gaps(reading.account or {}, [SERVICE_LOGON_RIGHT]) if _policy_applies(reading) else []
 
 
+def _final_rights(reading: Reading) -> list[str]:
+    """The rights the account is to hold outside Administrators (see Reading.final_rights)."""
+    if reading.final_rights is not None:
+        return list(reading.final_rights)
+    return [*FINAL_STATE_RIGHTS, *([SHUTDOWN_PRIVILEGE] if _shuts_down(reading) else [])]
+
+
 def _policy_warnings(reading: Reading) -> list[PolicyGap]:
     """The other rights of the final state a policy takes from the account once it is out of Administrators."""
     if not _policy_applies(reading):
         return []
-    rights = [*FINAL_STATE_RIGHTS, *([SHUTDOWN_PRIVILEGE] if _shuts_down(reading) else [])]
+    rights = _final_rights(reading)
     now = {(gap.right, gap.deny) for gap in _policy_blockers(reading)}
     return [gap for gap in policy_gaps(reading.account or {}, rights, [ADMINISTRATORS]) if (gap.right, gap.deny) not in now]
 
@@ -484,19 +546,32 @@ def policy_gap_message(account: dict, gap: PolicyGap, shuts_down: bool, service:
     text = policy_gap_text(gap, who)
     if not gap.deny and not policy_gaps(account, [gap.right]):
         text += " (it holds the right now only through Administrators, which it is to leave)"
-    if gap.right in (SERVICE_LOGON_RIGHT, user_rights.DENY_SERVICE_LOGON_RIGHT):
+    if gap.right == user_rights.DENY_SERVICE_LOGON_RIGHT:
+        text += (
+            f"; while it is denied that logon, the Service Control Manager cannot start {service} under the account"
+            f" ('{SERVICE_LOGON_ERROR}')"
+        )
+    elif gap.deny:
+        text += (
+            f"; it overrides {user_rights.DENY_OVERRIDES.get(gap.right)}, one of the rights the account is to hold outside"
+            " Administrators (WORKER_AGENT_USER jobs do not need it)"
+        )
+    elif gap.right == SERVICE_LOGON_RIGHT:
         text += f"; without it the Service Control Manager cannot start {service} under the account ('{SERVICE_LOGON_ERROR}')"
     elif agent_needs(gap.right, shuts_down):
         text += "; without it the agent's shutdown fails when the service stops the worker (the agent only logs it)"
     else:
         text += "; WORKER_AGENT_USER jobs do not need it, but it is one of the rights the account is to hold outside Administrators"
-    return text[:1].upper() + text[1:] + ". A right granted through the LSA would not outlive the next refresh."
+    after = "A local change of the deny right" if gap.deny else "A right granted through the LSA"
+    return text[:1].upper() + text[1:] + f". {after} would not outlive the next refresh."
 
 
-def policy_gap_fix_text(account: dict, gap: PolicyGap, shuts_down: bool) -> str:
+def policy_gap_fix_text(account: dict, gap: PolicyGap, shuts_down: bool, no_shutdown: str = "") -> str:
+    """The fix of a right a domain policy takes from the account; ``no_shutdown``: how to keep the agent from
+    shutting the host down (no_shutdown_fix), where the agent's shutdown is what needs the right."""
     fix = policy_gap_fix(gap, f"{account.get('name')} ({account.get('sid')})")
     if gap.right == SHUTDOWN_PRIVILEGE:
-        fix += "; or, if the host must not shut down, set [os] shutdown_on_stop = false"
+        fix += f"; or, if the host must not shut down, {no_shutdown or 'set [os] shutdown_on_stop = false in worker.toml'}"
     elif not gap.deny and not agent_needs(gap.right, shuts_down):
         fix += f"; or leave {gap.right} out of deadline_worker_agent_user_rights (WORKER_AGENT_USER jobs do not need it)"
     return fix[:1].upper() + fix[1:] + "."
@@ -507,7 +582,7 @@ def _policy_message(reading: Reading, gap: PolicyGap) -> str:
 
 
 def _policy_fix(reading: Reading, gap: PolicyGap) -> str:
-    return policy_gap_fix_text(reading.account or {}, gap, _shuts_down(reading))
+    return policy_gap_fix_text(reading.account or {}, gap, _shuts_down(reading), no_shutdown_fix(reading))
 
 
 def _policy_unreadable(reading: Reading) -> bool:
@@ -518,10 +593,15 @@ def _account_unreachable(reading: Reading) -> bool:
     return reading.account is None and (reading.raw.get("account_error") or {}).get("code") == DOMAIN_UNREACHABLE
 
 
+def _administrators_entry(account: dict) -> dict | None:
+    """The account's membership in Administrators (S-1-5-32-544, whatever its local name), or None."""
+    return next((g for g in account.get("groups") or [] if same_sid(g.get("sid"), ADMINISTRATORS)), None)
+
+
 def _admin_text(reading: Reading) -> str:
     """How the account is in Administrators: directly, through which groups, or both."""
     account = reading.account or {}
-    group = next((g for g in account.get("groups") or [] if str(g.get("sid", "")).upper() == ADMINISTRATORS), None)
+    group = _administrators_entry(account)
     if group is None:
         return ""
     ways = [] if group.get("indirect") else ["directly"]
@@ -538,10 +618,38 @@ def stale_admin_token(reading: Reading) -> bool:
     service, account = reading.service, reading.account
     if not account or service.get("state") != "running" or service.get("token_administrators") is not True:
         return False
-    logon = str(service.get("account_sid") or "").upper()
-    if (logon and logon != _sid_of(account)) or _sid_of(account) == LOCAL_SYSTEM or not token_groups_known(account):
+    logon = service.get("account_sid")
+    if (logon and not same_sid(logon, _sid_of(account))) or same_sid(_sid_of(account), LOCAL_SYSTEM) or not token_groups_known(account):
         return False  # another account's reading, or one whose groups cannot be told
-    return not any(str(g.get("sid", "")).upper() == ADMINISTRATORS for g in account.get("groups") or [])
+    return _administrators_entry(account) is None
+
+
+def _admin_fix(reading: Reading) -> str:
+    """Give the account the rights of the final state outside Administrators (each as it lasts: directly, or
+    through the policy that defines it), then take it out of Administrators where it is in it (directly, or
+    through the groups named)."""
+    account = reading.account or {}
+    needed = _final_rights(reading)
+    direct = {right.casefold() for right in held_rights(account.get("rights") or [])}
+    holding = {right: user_rights.policy_holding(account, right, (ADMINISTRATORS,)) for right in needed}
+    grants = [right for right in needed if holding[right] is None and right.casefold() not in direct]
+    through_policy = [right for right in needed if holding[right] in (user_rights.POLICY_TAKES, user_rights.POLICY_UNKNOWN)]
+    steps = [f"grant the account {', '.join(grants)} directly (deadline_cloud.cmf.win_user_rights)"] if grants else []
+    steps += [grant_fix(account, right, (ADMINISTRATORS,)).removesuffix(", then run again") for right in through_policy]
+    if SHUTDOWN_PRIVILEGE in grants + through_policy:
+        steps.append(f"{SHUTDOWN_PRIVILEGE} is needed only while the agent shuts the host down: to keep it from that instead, {no_shutdown_fix(reading)}")
+    group = _administrators_entry(account) or {"sid": ADMINISTRATORS}
+    through = carriers(account, {"sid": group["sid"], "name": group.get("name")})
+    administrators = str(group.get("name") or "Administrators")
+    if group.get("indirect"):
+        leave = f"take it out of {', '.join(through) or 'the group it is a member through'} (or that group out of {administrators})"
+    elif through:
+        leave = f"remove it from {administrators}, and take it out of {', '.join(through)} (or that group out of {administrators})"
+    else:
+        leave = f"remove it from {administrators}"
+    if not steps:
+        return _capitalized(leave) + ": it holds the rights it needs outside Administrators already."
+    return _capitalized("; ".join(steps)) + f"; then {leave}."
 
 
 def _capitalized(text: str) -> str:
@@ -586,6 +694,21 @@ def _schema_refusals(reading: Reading) -> tuple[str, ...] | None:
     schema = reading.config.schema
     refusals = tuple(f"{loc}: {msg}" for loc, msg in schema.problems if (loc, msg) != _IMPERSONATION_ERROR) if schema else ()
     return refusals or None
+
+
+def _opt_in_off_as_a_consequence(reading: Reading) -> bool:
+    """The opt-in is off only because of another blocker, which names the cause and its fix: worker.toml
+    is missing or the agent refuses its model (CONFIG_MISSING, CONFIG_INVALID: the file's own opt-in is not
+    what the agent would load), or the file sets it and a variable turns it off (ENV_OVERRIDE,
+    ENV_USER_VARIABLE). Where the file lacks it as well, the opt-in is a cause of its own."""
+    if not reading.config.exists or _schema_refusals(reading):
+        return True
+    opt_in = _opt_in(reading)
+    return (
+        opt_in is not None
+        and opt_in.source in ("machine", "service", "user")
+        and file_setting(reading.config.document, "os", "run_jobs_as_agent_user") is True
+    )
 
 
 def _opt_in_off_source(reading: Reading, opt_in: ResolvedSetting) -> str:
@@ -687,21 +810,21 @@ RULES: tuple[Rule, ...] = (
         _account_unreachable,
         lambda r, _: f"The agent's account cannot be resolved: {r.raw['account_error'].get('message')}. Its groups and rights cannot"
         " be checked, and nothing can be changed safely, until a domain controller answers.",
-        lambda r, _: "Restore the host's connection to a domain controller (nltest /sc_verify:<domain> checks it), then run again.",
+        lambda r, _: _capitalized(DOMAIN_UNREACHABLE_FIX) + ".",
     ),
     Rule(
         "DOMAIN_UNREACHABLE",
         "security",
         lambda r: bool(r.account) and not token_groups_known(r.account) and token_groups_error_code(r.account) == DOMAIN_UNREACHABLE,
         lambda r, _: _capitalized(token_groups_unknown_message(r.account or {})) + ".",
-        lambda r, _: "Restore the host's connection to a domain controller (nltest /sc_verify:<domain> checks it), then run again.",
+        lambda r, _: _capitalized(DOMAIN_UNREACHABLE_FIX) + ".",
     ),
     Rule(
         "TOKEN_GROUPS_UNKNOWN",
         "security",
         lambda r: bool(r.account) and not token_groups_known(r.account) and token_groups_error_code(r.account) != DOMAIN_UNREACHABLE,
         lambda r, _: _capitalized(token_groups_unknown_message(r.account or {})) + ".",
-        lambda r, _: "Correct what the error names (the account's groups are read through its UPN in its own domain), then run again.",
+        lambda r, _: _capitalized(TOKEN_GROUPS_FAILED_FIX) + ".",
     ),
     Rule(
         "GROUP_POLICY_UNREADABLE",
@@ -738,11 +861,11 @@ RULES: tuple[Rule, ...] = (
         lambda r: bool(r.account)
         and bool(r.service.get("exists"))
         and _sid_of(r.account) not in BUILTIN_SERVICE_ACCOUNTS
-        and SERVICE_LOGON_RIGHT not in r.rights,
+        and lacks_right(r.account, r.rights, SERVICE_LOGON_RIGHT),
         lambda r, _: f"{_account_text(r)} lacks SeServiceLogonRight (Log on as a service), directly or"
-        f" through a local group: the Service Control Manager cannot start {_service_name(r)} under it"
+        f" through a group of its token: the Service Control Manager cannot start {_service_name(r)} under it"
         f" ('{SERVICE_LOGON_ERROR}').",
-        lambda r, _: f"Grant SeServiceLogonRight to {(r.account or {}).get('sid')} directly (deadline_cloud.cmf.win_user_rights).",
+        lambda r, _: _capitalized(grant_fix(r.account or {}, SERVICE_LOGON_RIGHT)) + ".",
     ),
     Rule(
         "RIGHT_DENIED",
@@ -813,7 +936,10 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "AGENT_OPT_IN_MISSING",
         "blocker",
-        lambda r: (opt_in := _opt_in(r)) is not None and opt_in.value is not True and not _refused_variable(r, OPT_IN_VARIABLE),
+        lambda r: (opt_in := _opt_in(r)) is not None
+        and opt_in.value is not True
+        and not _refused_variable(r, OPT_IN_VARIABLE)
+        and not _opt_in_off_as_a_consequence(r),
         lambda r, _: f"run_jobs_as_agent_user resolves to false ({_opt_in_off_source(r, r.settings.run_jobs_as_agent_user)}):"
         " the agent fails every WORKER_AGENT_USER job on Windows.",
         # A variable that turns it off wins over the file: setting the file alone would change nothing.
@@ -877,21 +1003,19 @@ RULES: tuple[Rule, ...] = (
         lambda r: r.settings is not None
         and r.settings.shutdown_on_stop.value is True
         and r.account is not None
-        and not holds_right(r.rights, SHUTDOWN_PRIVILEGE),
+        and lacks_right(r.account, r.rights, SHUTDOWN_PRIVILEGE),  # no deny right overrides it
         lambda r, _: f"{_shutdown_reason(r)}, but {(r.account or {}).get('name')} lacks SeShutdownPrivilege: when the service stops"
         " the worker, the agent's shutdown command fails (the agent only logs it) and the host keeps running.",
-        lambda r, _: f"Grant SeShutdownPrivilege to {(r.account or {}).get('sid')} directly (deadline_cloud.cmf.win_user_rights); or, if"
-        " the host must not shut down, set [os] shutdown_on_stop = false.",
+        lambda r, _: _capitalized(grant_fix(r.account or {}, SHUTDOWN_PRIVILEGE))
+        + f"; or, if the host must not shut down, {no_shutdown_fix(r)}.",
     ),
     Rule(
         "AGENT_USER_IS_ADMIN",
         "security",
-        lambda r: r.account is not None and any(str(g.get("sid", "")).upper() == ADMINISTRATORS for g in r.account.get("groups") or []),
+        lambda r: r.account is not None and _administrators_entry(r.account) is not None,
         lambda r, _: f"{_account_text(r)} is in Administrators ({ADMINISTRATORS}){_admin_text(r)}: every WORKER_AGENT_USER job runs as"
         " an administrator.",
-        lambda r, _: "Grant the account SeServiceLogonRight, SeAssignPrimaryTokenPrivilege, SeIncreaseQuotaPrivilege (and"
-        " SeShutdownPrivilege, unless the agent is kept from shutting the host down: [os] shutdown_on_stop = false) directly,"
-        " then remove it from Administrators.",
+        lambda r, _: _admin_fix(r),
     ),
     Rule(
         "AGENT_USER_IS_SYSTEM",
@@ -985,9 +1109,9 @@ def verdict_line(found: list[dict]) -> str:
     return "ready: a WORKER_AGENT_USER job would run" + (f"; also {', '.join(others)}" if others else "")
 
 
-def describe(raw: dict) -> dict:
-    """worker_agent_info's result for one reading of a host."""
-    reading = read_host(raw)
+def describe(raw: dict, final_rights: tuple[str, ...] | None = None) -> dict:
+    """worker_agent_info's result for one reading of a host; ``final_rights``: see Reading."""
+    reading = read_host(raw, final_rights)
     found = findings(reading)
     config = reading.config
     account = reading.account

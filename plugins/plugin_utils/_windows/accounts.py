@@ -22,6 +22,12 @@ DOMAIN_UNREACHABLE = "DOMAIN_UNREACHABLE"
 # Why an account's domain groups are unknown for another cause than an unreachable domain (token_groups_error).
 TOKEN_GROUPS_FAILED = "TOKEN_GROUPS_FAILED"
 GROUP_NOT_FOUND = "GROUP_NOT_FOUND"
+# What to do about an unreachable domain, and about groups that could not be read for another cause:
+# the one wording of the findings (DOMAIN_UNREACHABLE, TOKEN_GROUPS_UNKNOWN) and the refusals that name them.
+DOMAIN_UNREACHABLE_FIX = "restore the host's connection to a domain controller (nltest /sc_verify:<domain> checks it), then run again"
+TOKEN_GROUPS_FAILED_FIX = (
+    "correct what the error names (the account's groups are read through its UPN in its own domain), then run again"
+)
 NOT_A_GROUP = "NOT_A_GROUP"
 REMOVAL_REFUSED = "REMOVAL_REFUSED"
 
@@ -84,6 +90,11 @@ _SERVICE_ACCOUNTS: dict[str, str] = {
 # Groups every service logon token of an account carries without any membership (MS-DTYP 2.4.2.4):
 # Everyone, Authenticated Users and SERVICE. A local group, a right or a policy that names one of them
 # names the account too. (Logon-type SIDs of other logons, NETWORK or INTERACTIVE, are not among them.)
+# One exception, to stay on the safe side: SERVICE is the logon-type SID, which the service logon itself
+# adds to the token; whether the LSA lets an account log on as a service because SERVICE holds "Log on as
+# a service" is documented nowhere this project relies on (domain notes 3, 4, 7). So SERVICE never counts
+# as a holder of an allowing logon right (user_rights.counts_as_holder): a policy that gives the logon
+# right to SERVICE alone is refused, not trusted. It still counts for deny rights and privileges.
 EVERYONE = "S-1-1-0"
 AUTHENTICATED_USERS = "S-1-5-11"
 SERVICE_LOGON = "S-1-5-6"
@@ -117,12 +128,14 @@ _SID = re.compile(r"^S-1-\d+(-\d+)+$", re.IGNORECASE)
 
 
 class AccountError(Exception):
-    """An account that cannot be resolved: a code (see above) and a message naming the account."""
+    """An account that cannot be resolved, or a change refused: a code (see above), a message naming the
+    account, and, where one is known, the fix (a sentence without its full stop)."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, fix: str = "") -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.fix = fix
 
 
 def is_sid(text: str) -> bool:
@@ -135,6 +148,18 @@ def normalize_sid(text: str) -> str:
     if not is_sid(text):
         raise ValueError(f"'{text}' is not a SID string")
     return "S" + text[1:]
+
+
+def sid_key(text: object) -> str:
+    """A SID as accounts are compared by: normalized, or, for what is no SID string, the text itself
+    (which then equals no SID)."""
+    text = str(text or "").strip()
+    return normalize_sid(text) if is_sid(text) else text
+
+
+def same_sid(left: object, right: object) -> bool:
+    """Whether two SID strings name one account (``s-1-5-32-544`` and ``S-1-5-32-544`` do); empty never matches."""
+    return bool(sid_key(left)) and sid_key(left) == sid_key(right)
 
 
 def machine_sid_prefix(local_account_sids: Iterable[str]) -> str | None:

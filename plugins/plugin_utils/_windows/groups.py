@@ -18,8 +18,10 @@ from dataclasses import dataclass, field
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.accounts import (
     ADMINISTRATORS,
     DOMAIN_UNREACHABLE,
+    DOMAIN_UNREACHABLE_FIX,
     GROUP_NOT_FOUND,
     REMOVAL_REFUSED,
+    TOKEN_GROUPS_FAILED_FIX,
     AccountError,
     group_ref,
     is_builtin_administrator,
@@ -66,6 +68,7 @@ def resolve_groups(requested: Iterable[str], local_groups: Iterable[Mapping], ho
             GROUP_NOT_FOUND,
             f"no local group {', '.join(missing)} on {hostname} "
             f"(local groups: {', '.join(sorted(by_sid.values(), key=str.casefold))})",
+            "name local groups that exist on the host, by name or SID (S-1-5-32-544 is Administrators in any language)",
         )
     return found
 
@@ -210,14 +213,26 @@ def plan_membership(report: Mapping, requested: Iterable[str], state: str) -> Me
             if not token_groups_known(report):
                 # Fail closed: a domain group it is in, nested in this one, would keep it a member.
                 who = report.get("name") or report["sid"]
+                code = token_groups_error_code(report)
                 raise AccountError(
-                    token_groups_error_code(report),
+                    code,
                     f"refusing to remove {who} ({report['sid']}) from {group['name']} ({group['sid']}), nothing was changed: "
                     + token_groups_unknown_message(report),
+                    DOMAIN_UNREACHABLE_FIX if code == DOMAIN_UNREACHABLE else TOKEN_GROUPS_FAILED_FIX,
                 )
-            refusal = nested_refusal(report, group) or removal_refusal(report, group)
+            refusal = nested_refusal(report, group)
             if refusal:
-                raise AccountError(REMOVAL_REFUSED, refusal)
+                through = ", ".join(carriers(report, group)) or "the group nested in it"
+                raise AccountError(
+                    REMOVAL_REFUSED, refusal, f"take the account out of {through} (or that group out of {group['name']}), then run again"
+                )
+            refusal = removal_refusal(report, group)
+            if refusal:
+                raise AccountError(
+                    REMOVAL_REFUSED,
+                    refusal,
+                    "connect as another administrator, or converge another account; keep another enabled member in Administrators",
+                )
     gone = {g["sid"] for g in removed}
     after = sorted_groups([*(g for g in before if g["sid"] not in gone), *added])
     return MembershipPlan(added=added, removed=removed, before=before, after=after)

@@ -13,8 +13,8 @@ import difflib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.accounts import group_ref, normalize_sid
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.groups import token_group_sids
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.accounts import SERVICE_LOGON, group_ref, normalize_sid, sid_key
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.groups import token_group_sids, token_groups_known
 
 PRIVILEGES: tuple[str, ...] = (
     "SeAssignPrimaryTokenPrivilege",
@@ -99,6 +99,12 @@ DISPLAY_NAMES: dict[str, str] = {
 
 PRESENT = "present"
 ABSENT = "absent"
+
+
+def counts_as_holder(sid: str, right: str) -> bool:
+    """Whether the account holds ``right`` when the group ``sid`` of its token holds it: always, but for
+    SERVICE (S-1-5-6) and an allowing logon right (see accounts.IMPLICIT_GROUPS: not relied on)."""
+    return not (sid_key(sid) == SERVICE_LOGON and right in LOGON_RIGHTS and right not in DENY_OVERRIDES)
 
 
 def display_name(right: str) -> str:
@@ -198,7 +204,8 @@ def effective_rights(report: Mapping) -> dict[str, list[dict]]:
         if group_sid not in names:
             continue
         for right in held_rights(rights):
-            result.setdefault(right, []).append(group_ref(group_sid, names[group_sid]))
+            if counts_as_holder(group_sid, right):
+                result.setdefault(right, []).append(group_ref(group_sid, names[group_sid]))
     return {right: sorted(result[right], key=lambda g: g["name"].casefold()) for right in sorted(result, key=str.casefold)}
 
 
@@ -260,17 +267,47 @@ def _holder_sids(holders: Iterable[Mapping]) -> set[str]:
     return {normalize_sid(str(h["sid"])) for h in holders if h.get("sid")}
 
 
+# How a domain policy decides a right for the account (policy_holding).
+POLICY_HOLDS = "holds"  # the account or a group it keeps is among the right's holders
+POLICY_TAKES = "takes"  # neither is: every refresh takes the right from it
+POLICY_UNKNOWN = "unknown"  # none it is known to keep is, and its domain groups could not be read
+
+
+def _kept_sids(report: Mapping, leaving: Iterable[str]) -> set[str]:
+    """The SIDs the account's token carries once it has left the groups ``leaving``: its own and its groups'."""
+    return ({normalize_sid(str(report["sid"]))} | token_group_sids(report)) - {normalize_sid(str(sid)) for sid in leaving}
+
+
+def policy_holding(report: Mapping, right: str, leaving: Iterable[str] = ()) -> str | None:
+    """How a domain policy decides ``right`` for the account once it has left the groups ``leaving``:
+    None when no policy defines it (a direct grant lasts), else POLICY_HOLDS, POLICY_TAKES or
+    POLICY_UNKNOWN (the host could not read the account's domain groups, and none it knows of is a holder:
+    one it could not read may be)."""
+    holders = (policy_rights(report) or {}).get(right)
+    if holders is None:
+        return None
+    if {sid for sid in _holder_sids(holders) & _kept_sids(report, leaving) if counts_as_holder(sid, right)}:
+        return POLICY_HOLDS
+    return POLICY_TAKES if token_groups_known(report) else POLICY_UNKNOWN
+
+
 def policy_gaps(report: Mapping, rights: Iterable[str], leaving: Iterable[str] = ()) -> list[PolicyGap]:
     """The policy's verdict on ``rights`` for the account once it has left the groups ``leaving``
     (SIDs): each right a policy defines without the account or a group it keeps, and each deny
-    counterpart a policy gives to one of them. A direct grant is no holder: the refresh undoes it."""
+    counterpart a policy gives to one of them. A direct grant is no holder: the refresh undoes it.
+
+    When the host could not read the account's domain groups (``token_groups_known`` false), a
+    right whose holders are none of the groups it knows of is no gap: one of the groups it could not
+    read may be a holder, so whether the policy takes the right cannot be told, and the unknown
+    groups (DOMAIN_UNREACHABLE, TOKEN_GROUPS_UNKNOWN) are the cause to name. A deny right given to
+    the account or a group it is known to keep is a gap all the same."""
     defined = policy_rights(report) or {}
-    mine = ({normalize_sid(str(report["sid"]))} | token_group_sids(report)) - {normalize_sid(str(sid)) for sid in leaving}
+    leaving = list(leaving)
+    mine = _kept_sids(report, leaving)
     gaps: list[PolicyGap] = []
     for right in rights:
-        holders = defined.get(right)
-        if holders is not None and not _holder_sids(holders) & mine:
-            gaps.append(PolicyGap(right, tuple(holders)))
+        if policy_holding(report, right, leaving) == POLICY_TAKES:
+            gaps.append(PolicyGap(right, tuple(defined[right])))
         for deny in (d for d, allow in DENY_OVERRIDES.items() if allow == right and d in defined):
             named = tuple(h for h in defined[deny] if h.get("sid") and normalize_sid(str(h["sid"])) in mine)
             if named:

@@ -195,19 +195,6 @@ def _members(state, group_sid: str) -> list[str]:
     return [normalize_sid(str(m)) for m in entry.get("members") or [] if is_sid(str(m))]
 
 
-def _containing_groups(state, sid: str) -> set[str]:
-    """Every group (local or not) that holds ``sid``, directly or through groups nested in it."""
-    found: set[str] = set()
-    pending = [normalize_sid(sid)]
-    while pending:
-        member = pending.pop()
-        for record in _records(state):
-            if record.type == "group" and record.sid not in found and member in _members(state, record.sid):
-                found.add(record.sid)
-                pending.append(record.sid)
-    return found
-
-
 def _direct_rights(state, sid: str) -> list[str]:
     status = _fault(state, "lsa_error")
     if status:

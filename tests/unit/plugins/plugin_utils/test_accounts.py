@@ -159,3 +159,11 @@ def test_the_machine_maps_its_own_sids_and_only_a_domain_sid_needs_a_domain_cont
     assert accounts.is_domain_sid("S-1-5-21-1004336348-1177238915-682003330-1105", prefix)
     assert accounts.is_domain_sid(f"{machine}0-1001", prefix)  # another prefix that starts alike
     assert accounts.is_domain_sid(f"{machine}-1001", None)  # a host without local accounts knows no SID of its own
+
+
+def test_sids_compare_normalized_and_what_is_no_sid_matches_none():
+    assert accounts.same_sid("s-1-5-32-544", " S-1-5-32-544 ")
+    assert not accounts.same_sid("S-1-5-32-544", "S-1-5-32-545")
+    assert not accounts.same_sid("", "") and not accounts.same_sid(None, None)
+    assert not accounts.same_sid("Administrators", "S-1-5-32-544")
+    assert accounts.sid_key("s-1-5-18") == "S-1-5-18" and accounts.sid_key("LocalSystem") == "LocalSystem"

@@ -204,8 +204,9 @@ def _admin(state):
 
 ALONE = {
     "opt_in_false": (_replace_toml("run_jobs_as_agent_user = true", "run_jobs_as_agent_user = false"), ["AGENT_OPT_IN_MISSING", "MESSAGE_IS_MISLEADING"]),
-    "machine_env_off": (_machine_env("DEADLINE_WORKER_RUN_JOBS_AS_AGENT_USER", "false"), ["AGENT_OPT_IN_MISSING", "ENV_OVERRIDE", "MESSAGE_IS_MISLEADING"]),
-    "service_env_off": (_service_env("DEADLINE_WORKER_RUN_JOBS_AS_AGENT_USER=no"), ["AGENT_OPT_IN_MISSING", "ENV_OVERRIDE", "MESSAGE_IS_MISLEADING"]),
+    # the file sets the opt-in: the variable is the one cause (AGENT_OPT_IN_MISSING would be its consequence)
+    "machine_env_off": (_machine_env("DEADLINE_WORKER_RUN_JOBS_AS_AGENT_USER", "false"), ["ENV_OVERRIDE", "MESSAGE_IS_MISLEADING"]),
+    "service_env_off": (_service_env("DEADLINE_WORKER_RUN_JOBS_AS_AGENT_USER=no"), ["ENV_OVERRIDE", "MESSAGE_IS_MISLEADING"]),
     "env_job_user": (_service_env("DEADLINE_WORKER_WINDOWS_JOB_USER=job-user"), ["ENV_OVERRIDE", "JOB_USER_CONFLICT"]),
     "file_job_user": (
         edit_os_line := _replace_toml("run_jobs_as_agent_user = true", 'run_jobs_as_agent_user = true\nwindows_job_user = "job-user"'),
@@ -221,7 +222,7 @@ ALONE = {
     # appended at the end, the key lands in [capabilities.attributes], where only capability names go
     "appended_opt_in": (_bytes(lambda data: data + b"run_jobs_as_agent_user = true\n"), ["CONFIG_INVALID"]),
     # without a file the agent resolves the opt-in from its environment alone, and stops without farm_id
-    "no_file": (_no_file, ["CONFIG_MISSING", "AGENT_OPT_IN_MISSING"]),
+    "no_file": (_no_file, ["CONFIG_MISSING"]),  # no file, no opt-in to load: restoring the file is the fix
     "old_agent": (_version("0.27.1"), ["AGENT_VERSION_UNSUPPORTED", "MESSAGE_IS_MISLEADING"]),
     "crashing_agent": (_version("0.27.2"), ["AGENT_VERSION_UNSUPPORTED"]),
     "no_service": (_no_service, ["SERVICE_MISSING"]),
@@ -291,7 +292,7 @@ def test_findings_in_combination_are_ordered_by_severity():
         ALONE[case][0](state)
     result = describe(state)
     assert sorted(ids(result)) == sorted(
-        ["AGENT_USER_IS_ADMIN", "LEGACY_IMPERSONATION_KEY", "AGENT_OPT_IN_MISSING", "ENV_OVERRIDE", "MISPLACED_KEY", "AGENT_VERSION_UNSUPPORTED"]
+        ["AGENT_USER_IS_ADMIN", "LEGACY_IMPERSONATION_KEY", "ENV_OVERRIDE", "MISPLACED_KEY", "AGENT_VERSION_UNSUPPORTED"]
     )
     order = [agent_rules.SEVERITIES.index(f["severity"]) for f in result["findings"]]
     assert order == sorted(order)
@@ -351,6 +352,47 @@ def test_the_shutdown_right_follows_the_agents_resolved_no_shutdown(toml_line, v
         missing = finding(result, "SHUTDOWN_RIGHT_MISSING")
         assert says in missing["message"] and "lacks SeShutdownPrivilege" in missing["message"]
         assert "shutdown_on_stop = false" in missing["fix"]
+
+
+@pytest.mark.parametrize(
+    ("toml_line", "where", "then"),
+    [
+        # the file already says false: the variable alone decides, and removing it is the fix
+        ("shutdown_on_stop = false", "service", "worker.toml's [os] shutdown_on_stop = false then decides"),
+        ("shutdown_on_stop = true", "service", "then set [os] shutdown_on_stop = false in worker.toml"),
+        ("shutdown_on_stop = true", "machine", "then set [os] shutdown_on_stop = false in worker.toml"),
+    ],
+)
+def test_where_the_no_shutdown_variable_decides_the_fix_names_it_not_the_file_alone(toml_line, where, then):
+    """DEADLINE_WORKER_NO_SHUTDOWN overrides worker.toml: "set [os] shutdown_on_stop = false" alone would change nothing."""
+    state = ready_state()
+    _no_shutdown_right(state)
+    _replace_toml("shutdown_on_stop = true", toml_line)(state)
+    if where == "service":
+        _service_env("DEADLINE_WORKER_NO_SHUTDOWN=false")(state)
+        location = "from the Environment value of HKLM\\SYSTEM\\CurrentControlSet\\Services\\DeadlineWorker"
+    else:
+        state["environment"] = {"DEADLINE_WORKER_NO_SHUTDOWN": "false"}
+        location = "remove the machine variable DEADLINE_WORKER_NO_SHUTDOWN"
+    fix = finding(describe(state), "SHUTDOWN_RIGHT_MISSING")["fix"]
+    assert fix.startswith("Grant SeShutdownPrivilege to ")
+    assert "if the host must not shut down, DEADLINE_WORKER_NO_SHUTDOWN decides over worker.toml: " in fix
+    assert location in fix and then in fix
+    if toml_line == "shutdown_on_stop = false":
+        assert "set [os] shutdown_on_stop = false" not in fix  # already so: the variable is what decides
+
+
+def test_the_administrators_fix_names_only_the_rights_the_agent_needs_and_where_the_shutdown_is_decided():
+    state = simworker.example_state()  # the installer's: shutdown_on_stop = true, in Administrators
+    fix = finding(describe(state), "AGENT_USER_IS_ADMIN")["fix"]
+    assert fix.startswith("Grant the account SeIncreaseQuotaPrivilege, SeShutdownPrivilege directly")  # the others it holds
+    assert fix.endswith("; then remove it from Administrators.")
+    _replace_toml("shutdown_on_stop = true", "shutdown_on_stop = false")(state)
+    fix = finding(describe(state), "AGENT_USER_IS_ADMIN")["fix"]
+    assert "SeShutdownPrivilege" not in fix and "shutdown_on_stop" not in fix  # the agent does not shut the host down
+    _service_env("DEADLINE_WORKER_NO_SHUTDOWN=false")(state)
+    fix = finding(describe(state), "AGENT_USER_IS_ADMIN")["fix"]
+    assert "SeShutdownPrivilege" in fix and "DEADLINE_WORKER_NO_SHUTDOWN decides over worker.toml" in fix
 
 
 def test_version_messages_distinguish_ignored_and_crashing():
@@ -520,14 +562,13 @@ def test_a_reading_without_user_variables_behaves_as_before(drop):
 def test_a_user_variable_that_turns_the_opt_in_off_is_a_blocker_that_says_it_is_unverified():
     result = describe_with_user(ready_state(), {"DEADLINE_WORKER_RUN_JOBS_AS_AGENT_USER": "false"})
     assert result["settings"]["run_jobs_as_agent_user"] == {"value": False, "source": "user", "variable": "DEADLINE_WORKER_RUN_JOBS_AS_AGENT_USER"}
-    assert sorted(ids(result)) == ["AGENT_OPT_IN_MISSING", "ENV_USER_VARIABLE", "MESSAGE_IS_MISLEADING"]
+    assert sorted(ids(result)) == ["ENV_USER_VARIABLE", "MESSAGE_IS_MISLEADING"]  # the file sets it: the variable is the cause
     user = finding(result, "ENV_USER_VARIABLE")
     assert user["severity"] == "blocker"
     assert "not verified here" in user["message"]
     assert f"HKU\\{AGENT_SID}\\Environment" in user["message"]
     assert "SetEnvironmentVariable('DEADLINE_WORKER_RUN_JOBS_AS_AGENT_USER', $null, 'User')" in user["fix"]
     assert f'reg delete "HKU\\{AGENT_SID}\\Environment" /v DEADLINE_WORKER_RUN_JOBS_AS_AGENT_USER /f' in user["fix"]
-    assert "user variable" in finding(result, "AGENT_OPT_IN_MISSING")["message"]
     assert result["environment"]["DEADLINE_WORKER_RUN_JOBS_AS_AGENT_USER"] == {"value": "false", "source": "user"}
     assert result["ready"] is False
 
@@ -568,7 +609,7 @@ def test_ready_and_a_one_line_verdict_come_first():
     state = ready_state()
     state["environment"] = {"DEADLINE_WORKER_RUN_JOBS_AS_AGENT_USER": "false"}
     state["services"]["DeadlineWorker"]["environment"].append("DEADLINE_WORKER_WINDOWS_JOB_USER=job-user")
-    assert describe(state)["verdict"] == "not ready: 3 blockers (AGENT_OPT_IN_MISSING, ENV_OVERRIDE)"
+    assert describe(state)["verdict"] == "not ready: 2 blockers (ENV_OVERRIDE)"
     assert describe(ready_state())["verdict"] == "ready: a WORKER_AGENT_USER job would run"
     state = ready_state()
     _admin(state)

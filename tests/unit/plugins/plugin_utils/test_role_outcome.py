@@ -101,6 +101,68 @@ def test_restart_when_never_says_who_restarts_the_service():
     assert "not allowed" not in result["restart_pending_reason"]
 
 
+@pytest.mark.parametrize("switch", [{"restart_when": "never"}, {"restart": False}])
+def test_a_busy_host_that_the_role_never_restarts_is_pending_for_the_operator_not_for_its_sessions(switch):
+    state = simworker.example_state()
+    state["services"]["DeadlineWorker"]["sessions"] = [{"id": "session-1"}]
+    before = reading_of(state)
+    plan = role.plan(before, defaults(**switch))
+    assert plan["busy"] is True
+    result = role.outcome(before, plan, rights={"changed": True, "added": ["SeIncreaseQuotaPrivilege"]})
+    assert result["status"] == "restart_pending"
+    assert result["restart_pending_reason"].startswith("deadline_worker_agent_user_restart_when is never")
+    assert "busy" not in result["restart_pending_reason"] and result["sessions_running"] == 0
+
+
+def test_check_mode_says_what_would_be_done_and_restarts_nothing():
+    """A --check run's outcome is a prediction: in the conditional, never the past tense."""
+    before = reading_of(simworker.example_state())
+    plan = role.plan(before, defaults())
+    result = role.outcome(
+        before,
+        plan,
+        rights={"changed": True, "added": ["SeIncreaseQuotaPrivilege"]},
+        groups={"changed": True, "removed": [{"name": "Administrators", "sid": "S-1-5-32-544"}]},
+        config={"changed": True},
+        check_mode=True,
+    )
+    assert result["changes"] == [
+        "would grant SeIncreaseQuotaPrivilege",
+        "would leave Administrators",
+        "would set [os] run_jobs_as_agent_user = true in worker.toml, without windows_job_user and impersonation",
+        "would restart the service",
+    ]
+    assert (result["status"], result["changed"], result["restarted"]) == ("would_change", True, False)
+    never = role.outcome(before, role.plan(before, defaults(restart_when="never")), config={"changed": True}, check_mode=True)
+    assert "would restart the service" not in never["changes"] and never["restarted"] is False
+
+
+def test_the_worker_toml_write_is_one_list_the_plan_carries_to_the_task_and_the_outcome():
+    before = reading_of(simworker.example_state())
+    plan = role.plan(before, defaults())
+    assert plan["worker_toml_settings"] == [
+        {"table": "os", "key": "run_jobs_as_agent_user", "value": True, "state": "present"},
+        {"table": "os", "key": "windows_job_user", "value": None, "state": "absent"},
+        {"table": "os", "key": "impersonation", "value": None, "state": "absent"},
+    ]
+    change = (simworker.REPO_ROOT / "roles" / "deadline_worker_agent_user" / "tasks" / "change.yml").read_text(encoding="utf-8")
+    assert 'settings: "{{ deadline_worker_agent_user_result.plan.worker_toml_settings }}"' in change
+    result = role.outcome(before, {**plan, "worker_toml_settings": plan["worker_toml_settings"][:1]}, config={"changed": True})
+    assert "set [os] run_jobs_as_agent_user = true in worker.toml" in result["changes"]
+
+
+def test_the_sessions_a_restart_waits_for_are_a_field_of_the_outcome():
+    before = reading_of(simworker.example_state())
+    plan = role.plan(before, defaults())
+    restart = {"changed": False, "restarted": False, "restart_pending": True, "busy": True, "sessions": {"count": 3}}
+    busy = role.outcome(before, plan, rights={"changed": True, "added": ["SeIncreaseQuotaPrivilege"]}, restart=restart)
+    assert (busy["restart_pending_reason"], busy["sessions_running"]) == ("busy: 3 session(s) running", 3)
+    tagged = role.outcome(before, plan, config={"changed": True})  # the restart left out with tags: no session counted
+    assert (tagged["status"], tagged["sessions_running"]) == ("restart_pending", 0)
+    done = role.outcome(before, plan, config={"changed": True}, restart={"changed": True, "restarted": True, "healthy": True})
+    assert done["sessions_running"] == 0
+
+
 def test_a_restart_left_out_by_tags_says_so():
     before = reading_of(simworker.example_state())
     result = role.outcome(before, role.plan(before, defaults()), config={"changed": True})
@@ -143,3 +205,53 @@ def test_with_an_environment_override_the_opt_in_fix_removes_the_variable_first(
 def test_without_an_override_the_opt_in_fix_is_the_file():
     opt_in = next(f for f in reading_of(simworker.example_state())["findings"] if f["id"] == "AGENT_OPT_IN_MISSING")
     assert opt_in["fix"] == "Set [os] run_jobs_as_agent_user = true in worker.toml (deadline_cloud.cmf.worker_toml) and restart the service."
+
+
+# --- one cause, one refusal, in the rule's words ------------------------------------------------
+
+
+def _toml(state: dict, change) -> dict:
+    return simworker.set_file_bytes(state, change(simworker.file_bytes(state)))
+
+
+@pytest.mark.parametrize(
+    ("case", "cause"),
+    [
+        ("missing", "CONFIG_MISSING"),
+        ("array_of_tables", "CONFIG_INVALID"),  # [[os]]: the file's own opt-in is not what the agent would load
+        ("missing_table", "CONFIG_INVALID"),
+    ],
+)
+def test_a_file_the_agent_cannot_load_is_the_cause_and_the_opt_in_no_consequence_listed(case, cause):
+    state = simworker.example_state()
+    if case == "missing":
+        del state["files"][simworker.WORKER_TOML]
+    elif case == "array_of_tables":
+        _toml(state, lambda b: b.replace(b"\n[os]\n", b"\n[[os]]\n", 1))
+    else:
+        _toml(state, lambda b: b.replace(b"\n[logging]\n", b"\n[loggingx]\n", 1))
+    before = reading_of(state)
+    ids = [f["id"] for f in before["findings"] if f["severity"] == "blocker"]
+    assert ids == [cause]
+    plan = role.plan(before, defaults())
+    assert [r["id"] for r in plan["refused"]] == [cause]
+    finding = next(f for f in before["findings"] if f["id"] == cause)
+    assert plan["refused"][0]["fix"] == finding["fix"]  # the rule's fix, not "correct worker.toml by hand"
+    assert "by hand" not in plan["refused"][0]["fix"]
+
+
+def test_a_file_that_is_no_utf8_is_refused_with_the_rules_fix():
+    state = _toml(simworker.example_state(), lambda b: b.replace(b"# ", b"# \xff", 1))
+    before = reading_of(state)
+    plan = role.plan(before, defaults())
+    assert [r["id"] for r in plan["refused"]] == ["CONFIG_ENCODING"]
+    assert plan["refused"][0]["fix"].startswith("Save worker.toml as UTF-8 without a BOM")
+
+
+def test_an_environment_override_of_a_file_that_lacks_the_opt_in_too_names_both_causes():
+    state = simworker.example_state()  # no opt-in in the file
+    state["services"]["DeadlineWorker"]["environment"].append(f"{OPT_IN}=false")
+    ids = {f["id"] for f in reading_of(state)["findings"]}
+    assert {"AGENT_OPT_IN_MISSING", "ENV_OVERRIDE"} <= ids  # the file needs it as well: worker_agent_info says so
+    # the role writes the file: only the variable is left to refuse, without a post-filter of its own
+    assert [r["id"] for r in role.plan(reading_of(state), defaults())["refused"]] == ["ENV_OVERRIDE"]

@@ -255,7 +255,7 @@ def test_outcome_in_check_mode_predicts_from_the_file_as_it_would_be_written():
     before = reading_of(state)
     plan = role.plan(before, defaults())
     result = role.outcome(before, plan, config={"changed": True}, check_mode=True)
-    assert result["status"] == "would_change" and result["restarted"] is True
+    assert result["status"] == "would_change" and result["changed"] is True
     assert result["verified_by"] == "prediction (check mode)"
     assert "CONFIG_ENCODING" not in {f["id"] for f in result["findings_after"]}
     assert isinstance(result["ready"], bool)
@@ -328,3 +328,13 @@ def test_localsystem_is_refused_and_not_ready():
     result = role.outcome(before, role.plan(before, defaults()))
     assert (result["status"], result["ready"]) == ("refused", False)
     assert [r["id"] for r in result["refused"]] == ["AGENT_USER_IS_SYSTEM"]
+
+
+def test_the_final_state_rights_are_one_list_in_the_rules_the_defaults_and_the_argument_spec():
+    role_dir = simworker.REPO_ROOT / "roles" / "deadline_worker_agent_user"
+    defaults_file = yaml.safe_load((role_dir / "defaults" / "main.yml").read_text(encoding="utf-8"))
+    spec = yaml.safe_load((role_dir / "meta" / "argument_specs.yml").read_text(encoding="utf-8"))["argument_specs"]["main"]["options"]
+    for name in ("rights", "shutdown_rights"):
+        assert defaults_file[f"{role.PREFIX}{name}"] == spec[f"{role.PREFIX}{name}"]["default"], name
+    assert tuple(defaults_file[f"{role.PREFIX}rights"]) == agent_rules.FINAL_STATE_RIGHTS
+    assert defaults_file[f"{role.PREFIX}shutdown_rights"] == [agent_rules.SHUTDOWN_PRIVILEGE]
