@@ -65,8 +65,9 @@ def diagnose_summary(workers: Any, hostvars: Any, *, pattern: str = "", limit: s
     )
 
 
-def diagnose_host_lines(reading: Any, plan: Any = None) -> list[str]:
-    return fleet.findings_lines(reading, plan=plan)
+def diagnose_host_lines(reading: Any, result: Any = None) -> list[str]:
+    """One host's findings, and what converge does about each (``result``: the role's planned outcome)."""
+    return fleet.findings_lines(reading, result)
 
 
 class FilterModule:

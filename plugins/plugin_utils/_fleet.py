@@ -103,19 +103,27 @@ def no_worker_message(pattern: str, limit: str = "") -> str:
 # diagnose: readings and what converge would do
 
 
-def host_entry(host: str, reading: Any, plan: Any = None) -> dict:
+def host_entry(host: str, reading: Any, plan: Any = None, error: str = "") -> dict:
     """One host's line of the report: its status, readiness and findings (with what converge does
-    about each, when the role's plan for the host is given)."""
+    about each, when the role's plan for the host is given). Each refusal of the plan is among them,
+    whether the reading has a finding of its id or not (a domain group nested in Administrators, a
+    group the host cannot read: the plan finds those). ``error`` is the role's, for a host it never
+    read (a role variable it cannot use)."""
     entry: dict[str, Any] = {"host": host, "status": "no_reading", "ready": False, "findings": [], "error": "", "converge": "", "busy": 0}
-    if not isinstance(reading, Mapping) or not reading:
-        entry["error"] = "no reading: the host was not reached, or it failed before it was read"
-        return entry
+    reading = reading if isinstance(reading, Mapping) else {}
     if reading.get("unreachable"):
         entry.update(status="unreachable", error=str(reading.get("msg") or "unreachable"))
         return entry
     if reading.get("failed") and "findings" not in reading:
         entry.update(status="error", error=str(reading.get("msg") or "the reading failed"))
         return entry
+    if "findings" not in reading:  # skipped, or never run
+        if error:
+            entry.update(status="error", error=str(error))
+        else:
+            entry["error"] = "no reading: the host was not reached, or it failed before it was read"
+        return entry
+    plan = plan if isinstance(plan, Mapping) else {}
     findings = [
         {
             "id": str(f["id"]),
@@ -126,15 +134,17 @@ def host_entry(host: str, reading: Any, plan: Any = None) -> dict:
         }
         for f in _findings(reading)
     ]
+    refused = [r for r in plan.get("refused") or [] if isinstance(r, Mapping) and r.get("id")]
+    read_ids = {f["id"] for f in findings}
+    findings += [
+        {"id": str(r["id"]), "severity": "blocker", "message": str(r.get("message") or ""), "fix": str(r.get("fix") or ""), "converge": "refuses"}
+        for r in refused
+        if str(r["id"]) not in read_ids
+    ]
     ready = bool(reading.get("ready"))
     entry.update(status="ready" if ready else "not_ready", ready=ready, findings=findings)
-    if isinstance(plan, Mapping) and plan:
-        refused = [r for r in plan.get("refused") or [] if isinstance(r, Mapping)]
-        entry["converge"] = (
-            "refuses: " + ", ".join(str(r.get("id")) for r in refused)
-            if refused
-            else ("fixes" if plan.get("act") else "nothing to do")
-        )
+    if plan:
+        entry["converge"] = "refuses: " + ", ".join(str(r["id"]) for r in refused) if refused else ("fixes" if plan.get("act") else "nothing to do")
         entry["busy"] = int(plan.get("sessions") or 1) if plan.get("busy") else 0
         entry["converge_wait"] = busy_wait(plan) if plan.get("busy") and not refused else ""
     return entry
@@ -167,10 +177,19 @@ def converge_action(finding_id: str, plan: Any) -> str:
     return "leaves" if finding_id in set(plan.get("predicted_ids") or []) else "fixes"
 
 
-def summarize(readings: Mapping[str, Any], plans: Mapping[str, Any] | None = None) -> dict:
-    """The whole run: how many hosts are ready, and which findings hold how many hosts back."""
-    plans = {host: (p.get("plan") if isinstance(p, Mapping) and "plan" in p else p) for host, p in (plans or {}).items()}
-    hosts = [host_entry(str(host), reading, plans.get(host)) for host, reading in readings.items()]
+def _plan_and_error(result: Any) -> tuple[Mapping, str]:
+    """The plan and the error of the role's result for a host (``deadline_worker_agent_user_result``)."""
+    if not isinstance(result, Mapping):
+        return {}, ""
+    plan = result.get("plan")
+    return (plan if isinstance(plan, Mapping) else {}), str(result.get("error") or "")
+
+
+def summarize(readings: Mapping[str, Any], results: Mapping[str, Any] | None = None) -> dict:
+    """The whole run: how many hosts are ready, and which findings hold how many hosts back.
+    ``results``: host to the role's result, whose plan says what converge does about each finding."""
+    results = results or {}
+    hosts = [host_entry(str(host), reading, *_plan_and_error(results.get(host))) for host, reading in readings.items()]
     by_id: dict[str, dict] = {}
     for entry in hosts:
         for finding in entry["findings"]:
@@ -261,10 +280,10 @@ def report_lines(summary: Mapping[str, Any], report_path: str = "") -> list[str]
     return lines
 
 
-def findings_lines(reading: Any, host: str = "", plan: Any = None) -> list[str]:
+def findings_lines(reading: Any, result: Any = None, host: str = "") -> list[str]:
     """One host's findings, one line each: severity, id, message, then the fix (and what converge
-    does about it, given the role's plan), and whether converge will wait for its sessions."""
-    entry = host_entry(host, reading, plan)
+    does about it, given the role's result), and whether converge will wait for its sessions."""
+    entry = host_entry(host, reading, *_plan_and_error(result))
     if entry["status"] in ("unreachable", "error", "no_reading"):
         return [f"{entry['status']}: {entry['error']}"]
     lines = ["ready: a WORKER_AGENT_USER job would run" if entry["ready"] else "not ready"]

@@ -362,6 +362,36 @@ def test_diagnose_writes_csv_lists_hosts_without_a_reading_and_works_under_the_f
     assert fix[("worker-01", "AGENT_OPT_IN_MISSING")].startswith("Set [os] run_jobs_as_agent_user = true in worker.toml")
 
 
+def test_diagnose_names_a_role_variable_it_cannot_use_as_the_hosts_cause(tmp_path):
+    inventory, paths = fleet(tmp_path, {"render-01": "installer-default", "render-02": "installer-default"}, group=RENDER)
+    result = run(
+        "diagnose.yml", inventory, "-e", f"deadline_workers_hosts={RENDER}", "--limit", "render-01",
+        "-e", '{"deadline_worker_agent_user_rights": ["SeServiceLogonRigth"]}', "-e", "deadline_diagnose_fail_unless_ready=true",
+    )
+    assert result.returncode != 0
+    typo = "unknown user right SeServiceLogonRigth (did you mean SeServiceLogonRight?)"
+    assert typo in fatal(result, "render-01") and "the agent's verdict is not ready" not in result.stdout
+    lines = summary_lines(result, "Show the summary of the run")
+    assert lines[0] == "1 host: 0 ready, 0 not ready, 1 without a reading"
+    assert any(line.startswith("  render-01: deadline_worker_agent_user_rights: " + typo) for line in lines), lines
+    assert untouched(paths["render-01"]) and untouched(paths["render-02"])  # no call: the variable was refused first
+
+
+def test_diagnose_shows_what_only_the_plan_refuses_a_domain_group_nested_in_administrators(tmp_path):
+    inventory, _paths = fleet(tmp_path, {"render-01": simworker.domain_state(admin_through=simworker.RENDER_ADMINS)}, group=RENDER)
+    result = run(
+        "diagnose.yml", inventory, "-e", f"deadline_workers_hosts={RENDER}", "-e", "deadline_diagnose_report=report.csv",
+        "-e", "deadline_diagnose_fail_unless_ready=true", cwd=tmp_path,
+    )
+    assert result.returncode != 0
+    assert "BLOCKER REMOVAL_REFUSED: refusing to remove CORP" in result.stdout  # the host's own lines
+    lines = summary_lines(result, "Show the summary of the run")
+    assert lines[lines.index("  REMOVAL_REFUSED on 1 host, converge refuses it:") + 1] == "    render-01"
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "report.csv").read_text(encoding="utf-8"))))
+    assert [(r["severity"], r["converge"]) for r in rows if r["finding"] == "REMOVAL_REFUSED"] == [("blocker", "refuses")]
+    assert "REMOVAL_REFUSED: refusing to remove CORP" in fatal(result, "render-01") and "Converge refuses it." in fatal(result, "render-01")
+
+
 # --- converge: fixes what it can, budgets --------------------------------------------------------
 
 

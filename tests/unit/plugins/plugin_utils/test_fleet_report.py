@@ -114,6 +114,60 @@ def test_findings_lines_show_severity_id_and_fix():
     assert fleet_report.findings_lines(reading(ready=True))[0].startswith("ready")
 
 
+def planned(plan: dict | None = None, error: str = "") -> dict:
+    """The role's planned outcome for a host (deadline_worker_agent_user_result after plan.yml)."""
+    return {"status": "failed" if error else "planned", "error": error, "refused": [], "plan": plan or {"refused": [], "act": True}}
+
+
+# what plan.yml registers when the role's variables are refused before any call: the reading is skipped
+SKIPPED = {"changed": False, "skipped": True, "skip_reason": "Conditional result was False", "false_condition": "..."}
+TYPO = "deadline_worker_agent_user_rights: unknown user right SeServiceLogonRigth (did you mean SeServiceLogonRight?)"
+
+
+def test_a_role_variable_the_role_cannot_use_is_the_hosts_error_with_its_cause_not_a_false_not_ready():
+    summary = fleet_report.summarize({"w1": SKIPPED}, {"w1": planned(error=TYPO)})
+    (entry,) = summary["hosts"]
+    assert (entry["status"], entry["ready"], entry["error"]) == ("error", False, TYPO)
+    assert (summary["not_ready"], summary["errors"]) == (0, 1)
+    lines = fleet_report.report_lines(summary)
+    assert lines[0] == "1 host: 0 ready, 0 not ready, 1 without a reading" and f"  w1: {TYPO}" in lines
+    assert fleet_report.not_ready_messages(summary) == {"w1": f"error: {TYPO}"}  # the gate's cause is the role's, not a verdict
+    assert fleet_report.findings_lines(SKIPPED, planned(error=TYPO)) == [f"error: {TYPO}"]
+    assert fleet_report.summarize({"w1": SKIPPED})["hosts"][0]["status"] == "no_reading"  # no role result: nothing to name
+
+
+REMOVAL_REFUSED = {
+    "id": "REMOVAL_REFUSED",
+    "message": "refusing to remove CORP\\render-svc from Administrators: it is also a member through CORP\\Render Admins",
+    "fix": "take the account out of that nested group, then run again",
+}
+
+
+def test_a_plan_refusal_the_reading_has_no_finding_for_is_shown_in_every_view():
+    plan = {"refused": [REMOVAL_REFUSED], "act": False, "restart": False}
+    summary = fleet_report.summarize({"w1": INSTALLER}, {"w1": planned(plan)})
+    (entry,) = summary["hosts"]
+    refusal = next(f for f in entry["findings"] if f["id"] == "REMOVAL_REFUSED")
+    assert refusal == {**REMOVAL_REFUSED, "severity": "blocker", "converge": "refuses"}
+    assert entry["converge"] == "refuses: REMOVAL_REFUSED"
+    # the other findings: converge leaves them, since it refuses the host
+    assert {f["id"]: f["converge"] for f in entry["findings"] if f["id"] != "REMOVAL_REFUSED"} == {
+        "AGENT_OPT_IN_MISSING": "leaves", "AGENT_USER_IS_ADMIN": "leaves", "MESSAGE_IS_MISLEADING": "leaves",
+    }
+    lines = fleet_report.report_lines(summary)
+    assert lines[lines.index("  REMOVAL_REFUSED on 1 host, converge refuses it:") + 1] == "    w1"
+    rows = list(csv.DictReader(io.StringIO(fleet_report.report_csv(summary))))
+    assert {(r["finding"], r["severity"], r["converge"], r["fix"]) for r in rows} >= {("REMOVAL_REFUSED", "blocker", "refuses", REMOVAL_REFUSED["fix"])}
+    gate = fleet_report.not_ready_messages(summary)["w1"]
+    assert "REMOVAL_REFUSED: refusing to remove" in gate and "Fix: take the account out of that nested group, then run again. Converge refuses it." in gate
+    host_lines = fleet_report.findings_lines(INSTALLER, planned(plan))
+    at = host_lines.index(f"BLOCKER REMOVAL_REFUSED: {REMOVAL_REFUSED['message']}")
+    assert host_lines[at + 1 : at + 3] == [f"  fix: {REMOVAL_REFUSED['fix']}", "  converge refuses it"]
+    # a refusal of an id the reading has is listed once, as the reading's finding
+    summary = fleet_report.summarize({"w1": reading(finding("ENV_OVERRIDE"))}, {"w1": planned({"refused": [{"id": "ENV_OVERRIDE"}]})})
+    assert [(f["id"], f["converge"]) for f in summary["hosts"][0]["findings"]] == [("ENV_OVERRIDE", "refuses")]
+
+
 def test_the_filters_are_internal_and_summarize_what_hostvars_hold():
     filters = FilterModule().filters()
     assert set(filters) == {"_converge_over_threshold", "_converge_summary", "_diagnose_summary", "_diagnose_host_lines"}
