@@ -407,6 +407,13 @@ def _short(text: str) -> str:
     return text if len(text) <= _PUBLISHED_CAUSE else text[: _PUBLISHED_CAUSE - 1] + "…"
 
 
+def _count(value: Any) -> int:
+    try:
+        return max(int(value or 0), 0)
+    except (TypeError, ValueError):
+        return 0
+
+
 def _check_mode_status(result: Mapping[str, Any]) -> str:
     """What the real run would report, from a check-mode result."""
     plan = result.get("plan") or {}
@@ -442,12 +449,8 @@ def converge_entry(host: str, result: Any) -> dict:
         if status == "would_fix" and plan.get("busy") and plan.get("restart"):
             detail += f"; the restart would interrupt {_plural(int(plan.get('sessions') or 1), 'session')} (restart_when: always)"
     sessions = 0
-    reason = str(result.get("restart_pending_reason") or "")
-    if status == "restart_pending" and reason.startswith("busy"):
-        try:
-            sessions = int(reason.split()[1])
-        except (IndexError, ValueError):
-            sessions = 1
+    if status == "restart_pending":  # the sessions the restart was left pending for (0: another reason)
+        sessions = _count(result.get("sessions_running"))
     elif status == "would_wait":
         sessions = int(plan.get("sessions") or 1)
     # What the summary prints for a failing host: the recap's failure of the host gives the whole cause.

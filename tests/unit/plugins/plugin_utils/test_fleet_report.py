@@ -188,7 +188,7 @@ def test_converge_summary_counts_each_status_and_names_every_host():
     results = {
         "w1": outcome("fixed", changes=["granted SeIncreaseQuotaPrivilege", "restarted the service"]),
         "w2": outcome("already_fine"),
-        "w3": outcome("restart_pending", restart_pending_reason="busy: 3 session(s) running"),
+        "w3": outcome("restart_pending", restart_pending_reason="busy: 3 session(s) running", sessions_running=3),
         "w4": outcome("refused", refused=[{"id": "ENV_OVERRIDE", "message": "DEADLINE_WORKER_RUN_JOBS_AS_AGENT_USER=false", "fix": "remove it"}],
                       cause="the role changed nothing on this host, because it cannot fix: ENV_OVERRIDE: x. Fix: remove it."),
         "w5": outcome("failed", error="control_service failed on the host", cause="control_service failed on the host"),
@@ -214,6 +214,18 @@ def test_converge_summary_counts_each_status_and_names_every_host():
     assert lines[-1] == "report written to /srv/reports/converge.json"
     rows = list(csv.DictReader(io.StringIO(fleet_report.converge_csv(summary))))
     assert [r["status"] for r in rows] == ["fixed", "already_fine", "restart_pending", "refused", "failed", "not_run", "failed", "fixed"]
+
+
+def test_the_sessions_of_a_pending_restart_are_the_roles_count_not_read_from_its_text():
+    results = {
+        "w1": outcome("restart_pending", restart_pending_reason="busy: 2 session(s) running", sessions_running=2),
+        "w2": outcome("restart_pending", restart_pending_reason="busy: 9 session(s) running"),  # an outcome without the field
+        "w3": outcome("restart_pending", restart_pending_reason="deadline_worker_agent_user_restart_when is never", sessions_running=0),
+    }
+    by_host = {e["host"]: e["sessions"] for e in fleet_report.converge_summary(results)["hosts"]}
+    assert by_host == {"w1": 2, "w2": 0, "w3": 0}
+    rows = list(csv.DictReader(io.StringIO(fleet_report.converge_csv(fleet_report.converge_summary(results)))))
+    assert [r["sessions"] for r in rows] == ["2", "0", "0"]
 
 
 def test_refused_hosts_never_pass_the_failure_threshold_failed_ones_do():
