@@ -1,6 +1,6 @@
 # Copyright: contributors to deadline_cloud.cmf
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Internal filters of playbooks/converge.yml and playbooks/diagnose.yml: their reports, in plugin_utils._fleet.
+"""Internal filters of the fleet playbooks (converge.yml, diagnose.yml, selftest.yml): their checks and reports, in plugin_utils._fleet.
 
 Internal to this collection: not a public API. The playbooks use them; their names, arguments and
 results may change in any release, without notice or deprecation. Use the playbooks' reports, the
@@ -44,25 +44,33 @@ def converge_summary(workers: Any, hostvars: Any, *, pattern: str = "", limit: s
     workers = _hosts(workers)
     if not workers:
         return _none_selected(pattern, limit)
-    summary = fleet.converge_summary(fleet.host_values(workers, hostvars, RESULT), float(max_fail_percentage))
-    failing = [e["host"] for e in summary["hosts"] if e["status"] in fleet.FAILING_STATUSES]
+    results = fleet.host_values(workers, hostvars, RESULT)
+    summary = fleet.converge_summary(results, float(max_fail_percentage))
+    failing = {e["host"]: str((results[e["host"]] or {}).get("cause") or e["detail"]) for e in summary["hosts"] if e["status"] in fleet.FAILING_STATUSES}
     return _view(
         workers, summary, report, fleet.converge_csv,
         lines=fleet.converge_lines(summary), published=fleet.converge_published(summary), failing=failing,
     )
 
 
-def diagnose_summary(workers: Any, hostvars: Any, *, pattern: str = "", limit: str = "", report: Any = "") -> dict:
-    """The diagnosis of the run: its summary, terminal lines, what it publishes, each host's message
-    when it is not ready and its report file's text."""
+def diagnose_summary(workers: Any, hostvars: Any, *, pattern: str = "", limit: str = "", report: Any = "", gate: Any = False) -> dict:
+    """The diagnosis of the run: its summary, terminal lines, what it publishes, the workers to mark
+    failed (with ``gate``: each that is not ready, with its message) and its report file's text."""
     workers = _hosts(workers)
     if not workers:
         return _none_selected(pattern, limit)
     summary = fleet.summarize(fleet.host_values(workers, hostvars, READING), fleet.host_values(workers, hostvars, RESULT))
     return _view(
         workers, summary, report, fleet.report_csv,
-        lines=fleet.report_lines(summary), published=fleet.diagnose_published(summary), not_ready=fleet.not_ready_messages(summary),
+        lines=fleet.report_lines(summary), published=fleet.diagnose_published(summary),
+        failing=fleet.not_ready_messages(summary) if gate else {},
     )
+
+
+def fleet_lines(run: Mapping, written: Any = None) -> list[str]:
+    """A summary play's last lines: the run's, then where its report went (``written``: the copy task's result)."""
+    line = fleet.report_line(str(run.get("report_path") or ""), written)
+    return [*run.get("lines", []), *([line] if line else [])]
 
 
 def diagnose_host_lines(reading: Any, result: Any = None) -> list[str]:
@@ -77,4 +85,5 @@ class FilterModule:
             "_converge_summary": converge_summary,
             "_diagnose_summary": diagnose_summary,
             "_diagnose_host_lines": diagnose_host_lines,
+            "_fleet_lines": fleet_lines,
         }

@@ -233,7 +233,7 @@ def summarize(readings: Mapping[str, Any], results: Mapping[str, Any] | None = N
     }
 
 
-def report_lines(summary: Mapping[str, Any], report_path: str = "") -> list[str]:
+def report_lines(summary: Mapping[str, Any]) -> list[str]:
     """The summary as lines for a terminal: totals, then findings by severity and host count, each
     with every host it holds (wrapped, never cut short)."""
     total = int(summary["total"])
@@ -275,8 +275,6 @@ def report_lines(summary: Mapping[str, Any], report_path: str = "") -> list[str]
     if failed:
         lines.append("without a reading:")
         lines.extend(f"  {e['host']}: {e['error']}" for e in failed)
-    if report_path:
-        lines.append(f"report written to {report_path}")
     return lines
 
 
@@ -507,7 +505,7 @@ def converge_summary(results: Mapping[str, Any], max_fail_percentage: float | No
     }
 
 
-def converge_lines(summary: Mapping[str, Any], report_path: str = "") -> list[str]:
+def converge_lines(summary: Mapping[str, Any]) -> list[str]:
     """The converge summary for a terminal: counts, then every host by status (names, or one line
     each with its cause where it needs a look), never cut short."""
     counts = summary["counts"]
@@ -545,8 +543,6 @@ def converge_lines(summary: Mapping[str, Any], report_path: str = "") -> list[st
             f"{summary['failing']} of {summary['total']} hosts refused, failed, not ready or unreachable:"
             " each is marked failed in the recap below, with its cause"
         )
-    if report_path:
-        lines.append(f"report written to {report_path}")
     return lines
 
 
@@ -580,6 +576,15 @@ def converge_published(summary: Mapping[str, Any]) -> dict:
         hosts[e["host"]] = item
     counts = {"total": summary["total"], **summary["counts"]}
     return {f"deadline_converge_run_{run_id(hosts)}": {"check_mode": bool(summary.get("check_mode")), "counts": counts, "hosts": hosts}}
+
+
+def report_line(path: str, written: Any) -> str:
+    """Where a summary play's report went: the copy task's result ``written`` says whether it was written."""
+    if not path:
+        return ""
+    if isinstance(written, Mapping) and written.get("failed"):
+        return f"report NOT written to {path}: {written.get('msg') or 'the copy failed'}"
+    return f"report written to {path}"
 
 
 def over_threshold(results: Mapping[str, Any], max_fail_percentage: float) -> list[dict]:

@@ -99,7 +99,7 @@ def fatal(result, host: str) -> str:
     return lines[0]
 
 
-def summary_lines(result, task: str = "Show each worker as fixed") -> list[str]:
+def summary_lines(result, task: str = "Show the summary of the run") -> list[str]:
     """The msg list the summary task printed."""
     block = result.stdout.split(f"TASK [{task}", 1)[1]
     return json.loads(block[block.index("{") : block.index("\n}\n") + 2])["msg"]
@@ -139,7 +139,7 @@ def test_a_new_users_fleet_gets_a_truthful_recap_summary_and_report_with_a_limit
     assert {h: r["status"] for h, r in rows.items()} == {"render-05": "fixed", "render-06": "unreachable", "render-07": "refused", "render-08": "refused"}
     assert not (PLAYBOOKS / "reports").exists()
     assert "Could not match supplied host pattern" not in result.stdout + result.stderr
-    assert "Assertion failed" not in result.stdout and "deadline_converge__" not in result.stdout
+    assert "Assertion failed" not in result.stdout and "deadline_workers__" not in result.stdout
 
 
 def test_a_limit_that_includes_localhost_covers_the_same_hosts_without_warnings(tmp_path):
@@ -162,7 +162,7 @@ def test_diagnose_with_a_limit_gates_exactly_the_limited_hosts(tmp_path):
     assert failed_hosts(result) == {"render-07", "render-08"}
     assert fatal(result, "render-07").count("not ready for WORKER_AGENT_USER jobs: ") == 1
     assert "ENV_OVERRIDE" in fatal(result, "render-07") and "Converge refuses it." in fatal(result, "render-07")
-    lines = summary_lines(result, "Show the summary of the run")
+    lines = summary_lines(result)
     assert lines[0] == "2 hosts: 0 ready, 2 not ready" and lines[-1] == f"report written to {tmp_path / 'diagnosis.json'}"
     assert json.loads((tmp_path / "diagnosis.json").read_text(encoding="utf-8"))["total"] == 2
     for host, path in paths.items():
@@ -336,7 +336,7 @@ def test_diagnose_is_read_only_names_every_host_and_says_converge_waits_for_a_bu
         assert state["calls_total"] == 1
     assert "BLOCKER ENV_OVERRIDE:" in result.stdout and "BLOCKER AGENT_VERSION_UNSUPPORTED:" in result.stdout
     assert "busy: 1 session running; converge waits up to 600 s for them to end before it restarts the agent" in result.stdout
-    lines = summary_lines(result, "Show the summary of the run")
+    lines = summary_lines(result)
     assert lines[0] == "6 hosts: 0 ready, 6 not ready"
     at = lines.index("  AGENT_OPT_IN_MISSING on 6 hosts, converge fixes it on 4, leaves it on 2:")
     assert lines[at + 1] == "    worker-01, worker-02, worker-03, worker-04, worker-05, worker-06"  # every host, never "and 1 more"
@@ -371,7 +371,7 @@ def test_diagnose_names_a_role_variable_it_cannot_use_as_the_hosts_cause(tmp_pat
     assert result.returncode != 0
     typo = "unknown user right SeServiceLogonRigth (did you mean SeServiceLogonRight?)"
     assert typo in fatal(result, "render-01") and "the agent's verdict is not ready" not in result.stdout
-    lines = summary_lines(result, "Show the summary of the run")
+    lines = summary_lines(result)
     assert lines[0] == "1 host: 0 ready, 0 not ready, 1 without a reading"
     assert any(line.startswith("  render-01: deadline_worker_agent_user_rights: " + typo) for line in lines), lines
     assert untouched(paths["render-01"]) and untouched(paths["render-02"])  # no call: the variable was refused first
@@ -385,7 +385,7 @@ def test_diagnose_shows_what_only_the_plan_refuses_a_domain_group_nested_in_admi
     )
     assert result.returncode != 0
     assert "BLOCKER REMOVAL_REFUSED: refusing to remove CORP" in result.stdout  # the host's own lines
-    lines = summary_lines(result, "Show the summary of the run")
+    lines = summary_lines(result)
     assert lines[lines.index("  REMOVAL_REFUSED on 1 host, converge refuses it:") + 1] == "    render-01"
     rows = list(csv.DictReader(io.StringIO((tmp_path / "report.csv").read_text(encoding="utf-8"))))
     assert [(r["severity"], r["converge"]) for r in rows if r["finding"] == "REMOVAL_REFUSED"] == [("blocker", "refuses")]

@@ -170,12 +170,14 @@ def test_a_plan_refusal_the_reading_has_no_finding_for_is_shown_in_every_view():
 
 def test_the_filters_are_internal_and_summarize_what_hostvars_hold():
     filters = FilterModule().filters()
-    assert set(filters) == {"_converge_over_threshold", "_converge_summary", "_diagnose_summary", "_diagnose_host_lines"}
+    assert set(filters) == {"_converge_over_threshold", "_converge_summary", "_diagnose_summary", "_diagnose_host_lines", "_fleet_lines"}
     hostvars = {"w1": {"deadline_worker_agent_user__before": INSTALLER}, "w2": {}}
     view = filters["_diagnose_summary"](["w1", "w2"], hostvars, pattern="render_nodes", report="/tmp/x.csv")
     assert view["lines"][0] == "2 hosts: 0 ready, 1 not ready, 1 without a reading"
     assert view["report_path"] == "/tmp/x.csv" and view["report_text"].startswith("host,status,ready,finding")
-    assert set(view["not_ready"]) == {"w1", "w2"} and "AGENT_OPT_IN_MISSING: AGENT_OPT_IN_MISSING message." in view["not_ready"]["w1"]
+    assert view["failing"] == {}  # no gate: no worker is marked failed
+    gated = filters["_diagnose_summary"](["w1", "w2"], hostvars, pattern="render_nodes", gate=True)["failing"]
+    assert set(gated) == {"w1", "w2"} and "AGENT_OPT_IN_MISSING: AGENT_OPT_IN_MISSING message." in gated["w1"]
     empty = filters["_diagnose_summary"]([], hostvars, pattern="render_nodes", limit="render-07")
     assert empty["workers"] == 0 and "the host pattern 'render_nodes' with --limit 'render-07' selects no host" in empty["lines"][0]
 
@@ -205,13 +207,21 @@ def test_converge_summary_counts_each_status_and_names_every_host():
     by_host = {e["host"]: e for e in summary["hosts"]}
     assert by_host["w3"]["sessions"] == 3
     assert "ENV_OVERRIDE" in by_host["w4"]["detail"] and "remove it" in by_host["w4"]["detail"]
-    lines = fleet_report.converge_lines(summary, "/srv/reports/converge.json")
+    lines = fleet_report.converge_lines(summary)
     assert lines[0] == "8 hosts: 2 fixed, 1 already fine, 1 restart pending, 1 refused, 2 failed, 1 not run"
     assert lines[lines.index("fixed (2):") + 1] == "  w1, w8"  # fixed hosts are named
     assert "  w4: ENV_OVERRIDE" in lines  # the ids; the recap's failure of the host gives the whole cause
     assert "sessions interrupted: 2 (w8: 2)" in lines  # and where
-    assert lines[-2].startswith("3 of 8 hosts refused, failed, not ready or unreachable: each is marked failed in the recap")
-    assert lines[-1] == "report written to /srv/reports/converge.json"
+    assert lines[-1].startswith("3 of 8 hosts refused, failed, not ready or unreachable: each is marked failed in the recap")
+    run = FilterModule().filters()["_converge_summary"](list(results), {h: {"deadline_worker_agent_user_result": r} for h, r in results.items()},
+                                                         max_fail_percentage=100, report="/srv/reports/converge.json")
+    finished = FilterModule().filters()["_fleet_lines"]
+    assert finished(run, {"changed": True})[:-1] == lines and finished(run, {"changed": True})[-1] == "report written to /srv/reports/converge.json"
+    assert finished(run, {"failed": True, "msg": "Destination directory /srv/reports does not exist"})[-1] == (
+        "report NOT written to /srv/reports/converge.json: Destination directory /srv/reports does not exist"
+    )
+    assert finished({**run, "report_path": ""}, {"skipped": True}) == lines
+    assert run["failing"] == {"w4": results["w4"]["cause"], "w5": "control_service failed on the host", "w7": results["w7"]["cause"]}
     rows = list(csv.DictReader(io.StringIO(fleet_report.converge_csv(summary))))
     assert [r["status"] for r in rows] == ["fixed", "already_fine", "restart_pending", "refused", "failed", "not_run", "failed", "fixed"]
 
