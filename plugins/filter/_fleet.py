@@ -33,9 +33,19 @@ def _none_selected(pattern: Any, limit: Any) -> dict:
     return {"workers": 0, "lines": [fleet.no_worker_message(str(pattern), str(limit or ""))]}
 
 
+def fleet_check(workers: Any, *, pattern: str = "", limit: str = "", serial: Any = None, max_fail_percentage: Any = None,
+                one: bool = False, host: str = "") -> str:
+    """Why a fleet playbook must not start ("" when it may): no worker selected (several, with ``one``),
+    or (converge) a wave size or failure threshold it cannot use."""
+    workers = _hosts(workers)
+    problem = " ".join(p for p in (fleet.selection_problem(workers, str(pattern), str(limit or ""), one=bool(one)),
+                                   fleet.settings_problem(serial, max_fail_percentage)) if p)
+    return problem + fleet.not_the_hosts(str(host), workers) if problem else ""
+
+
 def converge_over_threshold(hosts: Any, hostvars: Any, max_fail_percentage: Any = 10) -> bool:
     """Whether the hosts run so far failed beyond the threshold: converge.yml then ends its waves."""
-    return bool(fleet.over_threshold(fleet.host_values(_hosts(hosts), hostvars, RESULT), float(max_fail_percentage)))
+    return bool(fleet.over_threshold(fleet.host_values(_hosts(hosts), hostvars, RESULT), fleet.percentage(max_fail_percentage)))
 
 
 def converge_summary(workers: Any, hostvars: Any, *, pattern: str = "", limit: str = "", max_fail_percentage: Any = 10, report: Any = "") -> dict:
@@ -45,7 +55,7 @@ def converge_summary(workers: Any, hostvars: Any, *, pattern: str = "", limit: s
     if not workers:
         return _none_selected(pattern, limit)
     results = fleet.host_values(workers, hostvars, RESULT)
-    summary = fleet.converge_summary(results, float(max_fail_percentage))
+    summary = fleet.converge_summary(results, fleet.percentage(max_fail_percentage))
     failing = {e["host"]: str((results[e["host"]] or {}).get("cause") or e["detail"]) for e in summary["hosts"] if e["status"] in fleet.FAILING_STATUSES}
     return _view(
         workers, summary, report, fleet.converge_csv,
@@ -85,5 +95,6 @@ class FilterModule:
             "_converge_summary": converge_summary,
             "_diagnose_summary": diagnose_summary,
             "_diagnose_host_lines": diagnose_host_lines,
+            "_fleet_check": fleet_check,
             "_fleet_lines": fleet_lines,
         }

@@ -93,10 +93,65 @@ def no_worker_message(pattern: str, limit: str = "") -> str:
     """Why a run found nothing to do, and what to change: it fails rather than pass on no host."""
     where = f"the host pattern '{pattern}'" + (f" with --limit '{limit}'" if limit else "")
     return (
-        f"no worker selected: {where} selects no host of the inventory, so nothing was read or changed."
+        f"no worker selected: {where} selects no host of the inventory, so nothing was read, changed or tested."
         " Name your workers' group or pattern with -e deadline_workers_hosts=<group or pattern>"
         + (", and a --limit that selects some of them." if limit else ".")
     )
+
+
+def selection_problem(workers: Iterable[str], pattern: str, limit: str = "", *, one: bool = False) -> str:
+    """What is wrong with the workers a run selected ("" when nothing): none at all, or (``one``: the
+    self-test) more than one."""
+    workers = sorted(str(w) for w in workers or [])
+    if not workers:
+        return no_worker_message(pattern, limit)
+    if one and len(workers) > 1:
+        return f"the self-test runs on one worker, and this run selects {len(workers)} ({', '.join(workers)}): pick one with --limit <host>."
+    return ""
+
+
+def not_the_hosts(host: str, workers: Iterable[str]) -> str:
+    """What a check's failure adds when it runs on a worker (--limit leaves out localhost): the recap
+    shows it failed there, for the run's fault, not the worker's."""
+    return f" (the run fails on {host} only because it checks this there: nothing ran on it)" if host in set(workers or []) else ""
+
+
+def percentage(value: Any, name: str = "deadline_workers_max_fail_percentage") -> float:
+    """A percentage from 0 to 100, as a number or written like a serial ("5%"); ValueError says what is wrong."""
+    text = "" if isinstance(value, bool) or value is None else str(value).strip()
+    number = text[:-1].strip() if text.endswith("%") else text
+    try:
+        found = float(number)
+    except ValueError:
+        found = -1.0
+    if not 0 <= found <= 100:  # NaN fails too
+        raise ValueError(f"{name} must be a percentage from 0 to 100 (10, 2.5 or '10%'), not {value!r}")
+    return found
+
+
+def serial_problem(value: Any, name: str = "deadline_workers_serial") -> str:
+    """What Ansible's serial could not use in ``value`` ("" when nothing): a number of hosts, a whole
+    percentage ("25%"), or a list of those."""
+    items = value if isinstance(value, (list, tuple)) else [value]
+    for item in items:
+        text = "" if isinstance(item, bool) or item is None else str(item).strip()
+        number = text[:-1].strip() if text.endswith("%") else text
+        if not number.isdigit() or (text.endswith("%") and int(number) > 100):
+            return f"{name} must be a number of hosts, a whole percentage ('25%') or a list of those, not {value!r}"
+    return ""
+
+
+def settings_problem(serial: Any = None, max_fail_percentage: Any = None) -> str:
+    """What converge.yml checks before its first wave ("" when nothing): its wave size and its
+    threshold (each when given), so that a value Ansible or the threshold cannot use stops the run
+    before any host is changed, not after the first wave."""
+    problems = [serial_problem(serial)] if serial is not None else []
+    if max_fail_percentage is not None:
+        try:
+            percentage(max_fail_percentage)
+        except ValueError as error:
+            problems.append(str(error))
+    return "; ".join(p for p in problems if p)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -216,6 +216,40 @@ def test_the_threshold_stops_the_waves_but_never_the_summary_stats_or_report(tmp
     assert re.search(r"deadline_converge_run_[0-9a-f]{12}", stats) and '"failed": 1' in stats.replace("\n", "")
 
 
+def test_a_threshold_written_like_the_serial_stops_the_waves_as_a_number_would(tmp_path):
+    hosts = {"render-01": "installer-default", "render-02": "failing", "render-03": "installer-default"}
+    inventory, paths = fleet(tmp_path, hosts, group=RENDER)
+    result = run(
+        "converge.yml", inventory, "-e", f"deadline_workers_hosts={RENDER}", "-e", "deadline_workers_serial=1",
+        "-e", "deadline_workers_max_fail_percentage=40%",
+    )
+    assert result.returncode != 0 and "Unexpected Exception" not in result.stdout + result.stderr
+    assert result.stdout.count("PLAY [Converge Deadline Cloud workers") == 2  # 1 of 2 hosts failed: more than 40%
+    assert failed_hosts(result) == {"render-02"} and untouched(paths["render-03"])
+    assert summary_lines(result)[0] == "3 hosts: 1 fixed, 1 failed, 1 not run"
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("deadline_workers_max_fail_percentage=five", "deadline_workers_max_fail_percentage must be a percentage from 0 to 100 (10, 2.5 or '10%'), not 'five'"),
+        ("deadline_workers_max_fail_percentage=110", "deadline_workers_max_fail_percentage must be a percentage from 0 to 100"),
+        ("deadline_workers_serial=12.5%", "deadline_workers_serial must be a number of hosts, a whole percentage ('25%') or a list of those, not '12.5%'"),
+    ],
+    ids=["threshold-text", "threshold-over-100", "serial-fraction"],
+)
+def test_a_wave_size_or_threshold_that_cannot_be_used_stops_the_run_before_any_host_is_read(tmp_path, setting, message):
+    inventory, paths = fleet(tmp_path, {"render-01": "installer-default", "render-02": "installer-default"}, group=RENDER)
+    result = run("converge.yml", inventory, "-e", f"deadline_workers_hosts={RENDER}", "-e", setting)
+    assert result.returncode != 0
+    assert message in fatal(result, "localhost") and "Unexpected Exception" not in result.stdout + result.stderr
+    assert "PLAY [Converge Deadline Cloud workers" not in result.stdout and all(untouched(path) for path in paths.values())
+    # with --limit leaving localhost out, the first worker shows the run's failure, and says it is not its own
+    limited = run("converge.yml", inventory, "-e", f"deadline_workers_hosts={RENDER}", "-e", setting, "--limit", "render-02,render-01")
+    assert f"{message}" in fatal(limited, "render-01") and "(the run fails on render-01 only because it checks this there" in fatal(limited, "render-01")
+    assert all(untouched(path) for path in paths.values())
+
+
 def test_failures_under_the_threshold_let_every_wave_run(tmp_path):
     hosts = {"render-01": "failing", "render-02": "installer-default", "render-03": "installer-default"}
     inventory, paths = fleet(tmp_path, hosts, group=RENDER)

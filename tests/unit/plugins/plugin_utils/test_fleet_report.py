@@ -170,7 +170,7 @@ def test_a_plan_refusal_the_reading_has_no_finding_for_is_shown_in_every_view():
 
 def test_the_filters_are_internal_and_summarize_what_hostvars_hold():
     filters = FilterModule().filters()
-    assert set(filters) == {"_converge_over_threshold", "_converge_summary", "_diagnose_summary", "_diagnose_host_lines", "_fleet_lines"}
+    assert set(filters) == {"_converge_over_threshold", "_converge_summary", "_diagnose_summary", "_diagnose_host_lines", "_fleet_check", "_fleet_lines"}
     hostvars = {"w1": {"deadline_worker_agent_user__before": INSTALLER}, "w2": {}}
     view = filters["_diagnose_summary"](["w1", "w2"], hostvars, pattern="render_nodes", report="/tmp/x.csv")
     assert view["lines"][0] == "2 hosts: 0 ready, 1 not ready, 1 without a reading"
@@ -283,3 +283,37 @@ def test_what_a_run_publishes_merges_as_awx_merges_slices_and_stays_small():
     refused = outcome("refused", refused=[{"id": "ENV_OVERRIDE"}], cause="x" * 5000)
     big = fleet_report.converge_published(fleet_report.converge_summary({f"render-{i:04}": refused for i in range(3000)}))
     assert len(json.dumps(big)) < 1_000_000
+
+
+def test_a_percentage_is_a_number_or_written_like_the_serial_from_0_to_100():
+    assert [fleet_report.percentage(v) for v in (10, "10", 2.5, "2.5", "5%", " 5 % ", "0%", 100)] == [10, 10, 2.5, 2.5, 5, 5, 0, 100]
+    for wrong in ("five", "", None, True, -1, "101%", "nan", "5%%", [5]):
+        try:
+            fleet_report.percentage(wrong)
+        except ValueError as error:
+            assert str(error).startswith("deadline_workers_max_fail_percentage must be a percentage from 0 to 100 (10, 2.5 or '10%'), not ")
+        else:
+            raise AssertionError(f"{wrong!r} was taken")
+
+
+def test_a_serial_is_a_number_of_hosts_a_whole_percentage_or_a_list_of_those():
+    assert [fleet_report.serial_problem(v) for v in (1, "3", "25%", "100%", 0, [1, "5", "50%"])] == [""] * 6
+    for wrong in ("12.5%", "abc", -1, "150%", [1, "x"], True):
+        assert fleet_report.serial_problem(wrong).startswith("deadline_workers_serial must be a number of hosts, a whole percentage ('25%')")
+    assert fleet_report.settings_problem("25%", "5%") == ""
+    assert fleet_report.settings_problem("x", "y") == (
+        "deadline_workers_serial must be a number of hosts, a whole percentage ('25%') or a list of those, not 'x'; "
+        "deadline_workers_max_fail_percentage must be a percentage from 0 to 100 (10, 2.5 or '10%'), not 'y'"
+    )
+
+
+def test_the_check_before_a_run_says_why_it_must_not_start_and_that_it_is_not_the_workers_fault():
+    check = FilterModule().filters()["_fleet_check"]
+    assert check(["w1", "w2"], pattern="render_nodes", serial="25%", max_fail_percentage=10, host="localhost") == ""
+    none = check([], pattern="render_nodes", limit="license-server", host="license-server")
+    assert none.startswith("no worker selected: the host pattern 'render_nodes' with --limit 'license-server' selects no host")
+    assert "only because" not in none  # not a worker: it is not blamed for anything
+    two = check(["w2", "w1"], pattern="render_nodes", one=True, host="w1")
+    assert two == ("the self-test runs on one worker, and this run selects 2 (w1, w2): pick one with --limit <host>."
+                   " (the run fails on w1 only because it checks this there: nothing ran on it)")
+    assert check(["w1"], pattern="p", serial="12.5%", host="localhost").startswith("deadline_workers_serial must be")
