@@ -644,7 +644,8 @@ def report_line(path: str, written: Any) -> str:
 
 def over_threshold(results: Mapping[str, Any], max_fail_percentage: float) -> list[dict]:
     """The failed hosts when they are more than ``max_fail_percentage`` percent of the hosts run so
-    far (refused hosts do not count: they are expected, and they were left as they were); else []."""
-    entries = [converge_entry(str(h), r) for h, r in results.items() if isinstance(r, Mapping) and r.get("status")]
+    far (refused hosts do not count: they are expected, and they were left as they were); else [].
+    A host still between its plan and its changes (``planned``) is not done: it counts neither way."""
+    entries = [converge_entry(str(h), r) for h, r in results.items() if isinstance(r, Mapping) and r.get("status") not in (None, "", "planned")]
     failed = [e for e in entries if e["status"] in THRESHOLD_STATUSES]
     return failed if failed and _over(len(failed), len(entries), max_fail_percentage) else []

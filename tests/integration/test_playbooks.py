@@ -250,6 +250,24 @@ def test_a_wave_size_or_threshold_that_cannot_be_used_stops_the_run_before_any_h
     assert all(untouched(path) for path in paths.values())
 
 
+def test_under_the_free_strategy_the_threshold_waits_for_every_host_of_the_wave(tmp_path):
+    """A host that fails at once must not end its wave while the others are mid-change (the free strategy
+    of ansible.cfg or ANSIBLE_STRATEGY): they finish, and count as what they became."""
+    hosts = {"render-01": "failing", "render-02": busy("installer-default", ends_after_s=3), "render-03": "installer-default",
+             "render-04": "installer-default"}
+    inventory, paths = fleet(tmp_path, hosts, group=RENDER)
+    result = run(
+        "converge.yml", inventory, "-e", f"deadline_workers_hosts={RENDER}", "-e", "deadline_workers_serial=3",
+        "-e", "deadline_worker_agent_user_idle_timeout=60", "-e", "deadline_worker_agent_user_idle_poll=1", ANSIBLE_STRATEGY="free",
+    )
+    assert result.returncode != 0
+    assert failed_hosts(result) == {"render-01"}
+    assert is_converged(simworker.load_state(paths["render-02"])) and is_converged(simworker.load_state(paths["render-03"]))
+    lines = summary_lines(result)
+    assert lines[0] == "4 hosts: 2 fixed, 1 failed, 1 not run", lines  # 1 of 3 failed: no second wave
+    assert untouched(paths["render-04"])
+
+
 def test_failures_under_the_threshold_let_every_wave_run(tmp_path):
     hosts = {"render-01": "failing", "render-02": "installer-default", "render-03": "installer-default"}
     inventory, paths = fleet(tmp_path, hosts, group=RENDER)

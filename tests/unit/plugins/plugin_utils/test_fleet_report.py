@@ -244,6 +244,12 @@ def test_refused_hosts_never_pass_the_failure_threshold_failed_ones_do():
     failing = {"a": outcome("failed", error="boom"), "b": outcome("fixed"), "c": outcome("fixed"), "d": None}
     assert [e["host"] for e in fleet_report.over_threshold(failing, 30)] == ["a"]  # 1 of 3 run so far
     assert fleet_report.over_threshold(failing, 34) == []
+    # a host between its plan and its changes is not done: neither failed nor run so far
+    in_flight = outcome("planned", cause="the run stopped on this host after its plan, before its changes were done: run it again")
+    assert fleet_report.over_threshold({"a": outcome("failed", error="boom"), "b": outcome("fixed"), "c": in_flight}, 40) == [
+        fleet_report.converge_entry("a", outcome("failed", error="boom"))
+    ]  # 1 of 2, not 2 of 3
+    assert fleet_report.over_threshold({"a": outcome("fixed"), "b": in_flight}, 0) == []
     stopped = fleet_report.converge_summary(failing, 30)["stopped"]
     assert stopped == {"failed": 1, "run": 3, "max_fail_percentage": 30.0, "not_run": ["d"]}
     assert fleet_report.converge_summary(failing, 34)["stopped"] is None
