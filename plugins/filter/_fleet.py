@@ -26,7 +26,7 @@ def _view(workers: list[str], summary: Mapping, report: Any, csv_text: Callable[
     """What a summary play uses: the summary, its views, and the report file's path and text."""
     path = str(report or "")
     text = (csv_text(summary) if path.lower().endswith(".csv") else fleet.report_json(summary)) if path else ""
-    return {"workers": len(workers), "summary": summary, **views, "report_path": path, "report_text": text}
+    return {"workers": len(workers), "selected": workers, "summary": summary, **views, "report_path": path, "report_text": text}
 
 
 def _none_selected(pattern: Any, limit: Any) -> dict:
@@ -83,6 +83,27 @@ def fleet_lines(run: Mapping, written: Any = None) -> list[str]:
     return [*run.get("lines", []), *([line] if line else [])]
 
 
+def fleet_problem(run: Mapping, written: Any = None, host: str = "") -> str:
+    """The run's own failure, "" when none: it selected no worker, or its report file could not be
+    written (``written``: the copy task's result). The last play fails ``host`` with it, after the
+    workers are marked."""
+    workers = _hosts(run.get("selected"))
+    problem = str((run.get("lines") or [""])[0]) if not run.get("workers") else fleet.report_problem(str(run.get("report_path") or ""), written)
+    return problem + fleet.not_the_hosts(str(host), workers, checked=False) if problem else ""
+
+
+def fleet_failing(run: Mapping, written: Any = None, host: str = "") -> list[dict]:
+    """Each host the marking play fails, with its cause: the workers the summary fails, and ``host``
+    (the summary's, when --limit leaves localhost out) with the run's own failure, if any (see
+    fleet_problem). localhost is never added: the marking play has it (adding it to the inventory
+    would make a second localhost), and fails it there with fleet_problem."""
+    causes = {str(h): str(c) for h, c in (run.get("failing") or {}).items()}
+    problem = fleet_problem(run, written, host)
+    if problem and host != "localhost":
+        causes[host] = f"{causes[host]} | {problem}" if host in causes else problem
+    return [{"host": name, "cause": cause} for name, cause in causes.items()]
+
+
 def diagnose_host_lines(reading: Any, result: Any = None) -> list[str]:
     """One host's findings, and what converge does about each (``result``: the role's planned outcome)."""
     return fleet.findings_lines(reading, result)
@@ -96,5 +117,7 @@ class FilterModule:
             "_diagnose_summary": diagnose_summary,
             "_diagnose_host_lines": diagnose_host_lines,
             "_fleet_check": fleet_check,
+            "_fleet_failing": fleet_failing,
+            "_fleet_problem": fleet_problem,
             "_fleet_lines": fleet_lines,
         }

@@ -110,10 +110,15 @@ def selection_problem(workers: Iterable[str], pattern: str, limit: str = "", *, 
     return ""
 
 
-def not_the_hosts(host: str, workers: Iterable[str]) -> str:
-    """What a check's failure adds when it runs on a worker (--limit leaves out localhost): the recap
-    shows it failed there, for the run's fault, not the worker's."""
-    return f" (the run fails on {host} only because it checks this there: nothing ran on it)" if host in set(workers or []) else ""
+def not_the_hosts(host: str, workers: Iterable[str], *, checked: bool = True) -> str:
+    """What the run's own failure adds when it lands on a worker (--limit leaves localhost out): the
+    recap shows it failed there, for the run's fault, not the worker's. ``checked``: a check before
+    anything ran; else the summary's (its report)."""
+    if host not in set(workers or []):
+        return ""
+    if checked:
+        return f" (the run fails on {host} only because it checks this there: nothing ran on it)"
+    return f" (the run's failure, not {host}'s: its summary ran there)"
 
 
 def percentage(value: Any, name: str = "deadline_workers_max_fail_percentage") -> float:
@@ -631,6 +636,13 @@ def converge_published(summary: Mapping[str, Any]) -> dict:
         hosts[e["host"]] = item
     counts = {"total": summary["total"], **summary["counts"]}
     return {f"deadline_converge_run_{run_id(hosts)}": {"check_mode": bool(summary.get("check_mode")), "counts": counts, "hosts": hosts}}
+
+
+def report_problem(path: str, written: Any) -> str:
+    """Why the report file was not written ("" when it was, or when there is none): the run fails for it."""
+    if path and isinstance(written, Mapping) and written.get("failed"):
+        return f"the report could not be written to {path}: {written.get('msg') or 'the copy failed'}"
+    return ""
 
 
 def report_line(path: str, written: Any) -> str:

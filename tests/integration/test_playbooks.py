@@ -92,11 +92,11 @@ def failed_hosts(result) -> set[str]:
 
 
 def fatal(result, host: str) -> str:
-    """The host's failure with its cause (at the default verbosity a failed reading shows no more than
-    {"censored": ...}: its cause comes once, in the failure the run ends the host with)."""
+    """The failure the run ends the host with, and its cause: the last one the host shows (a task whose
+    failure was ignored or rescued may show one before it)."""
     lines = [line for line in result.stdout.splitlines() if line.startswith(f"fatal: [{host}]: FAILED!") and '"msg"' in line]
-    assert len(lines) == 1, result.stdout[-4000:]
-    return lines[0]
+    assert lines, result.stdout[-4000:]
+    return lines[-1]
 
 
 def summary_lines(result, task: str = "Show the summary of the run") -> list[str]:
@@ -355,6 +355,32 @@ def test_restart_when_never_says_who_restarts_and_a_list_passed_as_text_says_how
     typo = run("converge.yml", inventory, "-e", f"deadline_workers_hosts={RENDER}", "-e", '{"deadline_worker_agent_user_rights": ["SeServiceLogonRigth"]}')
     assert "unknown user right SeServiceLogonRigth (did you mean SeServiceLogonRight?)" in fatal(typo, "render-01")
     assert simworker.load_state(paths["render-01"])["calls_total"] == 4  # the first run's (no restart); none from the refused variables
+
+
+@pytest.mark.parametrize("playbook", ["converge.yml", "diagnose.yml"])
+def test_a_report_that_cannot_be_written_fails_the_run_and_every_failing_worker_is_still_marked(tmp_path, playbook):
+    hosts = {"render-01": "installer-default", "render-02": "env-override", "render-03": "failing"}
+    inventory, _paths = fleet(tmp_path, hosts, group=RENDER)
+    report = tmp_path / "no-such-folder" / "report.csv"
+    variable = "deadline_converge_report" if playbook == "converge.yml" else "deadline_diagnose_report"
+    common = ("-e", f"deadline_workers_hosts={RENDER}", "-e", f"{variable}={report}", "-e", "deadline_workers_max_fail_percentage=100",
+              "-e", "deadline_diagnose_fail_unless_ready=true")
+    result = run(playbook, inventory, *common)
+    assert result.returncode != 0
+    # the workers are marked as without the report, and the run fails for the report on localhost
+    marked = {"render-02", "render-03"} | ({"render-01"} if playbook == "diagnose.yml" else set())  # diagnose: not ready yet
+    assert failed_hosts(result) == marked | {"localhost"}
+    assert f"the report could not be written to {report}: Destination directory" in fatal(result, "localhost")
+    assert summary_lines(result)[-1].startswith(f"report NOT written to {report}: ")
+    # --limit without localhost: the host that summarized the run carries the run's failure, saying so
+    limited = run(playbook, inventory, *common, "--limit", "render-03,render-02")
+    assert failed_hosts(limited) == {"render-02", "render-03"}
+    cause = fatal(limited, "render-02")
+    assert "ENV_OVERRIDE" in cause and f" | the report could not be written to {report}" in cause
+    assert cause.endswith("(the run's failure, not render-02's: its summary ran there)\"}")
+    # a report written from a worker (no localhost in the limit) is no change of that worker
+    written = run(playbook, inventory, "-e", f"deadline_workers_hosts={RENDER}", "-e", f"{variable}=ok.csv", "--limit", "render-02", cwd=tmp_path)
+    assert (tmp_path / "ok.csv").is_file() and simworker.recap(written)["render-02"]["changed"] == 0
 
 
 def test_check_mode_says_would_fix_and_would_wait_and_writes_its_report(tmp_path):

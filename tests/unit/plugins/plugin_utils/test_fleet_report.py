@@ -170,7 +170,8 @@ def test_a_plan_refusal_the_reading_has_no_finding_for_is_shown_in_every_view():
 
 def test_the_filters_are_internal_and_summarize_what_hostvars_hold():
     filters = FilterModule().filters()
-    assert set(filters) == {"_converge_over_threshold", "_converge_summary", "_diagnose_summary", "_diagnose_host_lines", "_fleet_check", "_fleet_lines"}
+    assert set(filters) == {"_converge_over_threshold", "_converge_summary", "_diagnose_summary", "_diagnose_host_lines", "_fleet_check",
+                            "_fleet_failing", "_fleet_lines", "_fleet_problem"}
     hostvars = {"w1": {"deadline_worker_agent_user__before": INSTALLER}, "w2": {}}
     view = filters["_diagnose_summary"](["w1", "w2"], hostvars, pattern="render_nodes", report="/tmp/x.csv")
     assert view["lines"][0] == "2 hosts: 0 ready, 1 not ready, 1 without a reading"
@@ -323,3 +324,24 @@ def test_the_check_before_a_run_says_why_it_must_not_start_and_that_it_is_not_th
     assert two == ("the self-test runs on one worker, and this run selects 2 (w1, w2): pick one with --limit <host>."
                    " (the run fails on w1 only because it checks this there: nothing ran on it)")
     assert check(["w1"], pattern="p", serial="12.5%", host="localhost").startswith("deadline_workers_serial must be")
+
+
+def test_a_report_not_written_fails_the_run_beside_the_workers_never_instead_of_them():
+    filters = FilterModule().filters()
+    run = {"workers": 2, "selected": ["w1", "w2"], "lines": ["2 hosts: 1 fixed, 1 refused"], "failing": {"w2": "refused: ENV_OVERRIDE"},
+           "report_path": "/srv/missing/r.csv"}
+    written = {"failed": True, "msg": "Destination directory /srv/missing does not exist"}
+    problem = "the report could not be written to /srv/missing/r.csv: Destination directory /srv/missing does not exist"
+    assert filters["_fleet_problem"](run, written, "localhost") == problem
+    # on localhost the marking play fails it; localhost is never added to the inventory (a second localhost)
+    assert filters["_fleet_failing"](run, written, "localhost") == [{"host": "w2", "cause": "refused: ENV_OVERRIDE"}]
+    # a worker that summarized the run (--limit without localhost) carries it, saying it is the run's
+    assert filters["_fleet_failing"](run, written, "w1") == [
+        {"host": "w2", "cause": "refused: ENV_OVERRIDE"}, {"host": "w1", "cause": f"{problem} (the run's failure, not w1's: its summary ran there)"},
+    ]
+    assert filters["_fleet_failing"](run, written, "w2")[0]["cause"].startswith(f"refused: ENV_OVERRIDE | {problem}")
+    for fine in ({"changed": True}, {"skipped": True}, {}):
+        assert filters["_fleet_problem"](run, fine, "localhost") == ""
+        assert filters["_fleet_failing"](run, fine, "w1") == [{"host": "w2", "cause": "refused: ENV_OVERRIDE"}]
+    none = {"workers": 0, "lines": ["no worker selected: the host pattern 'p' selects no host of the inventory"]}
+    assert filters["_fleet_problem"](none, {}, "license-server").startswith("no worker selected")
