@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -468,6 +469,28 @@ def test_diagnose_shows_what_only_the_plan_refuses_a_domain_group_nested_in_admi
     rows = list(csv.DictReader(io.StringIO((tmp_path / "report.csv").read_text(encoding="utf-8"))))
     assert [(r["severity"], r["converge"]) for r in rows if r["finding"] == "REMOVAL_REFUSED"] == [("blocker", "refuses")]
     assert "REMOVAL_REFUSED: refusing to remove CORP" in fatal(result, "render-01") and "Converge refuses it." in fatal(result, "render-01")
+
+
+@pytest.mark.parametrize("playbook", ["converge.yml", "diagnose.yml"])
+def test_a_worker_unreachable_over_ssh_says_why_in_the_summary_report_and_recap(tmp_path, playbook):
+    if shutil.which("ssh") is None:
+        pytest.skip("no ssh client on this machine: the ssh connection cannot be tried")
+    inventory, _paths = fleet(tmp_path, {"render-01": "installer-default"}, group=RENDER)
+    document = yaml.safe_load(inventory.read_text(encoding="utf-8"))
+    # nothing listens on port 1: the connection is refused at once
+    document["all"]["children"][RENDER]["hosts"]["render-09"] = {
+        "ansible_connection": "ssh", "ansible_host": "127.0.0.1", "ansible_port": 1, "ansible_ssh_common_args": "-o ConnectTimeout=5",
+    }
+    inventory.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    variable = "deadline_converge_report" if playbook == "converge.yml" else "deadline_diagnose_report"
+    result = run(playbook, inventory, "-e", f"deadline_workers_hosts={RENDER}", "-e", f"{variable}=report.json",
+                 "-e", "deadline_workers_max_fail_percentage=100", "-e", "deadline_diagnose_fail_unless_ready=true", cwd=tmp_path)
+    assert result.returncode != 0
+    cause = "ssh: connect to host 127.0.0.1 port 1"
+    assert "censored" not in result.stdout, result.stdout[-4000:]
+    assert cause in fatal(result, "render-09")
+    assert any(line.startswith("  render-09: ") and cause in line for line in summary_lines(result))
+    assert cause in (tmp_path / "report.json").read_text(encoding="utf-8")
 
 
 # --- converge: fixes what it can, budgets --------------------------------------------------------
