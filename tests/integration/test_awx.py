@@ -218,6 +218,12 @@ def test_the_execution_environment_build_context_holds_everything_it_names(tmp_p
         cwd=ee, capture_output=True, text=True, env=offline_env(), check=False,
     )
     assert created.returncode == 0, created.stdout + created.stderr
+    # the base image has no Python: the base stage installs its package before anything runs pip
+    (containerfile,) = [path for path in context.iterdir() if path.name in ("Containerfile", "Dockerfile")]
+    steps = containerfile.read_text(encoding="utf-8").split("# Galaxy build stage", 1)[0].splitlines()
+    assert 'ARG PYPKG="python3"' in steps and 'ARG PYCMD="/usr/bin/python3"' in steps
+    installs = next(n for n, step in enumerate(steps) if step.startswith("RUN $PKGMGR install $PYPKG"))
+    assert installs < next(n for n, step in enumerate(steps) if "pip_install $PYCMD" in step), steps
     build_dir = context / "_build"  # the galaxy stage runs in /build, a copy of it
     requirements = yaml.safe_load((build_dir / "requirements.yml").read_text(encoding="utf-8"))
     for entry in requirements["collections"]:
