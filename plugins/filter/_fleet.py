@@ -16,6 +16,7 @@ from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils import _fleet a
 
 RESULT = "deadline_worker_agent_user_result"
 READING = "deadline_worker_agent_user__before"
+STOP = "deadline_workers__stop"  # converge.yml's record of the threshold, at the end of each wave
 
 
 def _hosts(hosts: Any) -> list[str]:
@@ -43,19 +44,20 @@ def fleet_check(workers: Any, *, pattern: str = "", limit: str = "", serial: Any
     return problem + fleet.not_the_hosts(str(host), workers) if problem else ""
 
 
-def converge_over_threshold(hosts: Any, hostvars: Any, max_fail_percentage: Any = 10) -> bool:
-    """Whether the hosts run so far failed beyond the threshold: converge.yml then ends its waves."""
-    return bool(fleet.over_threshold(fleet.host_values(_hosts(hosts), hostvars, RESULT), fleet.percentage(max_fail_percentage)))
+def converge_stop(hosts: Any, hostvars: Any, max_fail_percentage: Any) -> dict:
+    """What converge.yml records at the end of a wave: {} to go on, else why the waves stop."""
+    return fleet.threshold_stop(fleet.host_values(_hosts(hosts), hostvars, RESULT), max_fail_percentage)
 
 
-def converge_summary(workers: Any, hostvars: Any, *, pattern: str = "", limit: str = "", max_fail_percentage: Any = 10, report: Any = "") -> dict:
+def converge_summary(workers: Any, hostvars: Any, *, pattern: str = "", limit: str = "", report: Any = "") -> dict:
     """The run's summary, its terminal lines (the playbook adds where the report went), what it
     publishes, the workers to mark failed and its report file's text."""
     workers = _hosts(workers)
     if not workers:
         return _none_selected(pattern, limit)
     results = fleet.host_values(workers, hostvars, RESULT)
-    summary = fleet.converge_summary(results, fleet.percentage(max_fail_percentage))
+    stop = next((record for record in fleet.host_values(workers, hostvars, STOP).values() if record), None)
+    summary = fleet.converge_summary(results, stop)
     failing = {e["host"]: str((results[e["host"]] or {}).get("cause") or e["detail"]) for e in summary["hosts"] if e["status"] in fleet.FAILING_STATUSES}
     return _view(
         workers, summary, report, fleet.converge_csv,
@@ -112,7 +114,7 @@ def diagnose_host_lines(reading: Any, result: Any = None) -> list[str]:
 class FilterModule:
     def filters(self) -> dict:
         return {
-            "_converge_over_threshold": converge_over_threshold,
+            "_converge_stop": converge_stop,
             "_converge_summary": converge_summary,
             "_diagnose_summary": diagnose_summary,
             "_diagnose_host_lines": diagnose_host_lines,

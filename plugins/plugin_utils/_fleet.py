@@ -528,26 +528,15 @@ def converge_entry(host: str, result: Any) -> dict:
     return entry
 
 
-def _stopped(hosts: list[dict], max_fail_percentage: float | None) -> dict | None:
-    """Whether the failure threshold stopped the waves: hosts were left not run, and more than
-    ``max_fail_percentage`` percent of those run failed (as converge.yml's end of wave decides)."""
-    if max_fail_percentage is None:
-        return None
-    not_run = [e["host"] for e in hosts if e["status"] == "not_run"]
-    run = [e for e in hosts if e["status"] != "not_run"]
-    failed = [e for e in run if e["status"] in THRESHOLD_STATUSES]
-    if not not_run or not run or not _over(len(failed), len(run), max_fail_percentage):
-        return None
-    return {"failed": len(failed), "run": len(run), "max_fail_percentage": max_fail_percentage, "not_run": not_run}
-
-
 def _over(failed: int, run: int, max_fail_percentage: float) -> bool:
     return bool(run) and 100.0 * failed / run > float(max_fail_percentage)
 
 
-def converge_summary(results: Mapping[str, Any], max_fail_percentage: float | None = None) -> dict:
-    """Every host of a converge run by status, with counts (JSON, CSV and set_stats take this)."""
+def converge_summary(results: Mapping[str, Any], stop: Mapping[str, Any] | None = None) -> dict:
+    """Every host of a converge run by status, with counts (JSON, CSV and set_stats take this).
+    ``stop``: what converge.yml recorded when the threshold ended its waves (see threshold_stop)."""
     hosts = sorted((converge_entry(str(h), r) for h, r in results.items()), key=lambda e: e["host"])
+    not_run = [e["host"] for e in hosts if e["status"] == "not_run"]
     counts = dict.fromkeys(CONVERGE_STATUSES, 0)
     for entry in hosts:
         counts[entry["status"]] += 1
@@ -560,7 +549,8 @@ def converge_summary(results: Mapping[str, Any], max_fail_percentage: float | No
         "interrupted_sessions": sum(e["interrupted_sessions"] for e in hosts),
         # said once for the run, not per host (the same controller asks for every host)
         "service_api": deadline_api.not_asked_notice(views) or ("the Deadline Cloud API confirmed it for every host restarted" if views else ""),
-        "stopped": _stopped(hosts, max_fail_percentage),
+        # the waves the threshold kept from running (none left to keep: it stopped nothing)
+        "stopped": {**stop, "not_run": not_run} if stop and not_run else None,
         "hosts": hosts,
     }
 
@@ -654,10 +644,15 @@ def report_line(path: str, written: Any) -> str:
     return f"report written to {path}"
 
 
-def over_threshold(results: Mapping[str, Any], max_fail_percentage: float) -> list[dict]:
-    """The failed hosts when they are more than ``max_fail_percentage`` percent of the hosts run so
-    far (refused hosts do not count: they are expected, and they were left as they were); else [].
-    A host still between its plan and its changes (``planned``) is not done: it counts neither way."""
+def threshold_stop(results: Mapping[str, Any], max_fail_percentage: Any) -> dict:
+    """What converge.yml records at the end of each wave, before it decides whether another starts:
+    {} to go on; else the failed hosts, the hosts run so far, and the threshold, when more than
+    ``max_fail_percentage`` percent of those failed. Refused hosts do not count as failed (they are
+    expected, and they were left as they were); a host between its plan and its changes
+    (``planned``) is not done, and counts neither way."""
+    threshold = percentage(max_fail_percentage)
     entries = [converge_entry(str(h), r) for h, r in results.items() if isinstance(r, Mapping) and r.get("status") not in (None, "", "planned")]
-    failed = [e for e in entries if e["status"] in THRESHOLD_STATUSES]
-    return failed if failed and _over(len(failed), len(entries), max_fail_percentage) else []
+    failed = [e["host"] for e in entries if e["status"] in THRESHOLD_STATUSES]
+    if not failed or not _over(len(failed), len(entries), threshold):
+        return {}
+    return {"failed": len(failed), "run": len(entries), "max_fail_percentage": threshold, "hosts": failed}

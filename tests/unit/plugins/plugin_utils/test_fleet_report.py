@@ -170,7 +170,7 @@ def test_a_plan_refusal_the_reading_has_no_finding_for_is_shown_in_every_view():
 
 def test_the_filters_are_internal_and_summarize_what_hostvars_hold():
     filters = FilterModule().filters()
-    assert set(filters) == {"_converge_over_threshold", "_converge_summary", "_diagnose_summary", "_diagnose_host_lines", "_fleet_check",
+    assert set(filters) == {"_converge_stop", "_converge_summary", "_diagnose_summary", "_diagnose_host_lines", "_fleet_check",
                             "_fleet_failing", "_fleet_lines", "_fleet_problem"}
     hostvars = {"w1": {"deadline_worker_agent_user__before": INSTALLER}, "w2": {}}
     view = filters["_diagnose_summary"](["w1", "w2"], hostvars, pattern="render_nodes", report="/tmp/x.csv")
@@ -215,7 +215,7 @@ def test_converge_summary_counts_each_status_and_names_every_host():
     assert "sessions interrupted: 2 (w8: 2)" in lines  # and where
     assert lines[-1].startswith("3 of 8 hosts refused, failed, not ready or unreachable: each is marked failed in the recap")
     run = FilterModule().filters()["_converge_summary"](list(results), {h: {"deadline_worker_agent_user_result": r} for h, r in results.items()},
-                                                         max_fail_percentage=100, report="/srv/reports/converge.json")
+                                                         report="/srv/reports/converge.json")
     finished = FilterModule().filters()["_fleet_lines"]
     assert finished(run, {"changed": True})[:-1] == lines and finished(run, {"changed": True})[-1] == "report written to /srv/reports/converge.json"
     assert finished(run, {"failed": True, "msg": "Destination directory /srv/reports does not exist"})[-1] == (
@@ -241,19 +241,31 @@ def test_the_sessions_of_a_pending_restart_are_the_roles_count_not_read_from_its
 
 def test_refused_hosts_never_pass_the_failure_threshold_failed_ones_do():
     refused = outcome("refused", refused=[{"id": "AGENT_VERSION_UNSUPPORTED", "message": "0.26", "fix": "upgrade"}])
-    assert fleet_report.over_threshold({"a": refused, "b": refused, "c": outcome("fixed")}, 0) == []
+    assert fleet_report.threshold_stop({"a": refused, "b": refused, "c": outcome("fixed")}, 0) == {}
     failing = {"a": outcome("failed", error="boom"), "b": outcome("fixed"), "c": outcome("fixed"), "d": None}
-    assert [e["host"] for e in fleet_report.over_threshold(failing, 30)] == ["a"]  # 1 of 3 run so far
-    assert fleet_report.over_threshold(failing, 34) == []
+    stop = fleet_report.threshold_stop(failing, "30%")  # 1 of 3 run so far
+    assert stop == {"failed": 1, "run": 3, "max_fail_percentage": 30.0, "hosts": ["a"]}
+    assert fleet_report.threshold_stop(failing, 34) == {}
     # a host between its plan and its changes is not done: neither failed nor run so far
     in_flight = outcome("planned", cause="the run stopped on this host after its plan, before its changes were done: run it again")
-    assert fleet_report.over_threshold({"a": outcome("failed", error="boom"), "b": outcome("fixed"), "c": in_flight}, 40) == [
-        fleet_report.converge_entry("a", outcome("failed", error="boom"))
-    ]  # 1 of 2, not 2 of 3
-    assert fleet_report.over_threshold({"a": outcome("fixed"), "b": in_flight}, 0) == []
-    stopped = fleet_report.converge_summary(failing, 30)["stopped"]
-    assert stopped == {"failed": 1, "run": 3, "max_fail_percentage": 30.0, "not_run": ["d"]}
-    assert fleet_report.converge_summary(failing, 34)["stopped"] is None
+    assert fleet_report.threshold_stop({"a": outcome("failed", error="boom"), "b": outcome("fixed"), "c": in_flight}, 40)["run"] == 2
+    assert fleet_report.threshold_stop({"a": outcome("fixed"), "b": in_flight}, 0) == {}
+
+
+def test_the_summary_says_the_waves_stopped_as_the_run_recorded_it_not_as_it_guesses():
+    failing = {"a": outcome("failed", error="boom"), "b": outcome("fixed"), "c": outcome("fixed"), "d": None}
+    recorded = fleet_report.threshold_stop(failing, 30)
+    summary = fleet_report.converge_summary(failing, recorded)
+    assert summary["stopped"] == {**recorded, "not_run": ["d"]}
+    assert "the waves stopped: 1 of the 3 hosts run failed, more than 30% (deadline_workers_max_fail_percentage); 1 not run" in (
+        fleet_report.converge_lines(summary))
+    # a host not run without a recorded stop (left out of the play, say) stopped no wave: no such line
+    assert fleet_report.converge_summary(failing)["stopped"] is None
+    # nor did a stop recorded at the last wave, with no host left to keep from running
+    assert fleet_report.converge_summary({"a": outcome("failed", error="boom")}, {**recorded, "failed": 1, "run": 1})["stopped"] is None
+    hostvars = {h: {"deadline_worker_agent_user_result": r, "deadline_workers__stop": recorded if h != "d" else {}} for h, r in failing.items()}
+    run = FilterModule().filters()["_converge_summary"](list(failing), hostvars)
+    assert run["summary"]["stopped"]["not_run"] == ["d"] and run["summary"]["stopped"]["max_fail_percentage"] == 30
 
 
 def test_check_mode_says_would_fix_and_would_wait_for_a_busy_host():
