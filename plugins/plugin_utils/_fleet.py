@@ -512,7 +512,8 @@ def converge_entry(host: str, result: Any) -> dict:
     elif status == "would_wait":
         sessions = int(plan.get("sessions") or 1)
     # What the summary prints for a failing host: the recap's failure of the host gives the whole cause.
-    ids = [str(r.get("id")) for r in result.get("refused") or [] if isinstance(r, Mapping)]
+    refused = [str(r.get("id")) for r in result.get("refused") or [] if isinstance(r, Mapping)]
+    ids = refused
     if status == "not_ready" and not ids:
         ids = [str(f.get("id")) for f in result.get("findings_after") or [] if isinstance(f, Mapping) and f.get("severity") == "blocker"]
     brief = ", ".join(ids) if status in ("refused", "not_ready") and ids else _short(detail)
@@ -523,7 +524,7 @@ def converge_entry(host: str, result: Any) -> dict:
         sessions=sessions,
         interrupted_sessions=int(result.get("interrupted_sessions") or 0),
         service_view=result.get("service_view") if isinstance(result.get("service_view"), Mapping) else None,
-        refused=[str(r.get("id")) for r in result.get("refused") or [] if isinstance(r, Mapping)],
+        refused=refused,
     )
     return entry
 
