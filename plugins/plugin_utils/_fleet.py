@@ -499,7 +499,9 @@ def converge_entry(host: str, result: Any) -> dict:
     if status in FAILING_STATUSES:
         detail = str(result.get("cause") or result.get("error") or "")
     elif status == "restart_pending":
-        detail = str(result.get("restart_pending_reason") or "")
+        running = _count(result.get("sessions_running"))
+        detail = (f"busy: {_plural(running, 'session')} running; the next run restarts the agent once it is idle" if running
+                  else str(result.get("restart_pending_reason") or ""))
     elif status == "would_wait":
         detail = busy_wait(plan)
     elif status in ("fixed", "would_fix"):
@@ -567,7 +569,7 @@ def converge_lines(summary: Mapping[str, Any]) -> list[str]:
     stopped = summary.get("stopped")
     if stopped:
         lines.append(
-            f"the waves stopped: {stopped['failed']} of the {stopped['run']} hosts run failed, more than"
+            f"the waves stopped: {stopped['failed']} of {_plural(int(stopped['run']), 'host')} run failed, more than"
             f" {stopped['max_fail_percentage']:g}% (deadline_workers_max_fail_percentage); {len(stopped['not_run'])} not run"
         )
     for status in CONVERGE_STATUSES:
@@ -591,7 +593,7 @@ def converge_lines(summary: Mapping[str, Any]) -> list[str]:
         lines.append(f"busy or idle: {summary['service_api']}")
     if summary.get("failing"):
         lines.append(
-            f"{summary['failing']} of {summary['total']} hosts refused, failed, not ready or unreachable:"
+            f"{summary['failing']} of {_plural(int(summary['total']), 'host')} refused, failed, not ready or unreachable:"
             " each is marked failed in the recap below, with its cause"
         )
     return lines

@@ -210,7 +210,7 @@ def test_the_threshold_stops_the_waves_but_never_the_summary_stats_or_report(tmp
     assert "render-01.yml does not exist" in fatal(result, "render-01")
     lines = summary_lines(result)
     assert lines[0] == "3 hosts: 1 failed, 2 not run"
-    assert lines[1] == "the waves stopped: 1 of the 1 hosts run failed, more than 10% (deadline_workers_max_fail_percentage); 2 not run"
+    assert lines[1] == "the waves stopped: 1 of 1 host run failed, more than 10% (deadline_workers_max_fail_percentage); 2 not run"
     summary = json.loads((tmp_path / "converge.json").read_text(encoding="utf-8"))
     assert summary["stopped"]["not_run"] == ["render-02", "render-03"]
     stats = result.stdout.split("CUSTOM STATS", 1)[1]
@@ -303,7 +303,7 @@ def test_refused_hosts_never_stop_the_waves_and_a_pending_restart_is_no_failure(
     assert failed_hosts(result) == {"render-01", "render-02"}
     lines = summary_lines(result)
     assert lines[0] == "4 hosts: 1 fixed, 1 restart pending, 2 refused"
-    assert "  render-03: busy: 1 session(s) running" in lines
+    assert any(line.startswith("  render-03: busy: 1 session") for line in lines), lines
     state = simworker.load_state(paths["render-03"])
     assert state["services"]["DeadlineWorker"]["restarts"] == 0 and not state["services"]["DeadlineWorker"].get("interrupted_sessions")
     assert is_converged(simworker.load_state(paths["render-04"]))

@@ -235,6 +235,10 @@ def test_the_sessions_of_a_pending_restart_are_the_roles_count_not_read_from_its
     }
     by_host = {e["host"]: e["sessions"] for e in fleet_report.converge_summary(results)["hosts"]}
     assert by_host == {"w1": 2, "w2": 0, "w3": 0}
+    lines = fleet_report.converge_lines(fleet_report.converge_summary(results))
+    assert "  w1: busy: 2 sessions running; the next run restarts the agent once it is idle" in lines
+    one = fleet_report.converge_summary({"w1": outcome("restart_pending", restart_pending_reason="busy: 1 session(s) running", sessions_running=1)})
+    assert fleet_report.converge_lines(one)[2:] == ["  w1: busy: 1 session running; the next run restarts the agent once it is idle"]
     rows = list(csv.DictReader(io.StringIO(fleet_report.converge_csv(fleet_report.converge_summary(results)))))
     assert [r["sessions"] for r in rows] == ["2", "0", "0"]
 
@@ -257,7 +261,7 @@ def test_the_summary_says_the_waves_stopped_as_the_run_recorded_it_not_as_it_gue
     recorded = fleet_report.threshold_stop(failing, 30)
     summary = fleet_report.converge_summary(failing, recorded)
     assert summary["stopped"] == {**recorded, "not_run": ["d"]}
-    assert "the waves stopped: 1 of the 3 hosts run failed, more than 30% (deadline_workers_max_fail_percentage); 1 not run" in (
+    assert "the waves stopped: 1 of 3 hosts run failed, more than 30% (deadline_workers_max_fail_percentage); 1 not run" in (
         fleet_report.converge_lines(summary))
     # a host not run without a recorded stop (left out of the play, say) stopped no wave: no such line
     assert fleet_report.converge_summary(failing)["stopped"] is None
@@ -357,3 +361,13 @@ def test_a_report_not_written_fails_the_run_beside_the_workers_never_instead_of_
         assert filters["_fleet_failing"](run, fine, "w1") == [{"host": "w2", "cause": "refused: ENV_OVERRIDE"}]
     none = {"workers": 0, "lines": ["no worker selected: the host pattern 'p' selects no host of the inventory"]}
     assert filters["_fleet_problem"](none, {}, "license-server").startswith("no worker selected")
+
+
+def test_counts_of_one_host_read_as_one():
+    summary = fleet_report.converge_summary({"w1": outcome("failed", error="boom", cause="boom"), "w2": None},
+                                            {"failed": 1, "run": 1, "max_fail_percentage": 10.0, "hosts": ["w1"]})
+    lines = fleet_report.converge_lines(summary)
+    assert "the waves stopped: 1 of 1 host run failed, more than 10% (deadline_workers_max_fail_percentage); 1 not run" in lines
+    assert lines[-1].startswith("1 of 2 hosts refused, failed, not ready or unreachable: ")
+    alone = fleet_report.converge_lines(fleet_report.converge_summary({"w1": outcome("failed", error="boom", cause="boom")}))
+    assert alone[-1].startswith("1 of 1 host refused, failed, not ready or unreachable: ")
