@@ -18,6 +18,8 @@ import pytest
 import simworker
 import yaml
 
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils import _fleet as fleet_report
+
 PLAYBOOKS = simworker.REPO_ROOT / "playbooks"
 FLEET = {
     "worker-01": "installer-default",
@@ -184,6 +186,10 @@ def test_every_playbook_fails_loudly_when_it_selects_no_worker(tmp_path, playboo
     assert result.returncode != 0, result.stdout[-3000:]
     assert "no worker selected: the host pattern" in result.stdout, result.stdout[-3000:]
     assert untouched(paths["render-01"])
+    # the same words from every playbook, before any worker is read
+    pattern, limit = ("render_farm", "") if selection[0] == "-e" else (RENDER, selection[1])
+    assert fleet_report.no_worker_message(pattern, limit) in result.stdout
+    assert "PLAY [Summarize" not in result.stdout  # the run stopped at its check
 
 
 def test_a_limit_that_matches_no_host_at_all_fails(tmp_path):
