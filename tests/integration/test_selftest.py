@@ -59,6 +59,15 @@ def test_a_dropped_call_still_removes_the_sandbox_and_fails_naming_the_step(tmp_
     assert state["calls"]["sandbox"] == 3  # present, absent, absent again
 
 
+def test_a_worker_that_cannot_be_reached_is_said_to_be_unreachable_not_to_differ_from_the_contract(tmp_path):
+    state = tmp_path / "worker-01.yml"
+    inventory = simworker.write_inventory(tmp_path, {"worker-01": state})  # no state file: every call fails
+    run = simworker.run_playbook(PLAYBOOK, inventory)
+    assert run.returncode != 0
+    assert f"the worker could not be reached, so nothing was tested: simulated worker state file {state} does not exist" in run.stdout
+    assert "differ from the host contract" not in run.stdout
+
+
 def test_a_stopped_service_is_read_and_never_started(tmp_path):
     before = simworker.example_state()
     before["services"]["DeadlineWorker"]["state"] = "stopped"
