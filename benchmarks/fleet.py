@@ -314,7 +314,7 @@ def published_sizes(count: int, collections: Path) -> list[list]:
     for label, result in (("fixed", fixed), ("refused", refused), ("failed, 7 KB messages", failed)):
         # host names of 64 characters: a long FQDN
         results = {f"render-node-{index:05d}".ljust(52, "x") + ".farm.local" + "x": result for index in range(count)}
-        published = fleet.converge_published(fleet.converge_summary(results, 10))
+        published = fleet.converge_published(fleet.converge_summary(results))
         rows.append([count, label, len(json.dumps(published))])
     return rows
 

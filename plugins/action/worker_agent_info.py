@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from ansible.utils.display import Display
+
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._action import CmfAction
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._agent import rules as agent_rules
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._agent.config_file import CONFIG_PATH
@@ -35,4 +37,9 @@ class ActionModule(CmfAction):
                 for parent in parents:
                     holder = holder.get(parent) or {}
                 holder.pop(key, None)
+        elif Display().verbosity < 1:
+            # The reading is for the tasks after this one (register): kept out of the output and of AWX's
+            # job events, as no_log would keep it. Set on this result, not on the task, so that a connection
+            # that fails is not censored as well (ssh hides its own error under a task's no_log).
+            result["_ansible_no_log"] = True
         return result

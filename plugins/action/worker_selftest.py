@@ -12,6 +12,8 @@ from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._agent.config_f
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host import Host
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._selftest import DEFAULT_SANDBOX, Options, run_selftest
 
+CALL_FAILED = "the call failed: "  # what a step says when its call raised instead of answering (the connection)
+
 ARGUMENT_SPEC = {
     "service": {"type": "str", "default": agent_rules.DEFAULT_SERVICE},
     "config_path": {"type": "str", "default": CONFIG_PATH},
@@ -45,7 +47,21 @@ class ActionModule(CmfAction):
             result["warnings"] = [f"the self-test could not prove {step.name} on this worker: {step.unknown}" for step in outcome.unknown_steps]
         if not outcome.ok:
             result["failed"] = True
-            result["msg"] = "the worker's answers differ from the host contract in: " + ", ".join(outcome.failed_steps) + (
-                ". " + " | ".join(step.line for step in outcome.steps if not step.ok)
-            )
+            unreached = _unreached(outcome.steps)
+            if unreached:  # not one answer came back: there is nothing to compare with the contract
+                result["msg"] = f"the worker could not be reached, so nothing was tested: {unreached}"
+            else:
+                result["msg"] = "the worker's answers differ from the host contract in: " + ", ".join(outcome.failed_steps) + (
+                    ". " + " | ".join(step.line for step in outcome.steps if not step.ok)
+                )
         return result
+
+
+def _unreached(steps: list) -> str:
+    """The connection's error when every call the self-test made failed before the worker answered it
+    (the sandbox's clean-up included), else ""."""
+    calls = [step for step in steps if not step.skipped]
+    failures = [d for step in calls for d in step.differences]
+    if not calls or not all(step.differences for step in calls) or not all(d.startswith(CALL_FAILED) for d in failures):
+        return ""
+    return failures[0].removeprefix(CALL_FAILED)

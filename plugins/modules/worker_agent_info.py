@@ -32,6 +32,9 @@ options:
       - Also return RV(reading) (for the O(deadline_cloud.cmf.worker_toml#module:reading) option of the other modules),
         RV(account.effective_rights) and RV(config.entries).
       - Left out by default, so that a look at a worker shows the verdict and the findings within a screen.
+      - With O(details=true) the result (tens of kilobytes: the reading) is registered whole, but at the default
+        verbosity it is kept out of the output and of job events, as C(no_log) would keep it out; C(-v) shows it.
+        A failure, and a worker that cannot be reached, still say why.
     type: bool
     default: false
 attributes:

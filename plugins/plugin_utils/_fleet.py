@@ -93,29 +93,97 @@ def no_worker_message(pattern: str, limit: str = "") -> str:
     """Why a run found nothing to do, and what to change: it fails rather than pass on no host."""
     where = f"the host pattern '{pattern}'" + (f" with --limit '{limit}'" if limit else "")
     return (
-        f"no worker selected: {where} selects no host of the inventory, so nothing was read or changed."
+        f"no worker selected: {where} selects no host of the inventory, so nothing was read, changed or tested."
         " Name your workers' group or pattern with -e deadline_workers_hosts=<group or pattern>"
         + (", and a --limit that selects some of them." if limit else ".")
     )
+
+
+def selection_problem(workers: Iterable[str], pattern: str, limit: str = "", *, one: bool = False) -> str:
+    """What is wrong with the workers a run selected ("" when nothing): none at all, or (``one``: the
+    self-test) more than one."""
+    workers = sorted(str(w) for w in workers or [])
+    if not workers:
+        return no_worker_message(pattern, limit)
+    if one and len(workers) > 1:
+        return f"the self-test runs on one worker, and this run selects {len(workers)} ({', '.join(workers)}): pick one with --limit <host>."
+    return ""
+
+
+def not_the_hosts(host: str, workers: Iterable[str], *, checked: bool = True) -> str:
+    """What the run's own failure adds when it lands on a worker (--limit leaves localhost out): the
+    recap shows it failed there, for the run's fault, not the worker's. ``checked``: a check before
+    anything ran; else the summary's (its report)."""
+    if host not in set(workers or []):
+        return ""
+    if checked:
+        return f" (the run fails on {host} only because it checks this there: nothing ran on it)"
+    return f" (the run's failure, not {host}'s: its summary ran there)"
+
+
+def percentage(value: Any, name: str = "deadline_workers_max_fail_percentage") -> float:
+    """A percentage from 0 to 100, as a number or written like a serial ("5%"); ValueError says what is wrong."""
+    text = "" if isinstance(value, bool) or value is None else str(value).strip()
+    number = text[:-1].strip() if text.endswith("%") else text
+    try:
+        found = float(number)
+    except ValueError:
+        found = -1.0
+    if not 0 <= found <= 100:  # NaN fails too
+        raise ValueError(f"{name} must be a percentage from 0 to 100 (10, 2.5 or '10%'), not {value!r}")
+    return found
+
+
+def serial_problem(value: Any, name: str = "deadline_workers_serial") -> str:
+    """What Ansible's serial could not use in ``value`` ("" when nothing): a number of hosts, a whole
+    percentage ("25%"), or a list of those."""
+    items = value if isinstance(value, (list, tuple)) else [value]
+    for item in items:
+        text = "" if isinstance(item, bool) or item is None else str(item).strip()
+        number = text[:-1].strip() if text.endswith("%") else text
+        if not number.isdigit() or (text.endswith("%") and int(number) > 100):
+            return f"{name} must be a number of hosts, a whole percentage ('25%') or a list of those, not {value!r}"
+    return ""
+
+
+def settings_problem(serial: Any = None, max_fail_percentage: Any = None) -> str:
+    """What converge.yml checks before its first wave ("" when nothing): its wave size and its
+    threshold (each when given), so that a value Ansible or the threshold cannot use stops the run
+    before any host is changed, not after the first wave."""
+    problems = [serial_problem(serial)] if serial is not None else []
+    if max_fail_percentage is not None:
+        try:
+            percentage(max_fail_percentage)
+        except ValueError as error:
+            problems.append(str(error))
+    return "; ".join(p for p in problems if p)
 
 
 # ---------------------------------------------------------------------------------------------
 # diagnose: readings and what converge would do
 
 
-def host_entry(host: str, reading: Any, plan: Any = None) -> dict:
+def host_entry(host: str, reading: Any, plan: Any = None, error: str = "") -> dict:
     """One host's line of the report: its status, readiness and findings (with what converge does
-    about each, when the role's plan for the host is given)."""
+    about each, when the role's plan for the host is given). Each refusal of the plan is among them,
+    whether the reading has a finding of its id or not (a domain group nested in Administrators, a
+    group the host cannot read: the plan finds those). ``error`` is the role's, for a host it never
+    read (a role variable it cannot use)."""
     entry: dict[str, Any] = {"host": host, "status": "no_reading", "ready": False, "findings": [], "error": "", "converge": "", "busy": 0}
-    if not isinstance(reading, Mapping) or not reading:
-        entry["error"] = "no reading: the host was not reached, or it failed before it was read"
-        return entry
+    reading = reading if isinstance(reading, Mapping) else {}
     if reading.get("unreachable"):
         entry.update(status="unreachable", error=str(reading.get("msg") or "unreachable"))
         return entry
     if reading.get("failed") and "findings" not in reading:
         entry.update(status="error", error=str(reading.get("msg") or "the reading failed"))
         return entry
+    if "findings" not in reading:  # skipped, or never run
+        if error:
+            entry.update(status="error", error=str(error))
+        else:
+            entry["error"] = "no reading: the host was not reached, or it failed before it was read"
+        return entry
+    plan = plan if isinstance(plan, Mapping) else {}
     findings = [
         {
             "id": str(f["id"]),
@@ -126,15 +194,17 @@ def host_entry(host: str, reading: Any, plan: Any = None) -> dict:
         }
         for f in _findings(reading)
     ]
+    refused = [r for r in plan.get("refused") or [] if isinstance(r, Mapping) and r.get("id")]
+    read_ids = {f["id"] for f in findings}
+    findings += [
+        {"id": str(r["id"]), "severity": "blocker", "message": str(r.get("message") or ""), "fix": str(r.get("fix") or ""), "converge": "refuses"}
+        for r in refused
+        if str(r["id"]) not in read_ids
+    ]
     ready = bool(reading.get("ready"))
     entry.update(status="ready" if ready else "not_ready", ready=ready, findings=findings)
-    if isinstance(plan, Mapping) and plan:
-        refused = [r for r in plan.get("refused") or [] if isinstance(r, Mapping)]
-        entry["converge"] = (
-            "refuses: " + ", ".join(str(r.get("id")) for r in refused)
-            if refused
-            else ("fixes" if plan.get("act") else "nothing to do")
-        )
+    if plan:
+        entry["converge"] = "refuses: " + ", ".join(str(r["id"]) for r in refused) if refused else ("fixes" if plan.get("act") else "nothing to do")
         entry["busy"] = int(plan.get("sessions") or 1) if plan.get("busy") else 0
         entry["converge_wait"] = busy_wait(plan) if plan.get("busy") and not refused else ""
     return entry
@@ -167,10 +237,19 @@ def converge_action(finding_id: str, plan: Any) -> str:
     return "leaves" if finding_id in set(plan.get("predicted_ids") or []) else "fixes"
 
 
-def summarize(readings: Mapping[str, Any], plans: Mapping[str, Any] | None = None) -> dict:
-    """The whole run: how many hosts are ready, and which findings hold how many hosts back."""
-    plans = {host: (p.get("plan") if isinstance(p, Mapping) and "plan" in p else p) for host, p in (plans or {}).items()}
-    hosts = [host_entry(str(host), reading, plans.get(host)) for host, reading in readings.items()]
+def _plan_and_error(result: Any) -> tuple[Mapping, str]:
+    """The plan and the error of the role's result for a host (``deadline_worker_agent_user_result``)."""
+    if not isinstance(result, Mapping):
+        return {}, ""
+    plan = result.get("plan")
+    return (plan if isinstance(plan, Mapping) else {}), str(result.get("error") or "")
+
+
+def summarize(readings: Mapping[str, Any], results: Mapping[str, Any] | None = None) -> dict:
+    """The whole run: how many hosts are ready, and which findings hold how many hosts back.
+    ``results``: host to the role's result, whose plan says what converge does about each finding."""
+    results = results or {}
+    hosts = [host_entry(str(host), reading, *_plan_and_error(results.get(host))) for host, reading in readings.items()]
     by_id: dict[str, dict] = {}
     for entry in hosts:
         for finding in entry["findings"]:
@@ -214,7 +293,7 @@ def summarize(readings: Mapping[str, Any], plans: Mapping[str, Any] | None = Non
     }
 
 
-def report_lines(summary: Mapping[str, Any], report_path: str = "") -> list[str]:
+def report_lines(summary: Mapping[str, Any]) -> list[str]:
     """The summary as lines for a terminal: totals, then findings by severity and host count, each
     with every host it holds (wrapped, never cut short)."""
     total = int(summary["total"])
@@ -256,15 +335,13 @@ def report_lines(summary: Mapping[str, Any], report_path: str = "") -> list[str]
     if failed:
         lines.append("without a reading:")
         lines.extend(f"  {e['host']}: {e['error']}" for e in failed)
-    if report_path:
-        lines.append(f"report written to {report_path}")
     return lines
 
 
-def findings_lines(reading: Any, host: str = "", plan: Any = None) -> list[str]:
+def findings_lines(reading: Any, result: Any = None, host: str = "") -> list[str]:
     """One host's findings, one line each: severity, id, message, then the fix (and what converge
-    does about it, given the role's plan), and whether converge will wait for its sessions."""
-    entry = host_entry(host, reading, plan)
+    does about it, given the role's result), and whether converge will wait for its sessions."""
+    entry = host_entry(host, reading, *_plan_and_error(result))
     if entry["status"] in ("unreachable", "error", "no_reading"):
         return [f"{entry['status']}: {entry['error']}"]
     lines = ["ready: a WORKER_AGENT_USER job would run" if entry["ready"] else "not ready"]
@@ -388,6 +465,13 @@ def _short(text: str) -> str:
     return text if len(text) <= _PUBLISHED_CAUSE else text[: _PUBLISHED_CAUSE - 1] + "…"
 
 
+def _count(value: Any) -> int:
+    try:
+        return max(int(value or 0), 0)
+    except (TypeError, ValueError):
+        return 0
+
+
 def _check_mode_status(result: Mapping[str, Any]) -> str:
     """What the real run would report, from a check-mode result."""
     plan = result.get("plan") or {}
@@ -415,7 +499,9 @@ def converge_entry(host: str, result: Any) -> dict:
     if status in FAILING_STATUSES:
         detail = str(result.get("cause") or result.get("error") or "")
     elif status == "restart_pending":
-        detail = str(result.get("restart_pending_reason") or "")
+        running = _count(result.get("sessions_running"))
+        detail = (f"busy: {_plural(running, 'session')} running; the next run restarts the agent once it is idle" if running
+                  else str(result.get("restart_pending_reason") or ""))
     elif status == "would_wait":
         detail = busy_wait(plan)
     elif status in ("fixed", "would_fix"):
@@ -423,16 +509,13 @@ def converge_entry(host: str, result: Any) -> dict:
         if status == "would_fix" and plan.get("busy") and plan.get("restart"):
             detail += f"; the restart would interrupt {_plural(int(plan.get('sessions') or 1), 'session')} (restart_when: always)"
     sessions = 0
-    reason = str(result.get("restart_pending_reason") or "")
-    if status == "restart_pending" and reason.startswith("busy"):
-        try:
-            sessions = int(reason.split()[1])
-        except (IndexError, ValueError):
-            sessions = 1
+    if status == "restart_pending":  # the sessions the restart was left pending for (0: another reason)
+        sessions = _count(result.get("sessions_running"))
     elif status == "would_wait":
         sessions = int(plan.get("sessions") or 1)
     # What the summary prints for a failing host: the recap's failure of the host gives the whole cause.
-    ids = [str(r.get("id")) for r in result.get("refused") or [] if isinstance(r, Mapping)]
+    refused = [str(r.get("id")) for r in result.get("refused") or [] if isinstance(r, Mapping)]
+    ids = refused
     if status == "not_ready" and not ids:
         ids = [str(f.get("id")) for f in result.get("findings_after") or [] if isinstance(f, Mapping) and f.get("severity") == "blocker"]
     brief = ", ".join(ids) if status in ("refused", "not_ready") and ids else _short(detail)
@@ -443,31 +526,20 @@ def converge_entry(host: str, result: Any) -> dict:
         sessions=sessions,
         interrupted_sessions=int(result.get("interrupted_sessions") or 0),
         service_view=result.get("service_view") if isinstance(result.get("service_view"), Mapping) else None,
-        refused=[str(r.get("id")) for r in result.get("refused") or [] if isinstance(r, Mapping)],
+        refused=refused,
     )
     return entry
-
-
-def _stopped(hosts: list[dict], max_fail_percentage: float | None) -> dict | None:
-    """Whether the failure threshold stopped the waves: hosts were left not run, and more than
-    ``max_fail_percentage`` percent of those run failed (as converge.yml's end of wave decides)."""
-    if max_fail_percentage is None:
-        return None
-    not_run = [e["host"] for e in hosts if e["status"] == "not_run"]
-    run = [e for e in hosts if e["status"] != "not_run"]
-    failed = [e for e in run if e["status"] in THRESHOLD_STATUSES]
-    if not not_run or not run or not _over(len(failed), len(run), max_fail_percentage):
-        return None
-    return {"failed": len(failed), "run": len(run), "max_fail_percentage": max_fail_percentage, "not_run": not_run}
 
 
 def _over(failed: int, run: int, max_fail_percentage: float) -> bool:
     return bool(run) and 100.0 * failed / run > float(max_fail_percentage)
 
 
-def converge_summary(results: Mapping[str, Any], max_fail_percentage: float | None = None) -> dict:
-    """Every host of a converge run by status, with counts (JSON, CSV and set_stats take this)."""
+def converge_summary(results: Mapping[str, Any], stop: Mapping[str, Any] | None = None) -> dict:
+    """Every host of a converge run by status, with counts (JSON, CSV and set_stats take this).
+    ``stop``: what converge.yml recorded when the threshold ended its waves (see threshold_stop)."""
     hosts = sorted((converge_entry(str(h), r) for h, r in results.items()), key=lambda e: e["host"])
+    not_run = [e["host"] for e in hosts if e["status"] == "not_run"]
     counts = dict.fromkeys(CONVERGE_STATUSES, 0)
     for entry in hosts:
         counts[entry["status"]] += 1
@@ -480,12 +552,13 @@ def converge_summary(results: Mapping[str, Any], max_fail_percentage: float | No
         "interrupted_sessions": sum(e["interrupted_sessions"] for e in hosts),
         # said once for the run, not per host (the same controller asks for every host)
         "service_api": deadline_api.not_asked_notice(views) or ("the Deadline Cloud API confirmed it for every host restarted" if views else ""),
-        "stopped": _stopped(hosts, max_fail_percentage),
+        # the waves the threshold kept from running (none left to keep: it stopped nothing)
+        "stopped": {**stop, "not_run": not_run} if stop and not_run else None,
         "hosts": hosts,
     }
 
 
-def converge_lines(summary: Mapping[str, Any], report_path: str = "") -> list[str]:
+def converge_lines(summary: Mapping[str, Any]) -> list[str]:
     """The converge summary for a terminal: counts, then every host by status (names, or one line
     each with its cause where it needs a look), never cut short."""
     counts = summary["counts"]
@@ -496,7 +569,7 @@ def converge_lines(summary: Mapping[str, Any], report_path: str = "") -> list[st
     stopped = summary.get("stopped")
     if stopped:
         lines.append(
-            f"the waves stopped: {stopped['failed']} of the {stopped['run']} hosts run failed, more than"
+            f"the waves stopped: {stopped['failed']} of {_plural(int(stopped['run']), 'host')} run failed, more than"
             f" {stopped['max_fail_percentage']:g}% (deadline_workers_max_fail_percentage); {len(stopped['not_run'])} not run"
         )
     for status in CONVERGE_STATUSES:
@@ -520,11 +593,9 @@ def converge_lines(summary: Mapping[str, Any], report_path: str = "") -> list[st
         lines.append(f"busy or idle: {summary['service_api']}")
     if summary.get("failing"):
         lines.append(
-            f"{summary['failing']} of {summary['total']} hosts refused, failed, not ready or unreachable:"
+            f"{summary['failing']} of {_plural(int(summary['total']), 'host')} refused, failed, not ready or unreachable:"
             " each is marked failed in the recap below, with its cause"
         )
-    if report_path:
-        lines.append(f"report written to {report_path}")
     return lines
 
 
@@ -560,9 +631,31 @@ def converge_published(summary: Mapping[str, Any]) -> dict:
     return {f"deadline_converge_run_{run_id(hosts)}": {"check_mode": bool(summary.get("check_mode")), "counts": counts, "hosts": hosts}}
 
 
-def over_threshold(results: Mapping[str, Any], max_fail_percentage: float) -> list[dict]:
-    """The failed hosts when they are more than ``max_fail_percentage`` percent of the hosts run so
-    far (refused hosts do not count: they are expected, and they were left as they were); else []."""
-    entries = [converge_entry(str(h), r) for h, r in results.items() if isinstance(r, Mapping) and r.get("status")]
-    failed = [e for e in entries if e["status"] in THRESHOLD_STATUSES]
-    return failed if failed and _over(len(failed), len(entries), max_fail_percentage) else []
+def report_problem(path: str, written: Any) -> str:
+    """Why the report file was not written ("" when it was, or when there is none): the run fails for it."""
+    if path and isinstance(written, Mapping) and written.get("failed"):
+        return f"the report could not be written to {path}: {written.get('msg') or 'the copy failed'}"
+    return ""
+
+
+def report_line(path: str, written: Any) -> str:
+    """Where a summary play's report went: the copy task's result ``written`` says whether it was written."""
+    if not path:
+        return ""
+    if isinstance(written, Mapping) and written.get("failed"):
+        return f"report NOT written to {path}: {written.get('msg') or 'the copy failed'}"
+    return f"report written to {path}"
+
+
+def threshold_stop(results: Mapping[str, Any], max_fail_percentage: Any) -> dict:
+    """What converge.yml records at the end of each wave, before it decides whether another starts:
+    {} to go on; else the failed hosts, the hosts run so far, and the threshold, when more than
+    ``max_fail_percentage`` percent of those failed. Refused hosts do not count as failed (they are
+    expected, and they were left as they were); a host between its plan and its changes
+    (``planned``) is not done, and counts neither way."""
+    threshold = percentage(max_fail_percentage)
+    entries = [converge_entry(str(h), r) for h, r in results.items() if isinstance(r, Mapping) and r.get("status") not in (None, "", "planned")]
+    failed = [e["host"] for e in entries if e["status"] in THRESHOLD_STATUSES]
+    if not failed or not _over(len(failed), len(entries), threshold):
+        return {}
+    return {"failed": len(failed), "run": len(entries), "max_fail_percentage": threshold, "hosts": failed}

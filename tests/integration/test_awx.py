@@ -9,6 +9,7 @@ merged the way AWX merges them: dict.update of each slice's artifact_data."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -16,6 +17,8 @@ from pathlib import Path
 
 import simworker
 import yaml
+
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils import _fleet as fleet
 
 PROJECT = simworker.REPO_ROOT / "awx" / "project"
 RENDER = "render_nodes"
@@ -132,6 +135,29 @@ def test_two_slices_merge_as_awx_merges_them_and_each_host_stays_small_in_the_jo
         assert "W3dvcmtlcl0" not in text  # worker.toml's base64 (the reading) is in no event
 
 
+def test_the_readme_names_every_count_a_run_publishes():
+    readme = " ".join((simworker.REPO_ROOT / "README.md").read_text(encoding="utf-8").split())
+    listed = re.search(r"its `counts` \(([^;]+); diagnose: ([^)]+)\)", readme)
+    assert listed, "the README lists what converge and diagnose publish as counts"
+    converge = fleet.converge_published(fleet.converge_summary({"w1": {"status": "fixed"}}))
+    diagnose = fleet.diagnose_published(fleet.summarize({"w1": None}))
+    assert {name.strip() for name in listed.group(1).split(",")} == set(next(iter(converge.values()))["counts"])
+    assert {name.strip() for name in listed.group(2).split(",")} == set(next(iter(diagnose.values()))["counts"])
+
+
+def test_what_the_shipped_files_point_at_is_there():
+    readme = (simworker.REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    sections = {line[3:] for line in readme.splitlines() if line.startswith("## ")}
+    named = re.findall(r'README\.md, "([^"]+)"', (simworker.REPO_ROOT / "meta" / "execution-environment.yml").read_text(encoding="utf-8"))
+    assert named and set(named) <= sections, (named, sections)
+    bindep = " ".join((simworker.REPO_ROOT / "bindep.txt").read_text(encoding="utf-8").replace("#", " ").split())
+    paths = re.findall(r"(\S+/execution-environment\.yml) in the source repository", bindep)
+    assert paths and all((simworker.REPO_ROOT / path).is_file() for path in paths), paths
+    # awx/ is left out of the tarball: what ships says where it is
+    assert "`awx/`, in the source repository (the built collection leaves it out)" in readme
+    assert "awx" in yaml.safe_load((simworker.REPO_ROOT / "galaxy.yml").read_text(encoding="utf-8"))["build_ignore"]
+
+
 # --- offline farms: the tarball without Galaxy, and the execution environment --------------------
 
 EE_DIR = simworker.REPO_ROOT / "awx" / "execution-environment"
@@ -218,6 +244,12 @@ def test_the_execution_environment_build_context_holds_everything_it_names(tmp_p
         cwd=ee, capture_output=True, text=True, env=offline_env(), check=False,
     )
     assert created.returncode == 0, created.stdout + created.stderr
+    # the base image has no Python: the base stage installs its package before anything runs pip
+    (containerfile,) = [path for path in context.iterdir() if path.name in ("Containerfile", "Dockerfile")]
+    steps = containerfile.read_text(encoding="utf-8").split("# Galaxy build stage", 1)[0].splitlines()
+    assert 'ARG PYPKG="python3"' in steps and 'ARG PYCMD="/usr/bin/python3"' in steps
+    installs = next(n for n, step in enumerate(steps) if step.startswith("RUN $PKGMGR install $PYPKG"))
+    assert installs < next(n for n, step in enumerate(steps) if "pip_install $PYCMD" in step), steps
     build_dir = context / "_build"  # the galaxy stage runs in /build, a copy of it
     requirements = yaml.safe_load((build_dir / "requirements.yml").read_text(encoding="utf-8"))
     for entry in requirements["collections"]:

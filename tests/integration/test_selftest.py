@@ -8,6 +8,7 @@ import re
 
 import simworker
 
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils import _fleet as fleet
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.operations import OPERATIONS
 
 PLAYBOOK = simworker.REPO_ROOT / "playbooks" / "selftest.yml"
@@ -58,6 +59,15 @@ def test_a_dropped_call_still_removes_the_sandbox_and_fails_naming_the_step(tmp_
     assert state["calls"]["sandbox"] == 3  # present, absent, absent again
 
 
+def test_a_worker_that_cannot_be_reached_is_said_to_be_unreachable_not_to_differ_from_the_contract(tmp_path):
+    state = tmp_path / "worker-01.yml"
+    inventory = simworker.write_inventory(tmp_path, {"worker-01": state})  # no state file: every call fails
+    run = simworker.run_playbook(PLAYBOOK, inventory)
+    assert run.returncode != 0
+    assert f"the worker could not be reached, so nothing was tested: simulated worker state file {state} does not exist" in run.stdout
+    assert "differ from the host contract" not in run.stdout
+
+
 def test_a_stopped_service_is_read_and_never_started(tmp_path):
     before = simworker.example_state()
     before["services"]["DeadlineWorker"]["state"] = "stopped"
@@ -79,6 +89,21 @@ def test_more_than_one_worker_is_refused_before_any_call(tmp_path):
     assert run.returncode != 0
     assert "the self-test runs on one worker, and this run selects 2 (worker-01, worker-02): pick one with --limit <host>." in run.stdout
     assert all("calls" not in state for state in after.values())
+    # a plain failure with the message, not an assertion's dump
+    assert '"assertion"' not in run.stdout and "evaluated_to" not in run.stdout and "Assertion failed" not in run.stdout
+    # --limit without localhost: the first worker shows the run's failure, and says it is not its own
+    limited, after = _run(tmp_path, {"worker-01": simworker.example_state(), "worker-02": simworker.example_state()},
+                          "--limit", "worker-02,worker-01")
+    line = next(line for line in limited.stdout.splitlines() if line.startswith("fatal: [worker-01]: FAILED!"))
+    assert "(the run fails on worker-01 only because it checks this there: nothing ran on it)" in line
+    assert all("calls" not in state for state in after.values())
+
+
+def test_a_run_that_selects_no_worker_says_so_as_converge_and_diagnose_do(tmp_path):
+    run, _after = _run(tmp_path, {"worker-01": simworker.example_state()}, "-e", "deadline_workers_hosts=render_farm")
+    assert run.returncode != 0
+    assert fleet.no_worker_message("render_farm") in run.stdout
+    assert '"assertion"' not in run.stdout and "evaluated_to" not in run.stdout
 
 
 def test_check_mode_is_refused_without_a_call(tmp_path):
