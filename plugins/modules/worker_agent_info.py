@@ -32,7 +32,7 @@ options:
       - Also return RV(reading) (for the O(deadline_cloud.cmf.worker_toml#module:reading) option of the other modules),
         RV(account.effective_rights) and RV(config.entries).
       - Left out by default, so that a look at a worker shows the verdict and the findings within a screen.
-      - With O(details=true) the result (tens of kilobytes: the reading) is registered whole, but at the default
+      - With O(details=true) the result (the reading makes it tens of kilobytes) is registered whole, but at the default
         verbosity it is kept out of the output and of job events, as C(no_log) would keep it out; C(-v) shows it.
         A failure, and a worker that cannot be reached, still say why.
     type: bool
@@ -269,7 +269,7 @@ findings:
     - V(CONFIG_NOT_LOADED) says that C(worker.toml) was written after the running agent started; the agent reads it
       only at start, so a restart is due.
     - V(AGENT_TOKEN_STALE) says that the running agent's process still has Administrators in its token although its
-      account left the group after the service started (a process keeps the token it started with): its jobs run as
+      account left the group after the service started (a process keeps the token it started with), so its jobs run as
       an administrator until the service restarts, which is the fix (the role restarts it, when idle).
     - V(AGENT_STARTUP_ERROR) carries the agent's error when it would stop at start for a reason no other finding names
       (e.g. no farm_id anywhere, an unparsable environment value).

@@ -80,6 +80,8 @@ def test_installer_state_is_not_ready_for_the_reasons_the_agent_has(tmp_path):
         "pid": None,
         # the example gives no start time: the service has run since before anything was written
         "started_at": "2000-01-01T00:00:00.000000+00:00",
+        # its account is in Administrators, so the token its process started with holds the group too
+        "token_administrators": True,
     }
     account = agent["account"]
     assert account["sid"] == "S-1-5-21-3623811015-3361044348-30300820-1001"

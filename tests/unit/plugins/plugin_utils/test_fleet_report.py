@@ -214,8 +214,8 @@ def test_converge_summary_counts_each_status_and_names_every_host():
     assert "  w4: ENV_OVERRIDE" in lines  # the ids; the recap's failure of the host gives the whole cause
     assert "sessions interrupted: 2 (w8: 2)" in lines  # and where
     assert lines[-1].startswith("3 of 8 hosts refused, failed, not ready or unreachable: each is marked failed in the recap")
-    run = FilterModule().filters()["_converge_summary"](list(results), {h: {"deadline_worker_agent_user_result": r} for h, r in results.items()},
-                                                         report="/srv/reports/converge.json")
+    hostvars = {h: {"deadline_worker_agent_user_result": r} for h, r in results.items()}
+    run = FilterModule().filters()["_converge_summary"](list(results), hostvars, report="/srv/reports/converge.json")
     finished = FilterModule().filters()["_fleet_lines"]
     assert finished(run, {"changed": True})[:-1] == lines and finished(run, {"changed": True})[-1] == "report written to /srv/reports/converge.json"
     assert finished(run, {"failed": True, "msg": "Destination directory /srv/reports does not exist"})[-1] == (
