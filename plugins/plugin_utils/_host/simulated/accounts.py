@@ -55,6 +55,7 @@ from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.accoun
     parse_account,
     qualified_name,
     resolve_account,
+    same_sid,
     service_account_sid,
 )
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.groups import plan_membership
@@ -165,7 +166,7 @@ def _may_be_in_a_domain(state, account: str) -> bool:
 
 def _entry(state, sid: str) -> dict | None:
     for key, entry in _accounts(state).items():
-        if is_sid(str(key)) and normalize_sid(str(key)) == normalize_sid(sid):
+        if is_sid(str(key)) and same_sid(key, sid):
             return entry if isinstance(entry, dict) else {}
     return None
 

@@ -26,7 +26,7 @@ from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.simulated
     token_group_sids,
 )
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.simulated.state import now_utc, utc_now
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.accounts import ADMINISTRATORS
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.accounts import ADMINISTRATORS, same_sid
 
 SERVICE_NOT_FOUND = "SERVICE_NOT_FOUND"
 LOG_FILE_NAME = "worker-agent.log"
@@ -120,7 +120,7 @@ def _token_report(state, entry: dict) -> dict:
     groups = entry.get("token_groups")
     if groups is None:
         groups = token_group_sids(state, str(entry.get("account") or "")) or []
-    return {"token_administrators": ADMINISTRATORS in {str(g).upper() for g in groups}, "token_error": None}
+    return {"token_administrators": any(same_sid(g, ADMINISTRATORS) for g in groups), "token_error": None}
 
 
 def _crash(entry: dict) -> dict:

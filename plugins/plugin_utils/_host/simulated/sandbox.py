@@ -23,7 +23,7 @@ import re
 
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host import path_key
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.errors import HostOperationError
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.accounts import machine_sid_prefix, names_equal, normalize_sid
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.accounts import machine_sid_prefix, names_equal, normalize_sid, sid_key
 
 SYSTEM_TEMP = r"C:\Windows\Temp"
 # A machine SID for a state that has no local account to take it from.
@@ -86,7 +86,7 @@ def _rights(text: str) -> int:
 
 
 def _sddl_sid(text: str) -> str:
-    return _SDDL_SIDS.get(text, text.upper() if text.upper().startswith("S-") else text)
+    return _SDDL_SIDS.get(text) or sid_key(text)
 
 
 def folder_security(state, folder: str) -> dict | None:
