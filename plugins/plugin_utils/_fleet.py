@@ -498,6 +498,10 @@ def converge_entry(host: str, result: Any) -> dict:
     detail = ""
     if status in FAILING_STATUSES:
         detail = str(result.get("cause") or result.get("error") or "")
+        done = [str(c) for c in result.get("changes") or []]
+        if done and status != "refused":  # a host that stopped part-way keeps what it changed: say so first
+            detail = f"changed before it stopped ({'; '.join(done)}), then {detail}"
+            entry["changes"] = done
     elif status == "restart_pending":
         running = _count(result.get("sessions_running"))
         detail = (f"busy: {_plural(running, 'session')} running; the next run restarts the agent once it is idle" if running
@@ -622,6 +626,8 @@ def converge_published(summary: Mapping[str, Any]) -> dict:
             item["refused"] = e["refused"]
         elif e["status"] in FAILING_STATUSES or e["status"] in ("restart_pending", "not_run"):
             item["cause"] = _short(e["detail"])
+        if e.get("changes"):  # a failing host's changes before it stopped, whole (its cause is cut short)
+            item["changes"] = e["changes"]
         if e.get("sessions"):
             item["sessions"] = e["sessions"]
         if e.get("interrupted_sessions"):

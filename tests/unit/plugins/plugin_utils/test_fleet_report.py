@@ -243,6 +243,27 @@ def test_the_sessions_of_a_pending_restart_are_the_roles_count_not_read_from_its
     assert [r["sessions"] for r in rows] == ["2", "0", "0"]
 
 
+def test_a_host_that_failed_part_way_says_what_it_had_changed_everywhere():
+    cause = r"replacing C:\ProgramData\Amazon\Deadline\Config\worker.toml failed (1177); it was put back as it was"
+    results = {
+        "w1": outcome("failed", changes=["granted SeIncreaseQuotaPrivilege, SeShutdownPrivilege", "left Administrators"], error=cause, cause=cause),
+        "w2": outcome("unreachable", changes=["granted SeShutdownPrivilege"], error="unreachable during writing worker.toml"),
+        "w3": outcome("failed", error="control_service failed on the host"),  # nothing changed before it
+    }
+    summary = fleet_report.converge_summary(results)
+    detail = {e["host"]: e["detail"] for e in summary["hosts"]}
+    assert detail["w1"] == f"changed before it stopped (granted SeIncreaseQuotaPrivilege, SeShutdownPrivilege; left Administrators), then {cause}"
+    assert detail["w2"] == "changed before it stopped (granted SeShutdownPrivilege), then unreachable during writing worker.toml"
+    assert detail["w3"] == "control_service failed on the host"
+    assert "  w1: changed before it stopped (granted SeIncreaseQuotaPrivilege" in "\n".join(fleet_report.converge_lines(summary))
+    rows = {r["host"]: r for r in csv.DictReader(io.StringIO(fleet_report.converge_csv(summary)))}
+    assert "left Administrators" in rows["w1"]["detail"] and cause in rows["w1"]["detail"]
+    (published,) = fleet_report.converge_published(summary).values()
+    assert published["hosts"]["w1"]["changes"] == ["granted SeIncreaseQuotaPrivilege, SeShutdownPrivilege", "left Administrators"]
+    assert published["hosts"]["w1"]["cause"].startswith("changed before it stopped (")
+    assert "changes" not in published["hosts"]["w3"]
+
+
 def test_refused_hosts_never_pass_the_failure_threshold_failed_ones_do():
     refused = outcome("refused", refused=[{"id": "AGENT_VERSION_UNSUPPORTED", "message": "0.26", "fix": "upgrade"}])
     assert fleet_report.threshold_stop({"a": refused, "b": refused, "c": outcome("fixed")}, 0) == {}
