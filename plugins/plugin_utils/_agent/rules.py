@@ -58,7 +58,6 @@ from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.accoun
     LOCAL_SERVICE,
     LOCAL_SYSTEM,
     NETWORK_SERVICE,
-    TOKEN_GROUPS_FAILED_FIX,
     same_sid,
     sid_key,
 )
@@ -66,6 +65,7 @@ from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.groups
     carriers,
     token_groups,
     token_groups_error_code,
+    token_groups_fix,
     token_groups_known,
     token_groups_unknown_message,
 )
@@ -496,7 +496,7 @@ def grant_fix(account: dict, right: str, leaving: tuple[str, ...] = ()) -> str:
         return policy_gap_fix(PolicyGap(right, ()), who)
     if holding == user_rights.POLICY_UNKNOWN:
         return (
-            f"restore the host's connection to a domain controller, then run again: a domain Group Policy sets {setting} on"
+            f"{token_groups_fix(account)}: a domain Group Policy sets {setting} on"
             f" this computer, and whether {who} holds it through one of its domain groups cannot be told until they can be read"
         )
     return (
@@ -817,14 +817,14 @@ RULES: tuple[Rule, ...] = (
         "security",
         lambda r: bool(r.account) and not token_groups_known(r.account) and token_groups_error_code(r.account) == DOMAIN_UNREACHABLE,
         lambda r, _: _capitalized(token_groups_unknown_message(r.account or {})) + ".",
-        lambda r, _: _capitalized(DOMAIN_UNREACHABLE_FIX) + ".",
+        lambda r, _: _capitalized(token_groups_fix(r.account or {})) + ".",
     ),
     Rule(
         "TOKEN_GROUPS_UNKNOWN",
         "security",
         lambda r: bool(r.account) and not token_groups_known(r.account) and token_groups_error_code(r.account) != DOMAIN_UNREACHABLE,
         lambda r, _: _capitalized(token_groups_unknown_message(r.account or {})) + ".",
-        lambda r, _: _capitalized(TOKEN_GROUPS_FAILED_FIX) + ".",
+        lambda r, _: _capitalized(token_groups_fix(r.account or {})) + ".",
     ),
     Rule(
         "GROUP_POLICY_UNREADABLE",

@@ -103,6 +103,11 @@ def token_groups_error_code(report: Mapping) -> str:
     return str((report.get("token_groups_error") or {}).get("code") or DOMAIN_UNREACHABLE)
 
 
+def token_groups_fix(report: Mapping) -> str:
+    """What makes the account's token groups readable again, by why they are not (token_groups_error_code)."""
+    return DOMAIN_UNREACHABLE_FIX if token_groups_error_code(report) == DOMAIN_UNREACHABLE else TOKEN_GROUPS_FAILED_FIX
+
+
 def token_groups_unknown_message(report: Mapping) -> str:
     error = report.get("token_groups_error") or {}
     who = f"{report.get('name') or report.get('sid')} ({report.get('sid')})"
@@ -213,12 +218,11 @@ def plan_membership(report: Mapping, requested: Iterable[str], state: str) -> Me
             if not token_groups_known(report):
                 # Fail closed: a domain group it is in, nested in this one, would keep it a member.
                 who = report.get("name") or report["sid"]
-                code = token_groups_error_code(report)
                 raise AccountError(
-                    code,
+                    token_groups_error_code(report),
                     f"refusing to remove {who} ({report['sid']}) from {group['name']} ({group['sid']}), nothing was changed: "
                     + token_groups_unknown_message(report),
-                    DOMAIN_UNREACHABLE_FIX if code == DOMAIN_UNREACHABLE else TOKEN_GROUPS_FAILED_FIX,
+                    token_groups_fix(report),
                 )
             refusal = nested_refusal(report, group)
             if refusal:

@@ -452,3 +452,22 @@ def test_a_logon_right_given_to_service_alone_is_not_relied_on():
     local["rights"]["SeServiceLogonRight"] = [LOCAL_AGENT]
     local["rights"]["SeDenyServiceLogonRight"] = [SERVICE]
     assert ("RIGHT_DENIED", "blocker") in findings(local)
+
+
+@pytest.mark.parametrize(
+    ("code", "fix"),
+    [("DOMAIN_UNREACHABLE", "restore the host's connection to a domain controller"), ("TOKEN_GROUPS_FAILED", "correct what the error names")],
+)
+def test_a_right_a_policy_sets_while_the_groups_are_unread_is_fixed_by_what_made_them_unread(code, fix):
+    account = {
+        "name": "CORP\\render-svc",
+        "sid": RENDER_SVC,
+        "groups": [{"sid": "S-1-5-32-544", "name": "Administrators"}],
+        "rights": [],
+        "token_groups_known": False,
+        "token_groups_error": {"code": code, "message": "the account's groups could not be read"},
+        "group_policy": {"rights": {"SeServiceLogonRight": [{"sid": RENDER_SERVICES, "name": "CORP\\Render Services"}]}},
+    }
+    text = agent_rules.grant_fix(account, "SeServiceLogonRight", ("S-1-5-32-544",))
+    assert text.startswith(fix), text
+    assert "'Log on as a service' (SeServiceLogonRight)" in text
