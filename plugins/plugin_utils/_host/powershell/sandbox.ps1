@@ -108,11 +108,17 @@ function Get-FolderDistrust {
     if (($attributes -band [IO.FileAttributes]::ReparsePoint) -ne 0) {
         return "a folder $folder that is a junction or symbolic link"
     }
-    $security = [IO.Directory]::GetAccessControl($folder, [Security.AccessControl.AccessControlSections]'Owner, Access')
+    try {
+        $security = [IO.Directory]::GetAccessControl($folder, [Security.AccessControl.AccessControlSections]'Owner, Access')
+    } catch {
+        # a DACL that denies Administrators READ_CONTROL: a refusal, not the script's own failure
+        return "a folder $folder whose security cannot be read ($($_.Exception.Message))"
+    }
     $owner = $security.GetOwner([Security.Principal.SecurityIdentifier]).Value
     if ($TrustedSids -notcontains $owner) { return "a folder $folder owned by $owner" }
     $writers = @(foreach ($rule in @($security.GetAccessRules($true, $true, [Security.Principal.SecurityIdentifier]))) {
             if ($rule.AccessControlType -ne [Security.AccessControl.AccessControlType]::Allow) { continue }
+            # an inherit-only entry counts too: what the self-test makes in the folder inherits it
             if ($TrustedSids -contains $rule.IdentityReference.Value) { continue }
             if (([int]$rule.FileSystemRights -band $WriteRights) -ne 0) { $rule.IdentityReference.Value }
         })
