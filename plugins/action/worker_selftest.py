@@ -10,9 +10,7 @@ from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._action import 
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._agent import rules as agent_rules
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._agent.config_file import CONFIG_PATH
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host import Host
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._selftest import DEFAULT_SANDBOX, Options, run_selftest
-
-CALL_FAILED = "the call failed: "  # what a step says when its call raised instead of answering (the connection)
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._selftest import CALL_FAILED, DEFAULT_SANDBOX, Options, run_selftest
 
 ARGUMENT_SPEC = {
     "service": {"type": "str", "default": agent_rules.DEFAULT_SERVICE},

@@ -44,6 +44,8 @@ from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.accoun
 )
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.user_rights import canonical_right
 
+CALL_FAILED = "the call failed: "  # what a step says when its call raised instead of answering (the connection)
+
 DEFAULT_SANDBOX = "cmf-selftest"
 # A logon right and a privilege, as a converge grants both kinds (SeServiceLogonRight,
 # SeIncreaseQuotaPrivilege ...): harmless on a disabled user that is deleted minutes later.
@@ -585,7 +587,7 @@ class _Run:
                                     else f"refused with {error.code}, not {refusal}: {error.message}")
             raise StepFailed(name) from None
         except Exception as error:  # the connection itself: nothing after this step can be trusted
-            step.differences.append(f"the call failed: {error}")
+            step.differences.append(f"{CALL_FAILED}{error}")
             raise StepFailed(name) from None
         if refusal is not None:
             step.differences.append(f"succeeded where the contract says {refusal}")

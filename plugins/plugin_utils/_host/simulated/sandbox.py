@@ -23,7 +23,14 @@ import re
 
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host import path_key
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.errors import HostOperationError
-from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.accounts import machine_sid_prefix, names_equal, normalize_sid, sid_key
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.accounts import (
+    ADMINISTRATORS,
+    LOCAL_SYSTEM,
+    machine_sid_prefix,
+    names_equal,
+    normalize_sid,
+    sid_key,
+)
 
 SYSTEM_TEMP = r"C:\Windows\Temp"
 # A machine SID for a state that has no local account to take it from.
@@ -33,13 +40,12 @@ _LOCAL_SID = re.compile(r"^(S-1-5-21-\d+-\d+-\d+)-(\d+)$", re.IGNORECASE)
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,19}$")
 MARKER = "deadline_cloud.cmf self-test sandbox (removed by the self-test)"  # the accounts' description
 MARKER_FILE = ".deadline-cloud-cmf-sandbox"
-SYSTEM, ADMINISTRATORS = "S-1-5-18", "S-1-5-32-544"
-TRUSTED = (SYSTEM, ADMINISTRATORS)  # the only principals that may own or write the sandbox's folder
+TRUSTED = (LOCAL_SYSTEM, ADMINISTRATORS)  # the only principals that may own or write the sandbox's folder
 # The folder sandbox.ps1 makes: owned by Administrators, a protected DACL for SYSTEM and Administrators.
 SANDBOX_FOLDER_SECURITY = {"owner": ADMINISTRATORS, "acl": "D:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)"}
 # SDDL: the aliases of the principals a folder's DACL may name, and the rights of its two-letter codes
 # (the directory-service bits are a file's: DC is write data, SW write extended attributes, ...).
-_SDDL_SIDS = {"SY": SYSTEM, "BA": ADMINISTRATORS, "BU": "S-1-5-32-545", "WD": "S-1-1-0", "AU": "S-1-5-11", "CO": "S-1-3-0", "IU": "S-1-5-4"}
+_SDDL_SIDS = {"SY": LOCAL_SYSTEM, "BA": ADMINISTRATORS, "BU": "S-1-5-32-545", "WD": "S-1-1-0", "AU": "S-1-5-11", "CO": "S-1-3-0", "IU": "S-1-5-4"}
 _SDDL_RIGHTS = {
     "GA": 0x10000000, "GR": 0x80000000, "GW": 0x40000000, "GX": 0x20000000, "FA": 0x1F01FF, "FR": 0x120089, "FW": 0x120116,
     "FX": 0x1200A0, "SD": 0x10000, "RC": 0x20000, "WD": 0x40000, "WO": 0x80000, "CC": 0x1, "DC": 0x2, "LC": 0x4, "SW": 0x8,
