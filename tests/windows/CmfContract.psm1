@@ -590,6 +590,11 @@ function New-CmfHost {
             else {
                 New-Item -ItemType Directory -Path $target | Out-Null
                 Register-CmfUndo $context ([scriptblock]::Create("param(`$c) [IO.Directory]::Delete('$target', `$true)"))
+                # The owner a vector leaves out is Administrators, whatever the token's default owner
+                # (the user's own, under a full token without UAC): only the owner section is written.
+                $ownerOnly = New-Object Security.AccessControl.DirectorySecurity
+                $ownerOnly.SetOwner((New-Object Security.Principal.SecurityIdentifier 'S-1-5-32-544'))
+                [IO.Directory]::SetAccessControl($target, $ownerOnly)
                 $dacl = Get-CmfProperty $entry 'acl'
                 if ($dacl) { Set-CmfFileDacl $target $dacl }
             }
