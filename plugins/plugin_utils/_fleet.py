@@ -497,11 +497,9 @@ def converge_entry(host: str, result: Any) -> dict:
         status = "failed"
     detail = ""
     if status in FAILING_STATUSES:
-        detail = str(result.get("cause") or result.get("error") or "")
-        done = [str(c) for c in result.get("changes") or []]
-        if done and status != "refused":  # a host that stopped part-way keeps what it changed: say so first
-            detail = f"changed before it stopped ({'; '.join(done)}), then {detail}"
-            entry["changes"] = done
+        detail = str(result.get("cause") or result.get("error") or "")  # the role's cause names what it changed first
+        if status != "refused" and result.get("changes"):  # published whole: the published cause is cut short
+            entry["changes"] = [str(c) for c in result["changes"]]
     elif status == "restart_pending":
         running = _count(result.get("sessions_running"))
         detail = (f"busy: {_plural(running, 'session')} running; the next run restarts the agent once it is idle" if running

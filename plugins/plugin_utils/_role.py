@@ -670,7 +670,8 @@ def failure_message(result: Mapping[str, Any]) -> str:
         parts = [f"{r['id']}: {sentence(r['message'])}" + (f" Fix: {sentence(r['fix'])}" if r.get("fix") else "") for r in refused]
         return "the role changed nothing on this host, because it cannot fix: " + " | ".join(parts)
     if result.get("error"):
-        return str(result["error"])
+        done = [str(c) for c in result.get("changes") or []]  # a host that stopped part-way keeps them: say so first
+        return f"changed before it stopped ({'; '.join(done)}), then {result['error']}" if done else str(result["error"])
     if result.get("status") == "planned":
         return "the run stopped on this host after its plan, before its changes were done: run it again"
     blockers = [f for f in result.get("findings_after") or [] if f.get("severity") == "blocker"]

@@ -10,6 +10,7 @@ import json
 
 from ansible_collections.deadline_cloud.cmf.plugins.filter._fleet import FilterModule
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils import _fleet as fleet_report
+from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils import _role as role
 
 
 def finding(fid: str, severity: str = "blocker", message: str = "", fix: str = "") -> dict:
@@ -244,22 +245,24 @@ def test_the_sessions_of_a_pending_restart_are_the_roles_count_not_read_from_its
 
 
 def test_a_host_that_failed_part_way_says_what_it_had_changed_everywhere():
-    cause = r"replacing C:\ProgramData\Amazon\Deadline\Config\worker.toml failed (1177); it was put back as it was"
-    results = {
-        "w1": outcome("failed", changes=["granted SeIncreaseQuotaPrivilege, SeShutdownPrivilege", "left Administrators"], error=cause, cause=cause),
-        "w2": outcome("unreachable", changes=["granted SeShutdownPrivilege"], error="unreachable during writing worker.toml"),
-        "w3": outcome("failed", error="control_service failed on the host"),  # nothing changed before it
-    }
-    summary = fleet_report.converge_summary(results)
+    error = r"replacing C:\ProgramData\Amazon\Deadline\Config\worker.toml failed (1177); it was put back as it was"
+    done = ["granted SeIncreaseQuotaPrivilege, SeShutdownPrivilege", "left Administrators"]
+    failed = outcome("failed", changes=done, error=error)
+    failed["cause"] = role.failure_message(failed)  # as the role's outcome sets it
+    unreachable = outcome("unreachable", changes=["granted SeShutdownPrivilege"], error="unreachable during writing worker.toml")
+    unreachable["cause"] = role.failure_message(unreachable)
+    plain = outcome("failed", error="control_service failed on the host")
+    plain["cause"] = role.failure_message(plain)  # nothing changed before it
+    summary = fleet_report.converge_summary({"w1": failed, "w2": unreachable, "w3": plain})
     detail = {e["host"]: e["detail"] for e in summary["hosts"]}
-    assert detail["w1"] == f"changed before it stopped (granted SeIncreaseQuotaPrivilege, SeShutdownPrivilege; left Administrators), then {cause}"
+    assert detail["w1"] == f"changed before it stopped (granted SeIncreaseQuotaPrivilege, SeShutdownPrivilege; left Administrators), then {error}"
     assert detail["w2"] == "changed before it stopped (granted SeShutdownPrivilege), then unreachable during writing worker.toml"
     assert detail["w3"] == "control_service failed on the host"
     assert "  w1: changed before it stopped (granted SeIncreaseQuotaPrivilege" in "\n".join(fleet_report.converge_lines(summary))
     rows = {r["host"]: r for r in csv.DictReader(io.StringIO(fleet_report.converge_csv(summary)))}
-    assert "left Administrators" in rows["w1"]["detail"] and cause in rows["w1"]["detail"]
+    assert "left Administrators" in rows["w1"]["detail"] and error in rows["w1"]["detail"]
     (published,) = fleet_report.converge_published(summary).values()
-    assert published["hosts"]["w1"]["changes"] == ["granted SeIncreaseQuotaPrivilege, SeShutdownPrivilege", "left Administrators"]
+    assert published["hosts"]["w1"]["changes"] == done
     assert published["hosts"]["w1"]["cause"].startswith("changed before it stopped (")
     assert "changes" not in published["hosts"]["w3"]
 
