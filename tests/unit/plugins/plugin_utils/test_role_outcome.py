@@ -181,7 +181,10 @@ def test_a_connection_lost_in_a_change_makes_the_host_unreachable_and_names_the_
     )
     assert result["status"] == "unreachable" and result["ready"] is False
     # the host keeps what was done before the step: the cause says so first
-    assert result["cause"] == "changed before it stopped (granted SeIncreaseQuotaPrivilege), then unreachable during leaving the groups: winrm: connection refused"
+    assert result["cause"] == (
+        "changed before it stopped (granted SeIncreaseQuotaPrivilege), "
+        "then unreachable during leaving the groups: winrm: connection refused"
+    )
     assert result["changes"] == ["granted SeIncreaseQuotaPrivilege"]
 
 
