@@ -244,6 +244,7 @@ findings:
     - Each C({id, severity, message, fix}); severity is V(blocker), V(security), V(warning) or V(info), blockers first.
     - Ids - V(AGENT_OPT_IN_MISSING), V(ENV_OVERRIDE), V(JOB_USER_CONFLICT), V(LEGACY_IMPERSONATION_KEY), V(CONFIG_ENCODING),
       V(CONFIG_INVALID), V(CONFIG_MISSING), V(AGENT_VERSION_UNSUPPORTED), V(SERVICE_MISSING), V(SERVICE_DISABLED), V(ACCOUNT_MISSING),
+      V(ACCOUNT_UNREADABLE) (the account could not be read for another cause than its absence, such as access denied),
       V(ACCOUNT_DISABLED), V(SERVICE_LOGON_RIGHT_MISSING), V(RIGHT_DENIED), V(AGENT_STARTUP_ERROR) (blockers); V(AGENT_USER_IS_ADMIN),
       V(AGENT_USER_IS_SYSTEM), V(AGENT_TOKEN_STALE) (security); V(MISPLACED_KEY), V(SHUTDOWN_RIGHT_MISSING), V(GROUP_POLICY_UNREADABLE),
       V(CONFIG_NOT_LOADED) (warnings);

@@ -206,7 +206,7 @@ def lacks_right(account: dict | None, rights: dict[str, dict], right: str) -> bo
 def can_log_on_as_service(account: dict | None, rights: dict[str, dict]) -> bool:
     """Whether the Service Control Manager can log the service on as ``account`` (1069 otherwise):
     an enabled account holding SeServiceLogonRight not overridden by its deny right, or a built-in
-    service account. An account that was not read is not judged here (ACCOUNT_MISSING is), nor one
+    service account. An account that was not read is not judged here (ACCOUNT_MISSING or ACCOUNT_UNREADABLE is), nor one
     that may hold the right through a domain group the host could not read (see lacks_right)."""
     if not account:
         return True
@@ -589,8 +589,35 @@ def _policy_unreadable(reading: Reading) -> bool:
     return bool(reading.account) and policy_rights(reading.account) is None
 
 
+def _account_error_code(reading: Reading) -> str | None:
+    return (reading.raw.get("account_error") or {}).get("code")
+
+
+def _account_error_text(reading: Reading) -> str:
+    """The host's text without its final stop (Windows' own texts end with one), to go inside a sentence."""
+    return str((reading.raw.get("account_error") or {}).get("message") or "").rstrip(".")
+
+
 def _account_unreachable(reading: Reading) -> bool:
-    return reading.account is None and (reading.raw.get("account_error") or {}).get("code") == DOMAIN_UNREACHABLE
+    return reading.account is None and _account_error_code(reading) == DOMAIN_UNREACHABLE
+
+
+# The codes that say the account does not exist as named; any other code says the host could not
+# read it (access denied, an LSA failure), which creating an account would not fix.
+_ACCOUNT_ABSENT_CODES = ("ACCOUNT_NOT_FOUND", "ACCOUNT_AMBIGUOUS", None)
+
+
+def _account_absent(reading: Reading) -> bool:
+    return reading.account is None and bool(reading.raw.get("account_error")) and _account_error_code(reading) in _ACCOUNT_ABSENT_CODES
+
+
+def _account_unreadable(reading: Reading) -> bool:
+    return (
+        reading.account is None
+        and bool(reading.raw.get("account_error"))
+        and _account_error_code(reading) not in _ACCOUNT_ABSENT_CODES
+        and not _account_unreachable(reading)
+    )
 
 
 def _administrators_entry(account: dict) -> dict | None:
@@ -793,22 +820,24 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "ACCOUNT_MISSING",
         "blocker",
-        lambda r: r.account is None and bool(r.raw.get("account_error")) and not _account_unreachable(r),
-        lambda r, _: f"The agent's account cannot be read: {r.raw['account_error'].get('message')}. "
-        + (
-            "The service cannot log on as an account that does not resolve, and its groups and rights cannot be checked."
-            if r.raw["account_error"].get("code") in ("ACCOUNT_NOT_FOUND", "ACCOUNT_AMBIGUOUS", None)
-            else f"Its groups and rights cannot be checked ({r.raw['account_error'].get('code')})."
-        ),
-        lambda r, _: "Create the account (install-deadline-worker creates deadline-worker), or name the account the service logs on as."
-        if r.raw["account_error"].get("code") in ("ACCOUNT_NOT_FOUND", "ACCOUNT_AMBIGUOUS", None)
-        else "Correct what the error names on the host (the account Ansible connects as must be an administrator), then run again.",
+        _account_absent,
+        lambda r, _: f"The agent's account cannot be read: {_account_error_text(r)}. The service cannot log on"
+        " as an account that does not resolve, and its groups and rights cannot be checked.",
+        lambda r, _: "Create the account (install-deadline-worker creates deadline-worker), or name the account the service logs on as.",
+    ),
+    Rule(
+        "ACCOUNT_UNREADABLE",
+        "blocker",
+        _account_unreadable,
+        lambda r, _: f"The agent's account cannot be read: {_account_error_text(r)}. Its groups and rights"
+        f" cannot be checked ({_account_error_code(r)}), and nothing can be changed safely until they can.",
+        lambda r, _: "Correct what the error names on the host (the account Ansible connects as must be an administrator), then run again.",
     ),
     Rule(
         "DOMAIN_UNREACHABLE",
         "blocker",
         _account_unreachable,
-        lambda r, _: f"The agent's account cannot be resolved: {r.raw['account_error'].get('message')}. Its groups and rights cannot"
+        lambda r, _: f"The agent's account cannot be resolved: {_account_error_text(r)}. Its groups and rights cannot"
         " be checked, and nothing can be changed safely, until a domain controller answers.",
         lambda r, _: _capitalized(DOMAIN_UNREACHABLE_FIX) + ".",
     ),

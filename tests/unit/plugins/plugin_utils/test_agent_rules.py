@@ -5,10 +5,13 @@
 from __future__ import annotations
 
 import copy
+import re
 
 import pytest
 import simworker
+import yaml
 
+from ansible_collections.deadline_cloud.cmf.plugins.modules import worker_agent_info
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._agent import rules as agent_rules
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._agent import startup as agent_startup
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._host.simulated.agent import read_agent_info
@@ -615,3 +618,10 @@ def test_ready_and_a_one_line_verdict_come_first():
     _admin(state)
     _no_shutdown_right(state)
     assert describe(state)["verdict"] == "ready: a WORKER_AGENT_USER job would run; also 1 security (AGENT_USER_IS_ADMIN)"
+
+
+def test_every_finding_id_is_documented_where_operators_read_them():
+    """An id the rules can return and the module's RETURN does not list is an id no operator can look up."""
+    documented = " ".join(yaml.safe_load(worker_agent_info.RETURN)["findings"]["description"])
+    listed = set(re.findall(r"V\(([A-Z][A-Z_]+)\)", documented))
+    assert {rule.id for rule in agent_rules.RULES} - listed == set()
