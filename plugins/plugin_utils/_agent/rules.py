@@ -52,6 +52,8 @@ from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._agent.startup 
 )
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows import user_rights
 from ansible_collections.deadline_cloud.cmf.plugins.plugin_utils._windows.accounts import (
+    ACCOUNT_AMBIGUOUS,
+    ACCOUNT_NOT_FOUND,
     ADMINISTRATORS,
     DOMAIN_UNREACHABLE,
     DOMAIN_UNREACHABLE_FIX,
@@ -598,26 +600,20 @@ def _account_error_text(reading: Reading) -> str:
     return str((reading.raw.get("account_error") or {}).get("message") or "").rstrip(".")
 
 
+def _account_not_read(reading: Reading) -> str | None:
+    """Why the account was not read, or None when it was: "absent" (it does not exist as named),
+    "unreachable" (no domain controller answered), or "unreadable" (any other cause, such as access
+    denied or an LSA failure, which creating an account would not fix)."""
+    if reading.account is not None or not reading.raw.get("account_error"):
+        return None
+    code = _account_error_code(reading)
+    if code == DOMAIN_UNREACHABLE:
+        return "unreachable"
+    return "absent" if code in (ACCOUNT_NOT_FOUND, ACCOUNT_AMBIGUOUS, None) else "unreadable"
+
+
 def _account_unreachable(reading: Reading) -> bool:
-    return reading.account is None and _account_error_code(reading) == DOMAIN_UNREACHABLE
-
-
-# The codes that say the account does not exist as named; any other code says the host could not
-# read it (access denied, an LSA failure), which creating an account would not fix.
-_ACCOUNT_ABSENT_CODES = ("ACCOUNT_NOT_FOUND", "ACCOUNT_AMBIGUOUS", None)
-
-
-def _account_absent(reading: Reading) -> bool:
-    return reading.account is None and bool(reading.raw.get("account_error")) and _account_error_code(reading) in _ACCOUNT_ABSENT_CODES
-
-
-def _account_unreadable(reading: Reading) -> bool:
-    return (
-        reading.account is None
-        and bool(reading.raw.get("account_error"))
-        and _account_error_code(reading) not in _ACCOUNT_ABSENT_CODES
-        and not _account_unreachable(reading)
-    )
+    return _account_not_read(reading) == "unreachable"
 
 
 def _administrators_entry(account: dict) -> dict | None:
@@ -820,7 +816,7 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "ACCOUNT_MISSING",
         "blocker",
-        _account_absent,
+        lambda r: _account_not_read(r) == "absent",
         lambda r, _: f"The agent's account cannot be read: {_account_error_text(r)}. The service cannot log on"
         " as an account that does not resolve, and its groups and rights cannot be checked.",
         lambda r, _: "Create the account (install-deadline-worker creates deadline-worker), or name the account the service logs on as.",
@@ -828,7 +824,7 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "ACCOUNT_UNREADABLE",
         "blocker",
-        _account_unreadable,
+        lambda r: _account_not_read(r) == "unreadable",
         lambda r, _: f"The agent's account cannot be read: {_account_error_text(r)}. Its groups and rights"
         f" cannot be checked ({_account_error_code(r)}), and nothing can be changed safely until they can.",
         lambda r, _: "Correct what the error names on the host (the account Ansible connects as must be an administrator), then run again.",
