@@ -286,6 +286,8 @@ def refused_states() -> dict[str, dict]:
     garbage = simworker.set_file_bytes(variant("installer-default"), b"[worker\nfarm_id = \n")
     no_account = variant("installer-default")
     no_account["services"]["DeadlineWorker"]["account"] = r".\ghost"
+    unreadable_account = variant("installer-default")  # LsaOpenPolicy: access denied
+    unreadable_account["faults"] = {"lsa_error": "0xC0000022"}
     disabled_service = variant("installer-default")
     disabled_service["services"]["DeadlineWorker"]["start_mode"] = "disabled"  # still running: a restart would stop it for good
     disabled_account = variant("installer-default")
@@ -304,6 +306,7 @@ def refused_states() -> dict[str, dict]:
     return {
         **domain_refused_states(),
         "cr-only": cr_only,
+        "unreadable-account": unreadable_account,
         "disabled-service": disabled_service,
         "disabled-account": disabled_account,
         "local-system": local_system,
@@ -335,6 +338,7 @@ EXPECTED_CAUSE = {
     "no-config": ("CONFIG_MISSING", "worker.toml", "restore"),
     "unparsable": ("CONFIG_INVALID", "line", "Correct"),
     "no-account": ("ACCOUNT_MISSING", "ghost", "account"),
+    "unreadable-account": ("ACCOUNT_UNREADABLE", "0xC0000022 (Access is denied", "Correct what the error names"),
 }
 
 
