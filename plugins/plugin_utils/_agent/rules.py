@@ -612,10 +612,6 @@ def _account_not_read(reading: Reading) -> str | None:
     return "absent" if code in (ACCOUNT_NOT_FOUND, ACCOUNT_AMBIGUOUS, None) else "unreadable"
 
 
-def _account_unreachable(reading: Reading) -> bool:
-    return _account_not_read(reading) == "unreachable"
-
-
 def _administrators_entry(account: dict) -> dict | None:
     """The account's membership in Administrators (S-1-5-32-544, whatever its local name), or None."""
     return next((g for g in account.get("groups") or [] if same_sid(g.get("sid"), ADMINISTRATORS)), None)
@@ -832,7 +828,7 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "DOMAIN_UNREACHABLE",
         "blocker",
-        _account_unreachable,
+        lambda r: _account_not_read(r) == "unreachable",
         lambda r, _: f"The agent's account cannot be resolved: {_account_error_text(r)}. Its groups and rights cannot"
         " be checked, and nothing can be changed safely, until a domain controller answers.",
         lambda r, _: _capitalized(DOMAIN_UNREACHABLE_FIX) + ".",
