@@ -147,9 +147,6 @@ def test_a_deny_right_over_the_logon_right_is_refused_as_the_deny_right():
     [
         (lambda s: s["services"].pop("DeadlineWorker"), "SERVICE_MISSING"),
         (lambda s: s["services"]["DeadlineWorker"].update(account=r".\ghost"), "ACCOUNT_MISSING"),
-        # an account the host would not let be read is not said to be missing: creating it is not the fix
-        (lambda s: s.update(faults={"lsa_error": "0xC0000022"}), "ACCOUNT_UNREADABLE"),
-        (lambda s: s.update(faults={"account_lookup_failed": True}), "ACCOUNT_UNREADABLE"),
         (lambda s: s.update(files={}), "CONFIG_MISSING"),
         (lambda s: simworker.set_file_bytes(s, b"[worker\nfarm_id = \n"), "CONFIG_INVALID"),
         (lambda s: simworker.set_file_bytes(s, b"\xff\xfe[\x00\xd8"), "CONFIG_ENCODING"),
@@ -161,10 +158,16 @@ def test_what_the_role_cannot_fix_is_refused(change, expected):
     plan = plan_for(installer(change))
     assert expected in refused_ids(plan), plan["refused"]
     assert plan["act"] is False
-    if expected == "ACCOUNT_UNREADABLE":
-        assert "ACCOUNT_MISSING" not in refused_ids(plan)
-        unreadable = next(r for r in plan["refused"] if r["id"] == "ACCOUNT_UNREADABLE")
-        assert unreadable["fix"].startswith("Correct what the error names on the host")
+
+
+@pytest.mark.parametrize("faults", [{"lsa_error": "0xC0000022"}, {"account_lookup_failed": True}], ids=["access-denied", "lookup-failed"])
+def test_an_account_the_host_would_not_let_be_read_is_refused_as_unreadable_not_missing(faults):
+    """Creating the account is not the fix for an LSA that denies the reading."""
+    plan = plan_for(installer(lambda s: s.update(faults=faults)))
+    assert plan["act"] is False
+    assert "ACCOUNT_UNREADABLE" in refused_ids(plan) and "ACCOUNT_MISSING" not in refused_ids(plan)
+    unreadable = next(r for r in plan["refused"] if r["id"] == "ACCOUNT_UNREADABLE")
+    assert unreadable["fix"].startswith("Correct what the error names on the host")
 
 
 def test_a_bom_a_job_user_and_the_impersonation_key_are_fixed_not_refused():
